@@ -1,0 +1,35 @@
+# The two set-up commands of whisper-ja: `make demo` and `make test`.
+# Both build .venv from nothing; torch is installed first and pinned, because an
+# unpinned torch pulls a multi-GB CUDA build (override: make test TORCH="torch==X").
+PYTHON ?= python3.11
+TORCH ?= torch==2.13.0
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint env clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+env: $(STAMP)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy src
+	$(VENV)/bin/pytest -n 2 -q --durations=15
+
+demo: $(STAMP)
+	$(VENV)/bin/whisper-ja demo --out demo_out
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy src
+
+clean:
+	rm -rf $(VENV) demo_out

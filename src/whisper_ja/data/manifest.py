@@ -1,0 +1,143 @@
+"""The one manifest record every corpus produces, stored as JSONL.
+
+A manifest is a JSONL file with one :class:`Utterance` per line. Every corpus reader, the
+synthesizer, the splitter, training and evaluation speak only this format, so mixing corpora is
+concatenating files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ManifestError", "Utterance", "iter_manifest", "read_manifest", "write_manifest"]
+
+SPLITS = ("train", "validation", "test", "")
+"""Allowed values of :attr:`Utterance.split`; empty means not yet split."""
+
+
+class ManifestError(ValueError):
+    """A manifest line is malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One utterance of speech and its transcript.
+
+    Attributes:
+        id: Unique within a manifest (corpus prefix recommended, e.g. ``jsut/BASIC5000_0001``).
+        audio: Path to the audio file. Relative paths are resolved against the manifest's folder
+            by :func:`read_manifest`.
+        text: The reference transcript, unnormalized (as the corpus gives it).
+        duration: Length of the audio in seconds.
+        corpus: Corpus name, e.g. ``jsut``, ``common-voice``, ``fleurs``, ``synthetic``.
+        speaker: Speaker (or synthetic voice) id, empty if unknown.
+        split: ``train``, ``validation``, ``test``, or empty if not yet split.
+        extra: Corpus-specific fields kept verbatim (e.g. Tatoeba sentence id, licence).
+    """
+
+    id: str
+    audio: str
+    text: str
+    duration: float
+    corpus: str
+    speaker: str = ""
+    split: str = ""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """One JSONL line (UTF-8 text kept readable)."""
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+
+
+_FIELDS = {f.name for f in dataclasses.fields(Utterance)}
+_REQUIRED = {f.name for f in dataclasses.fields(Utterance)
+             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+
+
+def _parse_line(raw: str, where: str, base: Path) -> Utterance:
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ManifestError(f"{where}: not valid JSON: {err.msg}") from err
+    if not isinstance(obj, dict):
+        raise ManifestError(f"{where}: expected a JSON object")
+    missing = sorted(_REQUIRED - set(obj))
+    if missing:
+        raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
+    unknown = sorted(set(obj) - _FIELDS)
+    if unknown:
+        raise ManifestError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    for name in ("id", "audio", "text", "corpus", "speaker", "split"):
+        if name in obj and not isinstance(obj[name], str):
+            raise ManifestError(f"{where}: field {name} must be a string")
+    if not isinstance(obj["duration"], int | float) or obj["duration"] < 0:
+        raise ManifestError(f"{where}: duration must be a non-negative number")
+    if obj.get("split", "") not in SPLITS:
+        raise ManifestError(f"{where}: split must be one of {SPLITS[:3]} or empty")
+    if not obj["id"]:
+        raise ManifestError(f"{where}: empty id")
+    audio = Path(obj["audio"])
+    if not audio.is_absolute():
+        obj["audio"] = str(base / audio)
+    obj["duration"] = float(obj["duration"])
+    return Utterance(**obj)
+
+
+def iter_manifest(path: str | Path) -> Iterator[Utterance]:
+    """Yield the utterances of a JSONL manifest, validating each line.
+
+    Raises:
+        ManifestError: on a malformed line or a duplicate id (message names file and line).
+    """
+    path = Path(path)
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            utt = _parse_line(raw, f"{path}:{number}", path.parent)
+            if utt.id in seen:
+                raise ManifestError(
+                    f"{path}:{number}: duplicate id {utt.id!r} (first on line {seen[utt.id]})")
+            seen[utt.id] = number
+            yield utt
+
+
+def read_manifest(*paths: str | Path) -> list[Utterance]:
+    """Read and concatenate manifests; ids must be unique across all of them."""
+    result: list[Utterance] = []
+    origin: dict[str, Path] = {}
+    for path in paths:
+        for utt in iter_manifest(path):
+            if utt.id in origin:
+                raise ManifestError(f"{path}: id {utt.id!r} also in {origin[utt.id]}")
+            origin[utt.id] = Path(path)
+            result.append(utt)
+    return result
+
+
+def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:
+    """Write utterances as JSONL atomically (temp file then rename); returns the count.
+
+    Audio paths are written as given; they are made relative to the manifest's folder when
+    they lie under it, so a corpus folder can be moved as a whole.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    base = path.parent.resolve()
+    with tmp.open("w", encoding="utf-8") as handle:
+        for utt in utterances:
+            audio = Path(utt.audio)
+            if audio.is_absolute() and audio.resolve().is_relative_to(base):
+                utt = dataclasses.replace(utt, audio=str(audio.resolve().relative_to(base)))
+            handle.write(utt.to_json() + "\n")
+            count += 1
+    tmp.replace(path)
+    return count

@@ -1,0 +1,1 @@
+"""Japanese text normalization and metrics (CER, WER, reading CER, bootstrap)."""
