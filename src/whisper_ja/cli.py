@@ -26,8 +26,11 @@ __all__ = ["COMMANDS", "Command", "main"]
 
 @dataclass(frozen=True)
 class Command:
-    """Where a subcommand lives: ``module.config_class`` is filled from the CLI, then
-    ``module.function(config)`` runs and returns the process exit code."""
+    """Where a subcommand lives.
+
+    ``module.config_class`` is filled from the CLI, then ``module.function(config)`` runs and
+    returns the process exit code.
+    """
 
     module: str
     config_class: str
@@ -99,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     try:
-        config = config_from_args(config_cls, namespace, overrides)
+        config: Any = config_from_args(config_cls, namespace, overrides)
     except ConfigError as err:
         print(f"whisper-ja {name}: bad setting: {err}", file=sys.stderr)
         return 2

@@ -87,7 +87,7 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             return None
         raise ConfigError(f"{name}: a value is required (got null)")
     origin = typing.get_origin(inner)
-    if dataclasses.is_dataclass(inner):
+    if isinstance(inner, type) and dataclasses.is_dataclass(inner):
         if isinstance(value, inner):
             return value
         if not isinstance(value, Mapping):
@@ -235,7 +235,7 @@ def save_config(config: Any, path: str | Path) -> None:
 
 
 def _flag_type(tp: Any) -> tuple[dict[str, Any], bool]:
-    """argparse keyword arguments for a field type; second value: is it a simple flag."""
+    """Keyword arguments of argparse for a field type; second value: is it a simple flag."""
     inner, _ = _strip_optional(tp)
     origin = typing.get_origin(inner)
     if dataclasses.is_dataclass(inner):
