@@ -9,8 +9,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint env clean
 
+# espeak-ng (Debian) synthesizes the English speech of the retention (forgetting) check.
+SYSDEPS := espeak-ng
+
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	@command -v espeak-ng >/dev/null || { apt-get update -qq && apt-get install -y -qq $(SYSDEPS); }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
