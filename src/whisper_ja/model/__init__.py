@@ -12,6 +12,23 @@ Contract (used by every other part of whisper-ja):
 - ``JA_PREFIX_IDS``: the label/prompt prefix sot, ja, transcribe, notimestamps.
 """
 
+from whisper_ja.model.loading import (
+    DEFAULT_MODEL,
+    LoadedWhisper,
+    ModelLoadError,
+    load_model,
+    tiny_random_whisper,
+)
+from whisper_ja.model.offline import OfflineModelError, cache_dir
 from whisper_ja.model.tokens import JA_PREFIX_IDS
 
-__all__ = ["JA_PREFIX_IDS"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "JA_PREFIX_IDS",
+    "LoadedWhisper",
+    "ModelLoadError",
+    "OfflineModelError",
+    "cache_dir",
+    "load_model",
+    "tiny_random_whisper",
+]
