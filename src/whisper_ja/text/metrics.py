@@ -40,6 +40,7 @@ __all__ = [
     "wer",
     "word_counts",
     "reading_cer",
+    "term_recall",
 ]
 
 Metric = Literal["cer", "wer", "reading_cer"]
@@ -252,3 +253,7 @@ def utterance_scores(ref: str, hyp: str, normalizer: NormalizerLike = "default",
         scores[name] = c.rate
         scores[f"{name}_counts"] = c.to_dict()
     return scores
+
+
+# Re-exported here as the contract names it; it lives in .terms (which does not import this).
+from whisper_ja.text.terms import term_recall  # noqa: E402
