@@ -1,0 +1,276 @@
+"""The ``whisper-ja score`` command: score hypothesis JSONL against references.
+
+Inputs are matched by ``id``:
+
+* REF: a manifest (:class:`whisper_ja.data.manifest.Utterance` lines) or any JSONL whose
+  objects have string ``id`` and ``text`` (other fields ignored).
+* HYP (and the optional BASELINE): JSONL with ``id`` and ``text`` (``{"id", "text", ...}`` as
+  ``evaluate`` writes it).
+
+Missing and extra ids are never ignored silently:
+
+* a reference without a hypothesis is, by default (``missing=empty``), scored as an EMPTY
+  hypothesis (all deletions: a system that said nothing is wrong, not excused), and counted and
+  listed; ``missing=skip`` leaves it out of the scores instead (still counted and listed);
+* a hypothesis whose id is not in the references is counted and listed as extra, not scored.
+
+Output: a table (rich) on the terminal and, with ``out``, a JSON file holding the settings, the
+counts, the corpus-level metrics with bootstrap intervals, the mean per-utterance CER (the
+ReazonSpeech convention), term recall, the paired bootstrap against a baseline, and every
+utterance's scores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from whisper_ja.config import ConfigError, field
+from whisper_ja.text.bootstrap import interval_from_counts, paired_bootstrap_counts
+from whisper_ja.text.metrics import ErrorCounts, char_counts, mean_rate, word_counts
+from whisper_ja.text.normalize import Normalizer, get_normalizer
+from whisper_ja.text.reading import to_reading
+from whisper_ja.text.terms import TermFileError, load_terms, term_recall
+
+__all__ = ["ScoreConfig", "ScoreInputError", "read_texts", "run_score", "score"]
+
+log = logging.getLogger(__name__)
+
+
+class ScoreInputError(ValueError):
+    """A REF/HYP file is missing or malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Settings of ``whisper-ja score``."""
+
+    ref: Path = field(help="references: a manifest or any JSONL with 'id' and 'text'")
+    hyp: Path = field(help="hypotheses: JSONL with 'id' and 'text'")
+    normalizer: Literal["default", "reazonspeech", "kotoba", "paper"] = field(
+        "default", help="normalization preset (default is whisper-ja's; others reproduce "
+                        "ReazonSpeech, kotoba-whisper or the seed paper's code)")
+    terms: Path | None = field(None, help="term file (one term per line, optionally "
+                                          "term<TAB>reading) for term recall")
+    out: Path | None = field(None, help="write the full report as JSON here")
+    baseline: Path | None = field(None, help="hypotheses of a baseline system: adds a paired "
+                                             "bootstrap of hyp minus baseline")
+    missing: Literal["empty", "skip"] = field(
+        "empty", help="a reference without hypothesis: score it as empty, or skip it "
+                      "(either way counted and listed)")
+    reading: bool = field(True, help="also compute the reading (kana) CER")
+    n_resamples: int = field(1000, help="bootstrap resamples for intervals (0 = none)")
+    confidence: float = field(0.95, help="coverage of the bootstrap intervals")
+    seed: int = field(0, help="bootstrap random seed")
+
+    def __post_init__(self) -> None:
+        if self.n_resamples < 0:
+            raise ConfigError(f"n_resamples: must be 0 or more, got {self.n_resamples}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ConfigError(f"confidence: must be between 0 and 1, got {self.confidence}")
+
+
+def read_texts(path: str | Path) -> dict[str, str]:
+    """``id`` → ``text`` of a JSONL file, in file order.
+
+    Raises:
+        ScoreInputError: missing file, bad JSON, missing or non-string id/text, or a repeated
+            id; the message names the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScoreInputError(f"{path}: file does not exist")
+    texts: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise ScoreInputError(f"{where}: not valid JSON: {err.msg}") from err
+            if not isinstance(obj, dict):
+                raise ScoreInputError(f"{where}: expected a JSON object")
+            for key in ("id", "text"):
+                if not isinstance(obj.get(key), str):
+                    raise ScoreInputError(f"{where}: field {key!r} missing or not a string")
+            uid = obj["id"]
+            if uid in texts:
+                raise ScoreInputError(f"{where}: id {uid!r} already on line {lines[uid]}")
+            texts[uid], lines[uid] = obj["text"], number
+    return texts
+
+
+@dataclass(frozen=True)
+class _Matched:
+    ids: list[str]
+    refs: list[str]
+    hyps: list[str]
+    missing: list[str]
+    extra: list[str]
+
+
+def _match(refs: dict[str, str], hyps: dict[str, str], policy: str) -> _Matched:
+    missing = [uid for uid in refs if uid not in hyps]
+    extra = [uid for uid in hyps if uid not in refs]
+    ids = [uid for uid in refs if uid in hyps or policy == "empty"]
+    return _Matched(ids, [refs[u] for u in ids], [hyps.get(u, "") for u in ids], missing, extra)
+
+
+def _utterance_counts(refs: Sequence[str], hyps: Sequence[str], norm: Normalizer,
+                      reading: bool, label: str) -> dict[str, list[ErrorCounts]]:
+    """Per-utterance counts of every metric, with a progress bar (readers are slow-ish)."""
+    counts: dict[str, list[ErrorCounts]] = {"cer": [], "wer": []}
+    if reading:
+        counts["reading_cer"] = []
+    for ref, hyp in track(list(zip(refs, hyps, strict=True)), description=label,
+                          transient=True):
+        ref_n, hyp_n = norm(ref), norm(hyp)
+        counts["cer"].append(char_counts(ref_n, hyp_n))
+        counts["wer"].append(word_counts(ref_n, hyp_n, norm))
+        if reading:
+            counts["reading_cer"].append(char_counts(to_reading(ref, norm),
+                                                     to_reading(hyp, norm)))
+    return counts
+
+
+def _metric_summary(counts: list[ErrorCounts], name: str,
+                    config: ScoreConfig) -> dict[str, Any]:
+    total = sum(counts, ErrorCounts())
+    summary: dict[str, Any] = {**total.to_dict(), "mean_utterance_rate": mean_rate(counts)}
+    if config.n_resamples and counts:
+        ci = interval_from_counts(counts, name, config.n_resamples, config.seed,
+                                  config.confidence)
+        summary.update(ci_low=ci.low, ci_high=ci.high, confidence=config.confidence)
+    return summary
+
+
+def score(config: ScoreConfig) -> dict[str, Any]:
+    """Score ``config.hyp`` against ``config.ref``; the report as a JSON-ready dict.
+
+    Raises:
+        ScoreInputError: an input file is missing or malformed.
+        TermFileError: the term file is malformed.
+    """
+    norm = get_normalizer(config.normalizer)
+    refs = read_texts(config.ref)
+    hyps = read_texts(config.hyp)
+    matched = _match(refs, hyps, config.missing)
+    counts = _utterance_counts(matched.refs, matched.hyps, norm, config.reading, "scoring")
+    report: dict[str, Any] = {
+        "normalizer": config.normalizer, "ref": str(config.ref), "hyp": str(config.hyp),
+        "missing_policy": config.missing,
+        "counts": {"references": len(refs), "hypotheses": len(hyps),
+                   "scored": len(matched.ids), "missing": len(matched.missing),
+                   "extra": len(matched.extra),
+                   "empty_references": sum(not norm(r).strip() for r in matched.refs)},
+        "missing_ids": matched.missing, "extra_ids": matched.extra,
+        "metrics": {name: _metric_summary(c, name, config) for name, c in counts.items()},
+        "baseline": None, "terms": None,
+    }
+    if config.baseline is not None:
+        report["baseline"] = _compare_baseline(config.baseline, config, refs, matched, counts,
+                                               norm)
+    if config.terms is not None:
+        terms = load_terms(config.terms)
+        report["terms"] = term_recall(matched.refs, matched.hyps, terms, norm).to_dict()
+    missing = set(matched.missing)
+    report["utterances"] = [
+        {"id": uid, "ref": ref, "hyp": hyp, "missing": uid in missing,
+         **{name: c[i].rate for name, c in counts.items()},
+         **{f"{name}_counts": c[i].to_dict() for name, c in counts.items()}}
+        for i, (uid, ref, hyp) in enumerate(zip(matched.ids, matched.refs, matched.hyps,
+                                                strict=True))
+    ]
+    return report
+
+
+def _compare_baseline(path: Path, config: ScoreConfig, refs: dict[str, str], matched: _Matched,
+                      counts: dict[str, list[ErrorCounts]], norm: Normalizer) -> dict[str, Any]:
+    """Paired bootstrap of hyp minus baseline on the utterances scored for hyp.
+
+    A baseline hypothesis that is missing is scored as empty (counted and listed), whatever
+    ``missing`` says, so both systems are compared on exactly the same utterances.
+    """
+    base_texts = read_texts(path)
+    base = _match(refs, base_texts, "empty")
+    base_hyp = dict(zip(base.ids, base.hyps, strict=True))
+    base_counts = _utterance_counts(matched.refs, [base_hyp[u] for u in matched.ids], norm,
+                                    config.reading, "scoring baseline")
+    results = {}
+    for name, hyp_counts in counts.items():
+        resamples = max(config.n_resamples, 1)
+        result = paired_bootstrap_counts(base_counts[name], hyp_counts, name, resamples,
+                                         config.seed, config.confidence)
+        results[name] = result.to_dict()
+    return {"path": str(path), "missing": len(base.missing),
+            "missing_ids": base.missing, "extra": len(base.extra), "extra_ids": base.extra,
+            "delta": results}
+
+
+def _print_report(report: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"whisper-ja score ({report['normalizer']} normalizer)")
+    for column in ("metric", "rate", "interval", "S", "D", "I", "N", "utt. mean"):
+        table.add_column(column, justify="left" if column == "metric" else "right",
+                         no_wrap=True)
+    for name, m in report["metrics"].items():
+        interval = (f"{m['ci_low']:.3f}-{m['ci_high']:.3f}" if "ci_low" in m else "-")
+        table.add_row(name, f"{m['rate']:.4f}", interval, str(m["substitutions"]),
+                      str(m["deletions"]), str(m["insertions"]), str(m["reference_length"]),
+                      f"{m['mean_utterance_rate']:.4f}")
+    console.print(table)
+    console.print("S/D/I: substitutions, deletions, insertions; N: reference units; rate: "
+                  "corpus-level (S+D+I)/N; utt. mean: mean of per-utterance rates")
+    c = report["counts"]
+    console.print(f"{c['scored']} scored of {c['references']} references; "
+                  f"{c['missing']} missing hypotheses ({report['missing_policy']}), "
+                  f"{c['extra']} extra hypotheses (not scored), "
+                  f"{c['empty_references']} empty references")
+    for label, key in (("missing", "missing_ids"), ("extra", "extra_ids")):
+        if report[key]:
+            shown = ", ".join(report[key][:10])
+            more = f" ... and {len(report[key]) - 10} more" if len(report[key]) > 10 else ""
+            console.print(f"  {label} ids: {shown}{more}")
+    if report["baseline"]:
+        for name, r in report["baseline"]["delta"].items():
+            verdict = "significant" if r["significant"] else "not significant"
+            console.print(f"{name}: hyp - baseline = {r['delta']:+.4f} "
+                          f"({r['confidence']:.0%} CI {r['low']:+.4f}..{r['high']:+.4f}, "
+                          f"{verdict})")
+    if report["terms"]:
+        t = report["terms"]
+        recall = "n/a" if t["recall"] is None else f"{t['recall']:.3f}"
+        heard = "n/a" if t["reading_recall"] is None else f"{t['reading_recall']:.3f}"
+        console.print(f"term recall {recall} (by reading {heard}) over {t['occurrences']} "
+                      f"occurrences; {len(t['absent'])} terms absent from the references")
+
+
+def run_score(config: ScoreConfig) -> int:
+    """Entry point of ``whisper-ja score``: print the table, write JSON; exit code.
+
+    Returns 0 on success, 2 when an input file is missing or malformed (message on stderr).
+    """
+    console = Console()
+    try:
+        report = score(config)
+    except (ScoreInputError, TermFileError) as err:
+        Console(stderr=True).print(f"whisper-ja score: {err}", markup=False)
+        return 2
+    _print_report(report, console)
+    if config.out is not None:
+        config.out.parent.mkdir(parents=True, exist_ok=True)
+        config.out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n",
+                              encoding="utf-8")
+        console.print(f"report written to {config.out}")
+    return 0
+
