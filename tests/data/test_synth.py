@@ -1,0 +1,106 @@
+"""Synthetic corpus: real speech from the offline voices, deterministic and resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from whisper_ja.config import ConfigError
+from whisper_ja.data.manifest import read_manifest
+from whisper_ja.data.synth import SynthConfig, synthesize_corpus
+from whisper_ja.data.tatoeba import load_sentences
+from whisper_ja.data.voices import digits_to_kanji, parse_voice
+
+OJT = ("openjtalk:0", "openjtalk:+3", "openjtalk:-2")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    return synthesize_corpus(out, size=24, seed=5, voices=OJT, readings=2, progress=False)
+
+
+@pytest.mark.slow
+def test_manifest_matches_audio_and_tatoeba(corpus):
+    utts = read_manifest(corpus)
+    assert len(utts) == 24
+    sentences = {s.id: s.text for s in load_sentences()}
+    for utt in utts:
+        info = sf.info(utt.audio)
+        assert (info.samplerate, info.channels) == (16000, 1)
+        assert utt.duration == pytest.approx(info.frames / 16000, abs=1e-3)
+        assert 0.5 < utt.duration < 30
+        assert utt.corpus == "synthetic"
+        assert utt.text == sentences[utt.extra["tatoeba_id"]]
+        assert utt.extra["licence"] == "CC BY 2.0 FR"
+        assert utt.speaker in {parse_voice(v).name for v in OJT}
+        assert 0.9 <= utt.extra["speed"] <= 1.1
+        audio, _ = sf.read(utt.audio)
+        assert np.abs(audio).max() > 0.05  # real speech, not silence
+    # readings=2: every sentence is read by two different voices.
+    per_sentence: dict[int, set[str]] = {}
+    for utt in utts:
+        per_sentence.setdefault(utt.extra["tatoeba_id"], set()).add(utt.speaker)
+    assert all(len(v) == 2 for v in per_sentence.values())
+    attribution = (corpus.parent / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    assert "Tatoeba contributors" in attribution and "SYNTHETIC" in attribution
+
+
+@pytest.mark.slow
+def test_resume_rebuilds_only_missing_or_broken_audio(corpus):
+    before = corpus.read_text(encoding="utf-8")
+    utts = read_manifest(corpus)
+    Path(utts[0].audio).unlink()
+    with open(utts[1].audio, "wb") as handle:  # an interrupted write left garbage
+        handle.write(b"RIFF....")
+    synthesize_corpus(corpus.parent, size=24, seed=5, voices=OJT, readings=2, progress=False)
+    report = json.loads((corpus.parent / "synth_report.json").read_text(encoding="utf-8"))
+    assert report["counts"] == {"reused": 22, "synthesized": 2}
+    assert corpus.read_text(encoding="utf-8") == before
+
+
+@pytest.mark.slow
+def test_same_seed_same_corpus(tmp_path):
+    a = synthesize_corpus(tmp_path / "a", size=4, seed=11, voices=OJT, progress=False)
+    b = synthesize_corpus(tmp_path / "b", size=4, seed=11, voices=OJT, progress=False)
+    c = synthesize_corpus(tmp_path / "c", size=4, seed=12, voices=OJT, progress=False)
+    ua, ub, uc = read_manifest(a), read_manifest(b), read_manifest(c)
+    assert [(u.id, u.text, u.extra) for u in ua] == [(u.id, u.text, u.extra) for u in ub]
+    assert [u.id for u in ua] != [u.id for u in uc]
+    wa, _ = sf.read(ua[0].audio)
+    wb, _ = sf.read(ub[0].audio)
+    np.testing.assert_array_equal(wa, wb)
+
+
+@pytest.mark.slow
+def test_one_kokoro_blend_utterance(tmp_path):
+    manifest = synthesize_corpus(tmp_path, size=1, seed=0,
+                                 voices=("kokoro:jf_alpha*0.5+jm_kumo*0.5",), progress=False)
+    (utt,) = read_manifest(manifest)
+    assert utt.speaker == "kokoro-jf_alpha50+jm_kumo50"
+    assert utt.extra["blend"] == {"jf_alpha": 0.5, "jm_kumo": 0.5}
+    assert sf.info(utt.audio).samplerate == 16000 and utt.duration > 0.5
+
+
+def test_digits_become_kanji_for_kokoro():
+    assert digits_to_kanji("11月3日") == "十一月三日"
+    assert digits_to_kanji("１２時に1,500円") == "十二時に千五百円"
+    assert digits_to_kanji("3.14") == "三点一四"
+    assert digits_to_kanji("数字なし") == "数字なし"
+
+
+@pytest.mark.parametrize("settings", [{"voices": ("espeak:x",)}, {"voices": ("kokoro:nobody",)},
+                                      {"readings": 4, "voices": OJT}, {"speed_range": (1.2, 1.0)},
+                                      {"size": 0}])
+def test_bad_settings_are_named(tmp_path, settings):
+    with pytest.raises(ConfigError, match=next(iter(settings))):
+        SynthConfig(out=tmp_path, **settings)
+
+
+def test_too_many_utterances_for_the_sentences(tmp_path):
+    with pytest.raises(ConfigError, match="sentences"):
+        synthesize_corpus(tmp_path, size=10_000, voices=OJT, progress=False)
