@@ -1,0 +1,308 @@
+"""The ``evaluate`` command: decode a test manifest with Japanese forced and write a report.
+
+Output folder (``--out``):
+
+- ``hypotheses.jsonl``: one line per utterance (id, ref, hyp, its CER, looped flag, corpus,
+  speaker, duration and the edit counts of every metric);
+- ``report.json`` / ``report.md``: CER, WER and reading CER with bootstrap confidence intervals,
+  edit breakdown, per corpus and per speaker/voice, decoding speed (real-time factor), repetition
+  loops, the worst utterances, term recall (``--terms``) and, with ``--compare OTHER_RUN``, the
+  differences with paired-bootstrap intervals;
+- PNG plots (CER per corpus/voice, before/after in compare mode, training curves with
+  ``--train-run``).
+
+Example:
+    ``whisper-ja evaluate --manifest test.jsonl --adapter runs/lora --out eval/lora``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from whisper_ja.config import ConfigError, config_to_dict, field, save_config
+from whisper_ja.data.manifest import Utterance, read_manifest
+from whisper_ja.report import (
+    COUNT_KEYS,
+    METRICS,
+    HypothesisRecord,
+    Report,
+    build_report,
+    write_hypotheses,
+    write_report,
+)
+
+__all__ = ["EvaluateConfig", "decode_utterances", "evaluate", "run_evaluate",
+           "score_utterances"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Settings of ``whisper-ja evaluate``."""
+
+    manifest: Path = field(help="test manifest (JSONL of whisper_ja Utterance records)")
+    model: str = field("openai/whisper-base", help="hub id, local model folder or CT2 folder")
+    adapter: Path | None = field(None, help="PEFT (LoRA) adapter folder applied on the model")
+    out: Path = field(Path("eval_out"), help="output folder for hypotheses, report and plots")
+    label: str = field("", help="name of this run in reports (default: model [+ adapter])")
+    num_beams: int = field(1, help="beam width; 1 = greedy decoding")
+    batch_size: int = field(8, help="utterances decoded together")
+    max_new_tokens: int = field(128, help="longest transcript in tokens")
+    context: Literal["auto", "dynamic", "full"] = field(
+        "auto", help="encoder input: auto = dynamic if the model was fine-tuned with dynamic "
+        "context, else full (30 s); dynamic = shortened to the batch's longest clip")
+    normalizer: Literal["default", "reazonspeech", "kotoba", "paper"] = field(
+        "default", help="text normalization applied to reference and hypothesis before scoring")
+    terms: Path | None = field(None, help="term file (one per line, optional TAB reading): "
+                               "report term recall")
+    prompt_terms: Path | None = field(
+        None, help="term file given to the decoder as Whisper's previous-text prompt "
+        "(contextual biasing); its terms are also scored for recall unless --terms is given")
+    suite: Literal["ja"] = field("ja", help="evaluation suite (ja: the given manifest)")
+    compare: Path | None = field(None, help="earlier evaluate output folder to compare with")
+    train_run: Path | None = field(None, help="training run folder (log.jsonl) to plot curves")
+    bootstrap: int = field(1000, help="bootstrap resamples for confidence intervals")
+    seed: int = field(0, help="bootstrap seed")
+    limit: int = field(0, help="evaluate only the first N utterances (0 = all)")
+    worst: int = field(10, help="how many worst utterances to list")
+    bf16: bool = field(False, help="bf16 autocast while decoding (faster on CPUs with bf16)")
+    device: str = field("cpu", help="torch device")
+    progress: bool = field(True, help="show a progress bar")
+
+    def __post_init__(self) -> None:
+        checks = {
+            "num_beams": self.num_beams >= 1,
+            "batch_size": self.batch_size >= 1,
+            "max_new_tokens": 1 <= self.max_new_tokens <= 440,
+            "bootstrap": self.bootstrap >= 10,
+            "limit": self.limit >= 0,
+            "worst": self.worst >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"{name}: out of range ({getattr(self, name)!r})")
+
+
+def _context_mode(model: Any, requested: str, adapter: Path | None) -> str:
+    """``dynamic`` or ``full``: the encoder input the model is decoded with.
+
+    ``auto`` follows how the model was fine-tuned (the flag in its config, or the marker that
+    whisper-ja writes next to an adapter); a stock model keeps Whisper's 30 s window.
+    """
+    from whisper_ja.model.context import apply_saved_context, enable_dynamic_context
+
+    if requested == "auto":
+        return "dynamic" if apply_saved_context(model, adapter) else "full"
+    if requested == "dynamic":
+        enable_dynamic_context(model)
+    return requested
+
+
+def decode_utterances(model: Any, processor: Any, utts: Sequence[Utterance], options: Any,
+                      context: str, *, progress: bool = True, bf16: bool = False,
+                      ) -> tuple[list[Any], float]:
+    """Decode utterances in batches of similar length.
+
+    Args:
+        model: The Whisper (or peft) model.
+        processor: Its ``WhisperProcessor``.
+        utts: Utterances to decode (audio read with :func:`whisper_ja.audio.load_audio`).
+        options: ``whisper_ja.decoding.DecodeOptions``; ``context_frames`` is set per batch when
+            ``context`` is ``dynamic``.
+        context: ``dynamic`` (encoder input = the batch's longest clip, per the default
+            ``ContextPolicy``) or ``full`` (30 s).
+        progress: Show a progress bar over utterances.
+        bf16: Decode under bf16 autocast.
+
+    Returns:
+        The ``DecodeResult`` of each utterance in input order, and the decoding wall time in
+        seconds (audio loading excluded).
+    """
+    from whisper_ja.audio import load_audio
+    from whisper_ja.data.features import ContextPolicy, context_frames
+    from whisper_ja.decoding import decode_audio
+
+    # Batching clips of similar length wastes the least padding (and, in dynamic context,
+    # keeps the encoder input short).
+    order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
+    results: list[Any] = [None] * len(utts)
+    policy = ContextPolicy()
+    seconds = 0.0
+    bar = tqdm(total=len(utts), desc="decoding", unit="utt", disable=not progress)
+    for start in range(0, len(order), options.batch_size):
+        batch = order[start:start + options.batch_size]
+        audios = [load_audio(utts[i].audio) for i in batch]
+        batch_options = options
+        if context == "dynamic":
+            longest = max(math.ceil(len(a) / 160) for a in audios)
+            batch_options = dataclasses.replace(
+                options, context_frames=context_frames(longest, policy))
+        began = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), torch.inference_mode():
+            decoded = decode_audio(model, processor, audios, batch_options, progress=False)
+        seconds += time.perf_counter() - began
+        for i, result in zip(batch, decoded, strict=True):
+            results[i] = result
+        bar.update(len(batch))
+    bar.close()
+    return results, seconds
+
+
+def _counts(errors: Any) -> dict[str, int]:
+    return {key: int(getattr(errors, key)) for key in COUNT_KEYS}
+
+
+def score_utterances(utts: Sequence[Utterance], results: Sequence[Any],
+                     normalizer: str = "default") -> list[HypothesisRecord]:
+    """Score each utterance: CER, WER and reading CER edit counts against its reference."""
+    from whisper_ja.text.metrics import utterance_counts
+
+    refs = [utt.text for utt in utts]
+    hyps = [result.text for result in results]
+    per_metric = {m: utterance_counts(refs, hyps, m, normalizer) for m in METRICS}  # type: ignore[arg-type]
+    records = []
+    for i, (utt, result) in enumerate(zip(utts, results, strict=True)):
+        records.append(HypothesisRecord(
+            id=utt.id, ref=utt.text, hyp=result.text, cer=float(per_metric["cer"][i].rate),
+            looped=bool(result.looped), corpus=utt.corpus, speaker=utt.speaker,
+            duration=utt.duration, counts={m: _counts(per_metric[m][i]) for m in METRICS}))
+    return records
+
+
+def _term_recall(records: Sequence[HypothesisRecord], terms_file: Path,
+                 normalizer: str) -> dict[str, Any]:
+    from whisper_ja.text.terms import TermFileError, load_terms, term_recall
+
+    try:
+        terms = load_terms(terms_file)
+    except TermFileError as err:
+        raise ConfigError(f"terms: {err}") from err
+    result = term_recall([r.ref for r in records], [r.hyp for r in records], terms,
+                         normalizer=normalizer)
+    return {"file": str(terms_file), **result.to_dict()}
+
+
+def _load(config: EvaluateConfig) -> Any:
+    from whisper_ja.model import load_model
+
+    if config.adapter is not None and not config.adapter.is_dir():
+        raise ConfigError(f"adapter: folder {config.adapter} does not exist")
+    return load_model(config.model, adapter=config.adapter, device=config.device)
+
+
+def _decode_options(config: EvaluateConfig, processor: Any) -> Any:
+    from whisper_ja.decoding import DecodeOptions
+
+    prompt: tuple[int, ...] = ()
+    if config.prompt_terms is not None:
+        from whisper_ja.domain import TermFileError, read_terms, terms_to_prompt_ids
+
+        try:
+            prompt = terms_to_prompt_ids(read_terms(config.prompt_terms), processor.tokenizer)
+        except TermFileError as err:
+            raise ConfigError(f"prompt_terms: {err}") from err
+    return DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.max_new_tokens,
+                         batch_size=config.batch_size, prompt_ids=prompt)
+
+
+def evaluate(config: EvaluateConfig) -> Report:
+    """Decode ``config.manifest`` and write hypotheses, report and plots to ``config.out``.
+
+    Raises:
+        ConfigError: missing manifest, adapter, terms or comparison folder.
+        whisper_ja.audio.AudioError: an audio file cannot be read (names the file).
+    """
+    if not config.manifest.is_file():
+        raise ConfigError(f"manifest: file {config.manifest} does not exist")
+    if config.compare is not None and not (config.compare / "hypotheses.jsonl").is_file():
+        raise ConfigError(f"compare: {config.compare} is not an evaluate output folder "
+                          "(no hypotheses.jsonl)")
+    utts = read_manifest(config.manifest)
+    if config.limit:
+        utts = utts[:config.limit]
+    if not utts:
+        raise ConfigError(f"manifest: {config.manifest} holds no utterances")
+    loaded = _load(config)
+    context = _context_mode(loaded.model, config.context, config.adapter)
+    options = _decode_options(config, loaded.processor)
+    log.info("evaluate: %d utterances, %s, context %s", len(utts),
+             "greedy" if config.num_beams == 1 else f"beam {config.num_beams}", context)
+    results, seconds = decode_utterances(loaded.model, loaded.processor, utts, options, context,
+                                         progress=config.progress, bf16=config.bf16)
+    records = score_utterances(utts, results, config.normalizer)
+    return _write_outputs(config, records, loaded.source, context, seconds)
+
+
+def _write_outputs(config: EvaluateConfig, records: list[HypothesisRecord], source: str,
+                   context: str, seconds: float) -> Report:
+    from whisper_ja.compare import compare_runs
+    from whisper_ja.plots import plot_before_after, plot_groups, plot_training_curves
+
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    write_hypotheses(out / "hypotheses.jsonl", records)
+    save_config(config, out / "evaluate_config.yaml")
+    label = config.label or (f"{config.model} + {config.adapter.name}" if config.adapter
+                             else config.model)
+    meta = {
+        "label": label, "model": source, "adapter": str(config.adapter or "") or None,
+        "manifest": str(config.manifest), "normalizer": config.normalizer, "suite": config.suite,
+        "decoding": ("greedy" if config.num_beams == 1 else f"beam search ({config.num_beams})")
+        + f", max {config.max_new_tokens} tokens" + (", bf16" if config.bf16 else "")
+        + (f", prompt from {config.prompt_terms}" if config.prompt_terms else ""),
+        "context": "dynamic (batch's longest clip, 8 s floor)" if context == "dynamic"
+        else "full (30 s)",
+        "device": config.device, "torch_threads": torch.get_num_threads(),
+        "decode_seconds": round(seconds, 3), "config": config_to_dict(config),
+    }
+    report = build_report(records, meta=meta, n_resamples=config.bootstrap, seed=config.seed,
+                          worst=config.worst)
+    terms_file = config.terms or config.prompt_terms
+    if terms_file is not None:
+        report["term_recall"] = _term_recall(records, terms_file, config.normalizer)
+    plots = plot_groups(report, out)
+    if config.compare is not None:
+        report["comparison"] = compare_runs(records, config.compare, normalizer=config.normalizer,
+                                            n_resamples=config.bootstrap, seed=config.seed)
+        plots += plot_before_after(report["comparison"], out, this_name=label,
+                                   synthetic=report["synthetic"])
+    if config.train_run is not None:
+        plots += plot_training_curves(config.train_run, out)
+    report["plots"] = plots
+    write_report(report, out)
+    return Report(out_dir=out, data=report)
+
+
+def _print_summary(report: Report) -> None:
+    data = report.data
+    tag = "  [SYNTHETIC speech]" if data["synthetic"] else ""
+    print(f"{data['label']}{tag}: {data['overall']['utterances']} utterances")
+    for metric in METRICS:
+        m = data["overall"][metric]
+        print(f"  {metric:<12} {100 * m['rate']:6.2f} %  (95% CI {100 * m['low']:.2f}"
+              f"–{100 * m['high']:.2f})")
+    print(f"  looped       {data['overall']['looped']}")
+    if data.get("rtf") is not None:
+        print(f"  RTF          {data['rtf']:.3f}")
+    if data.get("comparison"):
+        d = data["comparison"]["metrics"]["cer"]
+        print(f"  CER vs {data['comparison']['other']}: {100 * d['delta']:+.2f} points "
+              f"(95% CI {100 * d['low']:+.2f} to {100 * d['high']:+.2f})")
+    print(f"  report: {report.out_dir / 'report.md'}")
+
+
+def run_evaluate(config: EvaluateConfig) -> int:
+    """Entry point of ``whisper-ja evaluate``: evaluate, print a summary, return 0."""
+    _print_summary(evaluate(config))
+    return 0
