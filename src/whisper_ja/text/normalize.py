@@ -13,7 +13,9 @@ whisper-ja names its preset. Presets:
        ``十`` = ``10`` = ``１０``, ``二千五年`` = ``2005年``, ``3,480円`` = ``3480円``.
     5. Punctuation and symbols removed (Unicode categories P* and S*: ``、。「」『』！？・…〜``,
        ASCII ``.,!?"'()``, ``%¥♪★~``), except a ``.`` between two digits (``3.5``).
-    6. Kept as characters: the long vowel mark ``ー`` (a letter, Lm), ``々``, kana as written
+    6. Voicing marks left alone by NFKC (a bare ``゛``/``゜`` becomes a combining mark with no
+       kana to join) removed.
+    7. Kept as characters: the long vowel mark ``ー`` (a letter, Lm), ``々``, kana as written
        (hiragana/katakana variants are a matter for the reading CER, see :mod:`.reading`).
 
 ``reazonspeech``: ReazonSpeech's published CER normalizer, to compare with its tables.
@@ -113,8 +115,13 @@ def _remove_punctuation(text: str) -> str:
     return "".join(out)
 
 
+# Combining (han)dakuten: NFKC merges them into a preceding kana; any left over stand alone.
+_ORPHAN_VOICING = re.compile("[\u3099\u309a]")
+
+
 def _default(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
+    text = _ORPHAN_VOICING.sub("", text)
     text = _WHITESPACE.sub("", text)
     return _remove_punctuation(to_arabic(text))
 

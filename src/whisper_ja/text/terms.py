@@ -118,8 +118,9 @@ def load_terms(path: str | Path) -> list[Term]:
     terms: list[Term] = []
     seen: dict[str, int] = {}
     for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
+        # Only the line end is stripped: a leading tab means an empty term, an error.
+        line = raw.rstrip("\r\n")
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = [f.strip() for f in line.split("\t")]
         where = f"{path}:{number}"
