@@ -8,9 +8,9 @@ import math
 import pytest
 
 from whisper_ja.compare import compare_records
-from whisper_ja.evaluate import score_utterances
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.decoding import DecodeResult
+from whisper_ja.evaluate import score_utterances
 from whisper_ja.plots import plot_before_after, plot_groups, plot_training_curves
 from whisper_ja.report import (
     METRICS,
@@ -21,16 +21,19 @@ from whisper_ja.report import (
     write_report,
 )
 
-REFS = ["今日はとても良い天気です。", "私は毎朝コーヒーを飲みます。", "駅までの道を教えてください。",
-        "この本はとても面白かった。", "明日は雨が降るでしょう。", "東京に行きたいです。"]
+REFS = ["今日はとても良い天気です。", "私は毎朝コーヒーを飲みます。",
+        "駅までの道を教えてください。", "この本はとても面白かった。",
+        "明日は雨が降るでしょう。", "東京に行きたいです。"]
 
 
-def _records(hyps: list[str], looped: list[bool] | None = None, speakers: tuple[str, ...] = ("a", "b")):
+def _records(hyps: list[str], looped: list[bool] | None = None,
+             speakers: tuple[str, ...] = ("a", "b")):
     utts = [Utterance(id=f"u{i}", audio=f"u{i}.wav", text=ref, duration=2.0 + i,
                       corpus="synthetic" if i % 2 else "jsut", speaker=speakers[i % len(speakers)])
             for i, ref in enumerate(REFS)]
     flags = looped or [False] * len(hyps)
-    results = [DecodeResult(text=h, token_ids=(), looped=f) for h, f in zip(hyps, flags)]
+    results = [DecodeResult(text=h, token_ids=(), looped=f)
+               for h, f in zip(hyps, flags, strict=True)]
     return score_utterances(utts, results)
 
 
