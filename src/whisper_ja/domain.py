@@ -6,7 +6,7 @@ Three pieces answer "how does the adapted model handle medical or technical voca
   :func:`read_terms`; ``whisper-ja evaluate --terms FILE`` scores term recall with it;
 - a **synthetic domain set**: Japanese sentences carrying the built-in medical and technical
   terms, read by Open JTalk and written as a manifest by :func:`synthesize_domain_set`
-  (corpus ``synthetic-domain``; every number measured on it is on synthetic speech);
+  (corpus ``synthetic``, domain in ``extra``; every number measured on it is on synthetic speech);
 - **contextual biasing**: :func:`terms_to_prompt_ids` turns the terms into Whisper's
   previous-text prompt (``<|startofprev|>`` followed by the terms), which
   ``DecodeOptions.prompt_ids`` / ``whisper-ja evaluate --prompt-terms FILE`` hand to the decoder.
@@ -60,7 +60,8 @@ PROMPT_SEPARATOR = "、"
 MAX_PROMPT_TOKENS = 223
 """Whisper keeps at most ``n_text_ctx // 2 - 1`` prompt tokens (OpenAI's decoding rule)."""
 
-DOMAIN_CORPUS = "synthetic-domain"
+DOMAIN_CORPUS = "synthetic"
+"""Corpus name of the domain set: evaluation reports label corpus ``synthetic`` as synthetic."""
 
 
 class TermFileError(ValueError):
@@ -224,7 +225,7 @@ def synthesize_domain_set(out_dir: str | Path, domains: Sequence[str] = DOMAINS,
     """Synthesize the domain test set and write its manifest and term lists.
 
     Each sentence is read once by a voice chosen at random (seeded) among ``voices``. The
-    folder gets ``manifest.jsonl`` (split ``test``, corpus ``synthetic-domain``, ``extra``
+    folder gets ``manifest.jsonl`` (split ``test``, corpus ``synthetic``, ``extra``
     holding the domain, the terms in the sentence and ``synthetic: true``),
     ``terms_<domain>.txt`` per domain and ``terms.txt`` with all of them (for ``--terms`` and
     ``--prompt-terms``).
@@ -269,7 +270,7 @@ def synthesize_domain_set(out_dir: str | Path, domains: Sequence[str] = DOMAINS,
             path = out / "audio" / f"{domain}_{i:04d}.wav"
             sf.write(path, audio.astype(np.float32), 16000)
             utterances.append(Utterance(
-                id=f"{DOMAIN_CORPUS}/{domain}_{i:04d}", audio=str(path.resolve()), text=text,
+                id=f"domain/{domain}_{i:04d}", audio=str(path.resolve()), text=text,
                 duration=round(len(audio) / 16000, 3), corpus=DOMAIN_CORPUS, speaker=voice.name,
                 split="test", extra={"domain": domain, "terms": [t.surface for t in found],
                                      "synthetic": True}))

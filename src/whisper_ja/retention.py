@@ -1,0 +1,400 @@
+"""Retention (forgetting) check: does Japanese fine-tuning make Whisper worse at other languages?
+
+The suite measures a model on non-Japanese speech (English by default, German optional),
+synthesized offline by espeak-ng and therefore **synthetic**, in two modes:
+
+- **language forced**: the decoder is given the true language token (``<|en|>``): WER only;
+- **language identified**: Whisper first picks the language itself (one decoder step after
+  ``<|startoftranscript|>``, argmax over the 99 language tokens, as OpenAI's ``detect_language``)
+  and transcribes in the language it picked: language-ID accuracy and WER.
+
+Run before and after adaptation (``whisper-ja evaluate --suite retention --model M --adapter
+DIR``), the difference with paired-bootstrap confidence intervals says what was forgotten.
+English WER uses Whisper's own English normalizer (numbers, spelling), other languages its basic
+normalizer, so ``ten`` and ``10`` are not counted as an error.
+
+Example:
+    >>> report = run_retention_suite("openai/whisper-base", "runs/lora", "out/retention")
+    ... # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from whisper_ja.data.manifest import Utterance, read_manifest
+from whisper_ja.model.tokens import SOT_ID
+from whisper_ja.retention_data import language_of, synthesize_retention_set
+from whisper_ja.text.bootstrap import interval_from_counts, paired_bootstrap_counts
+from whisper_ja.text.metrics import ErrorCounts
+
+__all__ = [
+    "LanguageRetention",
+    "RetentionResult",
+    "compare_retention",
+    "detect_language",
+    "evaluate_retention",
+    "language_token_ids",
+    "retention_markdown",
+    "run_retention_suite",
+    "word_error_counts",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LanguageRetention:
+    """Scores of one model on one language.
+
+    Attributes:
+        language: Language code (``en``).
+        utterances: Number of utterances.
+        words: Reference words (after normalization).
+        wer_forced: WER with the true language token forced, and its 95% bootstrap interval
+            as ``(value, low, high)``.
+        wer_identified: WER when the model picks the language itself, ``(value, low, high)``.
+        lid_accuracy: Share of utterances whose language the model identified correctly.
+        detected: How often each language was detected.
+    """
+
+    language: str
+    utterances: int
+    words: int
+    wer_forced: tuple[float, float, float]
+    wer_identified: tuple[float, float, float]
+    lid_accuracy: float
+    detected: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    """The retention suite's result for one model (all numbers on synthetic speech).
+
+    Attributes:
+        model: What was measured (model and adapter).
+        languages: Scores per language.
+        records: One dict per utterance: id, language, reference, detected language, both
+            hypotheses and their word error counts (for paired comparisons).
+    """
+
+    model: str
+    languages: dict[str, LanguageRetention]
+    records: list[dict[str, Any]]
+    synthetic: bool = True
+
+
+def language_token_ids(tokenizer: Any) -> dict[str, int]:
+    """The language tokens this Whisper tokenizer knows, as ``{code: token id}``."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    unk = tokenizer.unk_token_id
+    found: dict[str, int] = {}
+    for code in LANGUAGES:
+        token_id = tokenizer.convert_tokens_to_ids(f"<|{code}|>")
+        if isinstance(token_id, int) and token_id != unk and token_id > SOT_ID:
+            found[code] = token_id
+    if not found:
+        raise ValueError("the tokenizer has no language tokens: not a multilingual Whisper")
+    return found
+
+
+def _features(processor: Any, audios: Sequence[np.ndarray], frames: int | None) -> torch.Tensor:
+    feats = processor.feature_extractor(list(audios), sampling_rate=16000,
+                                        return_tensors="pt").input_features
+    # Cutting 30 s features keeps Whisper's normalization (computed over the padded window),
+    # which is what a dynamic-context model saw in training.
+    return feats[..., :frames] if frames else feats
+
+
+@torch.no_grad()
+def detect_language(model: Any, processor: Any, audios: Sequence[np.ndarray], *,
+                    batch_size: int = 8, context_frames: int | None = None,
+                    progress: bool = True) -> list[str]:
+    """Whisper's language identification: the most likely language token after SOT.
+
+    Args:
+        model: A Whisper model (plain or peft-wrapped).
+        processor: Its ``WhisperProcessor``.
+        audios: 16 kHz mono float32 waveforms.
+        batch_size: Utterances per forward pass.
+        context_frames: Mel frames given to the encoder (None: 3000 = 30 s).
+        progress: Show a progress bar.
+
+    Returns:
+        One language code per waveform.
+    """
+    from tqdm import tqdm
+
+    lang_ids = language_token_ids(processor.tokenizer)
+    codes = list(lang_ids)
+    id_tensor = torch.tensor([lang_ids[c] for c in codes])
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+    detected: list[str] = []
+    for start in tqdm(range(0, len(audios), batch_size), desc="language id",
+                      disable=not progress):
+        batch = audios[start:start + batch_size]
+        feats = _features(processor, batch, context_frames).to(device=device, dtype=dtype)
+        sot = torch.full((len(batch), 1), SOT_ID, dtype=torch.long, device=device)
+        logits = model(input_features=feats, decoder_input_ids=sot).logits[:, -1, :]
+        best = logits[:, id_tensor.to(device)].argmax(dim=-1).tolist()
+        detected.extend(codes[i] for i in best)
+    return detected
+
+
+def _normalizer(language: str) -> Any:
+    from transformers.models.whisper.english_normalizer import (
+        BasicTextNormalizer,
+        EnglishTextNormalizer,
+    )
+
+    # An empty spelling map: British/American variants are not unified, numbers are.
+    return EnglishTextNormalizer({}) if language == "en" else BasicTextNormalizer()
+
+
+def word_error_counts(ref: str, hyp: str, language: str) -> ErrorCounts:
+    """Word edits between a reference and a hypothesis, normalized Whisper's way.
+
+    Args:
+        ref: Reference text.
+        hyp: Hypothesis text.
+        language: Language code; ``en`` uses the English normalizer, others the basic one.
+    """
+    import jiwer
+
+    norm = _normalizer(language)
+    ref_words, hyp_words = norm(ref).split(), norm(hyp).split()
+    if not ref_words:
+        return ErrorCounts(insertions=len(hyp_words))
+    if not hyp_words:
+        return ErrorCounts(deletions=len(ref_words), reference_length=len(ref_words))
+    out = jiwer.process_words(" ".join(ref_words), " ".join(hyp_words))
+    return ErrorCounts(substitutions=out.substitutions, deletions=out.deletions,
+                       insertions=out.insertions, hits=out.hits,
+                       reference_length=out.hits + out.substitutions + out.deletions)
+
+
+def _decode_grouped(model: Any, processor: Any, audios: Sequence[np.ndarray],
+                    languages: Sequence[str], options: Any, progress: bool) -> list[str]:
+    """Decode each utterance with its own language forced, one batch run per language."""
+    from whisper_ja.decoding import decode_audio
+
+    texts = [""] * len(audios)
+    for language in sorted(set(languages)):
+        idx = [i for i, lang in enumerate(languages) if lang == language]
+        results = decode_audio(model, processor, [audios[i] for i in idx],
+                               dataclasses.replace(options, language=language, prompt_ids=()),
+                               progress=progress)
+        for i, result in zip(idx, results, strict=True):
+            texts[i] = result.text
+    return texts
+
+
+def _interval(counts: Sequence[ErrorCounts]) -> tuple[float, float, float]:
+    res = interval_from_counts(counts, metric="wer")
+    return (res.value, res.low, res.high)
+
+
+def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utterance], *,
+                       options: Any = None, label: str = "", progress: bool = True
+                       ) -> RetentionResult:
+    """Measure a model on non-Japanese utterances, language forced and identified.
+
+    Args:
+        model: A Whisper model (plain or peft-wrapped).
+        processor: Its ``WhisperProcessor``.
+        utterances: Manifest records whose ``extra["language"]`` (or corpus suffix) names the
+            language, e.g. from :func:`synthesize_retention_set`.
+        options: ``DecodeOptions`` (language and prompt are set here per utterance).
+        label: Name of the model in the report.
+        progress: Show progress bars.
+
+    Returns:
+        Scores per language and per-utterance records.
+    """
+    from whisper_ja.audio import load_audio
+    from whisper_ja.decoding import DecodeOptions
+
+    if not utterances:
+        raise ValueError("retention suite: no utterances to evaluate")
+    options = options or DecodeOptions()
+    audios = [load_audio(u.audio) for u in utterances]
+    truth = [language_of(u) for u in utterances]
+    detected = detect_language(model, processor, audios, batch_size=options.batch_size,
+                               context_frames=options.context_frames, progress=progress)
+    forced = _decode_grouped(model, processor, audios, truth, options, progress)
+    # Where the identified language is the true one, greedy decoding gives the forced text
+    # again, so only the misidentified utterances are decoded a second time.
+    wrong = [i for i, (t, d) in enumerate(zip(truth, detected, strict=True)) if t != d]
+    identified = list(forced)
+    if wrong:
+        redo = _decode_grouped(model, processor, [audios[i] for i in wrong],
+                               [detected[i] for i in wrong], options, progress)
+        for i, text in zip(wrong, redo, strict=True):
+            identified[i] = text
+    records = []
+    for i, utt in enumerate(utterances):
+        c_forced = word_error_counts(utt.text, forced[i], truth[i])
+        c_ident = word_error_counts(utt.text, identified[i], truth[i])
+        records.append({"id": utt.id, "language": truth[i], "detected": detected[i],
+                        "reference": utt.text, "forced": forced[i], "identified": identified[i],
+                        "forced_counts": dataclasses.asdict(c_forced),
+                        "identified_counts": dataclasses.asdict(c_ident)})
+    return RetentionResult(model=label, languages=_per_language(records), records=records)
+
+
+def _counts(records: Sequence[dict[str, Any]], key: str) -> list[ErrorCounts]:
+    return [ErrorCounts(**r[f"{key}_counts"]) for r in records]
+
+
+def _per_language(records: Sequence[dict[str, Any]]) -> dict[str, LanguageRetention]:
+    result = {}
+    for language in sorted({r["language"] for r in records}):
+        rows = [r for r in records if r["language"] == language]
+        forced = _counts(rows, "forced")
+        result[language] = LanguageRetention(
+            language=language, utterances=len(rows),
+            words=sum(c.reference_length for c in forced),
+            wer_forced=_interval(forced), wer_identified=_interval(_counts(rows, "identified")),
+            lid_accuracy=sum(r["detected"] == language for r in rows) / len(rows),
+            detected=dict(Counter(r["detected"] for r in rows).most_common()))
+    return result
+
+
+def compare_retention(before: RetentionResult, after: RetentionResult) -> dict[str, Any]:
+    """Per-language change from ``before`` to ``after`` (after minus before).
+
+    WER changes come with paired-bootstrap 95% intervals over the same utterances.
+
+    Raises:
+        ValueError: the two results do not cover the same utterances in the same order.
+    """
+    if [r["id"] for r in before.records] != [r["id"] for r in after.records]:
+        raise ValueError("before and after were measured on different utterances")
+    changes: dict[str, Any] = {}
+    for language, b in before.languages.items():
+        a = after.languages[language]
+        rows_b = [r for r in before.records if r["language"] == language]
+        rows_a = [r for r in after.records if r["language"] == language]
+        change: dict[str, Any] = {"lid_accuracy": {
+            "before": b.lid_accuracy, "after": a.lid_accuracy,
+            "delta": a.lid_accuracy - b.lid_accuracy}}
+        for key in ("forced", "identified"):
+            res = paired_bootstrap_counts(_counts(rows_b, key), _counts(rows_a, key),
+                                          metric="wer")
+            change[f"wer_{key}"] = {"before": res.value_a, "after": res.value_b,
+                                    "delta": res.delta, "low": res.low, "high": res.high,
+                                    "p_value": res.p_value}
+        changes[language] = change
+    return changes
+
+
+def _fmt(value: tuple[float, float, float]) -> str:
+    return f"{value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}]"
+
+
+def retention_markdown(results: Sequence[RetentionResult],
+                       changes: dict[str, Any] | None = None) -> str:
+    """A Markdown report of retention results (and their differences, if given)."""
+    lines = ["# Retention check (synthetic speech: espeak-ng)", "",
+             "| model | language | utterances | words | WER, language forced [95% CI] | "
+             "WER, language identified [95% CI] | language-ID accuracy | detected |",
+             "|---|---|---|---|---|---|---|---|"]
+    for res in results:
+        for lang in res.languages.values():
+            detected = ", ".join(f"{k}: {v}" for k, v in lang.detected.items())
+            lines.append(f"| {res.model} | {lang.language} | {lang.utterances} | {lang.words} "
+                         f"| {_fmt(lang.wer_forced)} | {_fmt(lang.wer_identified)} "
+                         f"| {lang.lid_accuracy:.3f} | {detected} |")
+    if changes:
+        lines += ["", "## After minus before (paired bootstrap, 95% CI)", "",
+                  "| language | WER forced: delta [CI] | WER identified: delta [CI] | "
+                  "language-ID accuracy: delta |", "|---|---|---|---|"]
+        for language, c in changes.items():
+            f, i = c["wer_forced"], c["wer_identified"]
+            lines.append(f"| {language} | {f['delta']:+.3f} [{f['low']:+.3f}, {f['high']:+.3f}]"
+                         f" | {i['delta']:+.3f} [{i['low']:+.3f}, {i['high']:+.3f}] "
+                         f"| {c['lid_accuracy']['delta']:+.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _measure(model_name: str | Path, adapter: str | Path | None, utterances: list[Utterance],
+             options: Any, progress: bool) -> RetentionResult:
+    from whisper_ja.model import load_model
+
+    loaded = load_model(str(model_name), adapter=adapter)
+    loaded.model.eval()
+    label = f"{model_name} + {adapter}" if adapter else str(model_name)
+    result = evaluate_retention(loaded.model, loaded.processor, utterances, options=options,
+                                label=label, progress=progress)
+    del loaded
+    return result
+
+
+def run_retention_suite(model: str | Path, adapter: str | Path | None, out_dir: str | Path, *,
+                        baseline: str | Path | None = None, manifest: str | Path | None = None,
+                        languages: Sequence[str] = ("en",), limit: int | None = None,
+                        options: Any = None, progress: bool = True) -> dict[str, Any]:
+    """The ``evaluate --suite retention`` entry point: measure, compare, write reports.
+
+    "Before" is ``baseline`` when given, else ``model`` without the adapter; "after" is
+    ``model`` with ``adapter``. With neither an adapter nor a baseline only ``model`` is
+    measured. Writes ``report.json``, ``report.md`` and ``hypotheses.jsonl`` to ``out_dir``.
+
+    Args:
+        model: Model name or folder (``load_model``).
+        adapter: LoRA adapter folder of the adapted model, or None.
+        out_dir: Output folder.
+        baseline: Model to compare against (e.g. the untouched one for a full fine-tune).
+        manifest: Non-Japanese test manifest; default: synthesize one with espeak-ng into
+            ``out_dir/retention_set`` (reused when it exists).
+        languages: Languages of the synthesized set.
+        limit: Use at most this many utterances (the first ones), for quick runs.
+        options: ``DecodeOptions`` (beams, batch size, context frames).
+        progress: Show progress bars.
+
+    Returns:
+        The report dict written to ``report.json``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if manifest is None:
+        manifest = out / "retention_set" / "manifest.jsonl"
+        if not manifest.is_file():
+            synthesize_retention_set(manifest.parent, languages=languages, progress=progress)
+    utterances = read_manifest(manifest)
+    if limit is not None and limit < len(utterances):
+        log.info("retention: using %d of %d utterances (limit)", limit, len(utterances))
+        utterances = utterances[:limit]
+    before_spec = (baseline, None) if baseline else (model, None) if adapter else None
+    after = _measure(model, adapter, utterances, options, progress)
+    results = [after]
+    changes = None
+    if before_spec is not None:
+        before = _measure(before_spec[0], None, utterances, options, progress)
+        results = [before, after]
+        changes = compare_retention(before, after)
+    report = {"suite": "retention", "synthetic": True, "manifest": str(manifest),
+              "models": [{"model": r.model, "languages": {k: dataclasses.asdict(v)
+                                                          for k, v in r.languages.items()}}
+                         for r in results],
+              "changes": changes}
+    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2),
+                                     encoding="utf-8")
+    (out / "report.md").write_text(retention_markdown(results, changes), encoding="utf-8")
+    with (out / "hypotheses.jsonl").open("w", encoding="utf-8") as handle:
+        for res in results:
+            for rec in res.records:
+                handle.write(json.dumps({"model": res.model, **rec}, ensure_ascii=False) + "\n")
+    return report
