@@ -1,0 +1,87 @@
+"""Corpora that come through Hugging Face ``datasets``: the hub, or a ``save_to_disk`` folder.
+
+Nothing is downloaded at import time: ``datasets`` is imported, and the hub reached (streamed
+or cached by ``datasets`` itself), only when such a corpus is prepared. Audio columns are read
+undecoded (``Audio(decode=False)``) so that no audio decoding backend is needed: embedded bytes
+are written once to the output's ``audio/`` folder (kept on a rerun), and files that
+``datasets`` cached are used where they lie.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from whisper_ja.data.corpora.base import CorpusError
+
+__all__ = ["audio_file", "is_saved_dataset", "load_splits"]
+
+
+def is_saved_dataset(path: Path) -> bool:
+    """Whether ``path`` is a folder written by ``Dataset(Dict).save_to_disk``."""
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def load_splits(source: str, hub_id: str, config_name: str | None, splits: Iterable[str],
+                streaming: bool = False) -> Iterator[tuple[str, Iterable[dict[str, Any]]]]:
+    """Yield ``(split, rows)`` with undecoded audio, from a saved dataset or the hub.
+
+    Args:
+        source: A ``save_to_disk`` folder, a hub id (``org/name``), or ``hub`` for ``hub_id``.
+        hub_id: The corpus's hub id.
+        config_name: The hub configuration (e.g. ``ja_jp``).
+        splits: Split names wanted (a saved single Dataset is yielded once, under the first).
+        streaming: Stream from the hub instead of caching.
+
+    Raises:
+        CorpusError: a requested split is missing from a saved dataset.
+    """
+    import datasets
+
+    path = Path(source)
+    wanted = list(splits)
+    if path.exists():
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.Dataset):
+            yield wanted[0], _undecoded(loaded)
+            return
+        for split in wanted:
+            if split not in loaded:
+                raise CorpusError(f"{path}: saved dataset has no split {split!r} "
+                                  f"(has {', '.join(loaded)})")
+            yield split, _undecoded(loaded[split])
+        return
+    name = hub_id if source == "hub" else source
+    for split in wanted:
+        rows = datasets.load_dataset(name, config_name, split=split, streaming=streaming)
+        yield split, _undecoded(rows)
+
+
+def _undecoded(rows: Any) -> Any:
+    import datasets
+
+    if "audio" in (rows.column_names or []):
+        return rows.cast_column("audio", datasets.Audio(decode=False))
+    return rows
+
+
+def audio_file(value: Any, folder: Path, stem: str) -> Path:
+    """The audio file of an undecoded ``Audio`` value, writing embedded bytes under ``folder``.
+
+    A value without bytes refers to a file ``datasets`` cached; its path is returned as is (the
+    prepare checks report it if missing).
+    """
+    if not isinstance(value, dict):
+        return Path(str(value))
+    raw, name = value.get("bytes"), value.get("path") or ""
+    if not raw:
+        return Path(name)
+    suffix = Path(name).suffix or ".wav"
+    target = folder / f"{stem}{suffix}"
+    if not (target.is_file() and target.stat().st_size == len(raw)):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".partial")
+        tmp.write_bytes(raw)
+        tmp.replace(target)
+    return target

@@ -1,0 +1,237 @@
+"""``whisper-ja prepare CORPUS SRC --out DIR``: a corpus as it arrives, turned into a manifest.
+
+Corpora (one reader module each under :mod:`whisper_ja.data.corpora`):
+
+- ``jsut``: the JSUT 1.1 folder (``basic5000/wav/*.wav`` + ``basic5000/transcript_utf8.txt``
+  and the other subsets);
+- ``common-voice``: a Common Voice release folder for ``ja`` (``train/dev/test/validated.tsv``,
+  ``clips/*.mp3``);
+- ``fleurs``: ``ja_jp`` from ``datasets`` (hub id or a ``save_to_disk`` folder) or a local copy
+  (``{train,dev,test}.tsv`` + ``audio/{split}/*.wav``);
+- ``reazonspeech``: a subset through ``datasets`` or a local copy (``{subset}.tsv`` + audio);
+- ``folder``: audio files with same-named ``.txt`` transcripts;
+- ``table``: a CSV, TSV or JSONL table of audio paths and texts.
+
+Every candidate utterance is checked. Bad input is never dropped silently; each kind of problem
+is either skipped and counted (in ``prepare_report.json`` and the printed summary, with the first
+examples naming file and line) or rejected with an error naming file and line. Defaults:
+
+==================  =======  ==================================================================
+problem             default  why
+==================  =======  ==================================================================
+missing_audio       skip     releases often miss a few clips (partial downloads)
+unreadable_audio    skip     a corrupt clip should not stop a 100-hour corpus
+missing_text        skip     ``folder``: an audio file without its ``.txt``
+empty_text          skip     whitespace-only transcripts carry nothing to learn
+too_long            skip     Whisper's window is 30 s (``max_duration``)
+duplicate_id        error    usually the same source given twice or a broken table
+bad_encoding        error    a non-UTF-8 transcript means the whole file needs converting
+==================  =======  ==================================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import soundfile as sf
+from tqdm import tqdm
+
+from whisper_ja.config import ConfigError, config_to_dict, field
+from whisper_ja.data.corpora.base import Candidate, CorpusError, ReaderContext
+from whisper_ja.data.manifest import Utterance, write_manifest
+
+__all__ = ["CORPORA", "PROBLEMS", "PrepareConfig", "PrepareError", "prepare", "run_prepare"]
+
+CORPORA = {
+    "jsut": "whisper_ja.data.corpora.jsut",
+    "common-voice": "whisper_ja.data.corpora.common_voice",
+    "fleurs": "whisper_ja.data.corpora.fleurs",
+    "reazonspeech": "whisper_ja.data.corpora.reazonspeech",
+    "folder": "whisper_ja.data.corpora.folder",
+    "table": "whisper_ja.data.corpora.table",
+}
+"""Corpus name -> reader module (each has ``read(context) -> Iterator[Candidate]``)."""
+
+PROBLEMS = ("missing_audio", "unreadable_audio", "missing_text", "empty_text", "too_long",
+            "duplicate_id", "bad_encoding")
+
+Policy = Literal["skip", "error"]
+_EXAMPLES = 10
+
+
+class PrepareError(ValueError):
+    """Input rejected by policy; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Settings of ``whisper-ja prepare``."""
+
+    corpus: Literal["jsut", "common-voice", "fleurs", "reazonspeech", "folder", "table"] = field(
+        positional=True, help="corpus layout")
+    source: str = field(positional=True, help="corpus folder or table file; for fleurs and "
+                        "reazonspeech also a save_to_disk folder or a hub id (e.g. google/fleurs)")
+    out: Path | None = field(None, help="output folder (manifest.jsonl, prepare_report.json)")
+    subsets: tuple[str, ...] = field((), help="jsut subsets (default: all found); "
+                                     "reazonspeech subset (default tiny); fleurs config "
+                                     "(default ja_jp)")
+    splits: tuple[str, ...] = field((), help="official splits to read (default: common-voice "
+                                    "train dev test; fleurs train dev test)")
+    max_duration: float = field(30.0, help="longest utterance kept (seconds)")
+    limit: int = field(0, help="stop after this many utterances (0: all)")
+    streaming: bool = field(False, help="stream hub datasets instead of caching them")
+    corpus_name: str = field("", help="corpus name in the manifest (default: the layout name)")
+    text_column: str = field("", help="table: transcript column (default: text/sentence/...)")
+    audio_column: str = field("", help="table: audio path column (default: audio/path/...)")
+    speaker_column: str = field("", help="table: speaker column (default: speaker/client_id)")
+    id_column: str = field("", help="table: id column (default: id, else the audio file name)")
+    missing_audio: Policy = field("skip", help="audio file missing")
+    unreadable_audio: Policy = field("skip", help="audio file unreadable")
+    missing_text: Policy = field("skip", help="folder: no .txt beside an audio file")
+    empty_text: Policy = field("skip", help="empty or whitespace-only transcript")
+    too_long: Policy = field("skip", help="audio longer than max_duration")
+    duplicate_id: Policy = field("error", help="an id seen before")
+    bad_encoding: Policy = field("error", help="transcript not valid UTF-8")
+    progress: bool = field(True, help="show a progress bar")
+
+    def __post_init__(self) -> None:
+        if not str(self.source).strip():
+            raise ConfigError("source: give the corpus folder, table file or hub id")
+        if self.max_duration <= 0:
+            raise ConfigError(f"max_duration: must be positive, got {self.max_duration}")
+        if self.limit < 0:
+            raise ConfigError(f"limit: must be 0 (all) or positive, got {self.limit}")
+
+    @property
+    def name(self) -> str:
+        """The corpus name written to each record."""
+        return self.corpus_name or self.corpus
+
+
+class _Checker:
+    """Applies the problem policies to candidates and counts what it skips."""
+
+    def __init__(self, config: PrepareConfig) -> None:
+        self.config = config
+        self.skipped: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = defaultdict(list)
+        self.seen: dict[str, str] = {}
+
+    def _problem(self, kind: str, where: str, message: str) -> None:
+        if getattr(self.config, kind) == "error":
+            raise PrepareError(f"{where}: {message} (set {kind}=skip to skip and count these)")
+        self.skipped[kind] += 1
+        if len(self.examples[kind]) < _EXAMPLES:
+            self.examples[kind].append(f"{where}: {message}")
+
+    def check(self, cand: Candidate) -> Utterance | None:
+        """The utterance for a good candidate; None (counted) or PrepareError for a bad one."""
+        if cand.id in self.seen:
+            self._problem("duplicate_id", cand.where,
+                          f"duplicate id {cand.id!r} (first at {self.seen[cand.id]})")
+            return None
+        self.seen[cand.id] = cand.where
+        if not cand.text_decoded:
+            self._problem("bad_encoding", cand.where, "transcript is not valid UTF-8")
+            return None
+        if cand.text is None:
+            self._problem("missing_text", cand.where, f"no transcript for {cand.audio}")
+            return None
+        text = cand.text.strip()
+        if not text:
+            self._problem("empty_text", cand.where, "empty transcript")
+            return None
+        if not cand.audio.is_file():
+            self._problem("missing_audio", cand.where, f"audio file {cand.audio} not found")
+            return None
+        try:
+            info = sf.info(str(cand.audio))
+            duration = float(info.frames) / info.samplerate
+        except (sf.LibsndfileError, RuntimeError, ZeroDivisionError) as err:
+            self._problem("unreadable_audio", cand.where, f"cannot read {cand.audio}: {err}")
+            return None
+        if duration <= 0:
+            self._problem("unreadable_audio", cand.where, f"{cand.audio} holds no samples")
+            return None
+        if duration > self.config.max_duration:
+            self._problem("too_long", cand.where, f"{cand.audio} lasts {duration:.1f} s > "
+                          f"{self.config.max_duration:g} s")
+            return None
+        return Utterance(id=cand.id, audio=str(cand.audio.resolve()), text=text,
+                         duration=round(duration, 4), corpus=self.config.name,
+                         speaker=cand.speaker, extra=cand.extra)
+
+
+def _collect(config: PrepareConfig, candidates: Iterable[Candidate],
+             checker: _Checker) -> list[Utterance]:
+    kept: list[Utterance] = []
+    bar = tqdm(candidates, desc=f"preparing {config.corpus}", unit="utt",
+               disable=not config.progress)
+    for cand in bar:
+        utt = checker.check(cand)
+        if utt is not None:
+            kept.append(utt)
+            if config.limit and len(kept) >= config.limit:
+                break
+    return kept
+
+
+def prepare(config: PrepareConfig) -> tuple[Path, dict[str, Any]]:
+    """Read a corpus, check every utterance, write ``manifest.jsonl`` and ``prepare_report.json``.
+
+    Returns:
+        The manifest path and the report (kept, skipped per problem with examples, hours).
+
+    Raises:
+        ConfigError: no output folder.
+        CorpusError: the source is not laid out as the corpus expects (names what is missing).
+        PrepareError: a problem whose policy is ``error`` (names file and line).
+    """
+    if config.out is None:
+        raise ConfigError("out: an output folder is required (--out DIR)")
+    reader = importlib.import_module(CORPORA[config.corpus])
+    context = ReaderContext(config=config, audio_dir=config.out / "audio")
+    checker = _Checker(config)
+    utts = _collect(config, reader.read(context), checker)
+    manifest = config.out / "manifest.jsonl"
+    write_manifest(manifest, utts)
+    official = Counter(str(u.extra.get("official_split", "")) for u in utts)
+    report: dict[str, Any] = {
+        "corpus": config.name, "source": str(config.source),
+        "kept": len(utts), "hours": round(sum(u.duration for u in utts) / 3600, 4),
+        "speakers": len({u.speaker for u in utts if u.speaker}),
+        "official_splits": {k or "none": v for k, v in sorted(official.items())},
+        "skipped": dict(checker.skipped), "skipped_total": sum(checker.skipped.values()),
+        "examples": dict(checker.examples), "notes": dict(context.notes),
+        "config": config_to_dict(config),
+    }
+    (config.out / "prepare_report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return manifest, report
+
+
+def run_prepare(config: PrepareConfig) -> int:
+    """Entry point of ``whisper-ja prepare``: prepare, then print a summary."""
+    try:
+        manifest, report = prepare(config)
+    except (CorpusError, PrepareError) as err:
+        print(f"whisper-ja prepare: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {manifest}: {report['kept']} utterances, {report['hours']:.2f} h, "
+          f"{report['speakers']} speakers, official splits {report['official_splits']}")
+    if report["skipped_total"]:
+        print(f"skipped {report['skipped_total']}: {report['skipped']}")
+        for kind, examples in report["examples"].items():
+            print(f"  {kind}, e.g. {examples[0]}")
+    else:
+        print("skipped 0")
+    if report["notes"]:
+        print(f"notes: {report['notes']}")
+    return 0
