@@ -179,7 +179,8 @@ def test_reazonspeech_local_and_saved(tmp_path):
     src = tmp_path / "src"
     (src / "tsv").mkdir(parents=True)
     (src / "tsv" / "tiny.tsv").write_text(
-        "000/0001.flac\tテレビの音声です\n000/0002.flac\tニュースをお伝えします\n", encoding="utf-8")
+        "000/0001.flac\tテレビの音声です\n000/0002.flac\tニュースをお伝えします\n",
+        encoding="utf-8")
     tone(src / "data" / "000" / "0001.flac", 1.0)
     tone(src / "data" / "000" / "0002.flac", 2.0)
     utts, _ = run("reazonspeech", src, tmp_path / "out")
