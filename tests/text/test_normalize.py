@@ -5,6 +5,8 @@ from __future__ import annotations
 import typing
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from whisper_ja.text import NORMALIZERS, normalize
 from whisper_ja.text.normalize import get_normalizer
@@ -12,7 +14,8 @@ from whisper_ja.text.score import ScoreConfig
 
 DEFAULT_CASES = [
     # width folding (NFKC) and case
-    ("ＡＢＣ１２３", "abc123"),
+    ("ＡＢＣ１２３", "abc百二十三"),
+    ("ｘｙｚ", "xyz"),
     ("ｺｰﾋｰ", "コーヒー"),
     ("Ｈｅｌｌｏ World", "helloworld"),
     # Japanese and ASCII punctuation, symbols
@@ -26,21 +29,27 @@ DEFAULT_CASES = [
     # the long vowel mark is a letter and stays; iteration mark too
     ("コーヒー", "コーヒー"),
     ("時々", "時々"),
-    # numbers: one canonical form (arabic digits)
-    ("2005年7月14日", "2005年7月14日"),
-    ("２００５年７月１４日", "2005年7月14日"),
-    ("二千五年七月十四日", "2005年7月14日"),
-    ("二〇〇五年", "2005年"),
-    ("3,480円", "3480円"),
-    ("３，４８０円", "3480円"),
-    ("三千四百八十円", "3480円"),
-    ("十", "10"),
-    ("１０", "10"),
-    ("1万2千円", "12000円"),
-    ("一万二千円", "12000円"),
-    ("3.5キロ", "3.5キロ"),
-    ("三点五キロ", "3.5キロ"),
-    ("1,2,3", "123"),
+    # numbers: one canonical form (kanji numerals)
+    ("2005年7月14日", "二千五年七月十四日"),
+    ("２００５年７月１４日", "二千五年七月十四日"),
+    ("二千五年七月十四日", "二千五年七月十四日"),
+    ("二〇〇五年", "二千五年"),
+    ("3,480円", "三千四百八十円"),
+    ("３，４８０円", "三千四百八十円"),
+    ("三千四百八十円", "三千四百八十円"),
+    ("十", "十"),
+    ("10", "十"),
+    ("１０", "十"),
+    ("1万2千円", "一万二千円"),
+    ("12000円", "一万二千円"),
+    ("3.5キロ", "三点五キロ"),
+    ("三点五キロ", "三点五キロ"),
+    ("0120", "〇一二〇"),
+    ("1,2,3", "百二十三"),  # punctuation goes first, so the same as "一、二、三"
+    ("一、二、三", "百二十三"),
+    # words that contain a numeral stay as written
+    ("一緒に千葉へ", "一緒に千葉へ"),
+    ("万一", "万一"),
     ("億万長者", "億万長者"),
     # hiragana and katakana are not folded into each other (that is the reading CER's job)
     ("りんご", "りんご"),
@@ -70,6 +79,14 @@ def test_default_is_idempotent() -> None:
     for text, _ in DEFAULT_CASES:
         once = normalize(text)
         assert normalize(once) == once
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="〇一二三四五十百千万0123456789０１.,、。点 　ー々あアｱ東京ＡBc「」!?%",
+               max_size=16))
+def test_default_is_idempotent_on_random_text(text: str) -> None:
+    once = normalize(text)
+    assert normalize(once) == once
 
 
 REAZONSPEECH_CASES = [

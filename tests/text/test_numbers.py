@@ -11,6 +11,8 @@ from whisper_ja.text.numbers import to_arabic, to_kanji
 @pytest.mark.parametrize(("text", "expected"), [
     ("二千五年七月十四日", "2005年7月14日"),
     ("二〇〇五", "2005"),
+    ("〇一二〇", "0120"),  # positional kanji keep leading zeros
+    ("一二三", "123"),
     ("3,480円", "3480円"),
     ("12,345,678", "12345678"),
     ("1,2,3", "1,2,3"),
@@ -32,6 +34,8 @@ def test_to_arabic(text: str, expected: str) -> None:
     ("3480円", "三千四百八十円"),
     ("3.5キロ", "三点五キロ"),
     ("0120", "〇一二〇"),
+    ("〇一二〇", "〇一二〇"),
+    ("一千", "千"),
     ("一緒", "一緒"),  # words with a numeral round-trip
     ("千葉", "千葉"),
 ])
@@ -50,3 +54,9 @@ def test_kanji_and_arabic_round_trip(n: int) -> None:
 def test_never_crashes_on_numeral_soup(text: str) -> None:
     assert isinstance(to_arabic(text), str)
     assert isinstance(to_kanji(text), str)
+
+
+@given(st.text(alphabet="〇零一二三四五六七八九十百千万億兆0123456789点.,円年葉緒", max_size=12))
+def test_to_kanji_is_idempotent(text: str) -> None:
+    once = to_kanji(text)
+    assert to_kanji(once) == once

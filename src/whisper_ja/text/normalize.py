@@ -4,15 +4,18 @@ Scores are only comparable when both sides were normalized the same way, so ever
 whisper-ja names its preset. Presets:
 
 ``default`` (use this): whisper-ja's own, for Japanese CER/WER.
-    1. Unicode NFKC: full-width ASCII letters/digits → half-width (``ＡＢＣ１２３`` → ``ABC123``),
+    1. Unicode NFKC: full-width ASCII letters/digits → half-width (``ＡＢＣ１２`` → ``ABC12``),
        half-width katakana → full-width (``ｺｰﾋｰ`` → ``コーヒー``), composed kana.
     2. Latin letters lower-cased (``ABC`` → ``abc``).
     3. All whitespace removed (ASCII, ideographic ``U+3000``, tabs, newlines): Japanese has no
        word spaces, so spaces (e.g. MeCab-split text) must never count as characters.
-    4. Numbers in one canonical form, arabic digits (:func:`whisper_ja.text.numbers.to_arabic`):
-       ``十`` = ``10`` = ``１０``, ``二千五年`` = ``2005年``, ``3,480円`` = ``3480円``.
+    4. Numbers in one canonical form, kanji numerals (:func:`whisper_ja.text.numbers.to_kanji`):
+       ``十`` = ``10`` = ``１０``, ``2005年`` = ``二〇〇五年`` = ``二千五年``, ``3,480円`` =
+       ``三千四百八十円``, ``3.5`` = ``三点五``. Words containing a numeral (一緒, 千葉) are
+       left as written.
     5. Punctuation and symbols removed (Unicode categories P* and S*: ``、。「」『』！？・…〜``,
-       ASCII ``.,!?"'()``, ``%¥♪★~``), except a ``.`` between two digits (``3.5``).
+       ASCII ``.,!?"'()``, ``%¥♪★~``), before rule 4 reads the numbers (so ``3,480`` is
+       ``3480``), except a decimal point between two digits (``3.5`` → ``三点五``).
     6. Voicing marks left alone by NFKC (a bare ``゛``/``゜`` becomes a combining mark with no
        kana to join) removed.
     7. Kept as characters: the long vowel mark ``ー`` (a letter, Lm), ``々``, kana as written
@@ -48,7 +51,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from whisper_ja.text.numbers import to_arabic
+from whisper_ja.text.numbers import to_kanji
 
 __all__ = [
     "NORMALIZERS",
@@ -98,21 +101,19 @@ def tagger() -> Any:
 _WHITESPACE = re.compile(r"\s+")
 
 
-def _is_removable(char: str) -> bool:
+def _is_punctuation(char: str) -> bool:
     return unicodedata.category(char)[0] in "PS"
 
 
-def _remove_punctuation(text: str) -> str:
-    out = []
-    for i, char in enumerate(text):
-        if _is_removable(char):
-            # A decimal point survives, so 3.5 and 35 stay different numbers.
-            if (char == "." and 0 < i < len(text) - 1
-                    and text[i - 1].isdigit() and text[i + 1].isdigit()):
-                out.append(char)
-            continue
-        out.append(char)
-    return "".join(out)
+# A decimal number: one point between digits, not part of a dotted chain (2024.1.5, 1.2.3).
+_DECIMAL = re.compile(r"(?<!\d\.)(?<!\d)\d+(\.)\d+(?!\.\d)")
+
+
+def _remove_punctuation(text: str, keep_decimal_point: bool = False) -> str:
+    # 3.5 must stay apart from 35 until numbers are spelled; other points go.
+    keep = {m.start(1) for m in _DECIMAL.finditer(text)} if keep_decimal_point else set()
+    return "".join(c for i, c in enumerate(text)
+                   if i in keep or unicodedata.category(c)[0] not in "PS")
 
 
 # Combining (han)dakuten: NFKC merges them into a preceding kana; any left over stand alone.
@@ -123,7 +124,11 @@ def _default(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = _ORPHAN_VOICING.sub("", text)
     text = _WHITESPACE.sub("", text)
-    return _remove_punctuation(to_arabic(text))
+    # Punctuation goes before numbers are read, so that "1,2,3" and "一、二、三" give the
+    # same digit run; a decimal point survives until to_kanji spells it 点. A last pass drops
+    # any point that was not between two digits of one number.
+    text = _remove_punctuation(text, keep_decimal_point=True)
+    return _remove_punctuation(to_kanji(text))
 
 
 # --- reazonspeech --------------------------------------------------------------------------
@@ -176,7 +181,7 @@ def _paper(text: str) -> str:
 
 NORMALIZERS: dict[str, Normalizer] = {
     "default": Normalizer("default", _default,
-                          "NFKC, lower case, no whitespace/punctuation, numbers as digits"),
+                          "NFKC, lower case, no whitespace/punctuation, numbers in kanji"),
     "reazonspeech": Normalizer("reazonspeech", _reazonspeech,
                                "ReazonSpeech's CER normalizer (num2words, punctuation set)"),
     "kotoba": Normalizer("kotoba", _kotoba,
@@ -218,6 +223,6 @@ def normalize(text: str, preset: NormalizerLike = "default") -> str:
 
     Example:
         >>> normalize("「２００５年」、 3,480円！")
-        '2005年3480円'
+        '二千五年三千四百八十円'
     """
     return get_normalizer(preset)(text)

@@ -7,9 +7,9 @@ of how much of the CER is spelling.
 
 Pipeline of :func:`to_reading`:
     1. The chosen preset normalizer (``default``: NFKC, no punctuation/whitespace, numbers as
-       digits).
-    2. Numbers as kanji numerals (:func:`whisper_ja.text.numbers.to_kanji`), which restores
-       words such as 一緒 that the digit form altered, and spells every number one way.
+       kanji numerals).
+    2. Numbers as kanji numerals (:func:`whisper_ja.text.numbers.to_kanji`; a no-op after
+       ``default``), so every preset's numbers are read one way.
     3. ``pyopenjtalk.g2p(text, kana=True)``: pronunciation katakana with long vowels as ``ー``
        (とうきょう → トーキョー). Open JTalk is the reader that reads digits and counters right.
     4. Anything that is not katakana or ``ー`` (pause marks ``、``, leftover symbols) removed.
