@@ -119,10 +119,28 @@ def _rates(errors: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.where(lengths > 0, errors / safe, np.where(errors > 0, 1.0, 0.0))
 
 
-def _resample_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
+_MAX_BLOCK = 2_000_000
+"""Indices drawn at once (16 MB); large test sets are resampled block by block."""
+
+
+def _resampled_sums(columns: Sequence[np.ndarray], n_resamples: int,
+                    seed: int) -> list[np.ndarray]:
+    """Per resample, the sum of each column over utterances drawn with replacement.
+
+    Every column is summed over the SAME drawn indices (that is what makes the paired
+    bootstrap paired). Deterministic for a seed.
+    """
+    n = len(columns[0])
     if n == 0:
         raise ValueError("cannot bootstrap an empty test set (0 utterances)")
-    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    rng = np.random.default_rng(seed)
+    block = max(1, _MAX_BLOCK // n)
+    sums: list[list[np.ndarray]] = [[] for _ in columns]
+    for start in range(0, n_resamples, block):
+        idx = rng.integers(0, n, size=(min(block, n_resamples - start), n))
+        for out, column in zip(sums, columns, strict=True):
+            out.append(column[idx].sum(axis=1))
+    return [np.concatenate(parts) for parts in sums]
 
 
 def interval_from_counts(counts: Sequence[ErrorCounts], metric: str = "cer",
@@ -131,8 +149,7 @@ def interval_from_counts(counts: Sequence[ErrorCounts], metric: str = "cer",
     """Bootstrap interval from per-utterance counts (see :func:`metric_interval`)."""
     _check(n_resamples, confidence)
     errors, lengths = _arrays(counts)
-    idx = _resample_indices(len(counts), n_resamples, seed)
-    rates = _rates(errors[idx].sum(axis=1), lengths[idx].sum(axis=1))
+    rates = _rates(*_resampled_sums([errors, lengths], n_resamples, seed))
     alpha = (1.0 - confidence) / 2
     low, high = np.quantile(rates, [alpha, 1.0 - alpha])
     value = float(_rates(np.array([errors.sum()]), np.array([lengths.sum()]))[0])
@@ -157,9 +174,8 @@ def paired_bootstrap_counts(counts_a: Sequence[ErrorCounts], counts_b: Sequence[
         bad = int(np.flatnonzero(len_a != len_b)[0])
         raise ValueError(f"utterance {bad}: reference lengths differ between systems "
                          f"({int(len_a[bad])} vs {int(len_b[bad])}); same references needed")
-    idx = _resample_indices(len(counts_a), n_resamples, seed)
-    lengths = len_a[idx].sum(axis=1)
-    deltas = _rates(err_b[idx].sum(axis=1), lengths) - _rates(err_a[idx].sum(axis=1), lengths)
+    sum_a, sum_b, lengths = _resampled_sums([err_a, err_b, len_a], n_resamples, seed)
+    deltas = _rates(sum_b, lengths) - _rates(sum_a, lengths)
     alpha = (1.0 - confidence) / 2
     low, high = np.quantile(deltas, [alpha, 1.0 - alpha])
     total = np.array([len_a.sum()])
