@@ -38,7 +38,8 @@ whisper-ja names its preset. Presets:
     1. Its full-width → half-width table, which also maps ``ー`` → ``-``, ``゛`` → ``"`` and
        ``'`` → a backquote.
     2. Delete ``、`` and ``。`` (no other punctuation), delete whitespace.
-    3. Split into words with MeCab (here fugashi + unidic-lite) joined by single spaces, so the
+    3. Split into words with MeCab + unidic-lite (its mecab-python3 + unidic-lite; here the same
+       tagger and dictionary through fugashi) joined by single spaces, so the
        CER counts those spaces as characters.
 """
 
