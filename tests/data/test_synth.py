@@ -104,3 +104,25 @@ def test_bad_settings_are_named(tmp_path, settings):
 def test_too_many_utterances_for_the_sentences(tmp_path):
     with pytest.raises(ConfigError, match="sentences"):
         synthesize_corpus(tmp_path, size=10_000, voices=OJT, progress=False)
+
+
+@pytest.mark.slow
+def test_held_out_voice_forms_the_test_split(corpus):
+    from whisper_ja.data.split import SplitConfig, split_utterances, text_key
+
+    held_out = parse_voice("openjtalk:-2").name
+    splits = split_utterances(read_manifest(corpus), SplitConfig(test_speakers=(held_out,)))
+    assert held_out not in {u.speaker for u in splits["train"] + splits["validation"]}
+    assert {u.speaker for u in splits["test"]} >= {held_out}
+    train_texts = {text_key(u.text) for u in splits["train"]}
+    assert not train_texts & {text_key(u.text) for u in splits["test"]}
+
+
+@pytest.mark.slow
+def test_full_sentences_file_option(tmp_path):
+    table = tmp_path / "SENTENCES"
+    table.write_text("".join(f"{i}\t今日は{i}回目の練習です。\ten\t-\n" for i in range(1, 4)),
+                     encoding="utf-8")
+    utts = read_manifest(synthesize_corpus(tmp_path / "out", size=3, voices=OJT,
+                                           sentences=table, progress=False))
+    assert sorted(u.extra["tatoeba_id"] for u in utts) == [1, 2, 3]
