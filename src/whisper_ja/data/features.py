@@ -224,8 +224,9 @@ def context_frames(longest_frames: int, policy: ContextPolicy) -> int:
         raise ValueError(f"longest_frames must be >= 0, got {longest_frames}")
     if not policy.dynamic:
         return FULL_CONTEXT_FRAMES
-    rounded = math.ceil(longest_frames / policy.bucket_frames) * policy.bucket_frames
-    return min(FULL_CONTEXT_FRAMES, max(policy.min_frames, rounded, 2))
+    # At least one bucket, so an empty clip still gives the encoder a valid input.
+    rounded = max(1, math.ceil(longest_frames / policy.bucket_frames)) * policy.bucket_frames
+    return min(FULL_CONTEXT_FRAMES, max(policy.min_frames, rounded))
 
 
 def pad_features(feats: Sequence[np.ndarray | torch.Tensor], frames: int) -> torch.Tensor:
