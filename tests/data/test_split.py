@@ -10,7 +10,7 @@ import pytest
 from whisper_ja.cli import main
 from whisper_ja.config import ConfigError
 from whisper_ja.data.manifest import Utterance, read_manifest, write_manifest
-from whisper_ja.data.split import SplitConfig, split_utterances, text_key
+from whisper_ja.data.split import SplitConfig, split_report, split_utterances, text_key
 
 SPEAKERS = ("a", "b", "c", "d", "e", "f")
 
@@ -123,3 +123,15 @@ def test_cli_writes_manifests_and_report(tmp_path, capsys):
     assert report["splits"]["train"]["all"]["utterances"] == len(parts["train"])
     printed = capsys.readouterr().out
     assert "train" in printed and "text_overlap: none" in printed
+
+
+def test_constraints_the_data_cannot_meet_are_reported():
+    # Both speakers read every sentence: speaker-disjointness joins everything into one group.
+    utts = [Utterance(id=f"{spk}{i}", audio="x.wav", text=f"文{i}", duration=1.0, corpus="c",
+                      speaker=spk) for spk in "ab" for i in range(10)]
+    config = SplitConfig(speaker_disjoint=True)
+    splits = split_utterances(utts, config)
+    assert sorted(len(v) for v in splits.values()) == [0, 0, 20]
+    report = split_report(splits, config)
+    assert sum("is empty" in w for w in report["warnings"]) == 2
+    assert report["speaker_overlap"] == {} and report["text_overlap"] == {}

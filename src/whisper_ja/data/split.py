@@ -213,7 +213,10 @@ def split_utterances(utts: Sequence[Utterance],
 
 def _split(utts: Sequence[Utterance],
            config: SplitConfig) -> tuple[dict[str, list[Utterance]], Counter[str]]:
-    split_of, notes = _assign(_groups(utts, config.speaker_disjoint), utts, config)
+    groups = _groups(utts, config.speaker_disjoint)
+    split_of, notes = _assign(groups, utts, config)
+    notes["groups"] = len(groups)
+    notes["largest_group"] = max((len(g) for g in groups), default=0)
     result: dict[str, list[Utterance]] = {name: [] for name in SPLIT_NAMES}
     for utt, name in zip(utts, split_of, strict=True):
         result[name].append(dataclasses.replace(utt, split=name))
@@ -252,6 +255,7 @@ def split_report(splits: dict[str, list[Utterance]], config: SplitConfig,
         "notes": dict(notes or {}),
         "config": config_to_dict(config),
     }
+    report["warnings"] = _warnings(splits, config, notes or Counter())
     if config.speaker_disjoint:
         report["speaker_overlap"] = _overlaps(splits, lambda u: u.speaker)
     if config.test_speakers:
@@ -260,6 +264,23 @@ def split_report(splits: dict[str, list[Utterance]], config: SplitConfig,
         report["test_speakers_outside_test"] = sorted(
             {u.speaker for u in splits["train"] + splits["validation"]} & set(config.test_speakers))
     return report
+
+
+def _warnings(splits: dict[str, list[Utterance]], config: SplitConfig,
+              notes: Counter[str]) -> list[str]:
+    """Constraints that the data made impossible to meet well (never silently)."""
+    total = sum(len(v) for v in splits.values())
+    found = [f"{name} is empty although its ratio is {ratio:g}"
+             for name, ratio in zip(SPLIT_NAMES, config.ratios, strict=True)
+             if ratio > 0 and not splits[name]]
+    largest = notes.get("largest_group", 0)
+    smallest_target = min(r / sum(config.ratios) * total for r in config.ratios if r > 0)
+    if total and largest > smallest_target:
+        found.append(f"one group of utterances linked by shared text"
+                     f"{' or speaker' if config.speaker_disjoint else ''} holds {largest} of "
+                     f"{total} utterances, more than the smallest split's share "
+                     f"({smallest_target:.0f}); the ratios cannot be met closely")
+    return found
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -276,6 +297,8 @@ def _print_report(report: dict[str, Any]) -> None:
             print(f"{kind}: none")
     if report["notes"]:
         print(f"notes: {report['notes']}")
+    for warning in report["warnings"]:
+        print(f"WARNING: {warning}")
     if report.get("test_speakers_outside_test"):
         print(f"WARNING: held-out speakers outside test: {report['test_speakers_outside_test']}")
     if report.get("test_speakers_missing"):
