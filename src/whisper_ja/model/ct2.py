@@ -53,9 +53,11 @@ def _dequantize(variables: dict[str, np.ndarray], name: str) -> np.ndarray:
     if value.dtype in (np.int8, np.int16):
         if scale is None:
             raise Ct2FormatError(f"quantized variable {name} has no {name}_scale")
-        # CTranslate2 stores round(w * scale) with one scale per output row.
+        # CTranslate2 stores round(w * scale) with one scale per output row (or one in all).
         scale = scale.astype(np.float32)
-        return value.astype(np.float32) / (scale[:, None] if scale.ndim == 1 else scale)
+        if scale.ndim == 1:
+            scale = scale.reshape(-1, *([1] * (value.ndim - 1)))
+        return value.astype(np.float32) / scale
     return value.astype(np.float32)
 
 

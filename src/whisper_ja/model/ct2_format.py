@@ -123,6 +123,10 @@ def read_ct2_model(path: str | Path, data: bytes | None = None) -> Ct2Model:
         if target not in variables:
             raise Ct2FormatError(f"{path}: alias {alias} points to missing variable {target}")
         variables[alias] = variables[target]
+        # A quantized weight shares its target's scale, which is not stored under the alias.
+        for suffix in ("_scale", "_zero"):
+            if target + suffix in variables and alias + suffix not in variables:
+                variables[alias + suffix] = variables[target + suffix]
     if reader.pos != len(reader.data):
         raise Ct2FormatError(f"{path}: {len(reader.data) - reader.pos} unexpected trailing bytes")
     return Ct2Model(spec=spec, revision=revision, binary_version=version, variables=variables)
