@@ -126,3 +126,15 @@ def test_full_sentences_file_option(tmp_path):
     utts = read_manifest(synthesize_corpus(tmp_path / "out", size=3, voices=OJT,
                                            sentences=table, progress=False))
     assert sorted(u.extra["tatoeba_id"] for u in utts) == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_cli(tmp_path, capsys):
+    from whisper_ja.cli import main
+
+    assert main(["synth", "--out", str(tmp_path), "--size", "2", "--seed", "3", "--voices",
+                 "openjtalk:+1", "--speed-range", "1.0", "1.0", "--no-progress"]) == 0
+    assert "2 synthetic utterances" in capsys.readouterr().out
+    utts = read_manifest(tmp_path / "manifest.jsonl")
+    assert {u.speaker for u in utts} == {"openjtalk-mei+1"}
+    assert {u.extra["speed"] for u in utts} == {1.0}
