@@ -61,9 +61,13 @@ def load_splits(source: str, hub_id: str, config_name: str | None, splits: Itera
 def _undecoded(rows: Any) -> Any:
     import datasets
 
-    if "audio" in (rows.column_names or []):
+    names = rows.column_names
+    if names is not None and "audio" not in names:
+        return rows
+    try:
         return rows.cast_column("audio", datasets.Audio(decode=False))
-    return rows
+    except (KeyError, ValueError):  # a streamed dataset of unknown features without audio
+        return rows
 
 
 def audio_file(value: Any, folder: Path, stem: str) -> Path:
