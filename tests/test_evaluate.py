@@ -16,8 +16,8 @@ from whisper_ja.evaluate import EvaluateConfig, evaluate
 from whisper_ja.report import read_hypotheses
 from whisper_ja.text.metrics import cer
 
-TEXTS = ["今日はとても良い天気です。", "私は毎朝コーヒーを飲みます。", "駅までの道を教えてください。",
-         "この本はとても面白かった。", "東京に行きたいです。"]
+TEXTS = ["今日はとても良い天気です。", "私は毎朝コーヒーを飲みます。",
+         "駅までの道を教えてください。", "この本はとても面白かった。", "東京に行きたいです。"]
 # Dynamic context (8 s floor instead of 30 s) and short outputs keep each evaluation quick.
 FAST = {"max_new_tokens": 8, "bootstrap": 50, "progress": False, "batch_size": 8,
         "context": "dynamic"}
