@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,17 +110,22 @@ def language_token_ids(tokenizer: Any) -> dict[str, int]:
     return found
 
 
-def _features(processor: Any, audios: Sequence[np.ndarray], frames: int | None) -> torch.Tensor:
+def _features(processor: Any, audios: Sequence[np.ndarray], context: str) -> torch.Tensor:
     feats = processor.feature_extractor(list(audios), sampling_rate=16000,
                                         return_tensors="pt").input_features
+    if context != "dynamic":
+        return feats
+    from whisper_ja.data.features import ContextPolicy, context_frames
+
     # Cutting 30 s features keeps Whisper's normalization (computed over the padded window),
     # which is what a dynamic-context model saw in training.
-    return feats[..., :frames] if frames else feats
+    longest = max(math.ceil(len(a) / 160) for a in audios)
+    return feats[..., :context_frames(longest, ContextPolicy())]
 
 
 @torch.no_grad()
 def detect_language(model: Any, processor: Any, audios: Sequence[np.ndarray], *,
-                    batch_size: int = 8, context_frames: int | None = None,
+                    batch_size: int = 8, context: str = "full",
                     progress: bool = True) -> list[str]:
     """Whisper's language identification: the most likely language token after SOT.
 
@@ -128,7 +134,8 @@ def detect_language(model: Any, processor: Any, audios: Sequence[np.ndarray], *,
         processor: Its ``WhisperProcessor``.
         audios: 16 kHz mono float32 waveforms.
         batch_size: Utterances per forward pass.
-        context_frames: Mel frames given to the encoder (None: 3000 = 30 s).
+        context: ``full`` (30 s encoder input) or ``dynamic`` (the batch's longest clip, with
+            the default ``ContextPolicy``), as the model was trained.
         progress: Show a progress bar.
 
     Returns:
@@ -145,7 +152,7 @@ def detect_language(model: Any, processor: Any, audios: Sequence[np.ndarray], *,
     for start in tqdm(range(0, len(audios), batch_size), desc="language id",
                       disable=not progress):
         batch = audios[start:start + batch_size]
-        feats = _features(processor, batch, context_frames).to(device=device, dtype=dtype)
+        feats = _features(processor, batch, context).to(device=device, dtype=dtype)
         sot = torch.full((len(batch), 1), SOT_ID, dtype=torch.long, device=device)
         logits = model(input_features=feats, decoder_input_ids=sot).logits[:, -1, :]
         best = logits[:, id_tensor.to(device)].argmax(dim=-1).tolist()
@@ -185,17 +192,19 @@ def word_error_counts(ref: str, hyp: str, language: str) -> ErrorCounts:
                        reference_length=out.hits + out.substitutions + out.deletions)
 
 
-def _decode_grouped(model: Any, processor: Any, audios: Sequence[np.ndarray],
-                    languages: Sequence[str], options: Any, progress: bool) -> list[str]:
+def _decode_grouped(model: Any, processor: Any, utts: Sequence[Utterance],
+                    languages: Sequence[str], options: Any, context: str,
+                    progress: bool) -> list[str]:
     """Decode each utterance with its own language forced, one batch run per language."""
-    from whisper_ja.decoding import decode_audio
+    from whisper_ja.evaluate import decode_utterances
 
-    texts = [""] * len(audios)
+    texts = [""] * len(utts)
     for language in sorted(set(languages)):
         idx = [i for i, lang in enumerate(languages) if lang == language]
-        results = decode_audio(model, processor, [audios[i] for i in idx],
-                               dataclasses.replace(options, language=language, prompt_ids=()),
-                               progress=progress)
+        results, _ = decode_utterances(
+            model, processor, [utts[i] for i in idx],
+            dataclasses.replace(options, language=language, prompt_ids=()), context,
+            progress=progress)
         for i, result in zip(idx, results, strict=True):
             texts[i] = result.text
     return texts
@@ -225,22 +234,25 @@ def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utteranc
     """
     from whisper_ja.audio import load_audio
     from whisper_ja.decoding import DecodeOptions
+    from whisper_ja.model.context import uses_dynamic_context
 
     if not utterances:
         raise ValueError("retention suite: no utterances to evaluate")
     options = options or DecodeOptions()
+    # Decode with the encoder input the model was trained with (as ``evaluate`` does).
+    context = "dynamic" if uses_dynamic_context(model) else "full"
     audios = [load_audio(u.audio) for u in utterances]
     truth = [language_of(u) for u in utterances]
     detected = detect_language(model, processor, audios, batch_size=options.batch_size,
-                               context_frames=options.context_frames, progress=progress)
-    forced = _decode_grouped(model, processor, audios, truth, options, progress)
+                               context=context, progress=progress)
+    forced = _decode_grouped(model, processor, utterances, truth, options, context, progress)
     # Where the identified language is the true one, greedy decoding gives the forced text
     # again, so only the misidentified utterances are decoded a second time.
     wrong = [i for i, (t, d) in enumerate(zip(truth, detected, strict=True)) if t != d]
     identified = list(forced)
     if wrong:
-        redo = _decode_grouped(model, processor, [audios[i] for i in wrong],
-                               [detected[i] for i in wrong], options, progress)
+        redo = _decode_grouped(model, processor, [utterances[i] for i in wrong],
+                               [detected[i] for i in wrong], options, context, progress)
         for i, text in zip(wrong, redo, strict=True):
             identified[i] = text
     records = []
