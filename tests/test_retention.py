@@ -149,8 +149,9 @@ def test_retention_suite_before_and_after_adapter(tiny_folders, english_set, tmp
         assert en["wer_forced"][1] <= en["wer_forced"][0] <= en["wer_forced"][2]
     assert "+" in after["model"] and "+" not in before["model"]
     change = saved["changes"]["en"]
-    assert change["wer_forced"]["before"] == pytest.approx(before["languages"]["en"]["wer_forced"][0])
-    assert change["wer_forced"]["after"] == pytest.approx(after["languages"]["en"]["wer_forced"][0])
+    for side, entry in (("before", before), ("after", after)):
+        assert change["wer_forced"][side] == pytest.approx(
+            entry["languages"]["en"]["wer_forced"][0])
     assert change["lid_accuracy"]["delta"] == pytest.approx(
         after["languages"]["en"]["lid_accuracy"] - before["languages"]["en"]["lid_accuracy"])
     assert "synthetic" in (tmp_path / "report.md").read_text(encoding="utf-8")
