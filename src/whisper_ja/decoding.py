@@ -94,7 +94,7 @@ def is_looping(token_ids: Sequence[int], max_ngram: int = 32) -> bool:
     """Detect Whisper's repetition hallucinations in a token sequence.
 
     Flags a sequence when one n-gram (n <= ``max_ngram``) repeats back to back (one token 8
-    times, two tokens 6 times, three 4 times, longer ones 3 times), or when copies of a single
+    times, two tokens 4 times, longer ones 3 times), or when copies of a single
     3- to 8-gram, occurring at least 4 times anywhere, make up half the sequence. Thresholds sit
     above what real Japanese repeats: laughter "ははは" is one to three tokens, reduplications
     come in twos, and a phrase recurring in long speech covers little of it.
@@ -106,16 +106,27 @@ def is_looping(token_ids: Sequence[int], max_ngram: int = 32) -> bool:
     ids = [t for t in token_ids if t < EOT_ID]
     if len(ids) < 6:
         return False
-    thresholds = {1: 8, 2: 6, 3: 4}
+    thresholds = {1: 8, 2: 4}
     for n in range(1, min(max_ngram, len(ids) // 2) + 1):
         if _tandem_repeat(ids, n, thresholds.get(n, 3)):
             return True
     for n in range(3, 9):
-        grams = Counter(tuple(ids[i:i + n]) for i in range(len(ids) - n + 1))
-        count = max(grams.values(), default=0)
+        count = _max_disjoint_count(ids, n)
         if count >= 4 and count * n >= len(ids) / 2:
             return True
     return False
+
+
+def _max_disjoint_count(ids: Sequence[int], n: int) -> int:
+    """Occurrences of the most frequent n-gram, counting only non-overlapping ones."""
+    counts: Counter[tuple[int, ...]] = Counter()
+    next_free: dict[tuple[int, ...], int] = {}
+    for i in range(len(ids) - n + 1):
+        gram = tuple(ids[i:i + n])
+        if i >= next_free.get(gram, 0):
+            counts[gram] += 1
+            next_free[gram] = i + n
+    return max(counts.values(), default=0)
 
 
 def _prompt_tensor(prompt_ids: tuple[int, ...]) -> torch.Tensor | None:
