@@ -1,0 +1,348 @@
+"""From :class:`~whisper_ja.data.manifest.Utterance` records to model-ready batches.
+
+:func:`build_labels` is the ONE place where transcript text becomes label ids, used by LoRA and
+full fine-tuning alike, so the two modes always learn byte-identical targets (the seed paper's
+code trained them on different text). The label sequence is::
+
+    <|startoftranscript|> <|ja|> <|transcribe|> <|notimestamps|> text tokens... <|endoftext|>
+
+and, as in Hugging Face's Whisper recipe, the decoder reads the sequence shifted right: its
+input is every id but the last, its target every id but the first. So the start token is never a
+target, and padded positions (label ``-100``) are ignored by the loss.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from whisper_ja.data.manifest import Utterance
+from whisper_ja.model.tokens import EOT_ID, JA_PREFIX_IDS
+
+if TYPE_CHECKING:
+    from whisper_ja.train_config import TrainConfig
+
+__all__ = [
+    "IGNORE_INDEX",
+    "MAX_FRAMES",
+    "Datasets",
+    "Example",
+    "SpeechDataset",
+    "build_datasets",
+    "build_labels",
+    "collate",
+    "epoch_batches",
+    "feature_source",
+    "frames_of",
+    "mixed_indices",
+    "select_trainable",
+]
+
+LOGGER = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+"""Label value the cross-entropy loss skips (padding)."""
+
+MAX_FRAMES = 3000
+"""Whisper's encoder window: 30 s of 10 ms mel frames."""
+
+
+def build_labels(text: str, tokenizer: Any) -> list[int]:
+    """Label ids of one transcript: Japanese prefix, text tokens, end of text.
+
+    Args:
+        text: The transcript exactly as the manifest gives it (no normalization here, so what
+            the model learns to write is what the corpus writes).
+        tokenizer: A Whisper tokenizer (``processor.tokenizer``).
+
+    Returns:
+        ``[*JA_PREFIX_IDS, *text_ids, EOT_ID]``.
+    """
+    text_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return [*JA_PREFIX_IDS, *(int(i) for i in text_ids), EOT_ID]
+
+
+def frames_of(utterance: Utterance) -> int:
+    """Mel frames (10 ms each) of an utterance, from its duration."""
+    return int(np.ceil(round(utterance.duration * 100, 6)))
+
+
+def select_trainable(utterances: Sequence[Utterance], tokenizer: Any, max_label_tokens: int
+                     ) -> tuple[list[Utterance], list[list[int]], Counter[str]]:
+    """Keep the utterances Whisper can learn from and build their labels once.
+
+    Clips longer than 30 s (they do not fit the encoder), empty transcripts and labels longer
+    than ``max_label_tokens`` are skipped and counted, never dropped silently.
+
+    Returns:
+        ``(kept utterances, their label ids, Counter of skip reasons)``.
+    """
+    kept: list[Utterance] = []
+    labels: list[list[int]] = []
+    skipped: Counter[str] = Counter()
+    for utt in utterances:
+        if frames_of(utt) > MAX_FRAMES:
+            skipped["longer than 30 s"] += 1
+            continue
+        if not utt.text.strip():
+            skipped["empty transcript"] += 1
+            continue
+        ids = build_labels(utt.text, tokenizer)
+        if len(ids) > max_label_tokens:
+            skipped[f"label longer than {max_label_tokens} tokens"] += 1
+            continue
+        kept.append(utt)
+        labels.append(ids)
+    if skipped:
+        LOGGER.warning("skipped %d of %d utterances: %s", sum(skipped.values()),
+                       len(utterances), dict(skipped))
+    return kept, labels, skipped
+
+
+@dataclass(frozen=True)
+class Example:
+    """One utterance ready for the model."""
+
+    utterance_id: str
+    text: str
+    features: np.ndarray
+    """``(n_mels, T)`` float32 log-mel features of the real audio (no padding)."""
+    label_ids: tuple[int, ...]
+
+
+class SpeechDataset(torch.utils.data.Dataset[Example]):
+    """Map-style dataset of :class:`Example` built from utterances and their labels.
+
+    Args:
+        utterances: The clips (already filtered by :func:`select_trainable`).
+        labels: Their label ids, in the same order.
+        features: Computes (or fetches from a cache) the log-mel features of one utterance.
+    """
+
+    def __init__(self, utterances: Sequence[Utterance], labels: Sequence[Sequence[int]],
+                 features: Callable[[Utterance], np.ndarray]) -> None:
+        if len(utterances) != len(labels):
+            raise ValueError(f"{len(utterances)} utterances but {len(labels)} label lists")
+        self.utterances = list(utterances)
+        self.labels = [tuple(ids) for ids in labels]
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, index: int) -> Example:
+        utt = self.utterances[index]
+        return Example(utt.id, utt.text, np.asarray(self.features(utt), dtype=np.float32),
+                       self.labels[index])
+
+
+def collate(examples: Sequence[Example], frames: int | Callable[[int], int]
+            ) -> dict[str, torch.Tensor]:
+    """Pad a list of examples into one batch.
+
+    Args:
+        examples: The batch.
+        frames: Encoder input length in mel frames, or a function of the longest clip's
+            frames returning it (the context policy).
+
+    Returns:
+        ``input_features (B, n_mels, F)``, ``lengths (B,)`` real frames (for SpecAugment),
+        ``decoder_input_ids (B, L)`` padded with end-of-text, ``labels (B, L)`` padded with
+        :data:`IGNORE_INDEX`.
+    """
+    from whisper_ja.data.features import pad_features
+
+    longest = max(e.features.shape[1] for e in examples)
+    width = frames(longest) if callable(frames) else int(frames)
+    input_features = pad_features([e.features for e in examples], width)
+    lengths = torch.tensor([min(e.features.shape[1], width) for e in examples])
+    size = max(len(e.label_ids) for e in examples) - 1
+    decoder_input_ids = torch.full((len(examples), size), EOT_ID, dtype=torch.long)
+    labels = torch.full((len(examples), size), IGNORE_INDEX, dtype=torch.long)
+    for row, example in enumerate(examples):
+        ids = torch.tensor(example.label_ids, dtype=torch.long)
+        decoder_input_ids[row, : len(ids) - 1] = ids[:-1]
+        labels[row, : len(ids) - 1] = ids[1:]
+    return {"input_features": input_features, "lengths": lengths,
+            "decoder_input_ids": decoder_input_ids, "labels": labels}
+
+
+def mixed_indices(corpora: Sequence[str], weights: dict[str, float],
+                  rng: np.random.Generator) -> list[int]:
+    """Indices of one epoch with per-corpus weights applied.
+
+    A corpus of weight ``w`` contributes every clip ``floor(w)`` times plus a random
+    ``round(frac(w) * n)`` of its clips once more, so ``w=2`` doubles it and ``w=0.5`` takes a
+    fresh random half each epoch. The epoch size is the same in every epoch.
+
+    Args:
+        corpora: The corpus of each clip.
+        weights: Corpus name to weight; unlisted corpora weigh 1.
+        rng: The epoch's random generator.
+    """
+    by_corpus: dict[str, list[int]] = {}
+    for index, corpus in enumerate(corpora):
+        by_corpus.setdefault(corpus, []).append(index)
+    chosen: list[int] = []
+    for corpus, members in by_corpus.items():
+        weight = weights.get(corpus, 1.0)
+        whole, frac = int(weight), weight - int(weight)
+        chosen.extend(members * whole)
+        extra = round(frac * len(members))
+        if extra:
+            chosen.extend(int(i) for i in rng.choice(members, size=extra, replace=False))
+    return chosen
+
+
+def epoch_batches(lengths: Sequence[int], corpora: Sequence[str], epoch: int, *,
+                  batch_size: int, seed: int, weights: dict[str, float],
+                  length_grouping: bool) -> list[list[int]]:
+    """The batches of one epoch.
+
+    A pure function of ``(seed, epoch)``, so a resume can replay the order and skip what was
+    already consumed.
+
+    Args:
+        lengths: Frames of each clip (for length grouping).
+        corpora: Corpus of each clip (for mixing).
+        epoch: Epoch number, from 0.
+        batch_size: Clips per batch.
+        seed: The run's seed.
+        weights: Per-corpus mixing weights.
+        length_grouping: Batch clips of similar length (less padding) instead of at random.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    indices = mixed_indices(corpora, weights, rng)
+    if length_grouping:
+        from whisper_ja.data.batching import LengthGroupedSampler
+
+        sampler = LengthGroupedSampler([lengths[i] for i in indices], batch_size, seed=seed,
+                                       shuffle=True)
+        sampler.set_epoch(epoch)
+        return [[indices[j] for j in batch] for batch in sampler]
+    order = [indices[j] for j in rng.permutation(len(indices))]
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@dataclass
+class Datasets:
+    """Training and validation data of a run.
+
+    Attributes:
+        train: The training clips (features computed or read from the cache on access).
+        train_frames: Frames of each training clip (length grouping, epoch planning).
+        train_corpora: Corpus of each training clip (mixing).
+        validation: Validation examples with features in memory, shortest first (main
+            process only; empty elsewhere).
+        validation_utterances: The validation utterances (every process).
+        skipped: Skip reason to count, training and validation together.
+    """
+
+    train: SpeechDataset
+    train_frames: list[int]
+    train_corpora: list[str]
+    validation: list[Example]
+    validation_utterances: list[Utterance]
+    skipped: dict[str, int]
+
+
+def feature_source(config: TrainConfig, feature_extractor: Any
+                   ) -> Callable[[Utterance], np.ndarray]:
+    """How a run gets log-mel features: through the on-disk cache, or computed every time."""
+    from whisper_ja.audio import load_audio
+    from whisper_ja.data.features import FeatureCache, log_mel
+
+    if config.efficiency.feature_cache:
+        cache = FeatureCache(config.efficiency.cache_dir or config.out / "feature_cache")
+        return lambda utt: cache.get(utt, feature_extractor)
+    return lambda utt: log_mel(load_audio(utt.audio), feature_extractor)
+
+
+def _readable(utterances: Sequence[Utterance], features: Callable[[Utterance], np.ndarray],
+              show: bool) -> tuple[set[str], list[np.ndarray | None]]:
+    """Compute every clip's features once; returns ids of unreadable clips and the features."""
+    from tqdm.auto import tqdm
+
+    from whisper_ja.audio import AudioError
+
+    bad: set[str] = set()
+    result: list[np.ndarray | None] = []
+    for utt in tqdm(utterances, desc="features", disable=not show, leave=False):
+        try:
+            result.append(features(utt))
+        except AudioError as err:
+            LOGGER.warning("skipping %s: %s", utt.id, err)
+            bad.add(utt.id)
+            result.append(None)
+    return bad, result
+
+
+def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Datasets:
+    """Read the manifests, build labels once, check the audio, and assemble the datasets.
+
+    With the feature cache on, the main process computes every training clip's features
+    before training (filling the cache; unreadable audio is skipped and counted). Without it,
+    features are computed on the fly and unreadable training audio stops the run with the
+    file's name. Validation features are computed once and kept in memory.
+
+    Raises:
+        ConfigError: ``data.mixing`` names a corpus absent from the training manifests, or no
+            usable training clip is left.
+    """
+    from accelerate.utils import broadcast_object_list
+
+    from whisper_ja.config import ConfigError
+    from whisper_ja.data.manifest import read_manifest
+    from whisper_ja.train_config import parse_mixing
+
+    main = accelerator.is_main_process
+    train_utts = read_manifest(*config.data.train)
+    corpora = sorted({u.corpus for u in train_utts})
+    unknown = sorted(set(parse_mixing(config.data.mixing)) - set(corpora))
+    if unknown:
+        raise ConfigError(f"data.mixing: corpus(es) {unknown} not in the training manifests "
+                          f"(they hold {corpora})")
+    tokenizer = processor.tokenizer
+    train_utts, train_labels, skipped = select_trainable(
+        train_utts, tokenizer, config.data.max_label_tokens)
+    val_utts = read_manifest(*config.data.validation) if config.data.validation else []
+    val_utts, _, val_skipped = select_trainable(val_utts, tokenizer, config.data.max_label_tokens)
+    skipped.update(val_skipped)
+    if config.data.validation_limit:
+        val_utts = val_utts[: config.data.validation_limit]
+    features = feature_source(config, processor.feature_extractor)
+    bad: set[str] = set()
+    validation: list[Example] = []
+    if main:
+        if config.efficiency.feature_cache:
+            bad, _ = _readable(train_utts, features, config.run.progress)
+        val_bad, val_feats = _readable(val_utts, features, config.run.progress)
+        bad |= val_bad
+        validation = [Example(u.id, u.text, f, tuple(build_labels(u.text, tokenizer)))
+                      for u, f in zip(val_utts, val_feats, strict=True) if f is not None]
+        validation.sort(key=lambda e: e.features.shape[1])
+    shared: list[Any] = [sorted(bad)]
+    broadcast_object_list(shared)
+    bad = set(shared[0])
+    if bad:
+        skipped["unreadable audio"] = len(bad)
+    keep = [i for i, u in enumerate(train_utts) if u.id not in bad]
+    train_utts = [train_utts[i] for i in keep]
+    train_labels = [train_labels[i] for i in keep]
+    if not train_utts:
+        raise ConfigError(f"data.train: no usable training clip in {list(config.data.train)} "
+                          f"(skipped: {dict(skipped)})")
+    return Datasets(
+        train=SpeechDataset(train_utts, train_labels, features),
+        train_frames=[frames_of(u) for u in train_utts],
+        train_corpora=[u.corpus for u in train_utts],
+        validation=validation,
+        validation_utterances=[u for u in val_utts if u.id not in bad],
+        skipped=dict(skipped),
+    )

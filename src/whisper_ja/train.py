@@ -1,0 +1,433 @@
+r"""Fine-tune a multilingual Whisper for Japanese, with LoRA or end to end: ``whisper-ja train``.
+
+The loop below reads top to bottom: load the model, make it trainable (LoRA adapters or all
+weights), build the data, then step / validate / checkpoint until the step budget or early
+stopping ends the run, and write the best model. It runs on Accelerate, so the same command works
+on one CPU, one GPU or many::
+
+    whisper-ja train --config configs/cpu_base_lora.yaml            # one CPU or GPU
+    accelerate launch --multi_gpu --num_processes 4 -m whisper_ja.cli train \\
+        --config configs/paper_tiny_full.yaml                       # 4 GPUs, DDP
+    accelerate launch --config_file my_deepspeed_or_fsdp.yaml -m whisper_ja.cli train ...
+    accelerate launch --cpu --num_processes 2 -m whisper_ja.cli train ...   # 2 CPU processes
+
+``optim.batch_size`` is per process: the effective batch is batch_size x grad_accum x processes.
+Validation (greedy decoding, Japanese forced) runs on the main process. Checkpoints are written
+to a folder the processes share (one node, or a shared file system for several).
+
+Output folder (``out``): the best model by validation CER (LoRA: a PEFT adapter for
+``PeftModel.from_pretrained``; full: a ``WhisperForConditionalGeneration`` folder), the processor,
+``whisper_ja.json`` (base model and context policy to decode with), the resolved ``config.yaml``,
+``summary.json``, ``log.jsonl``, ``tensorboard/`` and ``checkpoints/`` (for ``--resume``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from whisper_ja.checkpoint import (
+    RunLog,
+    TrainProgress,
+    keep_trainable_only,
+    latest_checkpoint,
+    save_best,
+    save_checkpoint,
+    write_final_model,
+)
+from whisper_ja.config import ConfigError, save_config
+from whisper_ja.data.collate import Datasets, Example, build_datasets, collate, epoch_batches
+from whisper_ja.data.features import context_frames
+from whisper_ja.data.specaugment import spec_augment
+from whisper_ja.model import load_model
+from whisper_ja.train_config import TrainConfig, check_paths, parse_mixing
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "build_optimizer",
+    "prepare_model",
+    "resolve_precision",
+    "run_train",
+    "train",
+    "train_step",
+    "validate",
+]
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run produced (``summary`` is also in ``out/summary.json``)."""
+
+    out: Path
+    summary: dict[str, Any]
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Fine-tune ``config.model`` on ``config.data`` and write the output folder.
+
+    Raises:
+        ConfigError: a setting is invalid (checked before any work).
+    """
+    check_paths(config)
+    accelerator = Accelerator(mixed_precision=resolve_precision(config.precision))
+    set_seed(config.seed)
+    main = accelerator.is_main_process
+    out = config.out
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
+
+    # 1. The model, made trainable: LoRA adapters only, or all (or all but encoder) weights.
+    loaded = load_model(config.model, dtype=torch.float32)
+    processor = loaded.processor
+    model, counts = prepare_model(loaded.model, config)
+
+    # 2. Data: labels built once (same ids for both modes), features cached, skips counted.
+    data = build_datasets(config, processor, accelerator)
+    steps_per_epoch = _steps_per_epoch(config, data, accelerator.num_processes)
+    total_steps = config.optim.max_steps or config.optim.epochs * steps_per_epoch
+
+    # 3. Optimizer and schedule; Accelerate wraps the model for DDP / DeepSpeed / FSDP.
+    optimizer = build_optimizer(model, config)
+    scheduler = get_scheduler(config.optim.schedule, optimizer,
+                              num_warmup_steps=config.optim.warmup_steps,
+                              num_training_steps=total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    progress = TrainProgress()
+    accelerator.register_for_checkpointing(scheduler, progress)
+    if config.mode == "lora":
+        accelerator.register_save_state_pre_hook(keep_trainable_only(model))
+
+    # 4. Resume: model, optimizer, scheduler, every process's RNG and the step counter (which
+    #    fixes the data position, since the order is a function of seed and epoch).
+    checkpoints = out / "checkpoints"
+    resumed_from = latest_checkpoint(checkpoints) if config.resume else None
+    if resumed_from is not None:
+        accelerator.load_state(str(resumed_from), strict=config.mode != "lora")
+        LOGGER.info("resumed from %s (step %d)", resumed_from, progress.step)
+    log = RunLog(out, enabled=main, tensorboard=config.run.tensorboard,
+                 keep_until_step=progress.step)
+    log.write({"event": "start", "step": progress.step, "total_steps": total_steps,
+               "steps_per_epoch": steps_per_epoch, "processes": accelerator.num_processes,
+               "precision": accelerator.mixed_precision, **counts,
+               "resumed_from": str(resumed_from) if resumed_from else None})
+
+    # 5. The loop.
+    started = time.monotonic()
+    if progress.step == 0 and config.run.validate_at_start and data.validation:
+        progress.initial_cer = _validate_and_keep_best(model, processor, data, config,
+                                                       accelerator, progress, log)
+    bar = tqdm(total=total_steps, initial=progress.step, desc=f"train ({config.mode})",
+               disable=not (main and config.run.progress), dynamic_ncols=True)
+    loss = math.nan
+    for step_batches in _batches_from(progress.step, total_steps, steps_per_epoch, config,
+                                      data, accelerator):
+        loss = train_step(model, optimizer, scheduler, step_batches, config, accelerator,
+                          progress.step)
+        progress.step += 1
+        progress.samples += _samples(step_batches, accelerator)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        if progress.step % config.run.log_every == 0 or progress.step == total_steps:
+            log.write({"step": progress.step, "loss": loss, "lr": scheduler.get_last_lr()[0],
+                       "epoch": progress.step / steps_per_epoch, "samples": progress.samples})
+        validate_now = data.validation and (
+            progress.step == total_steps
+            or (config.run.validate_every and progress.step % config.run.validate_every == 0))
+        if validate_now:
+            _validate_and_keep_best(model, processor, data, config, accelerator, progress, log)
+        stop = bool(config.run.patience and progress.bad_validations >= config.run.patience)
+        if config.run.save_every and (progress.step % config.run.save_every == 0
+                                      or progress.step == total_steps or stop):
+            progress.elapsed_s += time.monotonic() - started
+            started = time.monotonic()
+            save_checkpoint(accelerator, checkpoints, progress.step, config.run.keep_checkpoints)
+        if stop:
+            log.write({"event": "early_stop", "step": progress.step,
+                       "best_step": progress.best_step})
+            break
+    bar.close()
+    progress.elapsed_s += time.monotonic() - started
+
+    # 6. The output folder: best (or, without validation, last) model, processor, summary.
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    if main:
+        write_final_model(unwrapped, processor, config, has_best=bool(data.validation))
+    summary = _summary(config, progress, counts, data, accelerator, unwrapped, loss,
+                       total_steps)
+    if main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False),
+                                          encoding="utf-8")
+        log.write({"event": "end", **summary})
+    log.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(out=out, summary=summary)
+
+
+def train_step(model: Any, optimizer: Any, scheduler: Any, batches: list[dict[str, torch.Tensor]],
+               config: TrainConfig, accelerator: Accelerator, step: int) -> float:
+    """One optimizer step over ``len(batches)`` accumulated batches; returns the mean loss.
+
+    SpecAugment is applied here, to the very tensor handed to the model, so it cannot fail to
+    reach it; its masks come from a generator seeded by (seed, step, process, batch), which
+    makes every step reproducible after a resume.
+    """
+    model.train()
+    total = torch.zeros((), device=accelerator.device)
+    for index, batch in enumerate(batches):
+        features = batch["input_features"]
+        if config.specaugment.enabled:
+            generator = torch.Generator().manual_seed(
+                hash((config.seed, step, accelerator.process_index, index)) & 0x7FFF_FFFF)
+            features = spec_augment(features, batch["lengths"], config.specaugment, generator)
+        # Gradients are averaged across processes only on the last accumulated batch.
+        last = index == len(batches) - 1
+        with (nullcontext() if last else accelerator.no_sync(model)), accelerator.autocast():
+            output = model(input_features=features.to(accelerator.device),
+                           decoder_input_ids=batch["decoder_input_ids"].to(accelerator.device),
+                           labels=batch["labels"].to(accelerator.device))
+            loss = output.loss / len(batches)
+        accelerator.backward(loss)
+        total += loss.detach().float()
+    if config.optim.max_grad_norm:
+        accelerator.clip_grad_norm_(model.parameters(), config.optim.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(accelerator.reduce(total, reduction="mean").item())
+
+
+def _batches_from(start_step: int, total_steps: int, steps_per_epoch: int, config: TrainConfig,
+                  data: Datasets, accelerator: Accelerator
+                  ) -> Iterator[list[dict[str, torch.Tensor]]]:
+    """Yield each remaining optimizer step's batches for this process, epoch after epoch.
+
+    The epoch's global batch list is the same on every process; process ``r`` takes every
+    ``num_processes``-th batch from ``r``. Batches that do not fill a whole step on every
+    process are left out of that epoch (a different random few each epoch).
+    """
+    world, rank = accelerator.num_processes, accelerator.process_index
+    accum = config.optim.grad_accum
+    weights = parse_mixing(config.data.mixing)
+    policy = config.efficiency.context
+    collate_fn = partial(collate, frames=lambda longest: context_frames(longest, policy))
+    step = start_step
+    while step < total_steps:
+        epoch, offset = divmod(step, steps_per_epoch)
+        batches = epoch_batches(data.train_frames, data.train_corpora, epoch,
+                                batch_size=config.optim.batch_size, seed=config.seed,
+                                weights=weights, length_grouping=config.efficiency.length_grouping)
+        mine = batches[rank::world][: steps_per_epoch * accum]
+        loader = torch.utils.data.DataLoader(data.train, batch_sampler=mine[offset * accum:],
+                                             collate_fn=collate_fn)
+        pending: list[dict[str, torch.Tensor]] = []
+        for batch in loader:
+            pending.append(batch)
+            if len(pending) == accum:
+                yield pending
+                pending = []
+                step += 1
+                if step >= total_steps:
+                    return
+
+
+def _steps_per_epoch(config: TrainConfig, data: Datasets, processes: int) -> int:
+    """Optimizer steps in one epoch; fails with a named setting if the data cannot fill one."""
+    batches = len(epoch_batches(data.train_frames, data.train_corpora, 0,
+                                batch_size=config.optim.batch_size, seed=config.seed,
+                                weights=parse_mixing(config.data.mixing),
+                                length_grouping=config.efficiency.length_grouping))
+    steps = batches // processes // config.optim.grad_accum
+    if steps < 1:
+        raise ConfigError(
+            f"optim.batch_size: {len(data.train)} training clips make {batches} batches, too "
+            f"few for grad_accum={config.optim.grad_accum} on {processes} process(es)")
+    return steps
+
+
+def _samples(batches: list[dict[str, torch.Tensor]], accelerator: Accelerator) -> int:
+    count = torch.tensor(sum(len(b["lengths"]) for b in batches), device=accelerator.device)
+    return int(accelerator.reduce(count, reduction="sum").item())
+
+
+def _validate_and_keep_best(model: Any, processor: Any, data: Datasets, config: TrainConfig,
+                            accelerator: Accelerator, progress: TrainProgress,
+                            log: RunLog) -> float:
+    """Validate on the main process, share the CER, keep the best model, count patience."""
+    started = time.monotonic()
+    result: list[Any] = [None]
+    if accelerator.is_main_process:
+        result = [validate(accelerator.unwrap_model(model), processor, data.validation,
+                           config, accelerator)]
+    broadcast_object_list(result)
+    cer = float(result[0])
+    improved = progress.best_cer is None or cer < progress.best_cer
+    if improved:
+        progress.best_cer, progress.best_step, progress.bad_validations = cer, progress.step, 0
+        if accelerator.is_main_process:
+            save_best(accelerator.unwrap_model(model), processor, config)
+    elif progress.step > 0:
+        progress.bad_validations += 1
+    log.write({"step": progress.step, "val_cer": cer, "best_val_cer": progress.best_cer,
+               "val_time_s": round(time.monotonic() - started, 2)})
+    accelerator.wait_for_everyone()
+    return cer
+
+
+def _summary(config: TrainConfig, progress: TrainProgress, counts: dict[str, int],
+             data: Datasets, accelerator: Accelerator, model: Any, loss: float,
+             total_steps: int) -> dict[str, Any]:
+    checksum = float(sum(p.detach().double().sum().item()
+                         for p in model.parameters() if p.requires_grad))
+    synthetic = any(u.corpus == "synthetic" for u in data.validation_utterances)
+    return {
+        "mode": config.mode, "model": config.model, "steps": progress.step,
+        "planned_steps": total_steps, "train_time_s": round(progress.elapsed_s, 2),
+        "best_val_cer": progress.best_cer, "best_step": progress.best_step,
+        "initial_val_cer": progress.initial_cer, "final_train_loss": loss,
+        "stopped_early": bool(config.run.patience
+                              and progress.bad_validations >= config.run.patience),
+        **counts, "peak_memory_mb": peak_memory_mb(), "precision": accelerator.mixed_precision,
+        "processes": accelerator.num_processes, "samples_seen": progress.samples,
+        "train_clips": len(data.train), "validation_clips": len(data.validation),
+        "validation_corpora": sorted({u.corpus for u in data.validation_utterances}),
+        "validation_is_synthetic_speech": synthetic, "skipped": data.skipped,
+        "dynamic_context": config.efficiency.context.dynamic,
+        "context_min_frames": config.efficiency.context.min_frames,
+        "replica_checksums": gather_object([checksum]),
+    }
+
+
+def resolve_precision(setting: str) -> str:
+    """Accelerate's ``mixed_precision`` for a ``precision`` setting on this hardware.
+
+    ``auto`` picks bf16 on GPUs that have it (else fp16) and on CPUs with AVX512-bf16 (about
+    2x faster training here), fp32 elsewhere.
+
+    Raises:
+        ConfigError: naming ``precision`` when the hardware lacks the requested type.
+    """
+    cuda = torch.cuda.is_available()
+    cpu_bf16 = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+    if setting == "fp32":
+        return "no"
+    if setting == "auto":
+        if cuda:
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cpu_bf16 else "no"
+    if setting == "fp16" and not cuda:
+        raise ConfigError("precision: fp16 needs a CUDA GPU; use bf16 or fp32 on a CPU")
+    if setting == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        raise ConfigError("precision: this GPU has no bf16; use fp16 or fp32")
+    return setting
+
+
+def prepare_model(model: Any, config: TrainConfig) -> tuple[Any, dict[str, int]]:
+    """Make ``model`` trainable as ``config`` says; returns it with parameter counts.
+
+    LoRA: every original weight frozen, adapters on ``lora.target_modules`` (decoder only
+    with ``freeze_encoder``). Full: every weight trains, or all but the encoder's.
+    """
+    from whisper_ja.model.context import enable_dynamic_context
+
+    if config.efficiency.context.dynamic:
+        enable_dynamic_context(model)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        modules = "|".join(config.lora.target_modules)
+        targets: Any = list(config.lora.target_modules)
+        if config.freeze_encoder:  # a regex over full module names: decoder layers only
+            targets = rf"model\.decoder\..*\.({modules})"
+        lora = LoraConfig(r=config.lora.rank, lora_alpha=config.lora.alpha,
+                          lora_dropout=config.lora.dropout, target_modules=targets, bias="none")
+        model = get_peft_model(model, lora)
+    elif config.freeze_encoder:
+        model.get_encoder().requires_grad_(False)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return model, {"trainable_params": trainable, "total_params": total}
+
+
+def build_optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer over the trainable parameters; no weight decay on biases and norms."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.optim.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if config.optim.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(groups, lr=config.learning_rate, scale_parameter=False,
+                         relative_step=False, warmup_init=False)
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
+def validate(model: Any, processor: Any, examples: list[Example], config: TrainConfig,
+             accelerator: Accelerator) -> float:
+    """Corpus CER of greedy decoding (Japanese forced) on ``examples``.
+
+    Decoding uses the run's context policy, so validation sees the encoder input training sees.
+    """
+    from whisper_ja.decoding import DecodeOptions, decode_features
+    from whisper_ja.text.metrics import cer
+
+    policy = config.efficiency.context
+    was_training = model.training
+    model.eval()
+    hypotheses: list[str] = []
+    size = config.optim.batch_size
+    for start in tqdm(range(0, len(examples), size), desc="validate", leave=False,
+                      disable=not config.run.progress):
+        batch = collate(examples[start:start + size],
+                        frames=lambda longest: context_frames(longest, policy))
+        features = batch["input_features"].to(accelerator.device)
+        options = DecodeOptions(context_frames=features.shape[-1] if policy.dynamic else None,
+                                batch_size=len(batch["lengths"]),
+                                max_new_tokens=config.run.val_max_new_tokens)
+        with torch.no_grad(), accelerator.autocast():
+            results = decode_features(model, processor, features, options)
+        hypotheses.extend(r.text for r in results)
+    model.train(was_training)
+    return float(cer([e.text for e in examples], hypotheses).rate)
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of this process in MiB: GPU memory allocated on CUDA, else peak RSS."""
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_train(config: TrainConfig) -> int:
+    """Entry point of ``whisper-ja train``; returns the exit code."""
+    result = train(config)
+    best = result.summary.get("best_val_cer")
+    LOGGER.info("done: %d steps, best validation CER %s, output in %s", result.summary["steps"],
+                "n/a" if best is None else f"{best:.4f}", result.out)
+    return 0
