@@ -115,7 +115,7 @@ def spec_augment(features: torch.Tensor, lengths: torch.Tensor, config: SpecAugm
 
     Returns:
         The masked features, same shape, dtype and device. Masked cells hold the mean of the
-        clip's real frames, so masking adds no new energy level.
+        clip's real frames, so masking adds no new energy level; padding frames never change.
     """
     if not config.enabled or (config.freq_masks == 0 and config.time_masks == 0):
         return features
@@ -126,5 +126,6 @@ def spec_augment(features: torch.Tensor, lengths: torch.Tensor, config: SpecAugm
             < lengths.to(features.device).unsqueeze(1))  # (B, frames)
     count = (real.sum(dim=1) * n_mels).clamp(min=1)
     mean = (features * real.unsqueeze(1)).sum(dim=(1, 2)) / count  # (B,)
-    masked = freq.unsqueeze(2) | time.unsqueeze(1)  # (B, n_mels, frames)
+    # Padding is left as it is (Whisper's silence): masks cover real frames only.
+    masked = (freq.unsqueeze(2) & real.unsqueeze(1)) | time.unsqueeze(1)  # (B, n_mels, frames)
     return torch.where(masked, mean.view(batch, 1, 1).to(features.dtype), features)
