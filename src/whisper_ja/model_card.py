@@ -308,7 +308,10 @@ def _usage(info: CardInfo) -> list[str]:
         return ["```python", "from transformers import pipeline", "",
                 'asr = pipeline("automatic-speech-recognition", model="PATH_OR_REPO")',
                 'print(asr("audio.wav")["text"])  # Japanese is forced in generation_config.json',
-                "```"]
+                "```", "",
+                "transformers' pipeline decodes with beam search (5 beams) unless told otherwise; "
+                "pass `generate_kwargs={\"num_beams\": 1}` to decode greedily as whisper-ja's "
+                "evaluation does by default."]
     return ["```python", "from faster_whisper import WhisperModel", "",
             'model = WhisperModel("PATH_OR_REPO", compute_type="int8")  # or "float32"',
             'segments, _ = model.transcribe("audio.wav", language="ja", beam_size=1)',

@@ -134,14 +134,16 @@ def decode_features_ct2(model_dir: str | Path, features: np.ndarray, *, beam_siz
         raise ValueError(f"features must be (batch, n_mels, frames), got shape {batch.shape}")
     results = model.generate(
         ctranslate2.StorageView.from_array(batch), [list(JA_PREFIX_IDS)] * len(batch),
-        beam_size=beam_size, max_length=len(JA_PREFIX_IDS) + max_new_tokens,
+        # CTranslate2 4.x's Whisper generate stops after max_length / 2 new tokens (measured),
+        # hence the doubling; transformers counts max_new_tokens after the prefix.
+        beam_size=beam_size, max_length=2 * max_new_tokens,
         suppress_blank=True, return_scores=False)
     return [tuple(result.sequences_ids[0]) for result in results]
 
 
 def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
                    language: str = "ja", compute_type: str = "int8",
-                   progress: bool = True) -> list[str]:
+                   max_new_tokens: int | None = None, progress: bool = True) -> list[str]:
     """Transcribe audio files with faster-whisper (``whisper-ja transcribe --backend ct2``).
 
     Decoding is deterministic (temperature 0, no fallback) and does not condition on previous
@@ -153,6 +155,7 @@ def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
         beam_size: Beam width (1 = greedy).
         language: Forced language code.
         compute_type: ``int8`` (fastest on CPU), ``float32``...
+        max_new_tokens: Most tokens per 30 s window (None: faster-whisper's limit).
         progress: Show a progress bar.
 
     Returns:
@@ -173,6 +176,6 @@ def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
         segments, _ = model.transcribe(
             load_audio(path), language=language, task="transcribe", beam_size=beam_size,
             temperature=0.0, without_timestamps=True, condition_on_previous_text=False,
-            vad_filter=False)
+            vad_filter=False, max_new_tokens=max_new_tokens)
         texts.append("".join(segment.text for segment in segments).strip())
     return texts
