@@ -183,3 +183,36 @@ def test_summary_of_a_finished_run_is_the_train_output(tmp_path, manifests):
 
 def _fixed_evaluator(model, adapter, manifest, out):
     return {"rate": 0.1, "low": 0.05, "high": 0.15}
+
+
+@pytest.mark.slow
+def test_sweep_trains_and_evaluates_a_tiny_model_for_real(tmp_path, ja_clips):
+    from functools import partial
+
+    from whisper_ja.model import tiny_random_whisper
+    from whisper_ja.sweep import evaluate_cer
+    from whisper_ja.train import train
+
+    tiny = tiny_random_whisper(seed=0)
+    tiny.model.save_pretrained(tmp_path / "tiny")
+    tiny.processor.save_pretrained(tmp_path / "tiny")
+    utts = [Utterance(id=f"c{i}", audio=str(c.path), text=c.text, duration=1.0,
+                      corpus="synthetic") for i, c in enumerate(ja_clips)]
+    write_manifest(tmp_path / "train.jsonl", utts[:2])
+    write_manifest(tmp_path / "test.jsonl", utts[2:])
+    config = load_config(SweepConfig, base={
+        "ranks": "2,4", "model": str(tmp_path / "tiny"), "out": str(tmp_path / "sweep"),
+        "untouched": False, "select_on": "test", "test": [str(tmp_path / "test.jsonl")],
+        "data": {"train": [str(tmp_path / "train.jsonl")]},
+        "optim": {"max_steps": 1, "batch_size": 2},
+        "run": {"validate_every": 0, "validate_at_start": False, "save_every": 1,
+                "tensorboard": False, "progress": False}})
+    # In-process training and short transcripts keep this fast; the CLI trains in a subprocess.
+    result = sweep(config, train_fn=lambda c: train(c).summary,
+                   evaluate_fn=partial(evaluate_cer, max_new_tokens=4, progress=False))
+    small, large = result.rows
+    assert (small.steps, large.steps) == (1, 1)
+    assert 0 < small.trainable_params < large.trainable_params
+    assert (tmp_path / "sweep" / "rank-4" / "adapter_config.json").is_file()
+    assert small.test is not None and small.test["low"] <= small.test["rate"] <= small.test["high"]
+    assert result.recommended in ("rank-2", "rank-4")

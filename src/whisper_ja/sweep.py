@@ -42,7 +42,7 @@ from whisper_ja.train_config import (
     TrainConfig,
 )
 
-__all__ = ["SweepConfig", "SweepError", "SweepResult", "run_sweep", "sweep",
+__all__ = ["SweepConfig", "SweepError", "SweepResult", "evaluate_cer", "run_sweep", "sweep",
            "train_in_subprocess"]
 
 log = logging.getLogger(__name__)
@@ -199,11 +199,16 @@ def train_in_subprocess(config: TrainConfig) -> dict[str, Any]:
     return _read_json(config.out / "summary.json")
 
 
-def evaluate_cer(model: str, adapter: Path | None, manifest: Path, out: Path) -> dict[str, Any]:
-    """CER with its 95% interval through ``whisper-ja evaluate`` (writes ``out``)."""
+def evaluate_cer(model: str, adapter: Path | None, manifest: Path, out: Path,
+                 **settings: Any) -> dict[str, Any]:
+    """CER with its 95% interval through ``whisper-ja evaluate`` (writes ``out``).
+
+    ``settings`` are further ``EvaluateConfig`` fields (e.g. ``max_new_tokens``).
+    """
     from whisper_ja.evaluate import EvaluateConfig, evaluate
 
-    report = evaluate(EvaluateConfig(manifest=manifest, model=model, adapter=adapter, out=out))
+    report = evaluate(EvaluateConfig(manifest=manifest, model=model, adapter=adapter, out=out,
+                                     **settings))
     return dict(report.data["overall"]["cer"])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,10 +83,13 @@ def select_rank(rows: Sequence[SweepRow], select_on: str) -> tuple[str | None, s
     scored = [r for r in rows if r.kind == "lora" and r.score(select_on) is not None]
     if not scored:
         return None, None
-    best = min(scored, key=lambda r: (r.score(select_on)["rate"], r.rank))  # type: ignore[index]
-    ceiling = float(best.score(select_on)["high"])  # type: ignore[index]
-    within = [r for r in scored if r.score(select_on)["rate"] <= ceiling]  # type: ignore[index]
-    smallest = min(within, key=lambda r: r.rank or 0)
+    rates = {r.name: float(r.score(select_on)["rate"]) for r in scored}  # type: ignore[index]
+    best = min(scored, key=lambda r: (rates[r.name], r.rank))
+    high = float(best.score(select_on)["high"])  # type: ignore[index]
+    # A degenerate interval (one utterance: NaN, or not containing its own rounded value)
+    # falls back to the best value itself.
+    ceiling = rates[best.name] if math.isnan(high) else max(high, rates[best.name])
+    smallest = min((r for r in scored if rates[r.name] <= ceiling), key=lambda r: r.rank or 0)
     return best.name, smallest.name
 
 
