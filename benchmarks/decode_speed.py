@@ -49,7 +49,11 @@ def timed(decode: Callable[..., list[Any]], *args: Any) -> tuple[list[Any], floa
 def main(argv: Sequence[str] | None = None) -> int:
     from whisper_ja.data.features import ContextPolicy
     from whisper_ja.model import load_model
-    from whisper_ja.model.context import apply_saved_context, enable_dynamic_context
+    from whisper_ja.model.context import (
+        apply_saved_context,
+        enable_dynamic_context,
+        uses_dynamic_context,
+    )
     from whisper_ja.text.bootstrap import metric_interval, paired_bootstrap
 
     args = parse_args(argv)
@@ -69,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             enable_dynamic_context(model)  # the user asks for it; 30 s stays bit-identical
         else:
             apply_saved_context(model, adapter)
+            # Merged, as deployed: unmerged LoRA layers cost time on every generated token.
+            model = model.merge_and_unload()
+        if not uses_dynamic_context(model):
+            raise SystemExit(f"{label}: dynamic context was not enabled")
         decode_standard(model, processor, audios[:1], 1)  # warm-up, not timed
         full, full_s = timed(decode_standard, model, processor, audios, args.batch_size)
         dyn, dyn_s = timed(decode_dynamic, model, processor, audios, args.batch_size, policy)
