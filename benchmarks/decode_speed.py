@@ -29,7 +29,7 @@ from train_throughput import decode_dynamic, decode_standard, load_audios  # noq
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out"),
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks"),
                         help="train_throughput.py's output folder")
     parser.add_argument("--model", default="openai/whisper-base")
     parser.add_argument("--adapter", type=Path, default=None,

@@ -41,7 +41,7 @@ ARMS = ("reference", "whisper-ja")
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks"))
     parser.add_argument("--model", default="openai/whisper-base")
     parser.add_argument("--train-clips", type=int, default=48)
     parser.add_argument("--val-clips", type=int, default=32)
