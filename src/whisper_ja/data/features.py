@@ -46,9 +46,8 @@ FULL_CONTEXT_FRAMES = 3000
 """Whisper's fixed input: 30 s of 10-ms frames."""
 
 SILENCE = -1.5
-"""Normalized log-mel value of digital silence: ``(log10(1e-10) + 4) / 4``. Whisper pads with
-zero samples, which become exactly this value wherever the clip itself is not silent to within
-80 dB of its peak (``max - 8`` clamp); :func:`pad_features` pads with the clip's own floor."""
+"""Normalized log-mel value of digital silence, ``(log10(1e-10) + 4) / 4``: the lowest value a
+padding frame can take (see :func:`pad_features` for the exact per-clip value)."""
 
 _FEATURE_VERSION = 1  # bump when log_mel's algorithm changes, to invalidate every cache
 
@@ -234,8 +233,9 @@ def pad_features(feats: Sequence[np.ndarray | torch.Tensor], frames: int) -> tor
 
     The padding value is each clip's own silence level, ``max(-1.5, max - 2)`` in normalized
     units: exactly what Whisper's extractor yields for the zero samples it pads a clip with (its
-    floor clamps everything to 80 dB below the clip's peak), so a padded batch matches the 30-s
-    features frame for frame.
+    floor clamps everything to 80 dB below the clip's peak). A padded row therefore equals the
+    30-s features, except the two frames right after the clip, which in the 30-s features still
+    overlap the clip's last samples (the STFT window is 2.5 hops wide).
 
     Raises:
         ValueError: if ``feats`` is empty, shapes disagree, or ``frames`` is not positive.
