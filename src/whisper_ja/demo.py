@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 # pitches; the held-out test voices add an unseen pitch and an unseen engine (Kokoro).
 TRAIN_VOICES = ("openjtalk:-4", "openjtalk:-2", "openjtalk:0", "openjtalk:+2", "openjtalk:+4")
 TEST_VOICES = ("openjtalk:+1", "kokoro:jf_alpha")
+TRAIN_FIELDS = ("steps", "best_step", "best_val_cer", "stopped_early", "train_clips",
+                "train_time_s", "trainable_params", "precision", "peak_memory_mb")
+"""Entries of the training run's summary.json shown in the demo's table."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class DemoConfig:
     lora_rank: int = field(32, help="LoRA rank")
     validate_every: int = field(75, help="validate every N steps (the best adapter is kept)")
     eval_batch_size: int = field(16, help="utterances decoded together when evaluating")
+    max_new_tokens: int = field(128, help="longest transcript in tokens (evaluation and "
+                                "validation)")
     bootstrap: int = field(1000, help="bootstrap resamples for confidence intervals")
     seed: int = field(0, help="seed of synthesis, split and training")
     fresh: bool = field(False, help="delete earlier results in --out and start over")
@@ -74,12 +79,12 @@ class DemoConfig:
         shared = sorted(set(self.voices) & set(self.test_voices))
         if shared:
             raise ConfigError(f"test_voices: {shared} also in voices (heard in training)")
-        if self.utterances < self.test_seen_voices + self.validation + 50:
-            raise ConfigError(f"utterances: {self.utterances} leaves under 50 for training "
+        if self.utterances < self.test_seen_voices + self.validation + 10:
+            raise ConfigError(f"utterances: {self.utterances} leaves under 10 for training "
                               f"after {self.test_seen_voices} test and {self.validation} "
                               "validation utterances")
         for name in ("steps", "batch_size", "lora_rank", "validate_every", "eval_batch_size",
-                     "test_voice_utterances", "validation"):
+                     "test_voice_utterances", "validation", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
 
@@ -186,7 +191,7 @@ def _train(config: DemoConfig) -> None:
                   "warmup_steps": max(1, config.steps // 10)},
         "run": {"validate_every": config.validate_every, "validate_at_start": False,
                 "patience": 2, "save_every": config.validate_every, "tensorboard": False,
-                "progress": config.progress},
+                "progress": config.progress, "val_max_new_tokens": config.max_new_tokens},
     }
     train(load_config(TrainConfig, base=settings))
 
@@ -199,6 +204,7 @@ def _evaluate(config: DemoConfig, name: str, adapter: Path | None = None) -> Non
         manifest=config.out / "split" / "test.jsonl", model=config.model, adapter=adapter,
         out=config.out / name, label=f"{config.model} + LoRA" if after
         else f"{config.model} (untouched)", batch_size=config.eval_batch_size,
+        max_new_tokens=config.max_new_tokens,
         compare=config.out / "eval_before" if after else None,
         train_run=config.out / "train" if after else None,
         bootstrap=config.bootstrap, seed=config.seed, progress=config.progress))
@@ -250,8 +256,9 @@ def format_summary(before: dict[str, Any], after: dict[str, Any], *, out: Path,
               f"Decoding real-time factor: untouched {before['rtf']:.3f} "
               f"({before['context']}), fine-tuned {after['rtf']:.3f} ({after['context']})."]
     if train_summary:
-        lines.append("Training: " + ", ".join(f"{k} {v}" for k, v in train_summary.items()
-                                              if isinstance(v, int | float | str)))
+        shown = {k: train_summary[k] for k in TRAIN_FIELDS if k in train_summary}
+        lines.append("Training (LoRA): " + ", ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
     if seconds:
         lines.append("Step times (this run): " + ", ".join(
             f"{k} {v:.0f} s" for k, v in seconds.items() if v > 0))
