@@ -114,7 +114,7 @@ def test_decode_features_takes_a_batch(tiny_whisper):
 
 @pytest.mark.parametrize("kwargs", [{"num_beams": 0}, {"max_new_tokens": 0},
                                     {"context_frames": 999}, {"context_frames": 3002},
-                                    {"batch_size": 0}])
+                                    {"batch_size": 0}, {"no_speech_threshold": 1.5}])
 def test_bad_options_are_rejected(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         DecodeOptions(**kwargs)
@@ -172,3 +172,17 @@ def test_whisper_base_long_audio_and_silence(whisper_base, ja_clips):
     assert results[1].text == "" and results[2].text == ""
     reference = ja_clips[0].text + ja_clips[1].text
     assert cer([reference], [results[0].text]).rate < 0.2, results[0].text
+
+
+@pytest.mark.slow
+def test_whisper_base_noise_is_judged_no_speech(whisper_base, ja_clips):
+    """Loud noise passes the energy check; Whisper's no-speech rule must then drop its text."""
+    hum = (0.1 * np.sin(2 * np.pi * 100 * np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE))
+    clips = [_noise(3, level=0.1), hum.astype(np.float32),
+             resample(ja_clips[3].audio, ja_clips[3].sample_rate)]
+    checked = decode_audio(whisper_base.model, whisper_base.processor, clips, progress=False)
+    assert [r.text for r in checked[:2]] == ["", ""]
+    assert checked[2].text  # speech is kept
+    unchecked = decode_audio(whisper_base.model, whisper_base.processor, clips[:2],
+                             DecodeOptions(no_speech_threshold=None), progress=False)
+    assert any(r.text for r in unchecked)  # without the rule, whisper-base makes text up

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import logging as hf_logging
 
 from whisper_ja.audio import SAMPLE_RATE, is_silent, split_long_audio
@@ -43,6 +44,10 @@ class DecodeOptions:
         context_frames: None = the standard 3000 mel frames (30 s); an even number of frames =
             features cut/padded to that length (models run with dynamic context).
         batch_size: Clips per generate call.
+        no_speech_threshold: Whisper's no-speech probability above which a window whose text
+            is unconfident (see ``logprob_threshold``) counts as silence; None = never.
+        logprob_threshold: Average token log-probability under which such a window's text
+            is dropped.
     """
 
     num_beams: int = 1
@@ -51,6 +56,8 @@ class DecodeOptions:
     language: str = "ja"
     context_frames: int | None = None
     batch_size: int = 8
+    no_speech_threshold: float | None = 0.6
+    logprob_threshold: float = -1.0
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:
@@ -63,6 +70,9 @@ class DecodeOptions:
         if frames is not None and not (2 <= frames <= FULL_CONTEXT_FRAMES and frames % 2 == 0):
             raise ValueError(f"context_frames: must be an even number in 2..3000 or None, "
                              f"got {frames}")
+        if self.no_speech_threshold is not None and not 0 <= self.no_speech_threshold <= 1:
+            raise ValueError(f"no_speech_threshold: must be in 0..1 or None, "
+                             f"got {self.no_speech_threshold}")
 
 
 @dataclass(frozen=True)
@@ -182,20 +192,76 @@ def decode_features(model: Any, processor: Any, features: torch.Tensor,
     prompt = _prompt_tensor(options.prompt_ids)
     if prompt is not None:
         kwargs["prompt_ids"] = prompt.to(base.device)
+    # One encoder pass, shared by the no-speech check and generation.
+    hidden = base.get_encoder()(features).last_hidden_state
+    no_speech = _no_speech_probs(base, processor, hidden, options)
     with _quiet_transformers():
         output = model.generate(
-            input_features=features, language=options.language, task="transcribe",
+            # a fresh container: beam search expands it in place
+            encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
+            language=options.language, task="transcribe",
             return_timestamps=False, num_beams=options.num_beams,
             max_new_tokens=options.max_new_tokens, do_sample=False, **kwargs,
         )
     sequences = output.sequences if hasattr(output, "sequences") else output
+    rows = [_text_ids(row) for row in sequences.tolist()]
+    silent = _unconfident_rows(base, processor, hidden, rows, no_speech, options)
     results = []
-    for row in sequences.tolist():
-        ids = _text_ids(row)
+    for index, ids in enumerate(rows):
+        if index in silent:
+            results.append(DecodeResult(text="", token_ids=(), looped=False))
+            continue
         text = processor.tokenizer.decode(ids, skip_special_tokens=True).strip()
         looped = len(ids) >= options.max_new_tokens or is_looping(ids)
         results.append(DecodeResult(text=text, token_ids=tuple(ids), looped=looped))
     return results
+
+
+def _no_speech_probs(base: Any, processor: Any, hidden: torch.Tensor,
+                     options: DecodeOptions) -> list[float]:
+    """Whisper's probability of its no-speech token right after ``<|startoftranscript|>``."""
+    no_speech_id = _no_speech_token(processor)
+    if options.no_speech_threshold is None or no_speech_id is None:
+        return [0.0] * hidden.shape[0]
+    start = torch.full((hidden.shape[0], 1), SOT_ID, dtype=torch.long, device=hidden.device)
+    logits = base(encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
+                  decoder_input_ids=start).logits[:, 0].float()
+    return [float(p) for p in logits.softmax(-1)[:, no_speech_id]]
+
+
+def _unconfident_rows(base: Any, processor: Any, hidden: torch.Tensor, rows: list[list[int]],
+                      no_speech: list[float], options: DecodeOptions) -> set[int]:
+    """Rows Whisper itself judges to hold no speech (the rule of OpenAI's decoder).
+
+    A row is dropped when its no-speech probability exceeds ``no_speech_threshold`` *and* its
+    tokens' average log-probability is below ``logprob_threshold``: confident text is kept
+    even when the no-speech probability is high.
+    """
+    threshold = options.no_speech_threshold
+    if threshold is None:
+        return set()
+    prefix = list(processor.tokenizer.prefix_tokens)
+    silent = set()
+    for i in (i for i, p in enumerate(no_speech) if p > threshold):
+        # Teacher-forced pass over this row only: cheap, and suspects are rare.
+        target = [*rows[i], EOT_ID]
+        decoder_ids = torch.tensor([prefix + target[:-1]], device=hidden.device)
+        logits = base(encoder_outputs=BaseModelOutput(last_hidden_state=hidden[i:i + 1]),
+                      decoder_input_ids=decoder_ids).logits
+        logprobs = logits[0, len(prefix) - 1:].float().log_softmax(-1)
+        chosen = logprobs.gather(1, torch.tensor(target, device=hidden.device)[:, None])
+        if float(chosen.mean()) < options.logprob_threshold:
+            silent.add(i)
+    return silent
+
+
+def _no_speech_token(processor: Any) -> int | None:
+    tokenizer = processor.tokenizer
+    for token in ("<|nospeech|>", "<|nocaptions|>"):  # renamed in large-v3's vocabulary
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
+            return token_id
+    return None
 
 
 def _features(processor: Any, chunks: Sequence[np.ndarray], frames: int | None) -> torch.Tensor:
