@@ -5,7 +5,8 @@ Three pieces answer "how does the adapted model handle medical or technical voca
 - a **term list** (one term per line, optionally ``TAB`` and its katakana reading), read by
   :func:`read_terms`; ``whisper-ja evaluate --terms FILE`` scores term recall with it;
 - a **synthetic domain set**: Japanese sentences carrying the built-in medical and technical
-  terms, read by Open JTalk and written as a manifest by :func:`synthesize_domain_set`
+  terms, read by the offline voices (Open JTalk, Kokoro) and written as a manifest by
+  :func:`synthesize_domain_set`
   (corpus ``synthetic``, domain in ``extra``; every number measured on it is on synthetic speech);
 - **contextual biasing**: :func:`terms_to_prompt_ids` turns the terms into Whisper's
   previous-text prompt (``<|startofprev|>`` followed by the terms), which
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from whisper_ja.data.manifest import Utterance, write_manifest
+from whisper_ja.text.terms import Term, TermFileError, load_terms
 
 __all__ = [
     "DOMAINS",
@@ -64,60 +65,24 @@ DOMAIN_CORPUS = "synthetic"
 """Corpus name of the domain set: evaluation reports label corpus ``synthetic`` as synthetic."""
 
 
-class TermFileError(ValueError):
-    """A term list is malformed; the message names the file and line."""
-
-
-@dataclass(frozen=True)
-class Term:
-    """One domain term.
-
-    Attributes:
-        surface: The written form expected in transcripts, e.g. ``心筋梗塞``.
-        reading: Its katakana reading (``シンキンコウソク``), empty if not given. Used to make
-            the synthesizer pronounce the term right and by reading-level scoring.
-    """
-
-    surface: str
-    reading: str = ""
-
-
 def read_terms(path: str | Path) -> list[Term]:
     """Read a term list: one term per line, optionally ``TAB`` then its reading.
 
-    Blank lines and lines starting with ``#`` are skipped; repeated terms are kept once
-    (and counted in a log message).
+    The same parser as term-recall scoring (:func:`whisper_ja.text.terms.load_terms`), so one
+    file serves ``--terms`` and ``--prompt-terms`` alike.
 
     Raises:
-        TermFileError: a line has more than two TAB-separated columns, or the file has no term.
+        TermFileError: a malformed or repeated line (naming file and line), or no such file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise TermFileError(f"term list {path} does not exist")
-    terms: dict[str, Term] = {}
-    repeated = 0
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        columns = [c.strip() for c in line.split("\t")]
-        if len(columns) > 2 or not columns[0]:
-            raise TermFileError(
-                f"{path}:{number}: expected 'term' or 'term<TAB>reading', got {raw!r}")
-        if columns[0] in terms:
-            repeated += 1
-            continue
-        terms[columns[0]] = Term(columns[0], columns[1] if len(columns) == 2 else "")
+    terms = load_terms(path)
     if not terms:
         raise TermFileError(f"{path}: no terms (one term per line)")
-    if repeated:
-        log.info("%s: %d repeated term(s) kept once", path, repeated)
-    return list(terms.values())
+    return terms
 
 
 def write_terms(path: str | Path, terms: Sequence[Term]) -> None:
     """Write terms in the format :func:`read_terms` reads."""
-    lines = [f"{t.surface}\t{t.reading}" if t.reading else t.surface for t in terms]
+    lines = [f"{t.text}\t{t.reading}" if t.reading else t.text for t in terms]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -144,12 +109,12 @@ def builtin_sentences(domain: str) -> list[str]:
 
 
 def terms_in(text: str, terms: Sequence[Term]) -> list[Term]:
-    """The terms whose surface form occurs in ``text`` (in list order)."""
-    return [t for t in terms if t.surface in text]
+    """The terms whose written form occurs in ``text`` (in list order)."""
+    return [t for t in terms if t.text in text]
 
 
 def _surfaces(terms: Sequence[Term | str]) -> list[str]:
-    return [t.surface if isinstance(t, Term) else str(t).strip() for t in terms]
+    return [t.text if isinstance(t, Term) else str(t).strip() for t in terms]
 
 
 def terms_to_prompt_text(terms: Sequence[Term | str]) -> str:
@@ -208,9 +173,9 @@ def _tts_text(sentence: str, terms: Sequence[Term]) -> str:
 
     A rare term is then pronounced right while the label keeps its written form.
     """
-    for term in sorted(terms, key=lambda t: -len(t.surface)):
+    for term in sorted(terms, key=lambda t: -len(t.text)):
         if term.reading:
-            sentence = sentence.replace(term.surface, term.reading)
+            sentence = sentence.replace(term.text, term.reading)
     return sentence
 
 
@@ -272,7 +237,7 @@ def synthesize_domain_set(out_dir: str | Path, domains: Sequence[str] = DOMAINS,
             utterances.append(Utterance(
                 id=f"domain/{domain}_{i:04d}", audio=str(path.resolve()), text=text,
                 duration=round(len(audio) / 16000, 3), corpus=DOMAIN_CORPUS, speaker=voice.name,
-                split="test", extra={"domain": domain, "terms": [t.surface for t in found],
+                split="test", extra={"domain": domain, "terms": [t.text for t in found],
                                      "synthetic": True}))
         if without:
             log.warning("%s: %d sentence(s) carry none of the domain's terms", domain, without)
