@@ -214,11 +214,12 @@ def verify_hf(folder: Path, model: Any) -> None:
     if tuple(tokenizer.prefix_tokens) != JA_PREFIX_IDS:
         raise ExportError(f"{folder}: reloaded tokenizer prefix {tokenizer.prefix_tokens} is not "
                           f"Japanese transcription {JA_PREFIX_IDS}")
-    generation = reloaded.generation_config
-    if generation.language not in ("ja", "<|ja|>", "japanese") or \
-            (generation.lang_to_id or {}).get("<|ja|>") != JA_ID:
+    # Whisper-specific generation settings are dynamic attributes of GenerationConfig.
+    language = getattr(reloaded.generation_config, "language", None)
+    lang_to_id = getattr(reloaded.generation_config, "lang_to_id", None) or {}
+    if language not in ("ja", "<|ja|>", "japanese") or lang_to_id.get("<|ja|>") != JA_ID:
         raise ExportError(f"{folder}: reloaded generation config does not force Japanese "
-                          f"(language={generation.language!r})")
+                          f"(language={language!r})")
     for key in ("d_model", "encoder_layers", "decoder_layers", "vocab_size", "num_mel_bins"):
         saved, wanted = getattr(reloaded.config, key), getattr(model.config, key)
         if saved != wanted:

@@ -143,7 +143,8 @@ def decode_features_ct2(model_dir: str | Path, features: np.ndarray, *, beam_siz
 
 def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
                    language: str = "ja", compute_type: str = "int8",
-                   max_new_tokens: int | None = None, progress: bool = True) -> list[str]:
+                   max_new_tokens: int | None = None, cpu_threads: int = 0,
+                   progress: bool = True) -> list[str]:
     """Transcribe audio files with faster-whisper (``whisper-ja transcribe --backend ct2``).
 
     Decoding is deterministic (temperature 0, no fallback) and does not condition on previous
@@ -156,6 +157,7 @@ def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
         language: Forced language code.
         compute_type: ``int8`` (fastest on CPU), ``float32``...
         max_new_tokens: Most tokens per 30 s window (None: faster-whisper's limit).
+        cpu_threads: CTranslate2 threads (0 = its default).
         progress: Show a progress bar.
 
     Returns:
@@ -170,7 +172,7 @@ def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
 
     from whisper_ja.audio import load_audio
 
-    model = load_faster_whisper(str(model_dir), compute_type)
+    model = load_faster_whisper(str(model_dir), compute_type, cpu_threads)
     texts = []
     for path in tqdm(list(paths), desc="faster-whisper", unit="file", disable=not progress):
         segments, _ = model.transcribe(
