@@ -186,3 +186,34 @@ def test_whisper_base_noise_is_judged_no_speech(whisper_base, ja_clips):
     unchecked = decode_audio(whisper_base.model, whisper_base.processor, clips[:2],
                              DecodeOptions(no_speech_threshold=None), progress=False)
     assert any(r.text for r in unchecked)  # without the rule, whisper-base makes text up
+
+
+def test_dynamic_context_decoding_uses_the_short_features(dynamic_tiny):
+    model, processor = dynamic_tiny
+    rec = DecoderInputs(model)
+    shapes = []
+    handle = model.model.encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple((args[0] if args else
+                                                         kwargs["input_features"]).shape)),
+        with_kwargs=True)
+    try:
+        results = decode_audio(model, processor, [_noise(3), _noise(5)],
+                               DecodeOptions(max_new_tokens=3, context_frames=800),
+                               progress=False)
+    finally:
+        handle.remove()
+        rec.close()
+    assert len(results) == 2
+    assert shapes and all(shape[-1] == 800 for shape in shapes)
+    assert tuple(rec.first_inputs[0][0]) == JA_PREFIX_IDS
+
+
+@pytest.fixture(scope="module")
+def dynamic_tiny():
+    """A separate tiny model with dynamic context (the session one must stay stock)."""
+    from whisper_ja.model import tiny_random_whisper
+    from whisper_ja.model.context import enable_dynamic_context
+
+    loaded = tiny_random_whisper(seed=3)
+    enable_dynamic_context(loaded.model)
+    return loaded.model, loaded.processor

@@ -174,3 +174,14 @@ def test_whisper_base_resolves_offline(whisper_base):
     assert whisper_base.model.dtype == torch.float32
     assert "whisper-base" in whisper_base.source
     assert whisper_base.model.generation_config.language == "ja"
+
+
+def test_dynamic_context_is_restored_on_load(mini_whisper, tmp_path):
+    from whisper_ja.model.context import enable_dynamic_context, uses_dynamic_context
+
+    model = load_model(mini_whisper.hf_dir).model
+    assert not uses_dynamic_context(model)  # stock models keep 30 s decoding
+    enable_dynamic_context(model)
+    model.save_pretrained(tmp_path)
+    load_model(mini_whisper.hf_dir).processor.save_pretrained(tmp_path)
+    assert uses_dynamic_context(load_model(tmp_path).model)

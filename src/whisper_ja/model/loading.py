@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
 
+from whisper_ja.model.context import apply_saved_context
 from whisper_ja.model.ct2 import convert_ct2_whisper, is_ct2_folder
 from whisper_ja.model.hub import hub_reachable
 from whisper_ja.model.offline import OFFLINE_MODEL_ID, find_wheel_data, offline_whisper_base
@@ -148,13 +149,11 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, *, adapter: str | Path 
     """
     model: Any
     model, processor, source = _resolve(name_or_path)
-    if getattr(model.config, "whisper_ja_dynamic_context", False):
-        # A model trained with shortened encoder input must be decoded the same way.
-        from whisper_ja.model.context import enable_dynamic_context
-
-        enable_dynamic_context(model)
     if adapter is not None:
         model, processor, source = _with_adapter(model, processor, source, Path(adapter))
+    # A model trained with shortened encoder input must be decoded the same way; the flag is
+    # in the saved config, or in a marker beside a peft adapter.
+    apply_saved_context(model, adapter)
     _japanese_everywhere(model.get_base_model() if adapter is not None else model, processor)
     _announce(source)
     return LoadedWhisper(model=model.to(device=device, dtype=dtype).eval(),
