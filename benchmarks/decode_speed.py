@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from whisper_ja.text.bootstrap import metric_interval, paired_bootstrap
 
     args = parse_args(argv)
+    args.out = args.out.resolve()  # manifests hold paths relative to their folder
     adapter = args.adapter or args.out / "whisper-ja"
     test = args.out / "test.jsonl"
     if not test.is_file() or not (adapter / "adapter_config.json").is_file():

@@ -320,6 +320,7 @@ def report(args: argparse.Namespace, arms: dict[str, dict[str, Any]], peak: dict
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    args.out = args.out.resolve()  # manifests hold paths relative to their folder
     args.out.mkdir(parents=True, exist_ok=True)
     if args.arm:
         child(args)
