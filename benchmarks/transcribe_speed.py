@@ -43,7 +43,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="test manifest (default: synthesize --clips Open JTalk clips)")
     parser.add_argument("--clips", type=int, default=24,
                         help="clips to use (0 = the whole manifest)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/transcribe_speed"))
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/transcribe_speed"))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for every arm")
     parser.add_argument("--force-dynamic", action="store_true",

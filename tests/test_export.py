@@ -154,15 +154,16 @@ def test_hf_export_is_merged_japanese_and_decodes_like_the_adapter(tiny, hf_expo
 
 
 def test_ct2_export_loads_in_faster_whisper_and_agrees_on_features(tiny, tmp_path):
+    from whisper_ja.cli import main
     from whisper_ja.decoding import DecodeOptions, decode_features
     from whisper_ja.model import load_model
     from whisper_ja.model.faster import decode_features_ct2, load_faster_whisper
 
-    out = tmp_path / "ct2"
-    result = export_model(ExportConfig(model=str(tiny.base), adapter=tiny.adapter, to="ct2",
-                                       out=out))  # float32: the features must give the same ids
+    out = tmp_path / "ct2"  # float32 (no --quantization): the features must give the same ids
+    assert main(["export", "--model", str(tiny.base), "--adapter", str(tiny.adapter),
+                 "--to", "ct2", "--out", str(out)]) == 0
     assert {"model.bin", "config.json", "tokenizer.json", "preprocessor_config.json",
-            "README.md"} <= set(result.files)
+            "README.md"} <= {p.name for p in out.iterdir()}
     assert load_faster_whisper(str(out), "float32").model.is_multilingual
 
     merged = load_model(tiny.base, adapter=tiny.adapter)
@@ -259,6 +260,10 @@ def test_model_card_has_training_evaluation_and_dynamic_context(tiny, hf_export)
     assert "**dynamic encoder context**" in card
     saved = json.loads((hf_export / "config.json").read_text())
     assert saved["whisper_ja_dynamic_context"] is True
+    from whisper_ja.model import load_model
+    from whisper_ja.model.context import uses_dynamic_context
+
+    assert uses_dynamic_context(load_model(hf_export).model)  # decoded as it was trained
 
 
 def test_card_without_training_or_evaluation_says_so():
