@@ -9,7 +9,7 @@ on one CPU, one GPU or many::
     accelerate launch --multi_gpu --num_processes 4 -m whisper_ja.cli train \\
         --config configs/paper_tiny_full.yaml                       # 4 GPUs, DDP
     accelerate launch --config_file my_deepspeed_or_fsdp.yaml -m whisper_ja.cli train ...
-    accelerate launch --cpu --num_processes 2 -m whisper_ja.cli train ...   # 2 CPU processes
+    torchrun --nproc_per_node 2 -m whisper_ja.cli train ...         # 2 CPU processes (gloo)
 
 ``optim.batch_size`` is per process: the effective batch is batch_size x grad_accum x processes.
 Validation (greedy decoding, Japanese forced) runs on the main process. Checkpoints are written
@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -86,7 +87,11 @@ def train(config: TrainConfig) -> TrainResult:
         ConfigError: a setting is invalid (checked before any work).
     """
     check_paths(config)
-    accelerator = Accelerator(mixed_precision=resolve_precision(config.precision))
+    # Several processes without a GPU (torchrun / mpirun on CPUs) need cpu=True for Accelerate
+    # to pick its MULTI_CPU (gloo) mode; with GPUs or one process Accelerate decides alone.
+    cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = Accelerator(mixed_precision=resolve_precision(config.precision),
+                              cpu=cpu_processes)
     set_seed(config.seed)
     main = accelerator.is_main_process
     out = config.out
@@ -131,7 +136,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     # 5. The loop.
     started = time.monotonic()
-    if progress.step == 0 and config.run.validate_at_start and data.validation:
+    if progress.step == 0 and config.run.validate_at_start and data.validation_utterances:
         progress.initial_cer = _validate_and_keep_best(model, processor, data, config,
                                                        accelerator, progress, log)
     bar = tqdm(total=total_steps, initial=progress.step, desc=f"train ({config.mode})",
@@ -148,7 +153,7 @@ def train(config: TrainConfig) -> TrainResult:
         if progress.step % config.run.log_every == 0 or progress.step == total_steps:
             log.write({"step": progress.step, "loss": loss, "lr": scheduler.get_last_lr()[0],
                        "epoch": progress.step / steps_per_epoch, "samples": progress.samples})
-        validate_now = data.validation and (
+        validate_now = bool(data.validation_utterances) and (
             progress.step == total_steps
             or (config.run.validate_every and progress.step % config.run.validate_every == 0))
         if validate_now:
@@ -170,7 +175,7 @@ def train(config: TrainConfig) -> TrainResult:
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     if main:
-        write_final_model(unwrapped, processor, config, has_best=bool(data.validation))
+        write_final_model(unwrapped, processor, config, has_best=bool(data.validation_utterances))
     summary = _summary(config, progress, counts, data, accelerator, unwrapped, loss,
                        total_steps)
     if main:
@@ -308,7 +313,7 @@ def _summary(config: TrainConfig, progress: TrainProgress, counts: dict[str, int
                               and progress.bad_validations >= config.run.patience),
         **counts, "peak_memory_mb": peak_memory_mb(), "precision": accelerator.mixed_precision,
         "processes": accelerator.num_processes, "samples_seen": progress.samples,
-        "train_clips": len(data.train), "validation_clips": len(data.validation),
+        "train_clips": len(data.train), "validation_clips": len(data.validation_utterances),
         "validation_corpora": sorted({u.corpus for u in data.validation_utterances}),
         "validation_is_synthetic_speech": synthetic, "skipped": data.skipped,
         "dynamic_context": config.efficiency.context.dynamic,

@@ -1,0 +1,56 @@
+"""Two CPU processes train together (torchrun, gloo) and leave one consistent checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from tests.test_train import clips_manifest, tiny_dir  # noqa: F401  (fixtures)
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_one_model(tmp_path, tiny_dir, clips_manifest):  # noqa: F811
+    out = tmp_path / "out"
+    config = tmp_path / "ddp.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": str(tiny_dir), "mode": "full", "out": str(out), "precision": "fp32",
+        "data": {"train": [str(clips_manifest)]},
+        "optim": {"batch_size": 1, "max_steps": 2},
+        "efficiency": {"context": {"min_frames": 0}},
+        "run": {"progress": False, "tensorboard": False, "save_every": 1,
+                "keep_checkpoints": 1},
+    }))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path.cwd())}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "whisper_ja.cli", "train", "--config", str(config)],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["processes"] == 2
+    # Each step used one clip on each process: 2 steps x 1 clip x 2 processes.
+    assert summary["samples_seen"] == 4
+    checksums = summary["replica_checksums"]
+    assert len(checksums) == 2 and checksums[0] == checksums[1]  # DDP kept replicas equal
+
+    checkpoints = sorted((out / "checkpoints").glob("step-*"))
+    assert [c.name for c in checkpoints] == ["step-00000002"]  # older one pruned, none partial
+    assert not list((out / "checkpoints").glob(".partial*"))
+    names = {p.name for p in checkpoints[0].iterdir()}
+    assert {"random_states_0.pkl", "random_states_1.pkl", "model.safetensors",
+            "optimizer.bin"} <= names
+    saved = load_file(checkpoints[0] / "model.safetensors")
+    final = load_file(out / "model.safetensors")
+    shared = saved.keys() & final.keys()
+    assert len(shared) > 100
+    for key in shared:
+        assert torch.equal(saved[key], final[key]), key
