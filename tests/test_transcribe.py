@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.model.conftest import mini_whisper  # noqa: F401 (a fixture shared with tests/model)
 from whisper_ja.cli import main
 from whisper_ja.config import ConfigError
 from whisper_ja.transcribe import TranscribeConfig
@@ -114,3 +116,25 @@ def test_transcribe_real_japanese_mp3(whisper_base, ja_clips, tmp_path, capsys):
     out = capsys.readouterr().out.strip()
     assert code == 0
     assert cer([clip.text], [out]).rate < 0.2, out
+
+
+def test_ct2_backend(mini_whisper, inputs, tmp_path, capsys):  # noqa: F811
+    from transformers import WhisperFeatureExtractor
+
+    folder = tmp_path / "ct2"
+    shutil.copytree(mini_whisper.ct2_int8, folder)
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)  # what faster-whisper reads
+    code, out, err = _run(capsys, str(inputs["good"]), str(inputs["silence"]),
+                          str(inputs["missing"]), "--backend", "ct2", "--model", str(folder),
+                          "--output-format", "json")
+    assert code == 1
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["audio"] for r in records] == [str(inputs["good"]), str(inputs["silence"])]
+    assert records[0]["text"] and records[1]["text"] == ""
+    assert f"{inputs['missing']}: no such file" in err
+
+
+def test_unloadable_model_is_one_line_and_exit_2(inputs, tmp_path, capsys):
+    code, out, err = _run(capsys, str(inputs["good"]), "--model", str(tmp_path))
+    assert code == 2 and out == ""
+    assert f"cannot load model {tmp_path}" in err

@@ -20,11 +20,12 @@ from typing import Literal, TextIO
 import numpy as np
 from tqdm.auto import tqdm
 
-from whisper_ja.audio import SAMPLE_RATE, AudioError, load_audio, split_long_audio
+from whisper_ja.audio import SAMPLE_RATE, AudioError, is_silent, load_audio, split_long_audio
 from whisper_ja.config import ConfigError, field
-from whisper_ja.model.loading import DEFAULT_MODEL
+from whisper_ja.model.loading import DEFAULT_MODEL, ModelLoadError
+from whisper_ja.model.offline import OfflineModelError
 
-__all__ = ["Segment", "Transcript", "TranscribeConfig", "format_transcripts", "run_transcribe",
+__all__ = ["Segment", "Transcript", "TranscribeConfig", "format_transcript", "run_transcribe",
            "transcribe_files"]
 
 log = logging.getLogger(__name__)
@@ -128,11 +129,13 @@ def _transcribe_transformers(audios: dict[Path, np.ndarray], config: TranscribeC
 def _transcribe_ct2(audios: dict[Path, np.ndarray], config: TranscribeConfig) -> list[Transcript]:
     from whisper_ja.model.faster import transcribe_ct2
 
-    paths = list(audios)
-    texts = transcribe_ct2(paths, config.model, beam_size=config.beams, language="ja")
-    return [Transcript(path, (Segment(0.0, audios[path].size / SAMPLE_RATE, text),) if text
-                       else ())
-            for path, text in zip(paths, texts, strict=True)]
+    # Same energy gate as the transformers backend: silence stays an empty transcript.
+    paths = [path for path, audio in audios.items() if not is_silent(audio)]
+    texts = dict(zip(paths, transcribe_ct2(paths, config.model, beam_size=config.beams,
+                                           language="ja"), strict=True)) if paths else {}
+    return [Transcript(path, (Segment(0.0, audio.size / SAMPLE_RATE, texts[path]),)
+                       if texts.get(path) else ())
+            for path, audio in audios.items()]
 
 
 def transcribe_files(config: TranscribeConfig, progress: bool = True,
@@ -166,7 +169,7 @@ def _srt(transcript: Transcript) -> str:
     return "\n".join(cues)
 
 
-def format_transcripts(transcript: Transcript, output_format: OutputFormat) -> str:
+def format_transcript(transcript: Transcript, output_format: OutputFormat) -> str:
     """One transcript as text, a JSON object, or SRT subtitles (newline-terminated)."""
     if output_format == "json":
         record = {"audio": str(transcript.path), "text": transcript.text,
@@ -185,11 +188,11 @@ def _write(transcripts: list[Transcript], config: TranscribeConfig, out: TextIO)
         folder.mkdir(parents=True, exist_ok=True)
         for t in transcripts:
             target = folder / f"{t.path.stem}.{_EXTENSIONS[config.output_format]}"
-            target.write_text(format_transcripts(t, config.output_format), encoding="utf-8")
+            target.write_text(format_transcript(t, config.output_format), encoding="utf-8")
         return
     several = len(config.audio) > 1
     for t in transcripts:
-        body = format_transcripts(t, config.output_format)
+        body = format_transcript(t, config.output_format)
         if several and config.output_format == "text":
             body = f"{t.path}\t{body}"
         elif several and config.output_format == "srt":
@@ -202,9 +205,15 @@ def run_transcribe(config: TranscribeConfig) -> int:
 
     Returns:
         0 when every file was transcribed, 1 when any failed (each failure was reported on
-        stderr in one line naming the file).
+        stderr in one line naming the file), 2 when the model cannot be loaded.
     """
-    transcripts, errors = transcribe_files(config, progress=sys.stderr.isatty())
+    try:
+        transcripts, errors = transcribe_files(config, progress=sys.stderr.isatty())
+    except (ModelLoadError, OfflineModelError, ValueError, OSError) as err:
+        # The model (not an input file) is unusable: nothing can be transcribed.
+        print(f"whisper-ja transcribe: error: cannot load model {config.model}: {err}",
+              file=sys.stderr)
+        return 2
     _write(transcripts, config, sys.stdout)
     for error in errors:
         print(f"whisper-ja transcribe: error: {error}", file=sys.stderr)
