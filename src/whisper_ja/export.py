@@ -153,13 +153,46 @@ def _dynamic_context(model: Any, adapter: Path | None, training_config: dict[str
     return walk(training_config)
 
 
-def _mark_dynamic(model: Any) -> None:
-    try:
-        from whisper_ja.model.context import enable_dynamic_context
-    except ImportError:  # only the saved flag matters for the export itself
-        model.config.whisper_ja_dynamic_context = True
-        return
-    enable_dynamic_context(model)
+def _merged_model(config: ExportConfig, adapter: Path | None, bar: Any) -> tuple[Any, Any]:
+    """The base model with the adapter merged into its weights (checked first), and processor."""
+    from whisper_ja.model import load_model
+
+    bar.set_postfix_str("load base model")
+    base = load_model(config.model)
+    bar.update()
+    if adapter is None:
+        bar.update()
+        return base.model, base.processor
+    bar.set_postfix_str("check adapter")
+    check_adapter_matches(adapter, base.model, accepted_names=(config.model, base.source),
+                          allow_name_mismatch=config.allow_base_mismatch)
+    del base  # loaded again with the adapter, exactly as `evaluate --adapter` loads it
+    bar.set_postfix_str("merge adapter")
+    loaded = load_model(config.model, adapter=adapter)
+    bar.update()
+    return loaded.model.merge_and_unload(), loaded.processor
+
+
+def _write(config: ExportConfig, model: Any, processor: Any, staging: Path, bar: Any) -> None:
+    """Save (hf) or save and convert (ct2) into ``staging``, then reload and check."""
+    from whisper_ja.model.faster import convert_ct2, verify_ct2
+
+    bar.set_postfix_str("save")
+    if config.to == "hf":
+        save_hf(model, processor, staging)
+        bar.update()
+        bar.set_postfix_str("reload and compare")
+        verify_hf(staging, model)
+    else:
+        with tempfile.TemporaryDirectory(prefix="whisper-ja-merged-") as merged:
+            save_hf(model, processor, Path(merged))
+            bar.update()
+            bar.set_postfix_str("convert to CTranslate2")
+            convert_ct2(Path(merged), staging, config.quantization)
+            bar.update()
+        bar.set_postfix_str("reload with faster-whisper")
+        verify_ct2(staging)
+    bar.update()
 
 
 def export_model(config: ExportConfig) -> ExportResult:
@@ -178,7 +211,7 @@ def export_model(config: ExportConfig) -> ExportResult:
     """
     from tqdm import tqdm
 
-    from whisper_ja.model import load_model
+    from whisper_ja.model.context import enable_dynamic_context
 
     out = config.out.expanduser()
     check_output_folder(out)
@@ -190,55 +223,27 @@ def export_model(config: ExportConfig) -> ExportResult:
                               if config.eval_report else ((), None))
     # Steps: load, merge, save, [convert], reload-check, card and move into place.
     bar = tqdm(total=5 + (config.to == "ct2"), desc="export", unit="step")
-    bar.set_postfix_str("load base model")
-    base = load_model(config.model)
-    bar.update()
-    if adapter is not None:
-        bar.set_postfix_str("check adapter")
-        check_adapter_matches(adapter, base.model, accepted_names=(config.model, base.source),
-                              allow_name_mismatch=config.allow_base_mismatch)
-        del base
-        bar.set_postfix_str("merge adapter")
-        loaded = load_model(config.model, adapter=adapter)
-        model = loaded.model.merge_and_unload()
-        processor = loaded.processor
-    else:
-        model, processor = base.model, base.processor
-    bar.update()
-    dynamic = _dynamic_context(model, adapter, training.config if training else {})
-    if dynamic:
-        _mark_dynamic(model)
-    staging = _staging_folder(out)
     try:
-        from whisper_ja.model.faster import convert_ct2, verify_ct2
-
-        bar.set_postfix_str("save")
-        if config.to == "hf":
-            save_hf(model, processor, staging)
+        model, processor = _merged_model(config, adapter, bar)
+        dynamic = _dynamic_context(model, adapter, training.config if training else {})
+        if dynamic:  # records the flag in config.json, so whisper-ja decodes it the same way
+            enable_dynamic_context(model)
+        staging = _staging_folder(out)
+        try:
+            _write(config, model, processor, staging, bar)
+            card = CardInfo(
+                name=config.name or out.resolve().name, base_model=config.model,
+                export_format=config.to, adapter=str(config.adapter) if config.adapter else None,
+                quantization=(config.quantization or "float32") if config.to == "ct2" else None,
+                dynamic_context=dynamic, training=training, evaluation=evaluation,
+                normalizer=normalizer)
+            (staging / "README.md").write_text(render_model_card(card), encoding="utf-8")
+            _place(staging, out)
             bar.update()
-            bar.set_postfix_str("reload and compare")
-            verify_hf(staging, model)
-        else:
-            with tempfile.TemporaryDirectory(prefix="whisper-ja-merged-") as merged:
-                save_hf(model, processor, Path(merged))
-                bar.update()
-                bar.set_postfix_str("convert to CTranslate2")
-                convert_ct2(Path(merged), staging, config.quantization)
-            bar.set_postfix_str("reload with faster-whisper")
-            verify_ct2(staging)
-        bar.update()
-        card = CardInfo(
-            name=config.name or out.resolve().name, base_model=config.model,
-            export_format=config.to, adapter=str(config.adapter) if config.adapter else None,
-            quantization=(config.quantization or "float32") if config.to == "ct2" else None,
-            dynamic_context=dynamic, training=training, evaluation=evaluation,
-            normalizer=normalizer)
-        (staging / "README.md").write_text(render_model_card(card), encoding="utf-8")
-        _place(staging, out)
-        bar.update()
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # already gone after a successful move
     finally:
         bar.close()
-        shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful move
     files = tuple(sorted(p.name for p in out.iterdir()))
     return ExportResult(out=out, format=config.to, files=files, dynamic_context=dynamic,
                         card=out / "README.md")
