@@ -96,29 +96,38 @@ def test_adapter_and_merged_model_give_same_cer(tiny_dir, tiny_whisper, manifest
     from peft import LoraConfig, get_peft_model
 
     from whisper_ja.model import load_model
+    from whisper_ja.model.context import enable_dynamic_context, save_context_marker
 
-    # A LoRA adapter with non-zero B matrices, so it really changes the model's outputs.
+    # A LoRA adapter with non-zero B matrices (so it really changes the outputs), saved the way
+    # whisper-ja's train saves one fine-tuned with dynamic context: flag plus marker file.
     base = load_model(tiny_dir).model
     peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
                                                  target_modules=["q_proj", "v_proj"]))
+    enable_dynamic_context(peft_model)
     adapter = tmp_path / "adapter"
     peft_model.save_pretrained(adapter)
+    save_context_marker(peft_model, adapter)
     merged_dir = tmp_path / "merged"
     peft_model.merge_and_unload().save_pretrained(merged_dir)
     tiny_whisper.processor.save_pretrained(merged_dir)
 
-    with_adapter = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_dir), limit=3,
-                                           adapter=adapter, out=tmp_path / "ea", **FAST))
-    merged = evaluate(EvaluateConfig(manifest=manifest, model=str(merged_dir), limit=3,
-                                     out=tmp_path / "em", **FAST))
-    evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_dir), limit=3,
-                            out=tmp_path / "ep", **FAST))
-    hyps_adapter = [r.hyp for r in read_hypotheses(tmp_path / "ea" / "hypotheses.jsonl")]
-    hyps_merged = [r.hyp for r in read_hypotheses(tmp_path / "em" / "hypotheses.jsonl")]
-    hyps_plain = [r.hyp for r in read_hypotheses(tmp_path / "ep" / "hypotheses.jsonl")]
-    assert hyps_adapter == hyps_merged
-    assert with_adapter.cer == merged.cer
-    assert hyps_adapter != hyps_plain  # the adapter did change the transcripts
+    settings = {**FAST, "context": "auto", "limit": 3}
+    with_adapter = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_dir),
+                                           adapter=adapter, out=tmp_path / "ea", **settings))
+    merged = evaluate(EvaluateConfig(manifest=manifest, model=str(merged_dir),
+                                     out=tmp_path / "em", **settings))
+    # An adapter folder given as --model finds its base model by itself.
+    as_model = evaluate(EvaluateConfig(manifest=manifest, model=str(adapter),
+                                       out=tmp_path / "eam", **settings))
+    evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_dir), out=tmp_path / "ep",
+                            **settings))
+    hyps = {name: [r.hyp for r in read_hypotheses(tmp_path / name / "hypotheses.jsonl")]
+            for name in ("ea", "em", "eam", "ep")}
+    assert with_adapter.data["context"].startswith("dynamic")
+    assert merged.data["context"] == with_adapter.data["context"]
+    assert hyps["ea"] == hyps["em"] == hyps["eam"]
+    assert with_adapter.cer == merged.cer == as_model.cer
+    assert hyps["ea"] != hyps["ep"]  # the adapter did change the transcripts
 
 
 def test_repetition_detector_on_constructed_looping_output(tiny_whisper):

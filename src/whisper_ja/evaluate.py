@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -41,7 +42,7 @@ from whisper_ja.report import (
     write_report,
 )
 
-__all__ = ["EvaluateConfig", "decode_utterances", "evaluate", "run_evaluate",
+__all__ = ["EvaluateConfig", "decode_utterances", "evaluate", "run_evaluate", "saved_policy",
            "score_utterances"]
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,9 @@ log = logging.getLogger(__name__)
 class EvaluateConfig:
     """Settings of ``whisper-ja evaluate``."""
 
-    manifest: Path = field(help="test manifest (JSONL of whisper_ja Utterance records)")
+    manifest: Path | None = field(
+        None, help="test manifest (JSONL of Utterance records); required for suite ja; for "
+        "suite retention, default: a synthesized non-Japanese set")
     model: str = field("openai/whisper-base", help="hub id, local model folder or CT2 folder")
     adapter: Path | None = field(None, help="PEFT (LoRA) adapter folder applied on the model")
     out: Path = field(Path("eval_out"), help="output folder for hypotheses, report and plots")
@@ -69,7 +72,9 @@ class EvaluateConfig:
     prompt_terms: Path | None = field(
         None, help="term file given to the decoder as Whisper's previous-text prompt "
         "(contextual biasing); its terms are also scored for recall unless --terms is given")
-    suite: Literal["ja"] = field("ja", help="evaluation suite (ja: the given manifest)")
+    suite: Literal["ja", "retention"] = field(
+        "ja", help="ja: Japanese test manifest; retention: non-Japanese speech before/after "
+        "adaptation (forgetting check, whisper_ja.retention)")
     compare: Path | None = field(None, help="earlier evaluate output folder to compare with")
     train_run: Path | None = field(None, help="training run folder (log.jsonl) to plot curves")
     bootstrap: int = field(1000, help="bootstrap resamples for confidence intervals")
@@ -109,9 +114,25 @@ def _context_mode(model: Any, requested: str, adapter: Path | None) -> str:
     return requested
 
 
+def saved_policy(*folders: Path | str | None) -> Any:
+    """The ``ContextPolicy`` a model was trained with (``whisper_ja.json`` written by train).
+
+    Falls back to the default policy when no folder records one.
+    """
+    from whisper_ja.data.features import ContextPolicy
+
+    for folder in folders:
+        meta = Path(folder) / "whisper_ja.json" if folder is not None else None
+        if meta is not None and meta.is_file():
+            saved = json.loads(meta.read_text(encoding="utf-8")).get("context")
+            if isinstance(saved, dict):
+                return ContextPolicy(**{**saved, "dynamic": True})
+    return ContextPolicy()
+
+
 def decode_utterances(model: Any, processor: Any, utts: Sequence[Utterance], options: Any,
                       context: str, *, progress: bool = True, bf16: bool = False,
-                      ) -> tuple[list[Any], float]:
+                      policy: Any = None) -> tuple[list[Any], float]:
     """Decode utterances in batches of similar length.
 
     Args:
@@ -124,6 +145,8 @@ def decode_utterances(model: Any, processor: Any, utts: Sequence[Utterance], opt
             ``ContextPolicy``) or ``full`` (30 s).
         progress: Show a progress bar over utterances.
         bf16: Decode under bf16 autocast.
+        policy: ``ContextPolicy`` for dynamic context (default: the library default, which
+            is also what ``train`` uses unless told otherwise).
 
     Returns:
         The ``DecodeResult`` of each utterance in input order, and the decoding wall time in
@@ -133,11 +156,11 @@ def decode_utterances(model: Any, processor: Any, utts: Sequence[Utterance], opt
     from whisper_ja.data.features import ContextPolicy, context_frames
     from whisper_ja.decoding import decode_audio
 
+    policy = policy or ContextPolicy()
     # Batching clips of similar length wastes the least padding (and, in dynamic context,
     # keeps the encoder input short).
     order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
     results: list[Any] = [None] * len(utts)
-    policy = ContextPolicy()
     seconds = 0.0
     bar = tqdm(total=len(utts), desc="decoding", unit="utt", disable=not progress)
     for start in range(0, len(order), options.batch_size):
@@ -193,12 +216,34 @@ def _term_recall(records: Sequence[HypothesisRecord], terms_file: Path,
     return {"file": str(terms_file), **result.to_dict()}
 
 
-def _load(config: EvaluateConfig) -> Any:
+def _model_and_adapter(config: EvaluateConfig) -> tuple[str, Path | None]:
+    """Accept a training output folder holding an adapter as ``--model`` too.
+
+    Such a folder has ``adapter_config.json`` but no ``config.json``; its base model is the one
+    recorded by ``train`` (``whisper_ja.json``) or by peft (``adapter_config.json``).
+    """
+    folder = Path(config.model)
+    if (config.adapter is not None or not (folder / "adapter_config.json").is_file()
+            or (folder / "config.json").is_file()):
+        return config.model, config.adapter
+    for name, key in (("whisper_ja.json", "base_model"),
+                      ("adapter_config.json", "base_model_name_or_path")):
+        meta = folder / name
+        if meta.is_file():
+            base = json.loads(meta.read_text(encoding="utf-8")).get(key)
+            if base:
+                return str(base), folder
+    raise ConfigError(f"model: {folder} holds an adapter but names no base model; "
+                      "pass --model BASE --adapter FOLDER")
+
+
+def _load(config: EvaluateConfig) -> tuple[Any, Path | None]:
     from whisper_ja.model import load_model
 
-    if config.adapter is not None and not config.adapter.is_dir():
-        raise ConfigError(f"adapter: folder {config.adapter} does not exist")
-    return load_model(config.model, adapter=config.adapter, device=config.device)
+    model, adapter = _model_and_adapter(config)
+    if adapter is not None and not adapter.is_dir():
+        raise ConfigError(f"adapter: folder {adapter} does not exist")
+    return load_model(model, adapter=adapter, device=config.device), adapter
 
 
 def _decode_options(config: EvaluateConfig, processor: Any) -> Any:
@@ -223,6 +268,10 @@ def evaluate(config: EvaluateConfig) -> Report:
         ConfigError: missing manifest, adapter, terms or comparison folder.
         whisper_ja.audio.AudioError: an audio file cannot be read (names the file).
     """
+    if config.suite == "retention":
+        return _retention(config)
+    if config.manifest is None:
+        raise ConfigError("manifest: a test manifest is required (--manifest FILE)")
     if not config.manifest.is_file():
         raise ConfigError(f"manifest: file {config.manifest} does not exist")
     if config.compare is not None and not (config.compare / "hypotheses.jsonl").is_file():
@@ -233,19 +282,38 @@ def evaluate(config: EvaluateConfig) -> Report:
         utts = utts[:config.limit]
     if not utts:
         raise ConfigError(f"manifest: {config.manifest} holds no utterances")
-    loaded = _load(config)
-    context = _context_mode(loaded.model, config.context, config.adapter)
+    loaded, adapter = _load(config)
+    context = _context_mode(loaded.model, config.context, adapter)
     options = _decode_options(config, loaded.processor)
     log.info("evaluate: %d utterances, %s, context %s", len(utts),
              "greedy" if config.num_beams == 1 else f"beam {config.num_beams}", context)
-    results, seconds = decode_utterances(loaded.model, loaded.processor, utts, options, context,
-                                         progress=config.progress, bf16=config.bf16)
+    results, seconds = decode_utterances(
+        loaded.model, loaded.processor, utts, options, context, progress=config.progress,
+        bf16=config.bf16, policy=saved_policy(adapter, _local_folder(config.model)))
     records = score_utterances(utts, results, config.normalizer)
-    return _write_outputs(config, records, loaded.source, context, seconds)
+    return _write_outputs(config, records, f"{loaded.source}", adapter, context, seconds)
+
+
+def _local_folder(name: str) -> Path | None:
+    return Path(name) if Path(name).is_dir() else None
+
+
+def _retention(config: EvaluateConfig) -> Report:
+    """``--suite retention``: the questions engineer's forgetting check, same output folder."""
+    from whisper_ja.decoding import DecodeOptions
+    from whisper_ja.retention import run_retention_suite
+
+    model, adapter = _model_and_adapter(config)
+    options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.max_new_tokens,
+                            batch_size=config.batch_size)
+    data = run_retention_suite(model, adapter, config.out, manifest=config.manifest,
+                               limit=config.limit or None, options=options,
+                               progress=config.progress)
+    return Report(out_dir=config.out, data=data)
 
 
 def _write_outputs(config: EvaluateConfig, records: list[HypothesisRecord], source: str,
-                   context: str, seconds: float) -> Report:
+                   adapter: Path | None, context: str, seconds: float) -> Report:
     from whisper_ja.compare import compare_runs
     from whisper_ja.plots import plot_before_after, plot_groups, plot_training_curves
 
@@ -253,10 +321,9 @@ def _write_outputs(config: EvaluateConfig, records: list[HypothesisRecord], sour
     out.mkdir(parents=True, exist_ok=True)
     write_hypotheses(out / "hypotheses.jsonl", records)
     save_config(config, out / "evaluate_config.yaml")
-    label = config.label or (f"{config.model} + {config.adapter.name}" if config.adapter
-                             else config.model)
+    label = config.label or (f"{config.model} + adapter" if adapter else config.model)
     meta = {
-        "label": label, "model": source, "adapter": str(config.adapter or "") or None,
+        "label": label, "model": source, "adapter": str(adapter) if adapter else None,
         "manifest": str(config.manifest), "normalizer": config.normalizer, "suite": config.suite,
         "decoding": ("greedy" if config.num_beams == 1 else f"beam search ({config.num_beams})")
         + f", max {config.max_new_tokens} tokens" + (", bf16" if config.bf16 else "")
@@ -286,6 +353,9 @@ def _write_outputs(config: EvaluateConfig, records: list[HypothesisRecord], sour
 
 def _print_summary(report: Report) -> None:
     data = report.data
+    if data.get("suite") == "retention":
+        print(f"retention suite (SYNTHETIC speech): report {report.out_dir / 'report.md'}")
+        return
     tag = "  [SYNTHETIC speech]" if data["synthetic"] else ""
     print(f"{data['label']}{tag}: {data['overall']['utterances']} utterances")
     for metric in METRICS:
