@@ -228,7 +228,27 @@ def test_non_empty_output_folder_is_refused_untouched(tiny, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]
 
 
-def test_bad_settings_name_the_setting(tiny, tmp_path):
+def test_adapter_folder_is_found_in_a_training_run(tmp_path):
+    from whisper_ja.export_checks import find_adapter_folder
+
+    run = tmp_path / "run"
+    (run / "best").mkdir(parents=True)
+    (run / "best" / "adapter_config.json").write_text("{}")
+    assert find_adapter_folder(run) == run / "best"  # a run stopped before its final copy
+    (run / "adapter_config.json").write_text("{}")
+    assert find_adapter_folder(run) == run  # the run's result, at its top
+    (tmp_path / "two" / "a").mkdir(parents=True)
+    (tmp_path / "two" / "b").mkdir()
+    for sub in ("a", "b"):
+        (tmp_path / "two" / sub / "adapter_config.json").write_text("{}")
+    with pytest.raises(ExportError, match="several adapters"):
+        find_adapter_folder(tmp_path / "two")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExportError, match="holds no PEFT adapter"):
+        find_adapter_folder(tmp_path / "empty")
+
+
+def test_bad_settings_name_the_setting(tmp_path):
     from whisper_ja.config import ConfigError
 
     with pytest.raises(ConfigError, match="quantization"):

@@ -84,8 +84,12 @@ def load_faster_whisper(model_dir: str, compute_type: str = "int8", cpu_threads:
     Raises:
         Ct2Error: the folder is missing files faster-whisper needs.
     """
+    import logging
+
     from faster_whisper import WhisperModel
 
+    # faster-whisper logs every file at INFO, which tears whisper-ja's progress bar apart.
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     folder = _check_folder(model_dir)
     return WhisperModel(str(folder), device="cpu", compute_type=compute_type,
                         cpu_threads=cpu_threads)
