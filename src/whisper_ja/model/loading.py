@@ -96,7 +96,11 @@ def _resolve(name_or_path: str | Path) -> tuple[WhisperForConditionalGeneration,
         if not _is_transformers_folder(path):
             raise ModelLoadError(f"{path}: neither a transformers model folder (config.json) "
                                  "nor a CTranslate2 folder (model.bin)")
-        model, processor = _from_transformers(path, local_only=True)
+        try:
+            model, processor = _from_transformers(path, local_only=True)
+        except (OSError, ValueError) as err:  # e.g. saved without its processor
+            raise ModelLoadError(f"{path}: cannot load the model or its processor: {err}"
+                                 ) from err
         return model, processor, f"local folder {path}"
     name = str(name_or_path)
     if hub_reachable():
@@ -108,7 +112,7 @@ def _resolve(name_or_path: str | Path) -> tuple[WhisperForConditionalGeneration,
     try:  # the hub is unreachable, but an earlier download may be cached
         model, processor = _from_transformers(name, local_only=True)
         return model, processor, f"Hugging Face cache ({name})"
-    except OSError:
+    except (OSError, ValueError):  # not cached, or not even a valid hub id
         pass
     if name == OFFLINE_MODEL_ID:
         folder = offline_whisper_base()
