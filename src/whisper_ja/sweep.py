@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import shlex
@@ -94,6 +95,10 @@ class SweepConfig:
     test: tuple[Path, ...] = field((), help="test manifest(s) for the test CER column")
     select_on: Literal["validation", "test"] = field(
         "validation", help="split whose CER picks the best rank and its interval")
+    eval_context: Literal["auto", "dynamic", "full"] = field(
+        "auto", help="encoder input when evaluating (evaluate's --context): auto = as each "
+                     "model was trained; dynamic = shortened for every row, untouched included")
+    eval_bf16: bool = field(False, help="evaluate under bf16 autocast (faster on bf16 CPUs)")
     out: Path = field(Path("runs/sweep"), help="sweep folder: a sub-folder per run, the table "
                       "(sweep.md, sweep.csv, sweep.json) and the plot (sweep.png)")
     resume: bool = field(True, help="skip finished runs and resume a half-finished one; "
@@ -277,13 +282,14 @@ def _train_run(config: SweepConfig, name: str, train_fn: TrainFn) -> dict[str, A
 
 
 def sweep(config: SweepConfig, *, train_fn: TrainFn = train_in_subprocess,
-          evaluate_fn: EvaluateFn = evaluate_cer, command: str = "") -> SweepResult:
+          evaluate_fn: EvaluateFn | None = None, command: str = "") -> SweepResult:
     """Train every run of the sweep, evaluate each, and write the table and plot.
 
     Args:
         config: The sweep settings.
         train_fn: Trains one run (default: ``whisper-ja train`` in a child process).
-        evaluate_fn: Evaluates one model on one manifest (default: ``whisper-ja evaluate``).
+        evaluate_fn: Evaluates one model on one manifest (default: ``whisper-ja evaluate``
+            with the sweep's ``eval_context`` and ``eval_bf16``).
         command: The command line that started the sweep, recorded in the report.
 
     Returns:
@@ -304,6 +310,9 @@ def sweep(config: SweepConfig, *, train_fn: TrainFn = train_in_subprocess,
     eval_dir.mkdir(exist_ok=True)
     manifests = {"validation": _combined_manifest(config.data.validation, eval_dir / "validation"),
                  "test": _combined_manifest(config.test, eval_dir / "test")}
+    if evaluate_fn is None:
+        evaluate_fn = functools.partial(evaluate_cer, context=config.eval_context,
+                                        bf16=config.eval_bf16, progress=config.run.progress)
     rows: list[SweepRow] = []
     if config.untouched:
         scores = _evaluate_run("untouched", config.model, None, manifests,
