@@ -25,6 +25,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--voices", nargs="+", default=None,
                         help="voice specs (default: whisper_ja.domain.DOMAIN_VOICES)")
     parser.add_argument("--limit", type=int, default=0, help="first N utterances (0 = all)")
+    parser.add_argument("--context", default="auto", choices=("auto", "dynamic", "full"),
+                        help="encoder input (evaluate's --context)")
+    parser.add_argument("--bf16", action="store_true", help="decode under bf16 autocast")
     return parser.parse_args(argv)
 
 
@@ -37,9 +40,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not manifest.is_file():
         synthesize_domain_set(manifest.parent, voices=args.voices or DOMAIN_VOICES)
     terms = manifest.parent / "terms.txt"
-    tag = "adapted" if args.adapter else "untouched"
+    tag = ("adapted" if args.adapter else "untouched") + ("-bf16" if args.bf16 else "")
     common = {"manifest": manifest, "model": args.model, "adapter": args.adapter,
-              "terms": terms, "limit": args.limit}
+              "terms": terms, "limit": args.limit, "context": args.context, "bf16": args.bf16}
     plain = evaluate(EvaluateConfig(out=args.out / f"{tag}-plain", **common))
     prompt = evaluate(EvaluateConfig(out=args.out / f"{tag}-prompt", prompt_terms=terms,
                                      compare=args.out / f"{tag}-plain", **common))
