@@ -2,8 +2,10 @@
 
 Every call forces ``<|ja|><|transcribe|><|notimestamps|>`` (baselines that were allowed to
 detect the language were a flaw of the seed paper's code). Audio longer than 30 s is cut into
-chunks at quiet moments and the chunk transcripts joined; silent clips give an empty transcript
-without running the model; outputs that loop or run into the token limit are flagged.
+chunks at quiet moments and the chunk transcripts joined. Silent clips give an empty transcript
+without running the model, and windows that Whisper itself judges to hold no speech (high
+no-speech probability and unconfident text, OpenAI's rule) are emptied too. Outputs that loop
+or run into the token limit are flagged.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import logging as hf_logging
 
 from whisper_ja.audio import SAMPLE_RATE, is_silent, split_long_audio
-from whisper_ja.model.tokens import EOT_ID, SOT_ID
+from whisper_ja.model.tokens import EOT_ID, JA_ID, NO_TIMESTAMPS_ID, SOT_ID, TRANSCRIBE_ID
 
 __all__ = ["DecodeOptions", "DecodeResult", "decode_audio", "decode_features", "is_looping"]
 
@@ -205,7 +207,7 @@ def decode_features(model: Any, processor: Any, features: torch.Tensor,
         )
     sequences = output.sequences if hasattr(output, "sequences") else output
     rows = [_text_ids(row) for row in sequences.tolist()]
-    silent = _unconfident_rows(base, processor, hidden, rows, no_speech, options)
+    silent = _unconfident_rows(base, hidden, rows, no_speech, options)
     results = []
     for index, ids in enumerate(rows):
         if index in silent:
@@ -229,7 +231,7 @@ def _no_speech_probs(base: Any, processor: Any, hidden: torch.Tensor,
     return [float(p) for p in logits.softmax(-1)[:, no_speech_id]]
 
 
-def _unconfident_rows(base: Any, processor: Any, hidden: torch.Tensor, rows: list[list[int]],
+def _unconfident_rows(base: Any, hidden: torch.Tensor, rows: list[list[int]],
                       no_speech: list[float], options: DecodeOptions) -> set[int]:
     """Rows Whisper itself judges to hold no speech (the rule of OpenAI's decoder).
 
@@ -240,7 +242,9 @@ def _unconfident_rows(base: Any, processor: Any, hidden: torch.Tensor, rows: lis
     threshold = options.no_speech_threshold
     if threshold is None:
         return set()
-    prefix = list(processor.tokenizer.prefix_tokens)
+    lang_to_id = getattr(base.generation_config, "lang_to_id", None) or {}
+    prefix = [SOT_ID, lang_to_id.get(f"<|{options.language}|>", JA_ID), TRANSCRIBE_ID,
+              NO_TIMESTAMPS_ID]
     silent = set()
     for i in (i for i, p in enumerate(no_speech) if p > threshold):
         # Teacher-forced pass over this row only: cheap, and suspects are rare.
