@@ -19,6 +19,7 @@ import yaml
 
 from whisper_ja.export import ExportConfig, ExportError, export_model
 from whisper_ja.export_checks import HF_REQUIRED_FILES
+from whisper_ja.model.context import CONTEXT_MARKER
 from whisper_ja.model.tokens import JA_PREFIX_IDS
 
 SR = 16000
@@ -65,6 +66,8 @@ def _training_run(base: Path, folder: Path) -> None:
     summary = {"mode": "lora", "steps": 300, "best_val_cer": 0.131, "train_clips": 940,
                "validation_corpora": ["synthetic"], "dynamic_context": True}
     (folder / "summary.json").write_text(json.dumps(summary))
+    # The marker `train` leaves next to an adapter trained with dynamic context.
+    (folder / CONTEXT_MARKER).write_text(json.dumps({"dynamic_context": True}))
 
 
 def _eval_report(folder: Path) -> Path:
@@ -118,7 +121,7 @@ def tree_state(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def test_hf_export_is_merged_japanese_and_decodes_like_the_adapter(tiny, hf_export):
-    from transformers import pipeline
+    from transformers import WhisperForConditionalGeneration, pipeline
 
     from whisper_ja.decoding import DecodeOptions, decode_audio
     from whisper_ja.model import load_model
@@ -142,15 +145,22 @@ def test_hf_export_is_merged_japanese_and_decodes_like_the_adapter(tiny, hf_expo
     exported_results = decode_audio(exported.model, exported.processor, clips, options)
     assert [r.token_ids for r in exported_results] == ids_adapter
     assert ids_adapter != ids_base  # the adapter changes the output, so the merge is tested
+    # Both decode with the dynamic context the run was trained with: 8 s of encoder input.
+    short = DecodeOptions(max_new_tokens=8, context_frames=800)
+    assert [r.token_ids for r in decode_audio(exported.model, exported.processor, clips, short)] \
+        == [r.token_ids for r in decode_audio(with_adapter.model, with_adapter.processor, clips,
+                                              short)]
 
     config = json.loads((out / "generation_config.json").read_text())
     assert config["language"] in ("ja", "<|ja|>") and config["task"] == "transcribe"
     asr = pipeline("automatic-speech-recognition", model=str(out), device="cpu")
     assert asr.tokenizer.prefix_tokens == list(JA_PREFIX_IDS)
-    # The pipeline's own default is beam search (5); decode greedily like whisper-ja did.
-    greedy = {"max_new_tokens": 8, "num_beams": 1}
-    text = asr(clips[0].copy(), generate_kwargs=greedy)["text"]
-    assert text.strip() == exported_results[0].text
+    # The pipeline runs the stock encoder; whisper-ja on the same stock weights, Japanese forced,
+    # must say the same. Its own default is beam search (5): decode greedily like whisper-ja.
+    stock = WhisperForConditionalGeneration.from_pretrained(out).eval()
+    expected = decode_audio(stock, exported.processor, clips, options)[0].text
+    text = asr(clips[0].copy(), generate_kwargs={"max_new_tokens": 8, "num_beams": 1})["text"]
+    assert text.strip() == expected
 
 
 def test_ct2_export_loads_in_faster_whisper_and_agrees_on_features(tiny, tmp_path):

@@ -21,7 +21,6 @@ result has been reloaded and checked, so a failed export leaves no partial folde
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -125,34 +124,6 @@ def _place(staging: Path, out: Path) -> None:
     shutil.move(str(staging), str(out))
 
 
-def _dynamic_context(model: Any, adapter: Path | None, training_config: dict[str, Any]) -> bool:
-    """Whether the model was fine-tuned with dynamic (shortened) encoder context.
-
-    Any of: the model config flag ``whisper_ja_dynamic_context`` (saved with full models), the
-    adapter folder's ``whisper_ja_context.json`` marker or ``whisper_ja.json`` (written by
-    ``whisper-ja train``, as peft saves no base config), or a ``dynamic`` setting in the
-    training ``config.yaml``.
-    """
-    if getattr(model.config, "whisper_ja_dynamic_context", False):
-        return True
-    for name in ("whisper_ja_context.json", "whisper_ja.json"):
-        marker = adapter / name if adapter is not None else None
-        if marker is not None and marker.is_file():
-            try:
-                if json.loads(marker.read_text("utf-8")).get("dynamic_context") is True:
-                    return True
-            except (ValueError, AttributeError) as err:
-                raise ExportError(f"{marker}: not a JSON object: {err}") from err
-
-    def walk(tree: Any) -> bool:
-        if not isinstance(tree, dict):
-            return False
-        return any((key in ("dynamic", "dynamic_context") and value is True) or walk(value)
-                   for key, value in tree.items())
-
-    return walk(training_config)
-
-
 def _merged_model(config: ExportConfig, adapter: Path | None, bar: Any) -> tuple[Any, Any]:
     """The base model with the adapter merged into its weights (checked first), and processor."""
     from whisper_ja.model import load_model
@@ -211,7 +182,7 @@ def export_model(config: ExportConfig) -> ExportResult:
     """
     from tqdm import tqdm
 
-    from whisper_ja.model.context import enable_dynamic_context
+    from whisper_ja.model.context import uses_dynamic_context
 
     out = config.out.expanduser()
     check_output_folder(out)
@@ -225,9 +196,10 @@ def export_model(config: ExportConfig) -> ExportResult:
     bar = tqdm(total=5 + (config.to == "ct2"), desc="export", unit="step")
     try:
         model, processor = _merged_model(config, adapter, bar)
-        dynamic = _dynamic_context(model, adapter, training.config if training else {})
-        if dynamic:  # records the flag in config.json, so whisper-ja decodes it the same way
-            enable_dynamic_context(model)
+        # The same rule whisper-ja's loader applies (config flag, or the marker `train` writes
+        # next to an adapter), so the card and the saved flag agree with how `evaluate` decodes.
+        # Turned on, it already set `whisper_ja_dynamic_context` in the config that is saved.
+        dynamic = uses_dynamic_context(model)
         staging = _staging_folder(out)
         try:
             _write(config, model, processor, staging, bar)
