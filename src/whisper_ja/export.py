@@ -70,12 +70,12 @@ class ExportConfig:
     to: Literal["hf", "ct2"] = field("hf", help="hf: transformers folder; ct2: CTranslate2 "
                                      "folder for faster-whisper")
     out: Path = field(help="output folder; must not exist or be empty")
-    quantization: Quantization | None = field(None, help="ct2 only: weight type (default: "
-                                              "float32, the merged weights unchanged)")
+    quantization: Quantization | None = field(None, help="ct2 only: weight type; unset keeps "
+                                              "the merged float32 weights")
     eval_report: Path | None = field(None, help="report.json of `whisper-ja evaluate` for the "
                                      "model card's evaluation table")
-    name: str | None = field(None, help="model name in the card (default: the output "
-                             "folder's name)")
+    name: str | None = field(None, help="model name in the card; unset: the output "
+                             "folder's name")
     allow_base_mismatch: bool = field(False, help="merge although the adapter names a "
                                       "different base model (shapes must still match)")
 
