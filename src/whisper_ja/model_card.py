@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,6 @@ class CardInfo:
         training: Training run information, if found.
         evaluation: Rows of the evaluation table.
         normalizer: Text normalizer used for scoring, if known.
-        notes: Extra lines for the card's Notes section.
     """
 
     name: str
@@ -111,7 +110,6 @@ class CardInfo:
     training: TrainingInfo | None = None
     evaluation: tuple[EvalRow, ...] = ()
     normalizer: str | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -408,6 +406,4 @@ def render_model_card(info: CardInfo) -> str:
              "(`<|startoftranscript|><|ja|><|transcribe|><|notimestamps|>`).", "",
              "## Usage", "", *_usage(info), "", *_context_notes(info),
              *_training_lines(info.training), *_evaluation_lines(info)]
-    if info.notes:
-        lines += ["## Notes", "", *[f"- {note}" for note in info.notes], ""]
     return f"---\n{front}---\n\n" + "\n".join(lines).rstrip() + "\n"
