@@ -59,3 +59,13 @@ def test_duplicate_ids_rejected_within_and_across_files(tmp_path):
     write_manifest(b, [_utt(0, tmp_path)])
     with pytest.raises(ManifestError, match="also in"):
         read_manifest(a, b)
+
+
+def test_relative_audio_paths_are_taken_from_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus" / "wav").mkdir(parents=True)
+    write_manifest("corpus/m.jsonl", [_utt(0, tmp_path, audio="corpus/wav/0.wav"),
+                                      _utt(1, tmp_path, audio="elsewhere/1.wav")])
+    back = read_manifest(tmp_path / "corpus" / "m.jsonl")
+    assert back[0].audio == str(tmp_path / "corpus" / "wav" / "0.wav")
+    assert back[1].audio == str(tmp_path / "elsewhere" / "1.wav")

@@ -124,8 +124,10 @@ def read_manifest(*paths: str | Path) -> list[Utterance]:
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:
     """Write utterances as JSONL atomically (temp file then rename); returns the count.
 
-    Audio paths are written as given; they are made relative to the manifest's folder when
-    they lie under it, so a corpus folder can be moved as a whole.
+    Audio paths in memory are as the process sees them (relative ones against the working
+    directory, as :func:`read_manifest` returns them absolute). On disk they are made relative
+    to the manifest's folder when they lie under it, so a corpus folder can be moved as a
+    whole, and absolute otherwise.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,9 +136,9 @@ def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:
     base = path.parent.resolve()
     with tmp.open("w", encoding="utf-8") as handle:
         for utt in utterances:
-            audio = Path(utt.audio)
-            if audio.is_absolute() and audio.resolve().is_relative_to(base):
-                utt = dataclasses.replace(utt, audio=str(audio.resolve().relative_to(base)))
+            audio = Path(utt.audio).resolve()
+            stored = audio.relative_to(base) if audio.is_relative_to(base) else audio
+            utt = dataclasses.replace(utt, audio=str(stored))
             handle.write(utt.to_json() + "\n")
             count += 1
     tmp.replace(path)
