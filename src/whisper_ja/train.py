@@ -55,7 +55,7 @@ from whisper_ja.data.collate import Datasets, Example, build_datasets, collate, 
 from whisper_ja.data.features import context_frames
 from whisper_ja.data.specaugment import spec_augment
 from whisper_ja.model import load_model
-from whisper_ja.train_config import TrainConfig, check_paths, parse_mixing
+from whisper_ja.train_config import TrainConfig, check_paths, parse_mixing, resolve_precision
 
 __all__ = [
     "TrainConfig",
@@ -144,14 +144,15 @@ def train(config: TrainConfig) -> TrainResult:
     loss = math.nan
     for step_batches in _batches_from(progress.step, total_steps, steps_per_epoch, config,
                                       data, accelerator):
+        lr = scheduler.get_last_lr()[0]  # the rate this step uses
         loss = train_step(model, optimizer, scheduler, step_batches, config, accelerator,
                           progress.step)
         progress.step += 1
         progress.samples += _samples(step_batches, accelerator)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
         if progress.step % config.run.log_every == 0 or progress.step == total_steps:
-            log.write({"step": progress.step, "loss": loss, "lr": scheduler.get_last_lr()[0],
+            log.write({"step": progress.step, "loss": loss, "lr": lr,
                        "epoch": progress.step / steps_per_epoch, "samples": progress.samples})
         validate_now = bool(data.validation_utterances) and (
             progress.step == total_steps
@@ -322,30 +323,6 @@ def _summary(config: TrainConfig, progress: TrainProgress, counts: dict[str, int
     }
 
 
-def resolve_precision(setting: str) -> str:
-    """Accelerate's ``mixed_precision`` for a ``precision`` setting on this hardware.
-
-    ``auto`` picks bf16 on GPUs that have it (else fp16) and on CPUs with AVX512-bf16 (about
-    2x faster training here), fp32 elsewhere.
-
-    Raises:
-        ConfigError: naming ``precision`` when the hardware lacks the requested type.
-    """
-    cuda = torch.cuda.is_available()
-    cpu_bf16 = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
-    if setting == "fp32":
-        return "no"
-    if setting == "auto":
-        if cuda:
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if cpu_bf16 else "no"
-    if setting == "fp16" and not cuda:
-        raise ConfigError("precision: fp16 needs a CUDA GPU; use bf16 or fp32 on a CPU")
-    if setting == "bf16" and cuda and not torch.cuda.is_bf16_supported():
-        raise ConfigError("precision: this GPU has no bf16; use fp16 or fp32")
-    return setting
-
-
 def prepare_model(model: Any, config: TrainConfig) -> tuple[Any, dict[str, int]]:
     """Make ``model`` trainable as ``config`` says; returns it with parameter counts.
 
@@ -365,7 +342,9 @@ def prepare_model(model: Any, config: TrainConfig) -> tuple[Any, dict[str, int]]
         targets: Any = list(config.lora.target_modules)
         if config.freeze_encoder:  # a regex over full module names: decoder layers only
             targets = rf"model\.decoder\..*\.({modules})"
-        lora = LoraConfig(r=config.lora.rank, lora_alpha=config.lora.alpha,
+        # peft annotates lora_alpha as int but only divides by it; fractional alphas work.
+        alpha: Any = config.lora.alpha
+        lora = LoraConfig(r=config.lora.rank, lora_alpha=alpha,
                           lora_dropout=config.lora.dropout, target_modules=targets, bias="none")
         model = get_peft_model(model, lora)
     elif config.freeze_encoder:
@@ -377,7 +356,8 @@ def prepare_model(model: Any, config: TrainConfig) -> tuple[Any, dict[str, int]]
 
 def build_optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer over the trainable parameters; no weight decay on biases and norms."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)

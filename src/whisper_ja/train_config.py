@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import torch
+
 from whisper_ja.config import ConfigError, field
 from whisper_ja.data.features import ContextPolicy
 from whisper_ja.data.specaugment import SpecAugmentConfig
@@ -32,6 +34,7 @@ __all__ = [
     "TrainConfig",
     "check_paths",
     "parse_mixing",
+    "resolve_precision",
 ]
 
 WHISPER_LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
@@ -253,3 +256,27 @@ def check_paths(config: TrainConfig) -> None:
     if not config.resume and checkpoints.is_dir() and any(checkpoints.glob("step-*")):
         raise ConfigError(f"out: {config.out} already holds checkpoints of a run; pass "
                           f"--resume to continue it or choose another folder")
+
+
+def resolve_precision(setting: str) -> str:
+    """Accelerate's ``mixed_precision`` for a ``precision`` setting on this hardware.
+
+    ``auto`` picks bf16 on GPUs that have it (else fp16) and on CPUs with AVX512-bf16 (about
+    2x faster training here), fp32 elsewhere.
+
+    Raises:
+        ConfigError: naming ``precision`` when the hardware lacks the requested type.
+    """
+    cuda = torch.cuda.is_available()
+    cpu_bf16 = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+    if setting == "fp32":
+        return "no"
+    if setting == "auto":
+        if cuda:
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cpu_bf16 else "no"
+    if setting == "fp16" and not cuda:
+        raise ConfigError("precision: fp16 needs a CUDA GPU; use bf16 or fp32 on a CPU")
+    if setting == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        raise ConfigError("precision: this GPU has no bf16; use fp16 or fp32")
+    return setting
