@@ -26,7 +26,7 @@ SR = 16000
 
 
 def make_lora_adapter(model, folder: Path, *, seed: int, std: float, rank: int = 4) -> Path:
-    """Save a PEFT LoRA adapter on q/v projections with random non-zero B (A is random anyway)."""
+    """Save a PEFT LoRA adapter on q/v projections, A and B drawn from ``seed`` (B non-zero)."""
     from peft import LoraConfig, get_peft_model
 
     peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
@@ -34,7 +34,9 @@ def make_lora_adapter(model, folder: Path, *, seed: int, std: float, rank: int =
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
+            if "lora_A" in name:  # peft's own init uses the global random stream
+                param.copy_(torch.randn(param.shape, generator=generator) / param.shape[1] ** 0.5)
+            elif "lora_B" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * std)
     peft_model.save_pretrained(folder)
     return folder
@@ -307,10 +309,11 @@ def test_card_without_training_or_evaluation_says_so():
     assert "No training record" in card and "dynamic encoder context" not in card
 
 
-CT2_CER_MARGIN = 0.03
-"""Largest CER difference (absolute) allowed between faster-whisper and whisper-ja's decoding of
-the same weights: faster-whisper pads features, not the waveform, to 30 s, and int8 rounds the
-weights. On these four clips (~60 characters) it is about two characters."""
+CT2_CER_MARGIN = 0.04
+"""Largest CER difference (absolute) allowed between CTranslate2 and whisper-ja's decoding of the
+same weights: faster-whisper pads features, not the waveform, to 30 s, and int8 rounds the
+weights. On these four clips (53 reference characters) that is two characters; float32 on
+identical features must give identical text."""
 
 
 @pytest.mark.slow
