@@ -7,7 +7,9 @@ rate, schedule, batch size, seed, epochs and precision:
 (a) reference: the Hugging Face fine-tuning recipe: ``WhisperFeatureExtractor`` padding every clip
     to 30 s, a ``datasets.Dataset``, the usual label collator, ``Seq2SeqTrainer``;
 (b) whisper-ja: ``whisper_ja.train.train`` with its defaults (dynamic audio context, cached
-    log-mel features, length-grouped batches); SpecAugment off, as in (a).
+    log-mel features, length-grouped batches); SpecAugment off, as in (a); at ``--precision``;
+(c) whisper-ja-auto: the same at whisper-ja's default precision ``auto`` (bf16 autocast on CPUs
+    with AVX512-bf16), against the recipe's CPU default, fp32.
 
 Each arm runs in its own process (so peak RSS is its own). After training, both decode the same
 validation clips greedily with Japanese forced, each the way it was trained (reference: 30 s;
@@ -36,7 +38,9 @@ import numpy as np
 import torch
 
 OPENJTALK_VOICES = ("openjtalk:-3", "openjtalk:-1", "openjtalk:0", "openjtalk:+2", "openjtalk:+4")
-ARMS = ("reference", "whisper-ja")
+ARMS = ("reference", "whisper-ja", "whisper-ja-auto")
+"""whisper-ja runs at ``--precision`` (like the reference) and at its own default, ``auto``
+(bf16 autocast where the CPU has it)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -55,6 +59,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--arms", default=",".join(ARMS),
+                        help="arms to run now; a missing one is read from an earlier run in OUT")
     parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)  # child process
     return parser.parse_args(argv)
 
@@ -220,7 +226,7 @@ def run_reference(args: argparse.Namespace) -> dict[str, Any]:
     hyps = [r.text for r in decode_standard(model, processor, audios, args.batch_size)]
     return {"train_s": train_s, "samples": len(train_set) * args.epochs, "prep_s": prep_s,
             "decode_s": time.monotonic() - started, "hyps": hyps, "refs": refs,
-            "context_frames": [3000] * len(train_set)}
+            "context_frames": [3000] * len(train_set), "precision": args.precision}
 
 
 def run_whisper_ja(args: argparse.Namespace) -> dict[str, Any]:
@@ -230,7 +236,7 @@ def run_whisper_ja(args: argparse.Namespace) -> dict[str, Any]:
     from whisper_ja.data.specaugment import SpecAugmentConfig
     from whisper_ja.model import load_model
     from whisper_ja.model.context import apply_saved_context, uses_dynamic_context
-    from whisper_ja.train import train
+    from whisper_ja.train import resolve_precision, train
     from whisper_ja.train_config import (
         DataSection,
         LoraSection,
@@ -239,9 +245,10 @@ def run_whisper_ja(args: argparse.Namespace) -> dict[str, Any]:
         TrainConfig,
     )
 
-    out = args.out / "whisper-ja"
+    out = args.out / args.arm
+    precision = "auto" if args.arm == "whisper-ja-auto" else args.precision
     config = TrainConfig(
-        model=args.model, mode="lora", out=out, seed=args.seed, precision=args.precision,
+        model=args.model, mode="lora", out=out, seed=args.seed, precision=precision,
         data=DataSection(train=(args.out / "train.jsonl",)),
         lora=LoraSection(rank=args.rank, alpha=args.alpha, dropout=args.lora_dropout,
                          target_modules=tuple(args.targets.split(","))),
@@ -264,12 +271,14 @@ def run_whisper_ja(args: argparse.Namespace) -> dict[str, Any]:
               for u in read_manifest(args.out / "train.jsonl")]
     return {"train_s": float(summary["train_time_s"]), "samples": int(summary["samples_seen"]),
             "prep_s": 0.0, "decode_s": time.monotonic() - started, "hyps": hyps, "refs": refs,
-            "context_frames": frames, "summary_peak_mb": summary["peak_memory_mb"]}
+            "context_frames": frames, "summary_peak_mb": summary["peak_memory_mb"],
+            "precision": "fp32" if resolve_precision(precision) == "no" else "bf16"}
 
 
 def child(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     result = (run_reference if args.arm == "reference" else run_whisper_ja)(args)
+    result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     (args.out / f"arm-{args.arm}.json").write_text(json.dumps(result, ensure_ascii=False))
 
@@ -279,43 +288,50 @@ def report(args: argparse.Namespace, arms: dict[str, dict[str, Any]], peak: dict
            flops: dict[int, float]) -> dict[str, Any]:
     from whisper_ja.text.bootstrap import metric_interval, paired_bootstrap
 
-    ref, wja = arms["reference"], arms["whisper-ja"]
+    ref = arms["reference"]
     refs = ref["refs"]
-    peak_key = "bfloat16" if args.precision == "bf16" else "float32"
     lines = ["", f"SYNTHETIC speech (Open JTalk), {args.train_clips} train / {args.val_clips} "
              f"validation clips, {args.epochs} epochs, batch {args.batch_size}, LoRA r="
-             f"{args.rank} on {args.targets}, {args.precision}, {torch.get_num_threads()} threads",
+             f"{args.rank} on {args.targets}, {torch.get_num_threads()} threads",
              f"torch.mm peak: fp32 {peak['float32']} GFLOP/s, bf16 {peak['bfloat16']} GFLOP/s", "",
-             f"{'arm':<11} {'samples/s':>9} {'train s':>8} {'peak RSS':>9} {'val CER [95% CI]':>24}"
-             f" {'model GFLOP/s':>13} {'% of peak':>9}"]
-    table = {}
+             f"{'arm':<16} {'prec':<5} {'samples/s':>9} {'train s':>8} {'peak RSS':>9} "
+             f"{'val CER [95% CI]':>24} {'model GFLOP/s':>13} {'% of peak':>9}"]
+    table: dict[str, Any] = {}
     for name, arm in arms.items():
+        arm.setdefault("precision", args.precision)  # arms from runs before it was recorded
         rate = arm["samples"] / arm["train_s"]
-        per_sample = statistics.mean(flops[f] for f in arm["context_frames"])
-        achieved = rate * per_sample / 1e9
+        achieved = rate * statistics.mean(flops[f] for f in arm["context_frames"]) / 1e9
         interval = metric_interval(refs, arm["hyps"])
         table[name] = {"samples_per_s": rate, "train_s": arm["train_s"],
-                       "peak_rss_mb": arm["peak_rss_mb"], "val_cer": interval.to_dict(),
-                       "model_gflops_per_s": achieved, "prep_s": arm["prep_s"],
-                       "decode_s": arm["decode_s"]}
-        lines.append(f"{name:<11} {rate:>9.3f} {arm['train_s']:>8.1f} "
+                       "precision": arm["precision"], "peak_rss_mb": arm["peak_rss_mb"],
+                       "val_cer": interval.to_dict(), "model_gflops_per_s": achieved,
+                       "prep_s": arm["prep_s"], "decode_s": arm["decode_s"],
+                       "finished": arm.get("finished")}
+        share = achieved / peak["bfloat16" if arm["precision"] == "bf16" else "float32"]
+        lines.append(f"{name:<16} {arm['precision']:<5} {rate:>9.3f} {arm['train_s']:>8.1f} "
                      f"{arm['peak_rss_mb'] / 1024:>7.2f}Gi {interval.value:>8.4f} "
                      f"[{interval.low:.4f}, {interval.high:.4f}] {achieved:>13.1f} "
-                     f"{100 * achieved / peak[peak_key]:>8.1f}%")
-    paired = paired_bootstrap(refs, ref["hyps"], wja["hyps"])
-    ratio = table["whisper-ja"]["samples_per_s"] / table["reference"]["samples_per_s"]
-    lines += ["", f"throughput ratio whisper-ja / reference: {ratio:.2f}x (target >= 3x)",
-              f"peak RSS ratio: {wja['peak_rss_mb'] / ref['peak_rss_mb']:.2f}",
-              f"validation CER delta (whisper-ja - reference): {paired.delta:+.4f} "
-              f"[{paired.low:+.4f}, {paired.high:+.4f}] (95% paired bootstrap)",
-              f"feature preparation is outside samples/s for both arms (reference: "
+                     f"{100 * share:>8.1f}%")
+    lines.append("")
+    for name, arm in arms.items():
+        if name == "reference":
+            continue
+        paired = paired_bootstrap(refs, ref["hyps"], arm["hyps"])
+        ratio = table[name]["samples_per_s"] / table["reference"]["samples_per_s"]
+        table[name] |= {"throughput_ratio": ratio, "paired_cer_vs_reference": paired.to_dict()}
+        lines += [f"{name} / reference: throughput {ratio:.2f}x (target >= 3x), peak RSS "
+                  f"{arm['peak_rss_mb'] / ref['peak_rss_mb']:.2f}x, validation CER delta "
+                  f"{paired.delta:+.4f} [{paired.low:+.4f}, {paired.high:+.4f}] (95% paired "
+                  "bootstrap)"]
+    lines += [f"feature preparation is outside samples/s for all arms (reference: "
               f"{ref['prep_s']:.1f} s of 30-s features; whisper-ja: cached log-mel)",
               "model FLOPs counted per sample (fwd+bwd): " + ", ".join(
-                  f"{k} frames {v / 1e9:.1f} GFLOP" for k, v in sorted(flops.items()))]
+                  f"{k} frames {v / 1e9:.1f} GFLOP" for k, v in sorted(flops.items())),
+              "arms finished at: " + ", ".join(f"{n} {a.get('finished')}"
+                                               for n, a in arms.items())]
     print("\n".join(lines))
     return {"settings": vars(args) | {"out": str(args.out)}, "matmul_peak_gflops": peak,
-            "arms": table, "throughput_ratio": ratio, "paired_cer": paired.to_dict(),
-            "flops_per_sample": flops, "synthetic_speech": True}
+            "arms": table, "flops_per_sample": flops, "synthetic_speech": True}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -327,13 +343,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     make_corpus(args)
     peak = matmul_peak()
+    selected = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = sorted(set(selected) - set(ARMS))
+    if unknown:
+        raise SystemExit(f"--arms: unknown {unknown}; choose from {list(ARMS)}")
     arms = {}
     for arm in ARMS:
-        print(f"--- running {arm} ---", flush=True)
-        command = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]),
-                   "--arm", arm, "--out", str(args.out)]
-        subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-        arms[arm] = json.loads((args.out / f"arm-{arm}.json").read_text())
+        path = args.out / f"arm-{arm}.json"
+        if arm in selected:
+            print(f"--- running {arm} ---", flush=True)
+            command = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]),
+                       "--arm", arm, "--out", str(args.out)]
+            subprocess.run(command, check=True,
+                           env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        elif not path.is_file():
+            continue
+        arms[arm] = json.loads(path.read_text())
+    if "reference" not in arms:
+        raise SystemExit("no reference arm: run with --arms reference first")
     frames = sorted({f for arm in arms.values() for f in arm["context_frames"]})
     result = report(args, arms, peak, flops_per_sample(args, frames))
     (args.out / "train_throughput.json").write_text(json.dumps(result, indent=2, default=str))
