@@ -234,10 +234,14 @@ class Crash(RuntimeError):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode_settings", [
+    ("mode=lora", "lora.dropout=0.3"),  # dropout: the restored RNG state matters
+    ("mode=full", "optim.grad_accum=2", "optim.batch_size=1"),  # accumulation, epoch edges
+])
 def test_resume_after_crash_matches_uninterrupted_run(
-        tmp_path, tiny_dir, clips_manifest, monkeypatch, one_thread):
-    settings = ("optim.max_steps=4", "run.save_every=2", "lora.dropout=0.3",
-                "optim.warmup_steps=1", "run.log_every=1")
+        tmp_path, tiny_dir, clips_manifest, monkeypatch, one_thread, mode_settings):
+    settings = ("optim.max_steps=4", "run.save_every=2", "optim.warmup_steps=1",
+                "run.log_every=1", *mode_settings)
     straight = train(tiny_config(tmp_path / "a", tiny_dir, clips_manifest, *settings))
 
     real_step = train_module.train_step
@@ -259,8 +263,10 @@ def test_resume_after_crash_matches_uninterrupted_run(
     assert resumed.summary["steps"] == straight.summary["steps"] == 4
     assert resumed.summary["final_train_loss"] == pytest.approx(
         straight.summary["final_train_loss"], rel=1e-6)
-    a = load_file(tmp_path / "a" / "adapter_model.safetensors")
-    b = load_file(tmp_path / "b" / "adapter_model.safetensors")
+    weights = ("adapter_model.safetensors" if "mode=lora" in mode_settings
+               else "model.safetensors")
+    a = load_file(tmp_path / "a" / weights)
+    b = load_file(tmp_path / "b" / weights)
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-6, atol=1e-7)
