@@ -81,7 +81,8 @@ class EvaluateConfig:
     seed: int = field(0, help="bootstrap seed")
     limit: int = field(0, help="evaluate only the first N utterances (0 = all)")
     worst: int = field(10, help="how many worst utterances to list")
-    bf16: bool = field(False, help="bf16 autocast while decoding (faster on CPUs with bf16)")
+    bf16: bool = field(False, help="decode with bf16 weights (faster on CPUs and GPUs with "
+                       "bf16 units; transcripts may differ slightly from float32)")
     device: str = field("cpu", help="torch device")
     progress: bool = field(True, help="show a progress bar")
 
@@ -131,7 +132,7 @@ def saved_policy(*folders: Path | str | None) -> Any:
 
 
 def decode_utterances(model: Any, processor: Any, utts: Sequence[Utterance], options: Any,
-                      context: str, *, progress: bool = True, bf16: bool = False,
+                      context: str, *, progress: bool = True,
                       policy: Any = None) -> tuple[list[Any], float]:
     """Decode utterances in batches of similar length.
 
@@ -144,7 +145,6 @@ def decode_utterances(model: Any, processor: Any, utts: Sequence[Utterance], opt
         context: ``dynamic`` (encoder input = the batch's longest clip, per the default
             ``ContextPolicy``) or ``full`` (30 s).
         progress: Show a progress bar over utterances.
-        bf16: Decode under bf16 autocast.
         policy: ``ContextPolicy`` for dynamic context (default: the library default, which
             is also what ``train`` uses unless told otherwise).
 
@@ -172,7 +172,7 @@ def decode_utterances(model: Any, processor: Any, utts: Sequence[Utterance], opt
             batch_options = dataclasses.replace(
                 options, context_frames=context_frames(longest, policy))
         began = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), torch.inference_mode():
+        with torch.inference_mode():
             decoded = decode_audio(model, processor, audios, batch_options, progress=False)
         seconds += time.perf_counter() - began
         for i, result in zip(batch, decoded, strict=True):
@@ -243,7 +243,8 @@ def _load(config: EvaluateConfig) -> tuple[Any, Path | None]:
     model, adapter = _model_and_adapter(config)
     if adapter is not None and not adapter.is_dir():
         raise ConfigError(f"adapter: folder {adapter} does not exist")
-    return load_model(model, adapter=adapter, device=config.device), adapter
+    dtype = torch.bfloat16 if config.bf16 else torch.float32
+    return load_model(model, adapter=adapter, device=config.device, dtype=dtype), adapter
 
 
 def _decode_options(config: EvaluateConfig, processor: Any) -> Any:
@@ -289,7 +290,7 @@ def evaluate(config: EvaluateConfig) -> Report:
              "greedy" if config.num_beams == 1 else f"beam {config.num_beams}", context)
     results, seconds = decode_utterances(
         loaded.model, loaded.processor, utts, options, context, progress=config.progress,
-        bf16=config.bf16, policy=saved_policy(adapter, _local_folder(config.model)))
+        policy=saved_policy(adapter, _local_folder(config.model)))
     records = score_utterances(utts, results, config.normalizer)
     return _write_outputs(config, records, f"{loaded.source}", adapter, context, seconds)
 
