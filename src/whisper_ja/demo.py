@@ -56,15 +56,15 @@ class DemoConfig:
                                     "(whisper-ja synth specs)")
     test_voices: tuple[str, ...] = field(TEST_VOICES, help="voices never heard in training: "
                                          "they read test sentences only")
-    test_voice_utterances: int = field(80, help="utterances read by the test-only voices")
+    test_voice_utterances: int = field(60, help="utterances read by the test-only voices")
     test_seen_voices: int = field(80, help="test utterances read by training voices "
                                   "(their sentences are still never seen in training)")
-    validation: int = field(48, help="validation utterances (early stopping)")
+    validation: int = field(40, help="validation utterances (early stopping)")
     steps: int = field(300, help="LoRA optimizer steps (early stopping may end sooner)")
     batch_size: int = field(8, help="training batch size")
     lr: float = field(1e-3, help="peak learning rate")
     lora_rank: int = field(32, help="LoRA rank")
-    validate_every: int = field(75, help="validate every N steps (the best adapter is kept)")
+    validate_every: int = field(100, help="validate every N steps (the best adapter is kept)")
     eval_batch_size: int = field(16, help="utterances decoded together when evaluating")
     max_new_tokens: int = field(128, help="longest transcript in tokens (evaluation and "
                                 "validation)")
@@ -261,7 +261,8 @@ def format_summary(before: dict[str, Any], after: dict[str, Any], *, out: Path,
             f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
     if seconds:
         lines.append("Step times (this run): " + ", ".join(
-            f"{k} {v:.0f} s" for k, v in seconds.items() if v > 0))
+            f"{k} {v:.0f} s" for k, v in seconds.items() if v > 0)
+            + f"; total {sum(seconds.values()) / 60:.1f} min")
     lines += ["", f"Reports: {out / 'eval_before' / 'report.md'}, "
               f"{out / 'eval_after' / 'report.md'}",
               "Plots: " + ", ".join(str(out / "eval_after" / p) for p in after.get("plots", [])),
