@@ -273,3 +273,41 @@ def test_resume_after_crash_matches_uninterrupted_run(
     # The log reads as one run: each step logged once.
     log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]
+
+
+def test_precision_setting_matches_hardware():
+    from whisper_ja.train_config import resolve_precision
+
+    assert resolve_precision("fp32") == "no"
+    assert resolve_precision("auto") in ("no", "bf16", "fp16")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="precision"):
+            resolve_precision("fp16")
+
+
+@pytest.mark.slow
+def test_best_checkpoint_kept_and_early_stopping(tmp_path, tiny_dir, clips_manifest,
+                                                 monkeypatch, one_thread):
+    """Validation CERs are scripted so the patience logic is checked exactly."""
+    scripted = iter([0.5, 0.4, 0.45, 0.47, 0.3, 0.2])
+    monkeypatch.setattr(train_module, "validate", lambda *args: next(scripted))
+    out = tmp_path / "run"
+    summary = train(tiny_config(
+        out, tiny_dir, clips_manifest, f"data.validation=[{clips_manifest}]",
+        "optim.max_steps=6", "run.validate_every=1", "run.patience=2", "run.save_every=1",
+        "run.keep_checkpoints=10", "run.tensorboard=true")).summary
+    assert summary["stopped_early"] is True
+    assert summary["steps"] == 4  # two validations without a better CER after step 2
+    assert (summary["best_val_cer"], summary["best_step"]) == (0.4, 2)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert any(r.get("event") == "early_stop" for r in log)
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    # The published adapter is the step-2 weights, not the last ones.
+    published = load_file(out / "adapter_model.safetensors")
+    at_step = {k.replace(".default", ""): v for k, v in
+               load_file(out / "checkpoints" / "step-00000002" / "model.safetensors").items()}
+    last = {k.replace(".default", ""): v for k, v in
+            load_file(out / "checkpoints" / "step-00000004" / "model.safetensors").items()}
+    assert published.keys() == at_step.keys()
+    assert all(torch.equal(published[k], at_step[k]) for k in published)
+    assert not all(torch.equal(published[k], last[k]) for k in published)

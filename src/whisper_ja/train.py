@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -90,6 +91,11 @@ def train(config: TrainConfig) -> TrainResult:
     # Several processes without a GPU (torchrun / mpirun on CPUs) need cpu=True for Accelerate
     # to pick its MULTI_CPU (gloo) mode; with GPUs or one process Accelerate decides alone.
     cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    # Accelerate keeps its settings in a process-wide singleton that refuses a second precision;
+    # train() may run several times in one process (sweeps, tests), so start each run afresh.
+    # The process group (PartialState) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
     accelerator = Accelerator(mixed_precision=resolve_precision(config.precision),
                               cpu=cpu_processes)
     set_seed(config.seed)
