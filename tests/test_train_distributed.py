@@ -54,3 +54,9 @@ def test_two_cpu_processes_train_one_model(tmp_path, tiny_dir, clips_manifest): 
     assert len(shared) > 100
     for key in shared:
         assert torch.equal(saved[key], final[key]), key
+    # The published folder is a plain transformers model that remembers its context policy.
+    from transformers import WhisperForConditionalGeneration
+
+    model = WhisperForConditionalGeneration.from_pretrained(out)
+    assert model.config.whisper_ja_dynamic_context is True
+    assert json.loads((out / "whisper_ja.json").read_text())["dynamic_context"] is True

@@ -214,7 +214,7 @@ def train_step(model: Any, optimizer: Any, scheduler: Any, batches: list[dict[st
         # Gradients are averaged across processes only on the last accumulated batch.
         last = index == len(batches) - 1
         with (nullcontext() if last else accelerator.no_sync(model)), accelerator.autocast():
-            output = model(input_features=features.to(accelerator.device),
+            output = model(input_features=features.to(accelerator.device), use_cache=False,
                            decoder_input_ids=batch["decoder_input_ids"].to(accelerator.device),
                            labels=batch["labels"].to(accelerator.device))
             loss = output.loss / len(batches)
