@@ -32,13 +32,17 @@ def test_summary_table_shows_measured_numbers(tmp_path):
     after = {"label": "whisper-base + LoRA", "overall": _overall(0.13, 0.11, 0.15),
              "rtf": 0.2, "context": "dynamic", "plots": ["cer_before_after.png"],
              "comparison": {"n_resamples": 1000, "paired_utterances": 160, "metrics": {
-                 "cer": {"delta": -0.04, "low": -0.05, "high": -0.03, "significant": True}}}}
+                 "cer": {"delta": -0.04, "low": -0.05, "high": -0.03, "significant": True}},
+                 "by_speaker": {"kokoro-jf_alpha": {"other": 0.2, "this": 0.19},
+                                "openjtalk-mei": {"other": 0.15, "this": 0.1}}}}
     text = format_summary(before, after, out=tmp_path, held_out=["kokoro-jf_alpha"])
     assert "SYNTHETIC" in text
     assert "| CER | 17.00 | 15.00–19.00 | 13.00 | 11.00–15.00 |" in text
     assert "-4.00 points, 95% CI -5.00 to -3.00" in text and ": significant." in text
     assert "kokoro-jf_alpha" in text and "untouched 2, fine-tuned 0" in text
     assert str(tmp_path / "eval_after" / "cer_before_after.png") in text
+    assert "| kokoro-jf_alpha | no (held out) | 20.00 | 19.00 |" in text
+    assert "| openjtalk-mei | yes | 15.00 | 10.00 |" in text
 
 
 @pytest.mark.slow

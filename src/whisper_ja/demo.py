@@ -255,12 +255,18 @@ def format_summary(before: dict[str, Any], after: dict[str, Any], *, out: Path,
               f"{before['overall']['looped']}, fine-tuned {after['overall']['looped']}.",
               f"Decoding real-time factor: untouched {before['rtf']:.3f} "
               f"({before['context']}), fine-tuned {after['rtf']:.3f} ({after['context']})."]
+    lines += ["", "| voice (CER %) | heard in training | untouched | fine-tuned |",
+              "|---|---|---:|---:|"]
+    for voice, pair in comparison.get("by_speaker", {}).items():
+        lines.append(f"| {voice} | {'no (held out)' if voice in held_out else 'yes'} | "
+                     f"{100 * pair['other']:.2f} | {100 * pair['this']:.2f} |")
+    lines.append("")
     if train_summary:
         shown = {k: train_summary[k] for k in TRAIN_FIELDS if k in train_summary}
         lines.append("Training (LoRA): " + ", ".join(
             f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
     if seconds:
-        lines.append("Step times (this run): " + ", ".join(
+        lines.append("Step times: " + ", ".join(
             f"{k} {v:.0f} s" for k, v in seconds.items() if v > 0)
             + f"; total {sum(seconds.values()) / 60:.1f} min")
     lines += ["", f"Reports: {out / 'eval_before' / 'report.md'}, "
@@ -274,16 +280,14 @@ def run_demo(config: DemoConfig) -> int:
     """Entry point of ``whisper-ja demo``: run (or resume) every step and print the table."""
     steps = _Steps(config)
     held_out = _held_out_speakers(config)
-    seconds = {
-        "synthesize": steps.run("synthesize", lambda: _synthesize(config)),
-        "split": steps.run("split", lambda: _split(config, held_out)),
-        "evaluate untouched": steps.run("evaluate untouched",
-                                        lambda: _evaluate(config, "eval_before")),
-        "train": steps.run("train", lambda: _train(config)),
-    }
+    steps.run("synthesize", lambda: _synthesize(config))
+    steps.run("split", lambda: _split(config, held_out))
+    steps.run("evaluate untouched", lambda: _evaluate(config, "eval_before"))
+    steps.run("train", lambda: _train(config))
     adapter = _adapter_dir(config.out / "train")
-    seconds["evaluate fine-tuned"] = steps.run(
-        "evaluate fine-tuned", lambda: _evaluate(config, "eval_after", adapter))
+    steps.run("evaluate fine-tuned", lambda: _evaluate(config, "eval_after", adapter))
+    # Times as measured when each step ran (a resumed demo shows the earlier run's times).
+    seconds = {name: float(value) for name, value in steps.state["done"].items()}
     summary_file = config.out / "train" / "summary.json"
     text = format_summary(_read(config.out / "eval_before" / "report.json"),
                           _read(config.out / "eval_after" / "report.json"), out=config.out,

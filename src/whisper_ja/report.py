@@ -235,8 +235,9 @@ def _header(report: Mapping[str, Any]) -> list[str]:
     overall = report["overall"]
     rtf = report.get("rtf")
     lines += [
-        f"- model: `{report.get('model')}`" + (f", adapter `{report['adapter']}`"
-                                                  if report.get("adapter") else ""),
+        f"- model: `{report.get('model')}`"
+        + (f", adapter `{report['adapter']}`" if report.get("adapter")
+           and str(report["adapter"]) not in str(report.get("model")) else ""),
         f"- manifest: `{report.get('manifest')}`: {overall['utterances']} utterances, "
         f"{overall['audio_seconds'] / 60:.1f} min of audio",
         f"- decoding: {report.get('decoding', '')}; context: {report.get('context', '')}; "
