@@ -82,6 +82,15 @@ def test_missing_manifest_fails_before_any_work(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def test_mixing_an_absent_corpus_fails_before_any_work(tmp_path, clips_manifest, monkeypatch):
+    monkeypatch.setattr(train_module, "load_model", None)  # any use would raise TypeError
+    config = load_config(TrainConfig, overrides=[
+        f"out={tmp_path / 'out'}", f"data.train=[{clips_manifest}]",
+        "data.mixing=[synthetic=2,jsut=0.5]"])
+    with pytest.raises(ConfigError, match=r"data\.mixing: .*jsut"):
+        train(config)
+
+
 def test_cli_reports_bad_setting(tmp_path, capsys):
     from whisper_ja.cli import main
 

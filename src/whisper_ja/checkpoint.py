@@ -53,7 +53,8 @@ class TrainProgress:
         best_step: Step that reached ``best_cer``.
         initial_cer: Validation CER of the untouched model, if measured.
         bad_validations: Validations in a row without a better CER (early-stopping patience).
-        elapsed_s: Training seconds before this process started (earlier runs of a resume).
+        elapsed_s: Wall seconds of the loop (steps, validation, checkpoints), all attempts.
+        step_time_s: Seconds spent in optimizer steps only (forward, backward, update).
         samples: Training clips consumed, over all processes.
     """
 
@@ -63,6 +64,7 @@ class TrainProgress:
     initial_cer: float | None = None
     bad_validations: int = 0
     elapsed_s: float = 0.0
+    step_time_s: float = 0.0
     samples: int = 0
 
     def state_dict(self) -> dict[str, Any]:

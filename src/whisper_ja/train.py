@@ -151,8 +151,10 @@ def train(config: TrainConfig) -> TrainResult:
     for step_batches in _batches_from(progress.step, total_steps, steps_per_epoch, config,
                                       data, accelerator):
         lr = scheduler.get_last_lr()[0]  # the rate this step uses
+        step_started = time.monotonic()
         loss = train_step(model, optimizer, scheduler, step_batches, config, accelerator,
                           progress.step)
+        progress.step_time_s += time.monotonic() - step_started
         progress.step += 1
         progress.samples += _samples(step_batches, accelerator)
         bar.update(1)
@@ -314,6 +316,8 @@ def _summary(config: TrainConfig, progress: TrainProgress, counts: dict[str, int
     return {
         "mode": config.mode, "model": config.model, "steps": progress.step,
         "planned_steps": total_steps, "train_time_s": round(progress.elapsed_s, 2),
+        "time_per_step_s": round(progress.step_time_s / progress.step, 4) if progress.step
+        else None,
         "best_val_cer": progress.best_cer, "best_step": progress.best_step,
         "initial_val_cer": progress.initial_cer, "final_train_loss": loss,
         "stopped_early": bool(config.run.patience

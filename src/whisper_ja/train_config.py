@@ -238,10 +238,14 @@ class TrainConfig:
 
 
 def check_paths(config: TrainConfig) -> None:
-    """Fail fast on settings that name files: manifests must exist, ``out`` must be usable.
+    """Fail fast on settings that name files, before any work starts.
+
+    Manifests must exist, ``data.mixing`` must name corpora they hold, and ``out`` must be
+    usable.
 
     Raises:
-        ConfigError: naming the setting (``data.train``, ``data.validation``, ``out``).
+        ConfigError: naming the setting (``data.train``, ``data.validation``,
+            ``data.mixing``, ``out``).
     """
     if not config.data.train:
         raise ConfigError("data.train: name at least one training manifest")
@@ -250,6 +254,15 @@ def check_paths(config: TrainConfig) -> None:
         for path in paths:
             if not Path(path).is_file():
                 raise ConfigError(f"{name}: manifest {path} does not exist")
+    weights = parse_mixing(config.data.mixing)
+    if weights:
+        from whisper_ja.data.manifest import iter_manifest
+
+        corpora = {u.corpus for path in config.data.train for u in iter_manifest(path)}
+        unknown = sorted(set(weights) - corpora)
+        if unknown:
+            raise ConfigError(f"data.mixing: corpus(es) {unknown} not in the training "
+                              f"manifests (they hold {sorted(corpora)})")
     if config.out.exists() and not config.out.is_dir():
         raise ConfigError(f"out: {config.out} exists and is not a folder")
     checkpoints = config.out / "checkpoints"
