@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,7 +265,8 @@ def run_score(config: ScoreConfig) -> int:
     try:
         report = score(config)
     except (ScoreInputError, TermFileError) as err:
-        Console(stderr=True).print(f"whisper-ja score: {err}", markup=False)
+        # Plain print: one line naming file and line, never wrapped at the terminal width.
+        print(f"whisper-ja score: {err}", file=sys.stderr)
         return 2
     _print_report(report, console)
     if config.out is not None:
