@@ -110,12 +110,16 @@ def plot_training_curves(run_dir: Path, out_dir: Path) -> list[str]:
     if not log_file.is_file():
         log.warning("no %s: no training curves plotted", log_file)
         return []
-    rows = [r for r in _read_log(log_file) if isinstance(r.get("step"), int | float)]
-    skip = {"step", "epoch", "time", "elapsed", "elapsed_s", "seconds", "lr_scale"}
+    # Event rows (start, end) carry run facts, not curves; of the curves, show what a person
+    # judges a run by: losses, error rates, learning rate, gradient norm.
+    rows = [r for r in _read_log(log_file)
+            if isinstance(r.get("step"), int | float) and "event" not in r]
+    wanted = ("loss", "cer", "wer", "lr", "grad_norm")
     series: dict[str, list[tuple[float, float]]] = {}
     for row in rows:
         for key, value in row.items():
-            if key not in skip and isinstance(value, int | float) and not isinstance(value, bool):
+            if (any(w in key for w in wanted) and isinstance(value, int | float)
+                    and not isinstance(value, bool)):
                 series.setdefault(key, []).append((row["step"], float(value)))
     if not series:
         log.warning("%s holds no numeric series: no training curves plotted", log_file)
