@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from whisper_ja.jsonl import iter_json_objects
+
 __all__ = ["ManifestError", "Utterance", "iter_manifest", "read_manifest", "write_manifest"]
 
 SPLITS = ("train", "validation", "test", "")
@@ -59,13 +61,7 @@ _REQUIRED = {f.name for f in dataclasses.fields(Utterance)
              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
 
 
-def _parse_line(raw: str, where: str, base: Path) -> Utterance:
-    try:
-        obj = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ManifestError(f"{where}: not valid JSON: {err.msg}") from err
-    if not isinstance(obj, dict):
-        raise ManifestError(f"{where}: expected a JSON object")
+def _parse_record(obj: dict[str, Any], where: str, base: Path) -> Utterance:
     missing = sorted(_REQUIRED - set(obj))
     if missing:
         raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
@@ -96,16 +92,13 @@ def iter_manifest(path: str | Path) -> Iterator[Utterance]:
     """
     path = Path(path)
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            utt = _parse_line(raw, f"{path}:{number}", path.parent)
-            if utt.id in seen:
-                raise ManifestError(
-                    f"{path}:{number}: duplicate id {utt.id!r} (first on line {seen[utt.id]})")
-            seen[utt.id] = number
-            yield utt
+    for number, obj in iter_json_objects(path, ManifestError):
+        utt = _parse_record(obj, f"{path}:{number}", path.parent)
+        if utt.id in seen:
+            raise ManifestError(
+                f"{path}:{number}: duplicate id {utt.id!r} (first on line {seen[utt.id]})")
+        seen[utt.id] = number
+        yield utt
 
 
 def read_manifest(*paths: str | Path) -> list[Utterance]:

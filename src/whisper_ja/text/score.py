@@ -35,6 +35,7 @@ from rich.progress import track
 from rich.table import Table
 
 from whisper_ja.config import ConfigError, field
+from whisper_ja.jsonl import iter_json_objects
 from whisper_ja.text.bootstrap import interval_from_counts, paired_bootstrap_counts
 from whisper_ja.text.metrics import ErrorCounts, char_counts, mean_rate, word_counts
 from whisper_ja.text.normalize import Normalizer, get_normalizer
@@ -91,24 +92,15 @@ def read_texts(path: str | Path) -> dict[str, str]:
         raise ScoreInputError(f"{path}: file does not exist")
     texts: dict[str, str] = {}
     lines: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise ScoreInputError(f"{where}: not valid JSON: {err.msg}") from err
-            if not isinstance(obj, dict):
-                raise ScoreInputError(f"{where}: expected a JSON object")
-            for key in ("id", "text"):
-                if not isinstance(obj.get(key), str):
-                    raise ScoreInputError(f"{where}: field {key!r} missing or not a string")
-            uid = obj["id"]
-            if uid in texts:
-                raise ScoreInputError(f"{where}: id {uid!r} already on line {lines[uid]}")
-            texts[uid], lines[uid] = obj["text"], number
+    for number, obj in iter_json_objects(path, ScoreInputError):
+        where = f"{path}:{number}"
+        for key in ("id", "text"):
+            if not isinstance(obj.get(key), str):
+                raise ScoreInputError(f"{where}: field {key!r} missing or not a string")
+        uid = obj["id"]
+        if uid in texts:
+            raise ScoreInputError(f"{where}: id {uid!r} already on line {lines[uid]}")
+        texts[uid], lines[uid] = obj["text"], number
     return texts
 
 
