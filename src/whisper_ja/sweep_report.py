@@ -126,8 +126,9 @@ def sweep_markdown(rows: Sequence[SweepRow], *, best: str | None, recommended: s
                      f"best rank ({best}): **{recommended}**.")
     else:
         lines.append(f"No LoRA run has a {select_on} CER, so no rank is recommended.")
-    lines.append("Peak memory is the training process's peak (RSS on CPU); time per step is "
-                 "the training wall time over optimizer steps (validation included).")
+    lines.append("Peak memory is the training process's peak (RSS on CPU, allocated memory on "
+                 "GPU); time per step is train's own measure (training wall time over optimizer "
+                 "steps). On a shared machine both time and memory move with the neighbours.")
     return "\n".join(lines) + "\n"
 
 
