@@ -166,7 +166,7 @@ def build_report(records: Sequence[HypothesisRecord], *, meta: Mapping[str, Any]
     audio = overall["audio_seconds"]
     report["rtf"] = (float(decode_seconds) / audio
                      if decode_seconds is not None and audio > 0 else None)
-    report["synthetic"] = any(r.corpus == "synthetic" for r in records)
+    report["synthetic"] = any(r.corpus.startswith("synthetic") for r in records)
     report["bootstrap"] = {"n_resamples": n_resamples, "seed": seed, "level": 0.95}
     report["overall"] = overall
     report["by_corpus"] = _by(records, "corpus", n_resamples, seed)

@@ -30,6 +30,16 @@ def test_labels_are_prefix_text_eot_and_decode_back(tokenizer):
     assert not any(i in JA_PREFIX_IDS or i == EOT_ID for i in ids[4:-1])
 
 
+def test_mixed_in_english_is_labelled_english_not_japanese(tokenizer):
+    english = Utterance("en", "a.wav", "Good morning.", 1.0, "synthetic-espeak",
+                        extra={"language": "en"})
+    kept, labels, _ = select_trainable([english], tokenizer, max_label_tokens=64)
+    assert labels[0][:4] == [50258, 50259, 50359, 50363]  # sot, en, transcribe, notimestamps
+    assert labels[0][4:] == build_labels("Good morning.", tokenizer)[4:]
+    with pytest.raises(ValueError, match="xx"):
+        build_labels("x", tokenizer, language="xx")
+
+
 def test_collate_shifts_labels_and_pads_with_ignore_index():
     a = Example("a", "x", np.zeros((80, 120), np.float32), (1, 2, 3, 4, 5))
     b = Example("b", "y", np.ones((80, 250), np.float32), (1, 2, 9))

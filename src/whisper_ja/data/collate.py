@@ -36,6 +36,7 @@ __all__ = [
     "SpeechDataset",
     "build_datasets",
     "build_labels",
+    "language_of",
     "collate",
     "epoch_batches",
     "feature_source",
@@ -53,19 +54,36 @@ MAX_FRAMES = 3000
 """Whisper's encoder window: 30 s of 10 ms mel frames."""
 
 
-def build_labels(text: str, tokenizer: Any) -> list[int]:
-    """Label ids of one transcript: Japanese prefix, text tokens, end of text.
+def build_labels(text: str, tokenizer: Any, language: str = "ja") -> list[int]:
+    """Label ids of one transcript: task prefix, text tokens, end of text.
 
     Args:
         text: The transcript exactly as the manifest gives it (no normalization here, so what
             the model learns to write is what the corpus writes).
         tokenizer: A Whisper tokenizer (``processor.tokenizer``).
+        language: Whisper language code of the transcript. Japanese for every corpus except
+            the non-Japanese clips mixed in to limit forgetting (``extra["language"]``), which
+            must be labelled with their own language token, not ``<|ja|>``.
 
     Returns:
-        ``[*JA_PREFIX_IDS, *text_ids, EOT_ID]``.
+        ``[*JA_PREFIX_IDS, *text_ids, EOT_ID]`` (the language id swapped for other languages).
+
+    Raises:
+        ValueError: ``language`` is not a Whisper language token.
     """
+    prefix = list(JA_PREFIX_IDS)
+    if language != "ja":
+        language_id = tokenizer.convert_tokens_to_ids(f"<|{language}|>")
+        if not isinstance(language_id, int) or language_id == tokenizer.unk_token_id:
+            raise ValueError(f"unknown Whisper language {language!r}")
+        prefix[1] = language_id
     text_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return [*JA_PREFIX_IDS, *(int(i) for i in text_ids), EOT_ID]
+    return [*prefix, *(int(i) for i in text_ids), EOT_ID]
+
+
+def language_of(utterance: Utterance) -> str:
+    """Language code of an utterance's transcript (``extra["language"]``, default Japanese)."""
+    return str(utterance.extra.get("language", "ja"))
 
 
 def frames_of(utterance: Utterance) -> int:
@@ -93,7 +111,7 @@ def select_trainable(utterances: Sequence[Utterance], tokenizer: Any, max_label_
         if not utt.text.strip():
             skipped["empty transcript"] += 1
             continue
-        ids = build_labels(utt.text, tokenizer)
+        ids = build_labels(utt.text, tokenizer, language_of(utt))
         if len(ids) > max_label_tokens:
             skipped[f"label longer than {max_label_tokens} tokens"] += 1
             continue
@@ -324,7 +342,8 @@ def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Dat
             bad, _ = _readable(train_utts, features, config.run.progress)
         val_bad, val_feats = _readable(val_utts, features, config.run.progress)
         bad |= val_bad
-        validation = [Example(u.id, u.text, f, tuple(build_labels(u.text, tokenizer)))
+        validation = [Example(u.id, u.text, f,
+                              tuple(build_labels(u.text, tokenizer, language_of(u))))
                       for u, f in zip(val_utts, val_feats, strict=True) if f is not None]
         validation.sort(key=lambda e: e.features.shape[1])
     shared: list[Any] = [sorted(bad)]
