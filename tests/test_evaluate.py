@@ -165,3 +165,19 @@ def test_input_errors_name_the_setting(tiny_dir, manifest, tmp_path):
     with pytest.raises(ConfigError, match="num_beams"):
         EvaluateConfig(manifest=manifest, num_beams=0)
     assert main(["evaluate", "--model", str(tiny_dir)]) == 2  # no --manifest
+
+
+def test_retention_suite_receives_the_baseline_model(tmp_path, monkeypatch):
+    import whisper_ja.retention
+    from whisper_ja.evaluate import EvaluateConfig, evaluate
+
+    seen = {}
+
+    def fake_suite(model, adapter, out_dir, **kwargs):
+        seen.update(model=model, adapter=adapter, **kwargs)
+        return {"suite": "retention"}
+
+    monkeypatch.setattr(whisper_ja.retention, "run_retention_suite", fake_suite)
+    evaluate(EvaluateConfig(model="runs/full", suite="retention", baseline="openai/whisper-base",
+                            out=tmp_path / "ret", progress=False))
+    assert seen["model"] == "runs/full" and seen["baseline"] == "openai/whisper-base"

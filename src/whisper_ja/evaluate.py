@@ -75,6 +75,9 @@ class EvaluateConfig:
     suite: Literal["ja", "retention"] = field(
         "ja", help="ja: Japanese test manifest; retention: non-Japanese speech before/after "
         "adaptation (forgetting check, whisper_ja.retention)")
+    baseline: str | None = field(
+        None, help="suite retention: the 'before' model (e.g. openai/whisper-base for a full "
+        "fine-tune); default: the model without its adapter")
     compare: Path | None = field(None, help="earlier evaluate output folder to compare with")
     train_run: Path | None = field(None, help="training run folder (log.jsonl) to plot curves")
     bootstrap: int = field(1000, help="bootstrap resamples for confidence intervals")
@@ -307,9 +310,9 @@ def _retention(config: EvaluateConfig) -> Report:
     model, adapter = _model_and_adapter(config)
     options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.max_new_tokens,
                             batch_size=config.batch_size)
-    data = run_retention_suite(model, adapter, config.out, manifest=config.manifest,
-                               limit=config.limit or None, options=options,
-                               progress=config.progress)
+    data = run_retention_suite(model, adapter, config.out, baseline=config.baseline,
+                               manifest=config.manifest, limit=config.limit or None,
+                               options=options, progress=config.progress)
     return Report(out_dir=config.out, data=data)
 
 
