@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from whisper_ja.jsonl import iter_json_objects
 from whisper_ja.text.bootstrap import interval_from_counts
 from whisper_ja.text.metrics import ErrorCounts
 
@@ -190,17 +191,8 @@ def write_hypotheses(path: Path, records: Iterable[HypothesisRecord]) -> int:
 
 def read_hypotheses(path: Path) -> list[HypothesisRecord]:
     """Read ``hypotheses.jsonl``; errors name the file and line."""
-    records = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON: {err.msg}") from err
-            records.append(HypothesisRecord.from_dict(obj, f"{path}:{number}"))
-    return records
+    return [HypothesisRecord.from_dict(obj, f"{path}:{number}")
+            for number, obj in iter_json_objects(path)]
 
 
 def _pct(value: float | None) -> str:
