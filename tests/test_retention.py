@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from whisper_ja.cli import main
 from whisper_ja.data.manifest import read_manifest
 from whisper_ja.retention import (
     RetentionResult,
@@ -16,6 +17,8 @@ from whisper_ja.retention import (
     word_error_counts,
 )
 from whisper_ja.retention_data import (
+    ESPEAK_TRAINING_VOICES,
+    ESPEAK_VOICES,
     english_training_sentences,
     retention_sentences,
     synthesize_english_training_set,
@@ -63,6 +66,19 @@ def test_retention_set_is_labelled_synthetic_english(english_set):
                                                           progress=False))
     assert [u.split for u in train] == ["train"] * 3
     assert all(u.extra["language"] == "en" for u in train)
+
+
+@pytest.mark.slow
+def test_synth_english_command_writes_training_clips_in_voices_the_test_never_uses(tmp_path):
+    assert not set(ESPEAK_TRAINING_VOICES["en"]) & set(ESPEAK_VOICES["en"])
+    assert main(["synth-english", "--out", str(tmp_path), "--size", "4", "--no-progress"]) == 0
+    train = read_manifest(tmp_path / "manifest.jsonl")
+    assert len(train) == 4 and {u.split for u in train} == {"train"}
+    assert all(u.extra["language"] == "en" and u.extra["synthetic"] for u in train)
+    voices = {u.speaker.removeprefix("espeak-ng:") for u in train}
+    assert voices <= set(ESPEAK_TRAINING_VOICES["en"])
+    assert not {u.text for u in train} & set(retention_sentences("en"))
+    assert main(["synth-english", "--out", str(tmp_path / "x"), "--size", "0"]) == 2
 
 
 def test_detect_language_picks_the_most_likely_language_token(tiny_whisper):

@@ -7,7 +7,10 @@ espeak-ng reads sentences in other languages offline. Two sets come from here:
 - an **English training set** (:func:`synthesize_english_training_set`): sentences composed
   from templates, none of which is in the test set, split ``train``, to mix a small share of
   English into Japanese fine-tuning. Its records carry ``extra["language"] = "en"``: training
-  must put the ``<|en|>`` language token, not ``<|ja|>``, in their labels.
+  must put the ``<|en|>`` language token, not ``<|ja|>``, in their labels. It is read by
+  other espeak-ng voices than the test set (:data:`ESPEAK_TRAINING_VOICES`), so that mixing it
+  in cannot pass for "less forgetting" merely by teaching the model the test voices.
+  ``whisper-ja synth-english`` makes it from the command line.
 
 Every record is labelled synthetic (corpus ``synthetic-espeak``, ``extra["synthetic"]``).
 espeak-ng is the Debian/Ubuntu package ``espeak-ng`` (the Makefile installs it).
@@ -20,22 +23,27 @@ import itertools
 import logging
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from whisper_ja.config import ConfigError, field
 from whisper_ja.data.manifest import Utterance, write_manifest
 
 __all__ = [
+    "ESPEAK_TRAINING_VOICES",
     "ESPEAK_VOICES",
     "RETENTION_CORPUS",
     "EspeakError",
+    "SynthEnglishConfig",
     "english_training_sentences",
     "espeak",
     "language_of",
     "retention_sentences",
+    "run_synth_english",
     "synthesize_english_training_set",
     "synthesize_retention_set",
 ]
@@ -48,7 +56,12 @@ ESPEAK_VOICES: dict[str, tuple[str, ...]] = {
     "en": ("en-us", "en-gb", "en-us+f3", "en-gb-x-rp+m3", "en-us+f2"),
     "de": ("de", "de+f3", "de+m3"),
 }
-"""espeak-ng voices (language plus variant) used per language."""
+"""espeak-ng voices (language plus variant) of the retention test set, per language."""
+
+ESPEAK_TRAINING_VOICES: dict[str, tuple[str, ...]] = {
+    "en": ("en-gb-scotland", "en-029+m1", "en-us-nyc+f4", "en-gb-x-gbclan+m7", "en-us+f5"),
+}
+"""espeak-ng voices of the English training set: none of them reads the test set."""
 
 _SUBJECTS = ("My sister", "The teacher", "Our neighbor", "A young man", "The old woman",
              "My friend", "The driver", "Your cousin", "The nurse", "Every student",
@@ -118,7 +131,8 @@ def espeak(text: str, voice: str, speed_wpm: int = 165) -> np.ndarray:
 
 
 def _synthesize(out: Path, items: Sequence[tuple[str, str]], split: str, seed: int,
-                progress: bool) -> Path:
+                progress: bool, voice_table: Mapping[str, tuple[str, ...]] = ESPEAK_VOICES
+                ) -> Path:
     """Speak ``(language, sentence)`` items with seeded voices and speeds; write a manifest."""
     import soundfile as sf
     from tqdm import tqdm
@@ -127,7 +141,7 @@ def _synthesize(out: Path, items: Sequence[tuple[str, str]], split: str, seed: i
     rng = np.random.default_rng(seed)
     utterances = []
     for i, (language, text) in enumerate(tqdm(items, desc="espeak-ng", disable=not progress)):
-        voices = ESPEAK_VOICES[language]
+        voices = voice_table[language]
         voice = voices[int(rng.integers(len(voices)))]
         speed = int(rng.integers(150, 181))
         path = out / "wav" / f"{language}_{split}_{i:05d}.wav"
@@ -163,8 +177,36 @@ def synthesize_english_training_set(out_dir: str | Path, size: int = 100, *, see
                                     progress: bool = True) -> Path:
     """Synthesize English training data (template sentences, split ``train``) for mixing.
 
-    Records carry ``extra["language"] = "en"``; training must label them with ``<|en|>``.
-    Returns the manifest path.
+    Records carry ``extra["language"] = "en"``; training labels them with ``<|en|>``. The
+    voices are :data:`ESPEAK_TRAINING_VOICES`, disjoint from the test set's. Returns the
+    manifest path.
     """
     items = [("en", s) for s in english_training_sentences(size, seed)]
-    return _synthesize(Path(out_dir), items, "train", seed, progress)
+    return _synthesize(Path(out_dir), items, "train", seed, progress, ESPEAK_TRAINING_VOICES)
+
+
+@dataclass(frozen=True)
+class SynthEnglishConfig:
+    """Settings of ``whisper-ja synth-english``."""
+
+    out: Path = field(help="output folder (manifest.jsonl, wav/)")
+    size: int = field(200, help="number of English training utterances (template sentences)")
+    seed: int = field(0, help="seed of the sentence, voice and speed choices")
+    progress: bool = field(True, help="show a progress bar")
+
+    def __post_init__(self) -> None:
+        most = len(_SUBJECTS) * len(_ACTIONS) * len(_WHEN)
+        if not 1 <= self.size <= most:
+            raise ConfigError(f"size: must be 1..{most} (distinct template sentences), "
+                              f"got {self.size}")
+
+
+def run_synth_english(config: SynthEnglishConfig) -> int:
+    """Entry point of ``whisper-ja synth-english``: English clips to mix into training."""
+    manifest = synthesize_english_training_set(config.out, config.size, seed=config.seed,
+                                               progress=config.progress)
+    print(f"wrote {manifest}: {config.size} synthetic English utterances (espeak-ng, corpus "
+          f"{RETENTION_CORPUS}, labelled <|en|> in training); mix them in with "
+          f"whisper-ja train ... 'data.train=[JAPANESE.jsonl,{manifest}]' "
+          f"'data.mixing=[{RETENTION_CORPUS}=WEIGHT]'")
+    return 0

@@ -52,7 +52,14 @@ from whisper_ja.checkpoint import (
     write_final_model,
 )
 from whisper_ja.config import ConfigError, save_config
-from whisper_ja.data.collate import Datasets, Example, build_datasets, collate, epoch_batches
+from whisper_ja.data.collate import (
+    Datasets,
+    Example,
+    build_datasets,
+    collate,
+    epoch_batches,
+    epoch_composition,
+)
 from whisper_ja.data.features import context_frames
 from whisper_ja.data.specaugment import spec_augment
 from whisper_ja.model import load_model
@@ -324,7 +331,10 @@ def _summary(config: TrainConfig, progress: TrainProgress, counts: dict[str, int
                               and progress.bad_validations >= config.run.patience),
         **counts, "peak_memory_mb": peak_memory_mb(), "precision": accelerator.mixed_precision,
         "processes": accelerator.num_processes, "samples_seen": progress.samples,
-        "train_clips": len(data.train), "validation_clips": len(data.validation_utterances),
+        "train_clips": len(data.train),
+        "epoch_clips_by_corpus": epoch_composition(data.train_corpora,
+                                                   parse_mixing(config.data.mixing)),
+        "validation_clips": len(data.validation_utterances),
         "validation_corpora": sorted({u.corpus for u in data.validation_utterances}),
         "validation_is_synthetic_speech": synthetic, "skipped": data.skipped,
         "dynamic_context": config.efficiency.context.dynamic,

@@ -10,6 +10,7 @@ from whisper_ja.data.collate import (
     build_labels,
     collate,
     epoch_batches,
+    epoch_composition,
     mixed_indices,
     select_trainable,
 )
@@ -72,6 +73,8 @@ def test_mixing_weights_repeat_and_subsample_corpora():
     assert counts == {"a": 5, "b": 8, "c": 6}
     assert len(set(i for i in chosen if corpora[i] == "a")) == 5  # no repeats when w < 1
     assert Counter(i for i in chosen if corpora[i] == "b") == {10: 2, 11: 2, 12: 2, 13: 2}
+    assert epoch_composition(corpora, {"a": 0.5, "b": 2.0}) == {"a": 5, "b": 8, "c": 6}
+    assert epoch_composition(corpora, {"a": 1.25}) == {"a": 12, "b": 4, "c": 6}
 
 
 @pytest.mark.parametrize("grouping", [False, True])

@@ -39,6 +39,7 @@ __all__ = [
     "language_of",
     "collate",
     "epoch_batches",
+    "epoch_composition",
     "feature_source",
     "frames_of",
     "mixed_indices",
@@ -209,13 +210,29 @@ def mixed_indices(corpora: Sequence[str], weights: dict[str, float],
         by_corpus.setdefault(corpus, []).append(index)
     chosen: list[int] = []
     for corpus, members in by_corpus.items():
-        weight = weights.get(corpus, 1.0)
-        whole, frac = int(weight), weight - int(weight)
+        whole, extra = _weighted_share(weights.get(corpus, 1.0), len(members))
         chosen.extend(members * whole)
-        extra = round(frac * len(members))
         if extra:
             chosen.extend(int(i) for i in rng.choice(members, size=extra, replace=False))
     return chosen
+
+
+def epoch_composition(corpora: Sequence[str], weights: dict[str, float]) -> dict[str, int]:
+    """Clips each corpus puts into one epoch under ``weights``, as :func:`mixed_indices` draws.
+
+    Reported in the training summary so that a mixing share is visible, not just a weight.
+    """
+    composition = {}
+    for corpus, clips in sorted(Counter(corpora).items()):
+        whole, extra = _weighted_share(weights.get(corpus, 1.0), clips)
+        composition[corpus] = whole * clips + extra
+    return composition
+
+
+def _weighted_share(weight: float, clips: int) -> tuple[int, int]:
+    """``(times every clip is taken, clips taken once more)`` for a corpus of weight ``weight``."""
+    whole = int(weight)
+    return whole, round((weight - whole) * clips)
 
 
 def epoch_batches(lengths: Sequence[int], corpora: Sequence[str], epoch: int, *,
