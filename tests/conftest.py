@@ -1,6 +1,7 @@
 """Fixtures shared by the whole test suite.
 
 - ``tiny_whisper``: a randomly initialised tiny-shaped Whisper with the real tokenizer (seconds).
+- ``tiny_whisper_dir``: the same model saved as a transformers folder (treat it as read-only).
 - ``whisper_base``: real offline whisper-base (converted once, cached across runs in
   ``WHISPER_JA_CACHE`` or ``~/.cache/whisper-ja``).
 - ``ja_clips``: a few Japanese sentences synthesized with Open JTalk at test time.
@@ -20,6 +21,14 @@ def tiny_whisper():
     from whisper_ja.model import tiny_random_whisper
 
     return tiny_random_whisper(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_dir(tiny_whisper, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_whisper")
+    tiny_whisper.model.save_pretrained(folder)
+    tiny_whisper.processor.save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

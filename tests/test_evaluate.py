@@ -24,14 +24,6 @@ FAST = {"max_new_tokens": 8, "bootstrap": 50, "progress": False, "batch_size": 8
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tiny_whisper):
-    folder = tmp_path_factory.mktemp("tiny_model")
-    tiny_whisper.model.save_pretrained(folder)
-    tiny_whisper.processor.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
     folder = tmp_path_factory.mktemp("noise_corpus")
     rng = np.random.default_rng(0)
@@ -48,11 +40,11 @@ def manifest(tmp_path_factory):
     return path
 
 
-def test_cli_writes_hypotheses_and_consistent_report(tiny_dir, manifest, tmp_path):
+def test_cli_writes_hypotheses_and_consistent_report(tiny_whisper_dir, manifest, tmp_path):
     out = tmp_path / "run"
     terms = tmp_path / "terms.txt"
     terms.write_text("東京\nコーヒー\n", encoding="utf-8")
-    rc = main(["evaluate", "--manifest", str(manifest), "--model", str(tiny_dir), "--out",
+    rc = main(["evaluate", "--manifest", str(manifest), "--model", str(tiny_whisper_dir), "--out",
                str(out), "--max-new-tokens", "8", "--bootstrap", "50", "--no-progress",
                "--terms", str(terms)])
     assert rc == 0
@@ -76,10 +68,10 @@ def test_cli_writes_hypotheses_and_consistent_report(tiny_dir, manifest, tmp_pat
     assert (out / "cer_by_group.png").is_file()
 
 
-def test_compare_with_previous_run(tiny_dir, manifest, tmp_path):
-    first = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_dir), out=tmp_path / "a",
-                                    **FAST))
-    second = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_dir), out=tmp_path / "b",
+def test_compare_with_previous_run(tiny_whisper_dir, manifest, tmp_path):
+    model = str(tiny_whisper_dir)
+    first = evaluate(EvaluateConfig(manifest=manifest, model=model, out=tmp_path / "a", **FAST))
+    second = evaluate(EvaluateConfig(manifest=manifest, model=model, out=tmp_path / "b",
                                      compare=tmp_path / "a", limit=4, **FAST))
     comparison = second.data["comparison"]
     # Same model, same audio: identical transcripts, so no difference and nothing significant.
@@ -92,7 +84,7 @@ def test_compare_with_previous_run(tiny_dir, manifest, tmp_path):
         json.loads((tmp_path / "a" / "report.json").read_text("utf-8"))["overall"]["cer"]["rate"])
 
 
-def test_adapter_and_merged_model_give_same_cer(tiny_dir, tiny_whisper, manifest, tmp_path):
+def test_adapter_and_merged_model_give_same_cer(tiny_whisper_dir, tiny_whisper, manifest, tmp_path):
     from peft import LoraConfig, get_peft_model
 
     from whisper_ja.model import load_model
@@ -100,7 +92,7 @@ def test_adapter_and_merged_model_give_same_cer(tiny_dir, tiny_whisper, manifest
 
     # A LoRA adapter with non-zero B matrices (so it really changes the outputs), saved the way
     # whisper-ja's train saves one fine-tuned with dynamic context: flag plus marker file.
-    base = load_model(tiny_dir).model
+    base = load_model(tiny_whisper_dir).model
     peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
                                                  target_modules=["q_proj", "v_proj"]))
     enable_dynamic_context(peft_model)
@@ -112,14 +104,14 @@ def test_adapter_and_merged_model_give_same_cer(tiny_dir, tiny_whisper, manifest
     tiny_whisper.processor.save_pretrained(merged_dir)
 
     settings = {**FAST, "context": "auto", "limit": 3}
-    with_adapter = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_dir),
+    with_adapter = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_whisper_dir),
                                            adapter=adapter, out=tmp_path / "ea", **settings))
     merged = evaluate(EvaluateConfig(manifest=manifest, model=str(merged_dir),
                                      out=tmp_path / "em", **settings))
     # An adapter folder given as --model finds its base model by itself.
     as_model = evaluate(EvaluateConfig(manifest=manifest, model=str(adapter),
                                        out=tmp_path / "eam", **settings))
-    evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_dir), out=tmp_path / "ep",
+    evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_whisper_dir), out=tmp_path / "ep",
                             **settings))
     hyps = {name: [r.hyp for r in read_hypotheses(tmp_path / name / "hypotheses.jsonl")]
             for name in ("ea", "em", "eam", "ep")}
@@ -139,32 +131,34 @@ def test_repetition_detector_on_constructed_looping_output(tiny_whisper):
     assert is_looping(single * 20)
 
 
-def test_decoding_flags_outputs_that_hit_the_token_limit(tiny_dir, manifest, tmp_path):
+def test_decoding_flags_outputs_that_hit_the_token_limit(tiny_whisper_dir, manifest, tmp_path):
     # A random model rarely emits end-of-text, so with a 3-token limit every output is cut off
     # and must be flagged as looped (counted in the report).
-    report = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_dir), out=tmp_path / "r",
+    report = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_whisper_dir),
+                                     out=tmp_path / "r",
                                      max_new_tokens=3, bootstrap=50, progress=False,
                                      context="dynamic", limit=3))
     rows = read_hypotheses(tmp_path / "r" / "hypotheses.jsonl")
     assert report.data["overall"]["looped"] == sum(r.looped for r in rows) > 0
 
 
-def test_dynamic_context_and_beam_search(tiny_dir, manifest, tmp_path):
-    report = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_dir), out=tmp_path / "d",
+def test_dynamic_context_and_beam_search(tiny_whisper_dir, manifest, tmp_path):
+    report = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_whisper_dir),
+                                     out=tmp_path / "d",
                                      num_beams=2, limit=2, **FAST))
     assert report.data["context"].startswith("dynamic")
     assert "beam search (2)" in report.data["decoding"]
     assert report.data["overall"]["utterances"] == 2
 
 
-def test_input_errors_name_the_setting(tiny_dir, manifest, tmp_path):
+def test_input_errors_name_the_setting(tiny_whisper_dir, manifest, tmp_path):
     with pytest.raises(ConfigError, match="manifest"):
-        evaluate(EvaluateConfig(manifest=tmp_path / "missing.jsonl", model=str(tiny_dir)))
+        evaluate(EvaluateConfig(manifest=tmp_path / "missing.jsonl", model=str(tiny_whisper_dir)))
     with pytest.raises(ConfigError, match="compare"):
-        evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_dir), compare=tmp_path))
+        evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_whisper_dir), compare=tmp_path))
     with pytest.raises(ConfigError, match="num_beams"):
         EvaluateConfig(manifest=manifest, num_beams=0)
-    assert main(["evaluate", "--model", str(tiny_dir)]) == 2  # no --manifest
+    assert main(["evaluate", "--model", str(tiny_whisper_dir)]) == 2  # no --manifest
 
 
 def test_retention_suite_receives_the_baseline_model(tmp_path, monkeypatch):

@@ -28,14 +28,6 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tiny_whisper, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_model")
-    tiny_whisper.model.save_pretrained(folder)
-    tiny_whisper.processor.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def clips_manifest(ja_clips, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("manifest") / "train.jsonl"
     write_manifest(path, [Utterance(f"clip{i}", str(c.path), c.text,
@@ -121,32 +113,32 @@ def _counts(model) -> tuple[int, int, set[str]]:
             sum(p.numel() for p in model.parameters()), trainable)
 
 
-def test_lora_trains_only_adapters(tiny_dir):
+def test_lora_trains_only_adapters(tiny_whisper_dir):
     from whisper_ja.model import load_model
 
     config = load_config(TrainConfig, overrides=["mode=lora", "lora.rank=8"])
-    model, counts = prepare_model(load_model(tiny_dir).model, config)
+    model, counts = prepare_model(load_model(tiny_whisper_dir).model, config)
     trainable, total, names = _counts(model)
     assert names and all(".lora_A." in n or ".lora_B." in n for n in names)
     # r x (in + out) per adapted 384x384 q/v projection: 4+4 layers, 3 attentions, 2 modules.
     assert trainable == counts["trainable_params"] == 12 * 2 * 8 * (384 + 384)
     assert total == counts["total_params"]
     decoder_only = load_config(TrainConfig, overrides=["lora.rank=8", "freeze_encoder=true"])
-    model, counts = prepare_model(load_model(tiny_dir).model, decoder_only)
+    model, counts = prepare_model(load_model(tiny_whisper_dir).model, decoder_only)
     assert all(".decoder." in n for n in _counts(model)[2])
     assert counts["trainable_params"] == 8 * 2 * 8 * (384 + 384)
 
 
-def test_full_trains_everything_and_freeze_encoder_exactly_the_encoder(tiny_dir):
+def test_full_trains_everything_and_freeze_encoder_exactly_the_encoder(tiny_whisper_dir):
     from whisper_ja.model import load_model
 
-    base = load_model(tiny_dir).model
+    base = load_model(tiny_whisper_dir).model
     total = sum(p.numel() for p in base.parameters())
     encoder = sum(p.numel() for p in base.get_encoder().parameters())
     model, counts = prepare_model(base, load_config(TrainConfig, overrides=["mode=full"]))
     assert counts["trainable_params"] == counts["total_params"] == total
     frozen_cfg = load_config(TrainConfig, overrides=["mode=full", "freeze_encoder=true"])
-    model, counts = prepare_model(load_model(tiny_dir).model, frozen_cfg)
+    model, counts = prepare_model(load_model(tiny_whisper_dir).model, frozen_cfg)
     assert counts["trainable_params"] == total - encoder
     assert not any(p.requires_grad for p in model.get_encoder().parameters())
 
@@ -178,16 +170,16 @@ def _run_with_probes(monkeypatch, config: TrainConfig) -> dict[str, list[torch.T
 
 @pytest.mark.slow
 def test_specaugment_reaches_training_only_and_modes_share_labels(
-        tmp_path, tiny_dir, clips_manifest, monkeypatch, one_thread):
+        tmp_path, tiny_whisper_dir, clips_manifest, monkeypatch, one_thread):
     common = (f"data.validation=[{clips_manifest}]", "run.validate_at_start=true",
               "run.validate_every=0")
     lora = _run_with_probes(monkeypatch, tiny_config(
-        tmp_path / "lora", tiny_dir, clips_manifest, "mode=lora", *common))
+        tmp_path / "lora", tiny_whisper_dir, clips_manifest, "mode=lora", *common))
     full = _run_with_probes(monkeypatch, tiny_config(
-        tmp_path / "full", tiny_dir, clips_manifest, "mode=full", *common))
+        tmp_path / "full", tiny_whisper_dir, clips_manifest, "mode=full", *common))
     clean = _run_with_probes(monkeypatch, tiny_config(
-        tmp_path / "clean", tiny_dir, clips_manifest, "mode=lora", "specaugment.enabled=false",
-        *common))
+        tmp_path / "clean", tiny_whisper_dir, clips_manifest, "mode=lora",
+        "specaugment.enabled=false", *common))
     # Same data and seed, so the batches match: only SpecAugment tells training inputs apart.
     assert len(lora["train"]) == len(clean["train"]) == 2
     for augmented, plain in zip(lora["train"], clean["train"], strict=True):
@@ -209,14 +201,14 @@ def test_specaugment_reaches_training_only_and_modes_share_labels(
 # --- output folder and resume --------------------------------------------------------------
 
 @pytest.mark.slow
-def test_output_folder_loads_back(tmp_path, tiny_dir, clips_manifest, one_thread):
+def test_output_folder_loads_back(tmp_path, tiny_whisper_dir, clips_manifest, one_thread):
     from peft import PeftModel
 
     from whisper_ja.model import load_model
 
     out = tmp_path / "run"
-    result = train(tiny_config(out, tiny_dir, clips_manifest, f"data.validation=[{clips_manifest}]",
-                               "run.validate_every=1"))
+    result = train(tiny_config(out, tiny_whisper_dir, clips_manifest,
+                               f"data.validation=[{clips_manifest}]", "run.validate_every=1"))
     summary = json.loads((out / "summary.json").read_text())
     assert summary == result.summary
     assert summary["steps"] == 2 and summary["best_val_cer"] is not None
@@ -226,8 +218,8 @@ def test_output_folder_loads_back(tmp_path, tiny_dir, clips_manifest, one_thread
             "tokenizer.json", "whisper_ja.json"} <= {p.name for p in out.iterdir()}
     assert load_config(TrainConfig, out / "config.yaml") == result_config(out)
     adapter = json.loads((out / "adapter_config.json").read_text())
-    assert adapter["base_model_name_or_path"] == str(tiny_dir)
-    model = PeftModel.from_pretrained(load_model(tiny_dir).model, out)
+    assert adapter["base_model_name_or_path"] == str(tiny_whisper_dir)
+    model = PeftModel.from_pretrained(load_model(tiny_whisper_dir).model, out)
     assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) == \
         summary["trainable_params"]
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
@@ -248,10 +240,10 @@ class Crash(RuntimeError):
     ("mode=full", "optim.grad_accum=2", "optim.batch_size=1"),  # accumulation, epoch edges
 ])
 def test_resume_after_crash_matches_uninterrupted_run(
-        tmp_path, tiny_dir, clips_manifest, monkeypatch, one_thread, mode_settings):
+        tmp_path, tiny_whisper_dir, clips_manifest, monkeypatch, one_thread, mode_settings):
     settings = ("optim.max_steps=4", "run.save_every=2", "optim.warmup_steps=1",
                 "run.log_every=1", *mode_settings)
-    straight = train(tiny_config(tmp_path / "a", tiny_dir, clips_manifest, *settings))
+    straight = train(tiny_config(tmp_path / "a", tiny_whisper_dir, clips_manifest, *settings))
 
     real_step = train_module.train_step
 
@@ -262,11 +254,11 @@ def test_resume_after_crash_matches_uninterrupted_run(
 
     monkeypatch.setattr(train_module, "train_step", crash_at_step_3)
     with pytest.raises(Crash):
-        train(tiny_config(tmp_path / "b", tiny_dir, clips_manifest, *settings))
+        train(tiny_config(tmp_path / "b", tiny_whisper_dir, clips_manifest, *settings))
     monkeypatch.setattr(train_module, "train_step", real_step)
     with pytest.raises(ConfigError, match="out: .*--resume"):
-        train(tiny_config(tmp_path / "b", tiny_dir, clips_manifest, *settings))
-    resumed = train(tiny_config(tmp_path / "b", tiny_dir, clips_manifest, *settings,
+        train(tiny_config(tmp_path / "b", tiny_whisper_dir, clips_manifest, *settings))
+    resumed = train(tiny_config(tmp_path / "b", tiny_whisper_dir, clips_manifest, *settings,
                                 "resume=true"))
 
     assert resumed.summary["steps"] == straight.summary["steps"] == 4
@@ -295,14 +287,14 @@ def test_precision_setting_matches_hardware():
 
 
 @pytest.mark.slow
-def test_best_checkpoint_kept_and_early_stopping(tmp_path, tiny_dir, clips_manifest,
+def test_best_checkpoint_kept_and_early_stopping(tmp_path, tiny_whisper_dir, clips_manifest,
                                                  monkeypatch, one_thread):
     """Validation CERs are scripted so the patience logic is checked exactly."""
     scripted = iter([0.5, 0.4, 0.45, 0.47, 0.3, 0.2])
     monkeypatch.setattr(train_module, "validate", lambda *args: next(scripted))
     out = tmp_path / "run"
     summary = train(tiny_config(
-        out, tiny_dir, clips_manifest, f"data.validation=[{clips_manifest}]",
+        out, tiny_whisper_dir, clips_manifest, f"data.validation=[{clips_manifest}]",
         "optim.max_steps=6", "run.validate_every=1", "run.patience=2", "run.save_every=1",
         "run.keep_checkpoints=10", "run.tensorboard=true")).summary
     assert summary["stopped_early"] is True

@@ -16,14 +16,6 @@ from whisper_ja.transcribe import TranscribeConfig
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tiny_whisper, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_model")
-    tiny_whisper.model.save_pretrained(folder)
-    tiny_whisper.processor.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("inputs")
     rng = np.random.default_rng(0)
@@ -52,9 +44,9 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_good_files_give_exit_code_zero(tiny_dir, inputs, capsys):
+def test_good_files_give_exit_code_zero(tiny_whisper_dir, inputs, capsys):
     code, out, err = _run(capsys, str(inputs["good"]), str(inputs["stereo_mp3"]),
-                          str(inputs["silence"]), "--model", str(tiny_dir),
+                          str(inputs["silence"]), "--model", str(tiny_whisper_dir),
                           "--output-format", "json")
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]
@@ -65,10 +57,10 @@ def test_good_files_give_exit_code_zero(tiny_dir, inputs, capsys):
     assert records[0]["segments"][0]["end"] == pytest.approx(2.0, abs=0.01)
 
 
-def test_bad_files_are_reported_and_the_rest_transcribed(tiny_dir, inputs, capsys):
+def test_bad_files_are_reported_and_the_rest_transcribed(tiny_whisper_dir, inputs, capsys):
     bad = ("missing", "empty", "text", "zero")
     code, out, err = _run(capsys, str(inputs["good"]), *(str(inputs[k]) for k in bad),
-                          "--model", str(tiny_dir))
+                          "--model", str(tiny_whisper_dir))
     assert code == 1
     assert out.startswith(f"{inputs['good']}\t")  # several files: path, tab, text
     assert len(out.splitlines()) == 1
@@ -79,14 +71,14 @@ def test_bad_files_are_reported_and_the_rest_transcribed(tiny_dir, inputs, capsy
     assert "4 of 5 file(s) failed" in err
 
 
-def test_only_bad_files(tiny_dir, inputs, capsys):
-    code, out, err = _run(capsys, str(inputs["missing"]), "--model", str(tiny_dir))
+def test_only_bad_files(tiny_whisper_dir, inputs, capsys):
+    code, out, err = _run(capsys, str(inputs["missing"]), "--model", str(tiny_whisper_dir))
     assert code == 1 and out == ""
     assert f"{inputs['missing']}: no such file" in err
 
 
-def test_srt_and_output_dir(tiny_dir, inputs, tmp_path, capsys):
-    code, out, _ = _run(capsys, str(inputs["good"]), "--model", str(tiny_dir),
+def test_srt_and_output_dir(tiny_whisper_dir, inputs, tmp_path, capsys):
+    code, out, _ = _run(capsys, str(inputs["good"]), "--model", str(tiny_whisper_dir),
                         "--output-format", "srt", "--output-dir", str(tmp_path))
     assert code == 0 and out == ""
     srt = (tmp_path / "good.srt").read_text(encoding="utf-8").splitlines()

@@ -18,15 +18,12 @@ from whisper_ja.model.faster import (
 
 
 @pytest.fixture(scope="module")
-def tiny_ct2(tmp_path_factory, tiny_whisper) -> Path:
+def tiny_ct2(tmp_path_factory, tiny_whisper_dir) -> Path:
     from whisper_ja.export import ExportConfig, export_model
 
-    root = tmp_path_factory.mktemp("faster")
-    base = root / "tiny-base"
-    tiny_whisper.model.save_pretrained(base)
-    tiny_whisper.processor.save_pretrained(base)
-    out = root / "ct2-int8"
-    export_model(ExportConfig(model=str(base), to="ct2", out=out, quantization="int8"))
+    out = tmp_path_factory.mktemp("faster") / "ct2-int8"
+    export_model(ExportConfig(model=str(tiny_whisper_dir), to="ct2", out=out,
+                              quantization="int8"))
     return out
 
 

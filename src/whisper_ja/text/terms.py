@@ -38,8 +38,26 @@ class Term:
     reading: str = ""
 
 
+class _RecallRates:
+    """``recall`` and ``reading_recall`` from the counts a subclass holds (one term, or all)."""
+
+    occurrences: int
+    recalled: int
+    heard: int
+
+    @property
+    def recall(self) -> float | None:
+        """Share recalled (recalled / occurrences); None when no term occurs."""
+        return self.recalled / self.occurrences if self.occurrences else None
+
+    @property
+    def reading_recall(self) -> float | None:
+        """Share heard (heard / occurrences); None when no term occurs."""
+        return self.heard / self.occurrences if self.occurrences else None
+
+
 @dataclass(frozen=True)
-class TermStats:
+class TermStats(_RecallRates):
     """Counts for one term over a test set.
 
     Attributes:
@@ -54,19 +72,9 @@ class TermStats:
     recalled: int
     heard: int
 
-    @property
-    def recall(self) -> float | None:
-        """Share recalled (recalled / occurrences); None when the term never occurs."""
-        return self.recalled / self.occurrences if self.occurrences else None
-
-    @property
-    def reading_recall(self) -> float | None:
-        """Share heard (heard / occurrences); None when the term never occurs."""
-        return self.heard / self.occurrences if self.occurrences else None
-
 
 @dataclass(frozen=True)
-class TermRecall:
+class TermRecall(_RecallRates):
     """Per-term and overall recall.
 
     Attributes:
@@ -82,16 +90,6 @@ class TermRecall:
     recalled: int
     heard: int
     absent: tuple[str, ...] = field(default=())
-
-    @property
-    def recall(self) -> float | None:
-        """Overall recalled / occurrences (None when no term occurs)."""
-        return self.recalled / self.occurrences if self.occurrences else None
-
-    @property
-    def reading_recall(self) -> float | None:
-        """Overall heard / occurrences (None when no term occurs)."""
-        return self.heard / self.occurrences if self.occurrences else None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready summary with one row per term."""
