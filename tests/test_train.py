@@ -11,7 +11,6 @@ from safetensors.torch import load_file
 
 import whisper_ja.train as train_module
 from whisper_ja.config import ConfigError, load_config
-from whisper_ja.data.manifest import Utterance, write_manifest
 from whisper_ja.train import TrainConfig, prepare_model, train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -25,15 +24,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def clips_manifest(ja_clips, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("manifest") / "train.jsonl"
-    write_manifest(path, [Utterance(f"clip{i}", str(c.path), c.text,
-                                    len(c.audio) / c.sample_rate, "synthetic")
-                          for i, c in enumerate(ja_clips)])
-    return path
 
 
 def tiny_config(out: Path, model: Path, manifest: Path, *overrides: str) -> TrainConfig:

@@ -13,15 +13,13 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.test_train import clips_manifest, tiny_dir  # noqa: F401  (fixtures)
-
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_one_model(tmp_path, tiny_dir, clips_manifest):  # noqa: F811
+def test_two_cpu_processes_train_one_model(tmp_path, tiny_whisper_dir, clips_manifest):
     out = tmp_path / "out"
     config = tmp_path / "ddp.yaml"
     config.write_text(yaml.safe_dump({
-        "model": str(tiny_dir), "mode": "full", "out": str(out), "precision": "fp32",
+        "model": str(tiny_whisper_dir), "mode": "full", "out": str(out), "precision": "fp32",
         "data": {"train": [str(clips_manifest)]},
         "optim": {"batch_size": 1, "max_steps": 2},
         "efficiency": {"context": {"min_frames": 0}},

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.model.conftest import mini_whisper  # noqa: F401 (a fixture shared with tests/model)
 from whisper_ja.cli import main
 from whisper_ja.config import ConfigError
 from whisper_ja.transcribe import TranscribeConfig
