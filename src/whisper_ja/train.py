@@ -63,6 +63,7 @@ from whisper_ja.data.collate import (
 from whisper_ja.data.features import context_frames
 from whisper_ja.data.specaugment import spec_augment
 from whisper_ja.model import load_model
+from whisper_ja.model.trainable import build_optimizer, prepare_model
 from whisper_ja.train_config import TrainConfig, check_paths, parse_mixing, resolve_precision
 
 __all__ = [
@@ -88,6 +89,25 @@ class TrainResult:
     summary: dict[str, Any]
 
 
+@dataclass
+class _Run:
+    """What one training run holds while its loop runs (made by :func:`_set_up`)."""
+
+    config: TrainConfig
+    accelerator: Accelerator
+    model: Any
+    processor: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    data: Datasets
+    counts: dict[str, int]
+    progress: TrainProgress
+    log: RunLog
+    steps_per_epoch: int
+    total_steps: int
+    clock: float = 0.0  # start of the loop time not yet added to progress.elapsed_s
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Fine-tune ``config.model`` on ``config.data`` and write the output folder.
 
@@ -95,6 +115,39 @@ def train(config: TrainConfig) -> TrainResult:
         ConfigError: a setting is invalid (checked before any work).
     """
     check_paths(config)
+    run = _set_up(config)
+    progress = run.progress
+    run.clock = time.monotonic()
+    if progress.step == 0 and config.run.validate_at_start and run.data.validation_utterances:
+        progress.initial_cer = _validate_and_keep_best(run)
+    bar = tqdm(total=run.total_steps, initial=progress.step, desc=f"train ({config.mode})",
+               disable=not (run.accelerator.is_main_process and config.run.progress),
+               dynamic_ncols=True)
+    loss = math.nan
+    for step_batches in _batches_from(progress.step, run.total_steps, run.steps_per_epoch,
+                                      config, run.data, run.accelerator):
+        lr = run.scheduler.get_last_lr()[0]  # the rate this step uses
+        step_started = time.monotonic()
+        loss = train_step(run.model, run.optimizer, run.scheduler, step_batches, config,
+                          run.accelerator, progress.step)
+        progress.step_time_s += time.monotonic() - step_started
+        progress.step += 1
+        progress.samples += _samples(step_batches, run.accelerator)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+        if progress.step % config.run.log_every == 0 or progress.step == run.total_steps:
+            run.log.write({"step": progress.step, "loss": loss, "lr": lr,
+                           "epoch": progress.step / run.steps_per_epoch,
+                           "samples": progress.samples})
+        if _validate_checkpoint_and_stop(run):
+            break
+    bar.close()
+    progress.elapsed_s += time.monotonic() - run.clock
+    return TrainResult(out=config.out, summary=_write_outputs(run, loss))
+
+
+def _set_up(config: TrainConfig) -> _Run:
+    """Accelerator, trainable model, data, optimizer and schedule, resumed when asked."""
     # Several processes without a GPU (torchrun / mpirun on CPUs) need cpu=True for Accelerate
     # to pick its MULTI_CPU (gloo) mode; with GPUs or one process Accelerate decides alone.
     cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -107,18 +160,16 @@ def train(config: TrainConfig) -> TrainResult:
                               cpu=cpu_processes)
     set_seed(config.seed)
     main = accelerator.is_main_process
-    out = config.out
     if main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / "config.yaml")
+        config.out.mkdir(parents=True, exist_ok=True)
+        save_config(config, config.out / "config.yaml")
 
     # 1. The model, made trainable: LoRA adapters only, or all (or all but encoder) weights.
     loaded = load_model(config.model, dtype=torch.float32)
-    processor = loaded.processor
     model, counts = prepare_model(loaded.model, config)
 
     # 2. Data: labels built once (same ids for both modes), features cached, skips counted.
-    data = build_datasets(config, processor, accelerator)
+    data = build_datasets(config, loaded.processor, accelerator)
     steps_per_epoch = _steps_per_epoch(config, data, accelerator.num_processes)
     total_steps = config.optim.max_steps or config.optim.epochs * steps_per_epoch
 
@@ -135,73 +186,57 @@ def train(config: TrainConfig) -> TrainResult:
 
     # 4. Resume: model, optimizer, scheduler, every process's RNG and the step counter (which
     #    fixes the data position, since the order is a function of seed and epoch).
-    checkpoints = out / "checkpoints"
-    resumed_from = latest_checkpoint(checkpoints) if config.resume else None
+    resumed_from = latest_checkpoint(config.out / "checkpoints") if config.resume else None
     if resumed_from is not None:
         accelerator.load_state(str(resumed_from), strict=config.mode != "lora")
         LOGGER.info("resumed from %s (step %d)", resumed_from, progress.step)
-    log = RunLog(out, enabled=main, tensorboard=config.run.tensorboard,
+    log = RunLog(config.out, enabled=main, tensorboard=config.run.tensorboard,
                  keep_until_step=progress.step)
     log.write({"event": "start", "step": progress.step, "total_steps": total_steps,
                "steps_per_epoch": steps_per_epoch, "processes": accelerator.num_processes,
                "precision": accelerator.mixed_precision, **counts,
                "resumed_from": str(resumed_from) if resumed_from else None})
+    return _Run(config, accelerator, model, loaded.processor, optimizer, scheduler, data, counts,
+                progress, log, steps_per_epoch, total_steps)
 
-    # 5. The loop.
-    started = time.monotonic()
-    if progress.step == 0 and config.run.validate_at_start and data.validation_utterances:
-        progress.initial_cer = _validate_and_keep_best(model, processor, data, config,
-                                                       accelerator, progress, log)
-    bar = tqdm(total=total_steps, initial=progress.step, desc=f"train ({config.mode})",
-               disable=not (main and config.run.progress), dynamic_ncols=True)
-    loss = math.nan
-    for step_batches in _batches_from(progress.step, total_steps, steps_per_epoch, config,
-                                      data, accelerator):
-        lr = scheduler.get_last_lr()[0]  # the rate this step uses
-        step_started = time.monotonic()
-        loss = train_step(model, optimizer, scheduler, step_batches, config, accelerator,
-                          progress.step)
-        progress.step_time_s += time.monotonic() - step_started
-        progress.step += 1
-        progress.samples += _samples(step_batches, accelerator)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
-        if progress.step % config.run.log_every == 0 or progress.step == total_steps:
-            log.write({"step": progress.step, "loss": loss, "lr": lr,
-                       "epoch": progress.step / steps_per_epoch, "samples": progress.samples})
-        validate_now = bool(data.validation_utterances) and (
-            progress.step == total_steps
-            or (config.run.validate_every and progress.step % config.run.validate_every == 0))
-        if validate_now:
-            _validate_and_keep_best(model, processor, data, config, accelerator, progress, log)
-        stop = bool(config.run.patience and progress.bad_validations >= config.run.patience)
-        if config.run.save_every and (progress.step % config.run.save_every == 0
-                                      or progress.step == total_steps or stop):
-            progress.elapsed_s += time.monotonic() - started
-            started = time.monotonic()
-            save_checkpoint(accelerator, checkpoints, progress.step, config.run.keep_checkpoints)
-        if stop:
-            log.write({"event": "early_stop", "step": progress.step,
+
+def _validate_checkpoint_and_stop(run: _Run) -> bool:
+    """After a step: validate and checkpoint when due; True when early stopping ends the run."""
+    config, progress = run.config, run.progress
+    last = progress.step == run.total_steps
+    if run.data.validation_utterances and (
+            last or (config.run.validate_every and progress.step % config.run.validate_every == 0)):
+        _validate_and_keep_best(run)
+    stop = bool(config.run.patience and progress.bad_validations >= config.run.patience)
+    if config.run.save_every and (progress.step % config.run.save_every == 0 or last or stop):
+        now = time.monotonic()  # the elapsed time travels in the checkpoint
+        progress.elapsed_s += now - run.clock
+        run.clock = now
+        save_checkpoint(run.accelerator, config.out / "checkpoints", progress.step,
+                        config.run.keep_checkpoints)
+    if stop:
+        run.log.write({"event": "early_stop", "step": progress.step,
                        "best_step": progress.best_step})
-            break
-    bar.close()
-    progress.elapsed_s += time.monotonic() - started
+    return stop
 
-    # 6. The output folder: best (or, without validation, last) model, processor, summary.
+
+def _write_outputs(run: _Run, loss: float) -> dict[str, Any]:
+    """Best (or, without validation, last) model, processor and summary; returns the summary."""
+    accelerator, out = run.accelerator, run.config.out
     accelerator.wait_for_everyone()
-    unwrapped = accelerator.unwrap_model(model)
-    if main:
-        write_final_model(unwrapped, processor, config, has_best=bool(data.validation_utterances))
-    summary = _summary(config, progress, counts, data, accelerator, unwrapped, loss,
-                       total_steps)
-    if main:
+    unwrapped = accelerator.unwrap_model(run.model)
+    if accelerator.is_main_process:
+        write_final_model(unwrapped, run.processor, run.config,
+                          has_best=bool(run.data.validation_utterances))
+    summary = _summary(run, unwrapped, loss)
+    if accelerator.is_main_process:
         (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False),
                                           encoding="utf-8")
-        log.write({"event": "end", **summary})
-    log.close()
+        run.log.write({"event": "end", **summary})
+    run.log.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return TrainResult(out=out, summary=summary)
+    return summary
 
 
 def train_step(model: Any, optimizer: Any, scheduler: Any, batches: list[dict[str, torch.Tensor]],
@@ -290,46 +325,44 @@ def _samples(batches: list[dict[str, torch.Tensor]], accelerator: Accelerator) -
     return int(accelerator.reduce(count, reduction="sum").item())
 
 
-def _validate_and_keep_best(model: Any, processor: Any, data: Datasets, config: TrainConfig,
-                            accelerator: Accelerator, progress: TrainProgress,
-                            log: RunLog) -> float:
+def _validate_and_keep_best(run: _Run) -> float:
     """Validate on the main process, share the CER, keep the best model, count patience."""
+    accelerator, progress, config = run.accelerator, run.progress, run.config
     started = time.monotonic()
     result: list[Any] = [None]
     if accelerator.is_main_process:
-        result = [validate(accelerator.unwrap_model(model), processor, data.validation,
-                           config, accelerator)]
+        result = [validate(accelerator.unwrap_model(run.model), run.processor,
+                           run.data.validation, config, accelerator)]
     broadcast_object_list(result)
     cer = float(result[0])
     improved = progress.best_cer is None or cer < progress.best_cer
     if improved:
         progress.best_cer, progress.best_step, progress.bad_validations = cer, progress.step, 0
         if accelerator.is_main_process:
-            save_best(accelerator.unwrap_model(model), processor, config)
+            save_best(accelerator.unwrap_model(run.model), run.processor, config)
     elif progress.step > 0:
         progress.bad_validations += 1
-    log.write({"step": progress.step, "val_cer": cer, "best_val_cer": progress.best_cer,
+    run.log.write({"step": progress.step, "val_cer": cer, "best_val_cer": progress.best_cer,
                "val_time_s": round(time.monotonic() - started, 2)})
     accelerator.wait_for_everyone()
     return cer
 
 
-def _summary(config: TrainConfig, progress: TrainProgress, counts: dict[str, int],
-             data: Datasets, accelerator: Accelerator, model: Any, loss: float,
-             total_steps: int) -> dict[str, Any]:
+def _summary(run: _Run, model: Any, loss: float) -> dict[str, Any]:
+    config, progress, data, accelerator = run.config, run.progress, run.data, run.accelerator
     checksum = float(sum(p.detach().double().sum().item()
                          for p in model.parameters() if p.requires_grad))
     synthetic = any(u.corpus == "synthetic" for u in data.validation_utterances)
     return {
         "mode": config.mode, "model": config.model, "steps": progress.step,
-        "planned_steps": total_steps, "train_time_s": round(progress.elapsed_s, 2),
+        "planned_steps": run.total_steps, "train_time_s": round(progress.elapsed_s, 2),
         "time_per_step_s": round(progress.step_time_s / progress.step, 4) if progress.step
         else None,
         "best_val_cer": progress.best_cer, "best_step": progress.best_step,
         "initial_val_cer": progress.initial_cer, "final_train_loss": loss,
         "stopped_early": bool(config.run.patience
                               and progress.bad_validations >= config.run.patience),
-        **counts, "peak_memory_mb": peak_memory_mb(), "precision": accelerator.mixed_precision,
+        **run.counts, "peak_memory_mb": peak_memory_mb(), "precision": accelerator.mixed_precision,
         "processes": accelerator.num_processes, "samples_seen": progress.samples,
         "train_clips": len(data.train),
         "epoch_clips_by_corpus": epoch_composition(data.train_corpora,
@@ -341,54 +374,6 @@ def _summary(config: TrainConfig, progress: TrainProgress, counts: dict[str, int
         "context_min_frames": config.efficiency.context.min_frames,
         "replica_checksums": gather_object([checksum]),
     }
-
-
-def prepare_model(model: Any, config: TrainConfig) -> tuple[Any, dict[str, int]]:
-    """Make ``model`` trainable as ``config`` says; returns it with parameter counts.
-
-    LoRA: every original weight frozen, adapters on ``lora.target_modules`` (decoder only
-    with ``freeze_encoder``). Full: every weight trains, or all but the encoder's.
-    """
-    from whisper_ja.model.context import enable_dynamic_context
-
-    if config.efficiency.context.dynamic:
-        enable_dynamic_context(model)
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if config.mode == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        modules = "|".join(config.lora.target_modules)
-        targets: Any = list(config.lora.target_modules)
-        if config.freeze_encoder:  # a regex over full module names: decoder layers only
-            targets = rf"model\.decoder\..*\.({modules})"
-        # peft annotates lora_alpha as int but only divides by it; fractional alphas work.
-        alpha: Any = config.lora.alpha
-        lora = LoraConfig(r=config.lora.rank, lora_alpha=alpha,
-                          lora_dropout=config.lora.dropout, target_modules=targets, bias="none")
-        model = get_peft_model(model, lora)
-    elif config.freeze_encoder:
-        model.get_encoder().requires_grad_(False)
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return model, {"trainable_params": trainable, "total_params": total}
-
-
-def build_optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer over the trainable parameters; no weight decay on biases and norms."""
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
-    for param in model.parameters():
-        if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.optim.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    if config.optim.optimizer == "adafactor":
-        from transformers.optimization import Adafactor
-
-        return Adafactor(groups, lr=config.learning_rate, scale_parameter=False,
-                         relative_step=False, warmup_init=False)
-    return torch.optim.AdamW(groups, lr=config.learning_rate)
 
 
 def validate(model: Any, processor: Any, examples: list[Example], config: TrainConfig,
