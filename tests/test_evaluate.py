@@ -162,7 +162,7 @@ def test_input_errors_name_the_setting(tiny_whisper_dir, manifest, tmp_path):
 
 
 def test_retention_suite_receives_the_baseline_model(tmp_path, monkeypatch):
-    import whisper_ja.retention
+    import whisper_ja.retention_report
     from whisper_ja.evaluate import EvaluateConfig, evaluate
 
     seen = {}
@@ -171,7 +171,8 @@ def test_retention_suite_receives_the_baseline_model(tmp_path, monkeypatch):
         seen.update(model=model, adapter=adapter, **kwargs)
         return {"suite": "retention"}
 
-    monkeypatch.setattr(whisper_ja.retention, "run_retention_suite", fake_suite)
+    monkeypatch.setattr(whisper_ja.retention_report, "run_retention_suite", fake_suite)
     evaluate(EvaluateConfig(model="runs/full", suite="retention", baseline="openai/whisper-base",
-                            out=tmp_path / "ret", progress=False))
+                            out=tmp_path / "ret", compare=tmp_path / "nomix", progress=False))
     assert seen["model"] == "runs/full" and seen["baseline"] == "openai/whisper-base"
+    assert seen["compare"] == tmp_path / "nomix"

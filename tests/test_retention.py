@@ -7,13 +7,14 @@ import json
 import pytest
 
 from whisper_ja.cli import main
+from whisper_ja.config import ConfigError
 from whisper_ja.data.manifest import read_manifest
 from whisper_ja.retention import (
     RetentionResult,
     compare_retention,
     detect_language,
     language_token_ids,
-    run_retention_suite,
+    result_from_records,
     word_error_counts,
 )
 from whisper_ja.retention_data import (
@@ -24,6 +25,7 @@ from whisper_ja.retention_data import (
     synthesize_english_training_set,
     synthesize_retention_set,
 )
+from whisper_ja.retention_report import load_adapted_result, run_retention_suite
 
 
 def test_english_wer_uses_whisper_normalization():
@@ -101,8 +103,6 @@ def test_detect_language_picks_the_most_likely_language_token(tiny_whisper):
 
 
 def _result(hyps: list[str], detected: list[str]) -> RetentionResult:
-    from whisper_ja.retention import _per_language
-
     refs = ["red green blue pink", "cat dog cow pig"]
     records = []
     for i, (ref, hyp, det) in enumerate(zip(refs, hyps, detected, strict=True)):
@@ -110,7 +110,7 @@ def _result(hyps: list[str], detected: list[str]) -> RetentionResult:
         records.append({"id": f"u{i}", "language": "en", "detected": det, "reference": ref,
                         "forced": hyp, "identified": hyp, "forced_counts": counts,
                         "identified_counts": counts})
-    return RetentionResult(model="m", languages=_per_language(records), records=records)
+    return result_from_records("m", records)
 
 
 def test_compare_retention_reports_after_minus_before():
@@ -173,3 +173,19 @@ def test_retention_suite_before_and_after_adapter(tiny_folders, english_set, tmp
     assert "synthetic" in (tmp_path / "report.md").read_text(encoding="utf-8")
     lines = (tmp_path / "hypotheses.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 4
+
+    # --compare: this run's adapted model against an earlier run's adapted model. The same
+    # adapter again must show no change at all, and the earlier model must be named.
+    again = run_retention_suite(model_dir, adapter_dir, tmp_path / "again", manifest=english_set,
+                                limit=2, compare=tmp_path, options=DecodeOptions(max_new_tokens=4),
+                                progress=False)
+    assert again["comparison"]["model"] == after["model"] == load_adapted_result(tmp_path).model
+    same = again["comparison"]["changes"]["en"]
+    assert same["wer_forced"]["delta"] == same["lid_accuracy"]["delta"] == 0.0
+    assert "This run minus" in (tmp_path / "again" / "report.md").read_text(encoding="utf-8")
+    with pytest.raises(ConfigError, match="other utterances"):
+        run_retention_suite(model_dir, adapter_dir, tmp_path / "x", manifest=english_set,
+                            limit=1, compare=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="holds no retention"):
+        run_retention_suite(model_dir, adapter_dir, tmp_path / "y", manifest=english_set,
+                            compare=tmp_path / "missing", progress=False)

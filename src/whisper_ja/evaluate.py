@@ -78,7 +78,9 @@ class EvaluateConfig:
     baseline: str | None = field(
         None, help="suite retention: the 'before' model (e.g. openai/whisper-base for a full "
         "fine-tune); default: the model without its adapter")
-    compare: Path | None = field(None, help="earlier evaluate output folder to compare with")
+    compare: Path | None = field(
+        None, help="earlier evaluate output folder to compare with (suite retention: an "
+        "earlier retention run, e.g. the same training without mixing)")
     train_run: Path | None = field(None, help="training run folder (log.jsonl) to plot curves")
     bootstrap: int = field(1000, help="bootstrap resamples for confidence intervals")
     seed: int = field(0, help="bootstrap seed")
@@ -305,13 +307,14 @@ def _local_folder(name: str) -> Path | None:
 def _retention(config: EvaluateConfig) -> Report:
     """``--suite retention``: the questions engineer's forgetting check, same output folder."""
     from whisper_ja.decoding import DecodeOptions
-    from whisper_ja.retention import run_retention_suite
+    from whisper_ja.retention_report import run_retention_suite
 
     model, adapter = _model_and_adapter(config)
     options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.max_new_tokens,
                             batch_size=config.batch_size)
     data = run_retention_suite(model, adapter, config.out, baseline=config.baseline,
-                               manifest=config.manifest, limit=config.limit or None,
+                               manifest=config.manifest, compare=config.compare,
+                               limit=config.limit or None,
                                options=options, progress=config.progress)
     return Report(out_dir=config.out, data=data)
 

@@ -13,29 +13,26 @@ DIR``), the difference with paired-bootstrap confidence intervals says what was 
 English WER uses Whisper's own English normalizer (numbers, spelling), other languages its basic
 normalizer, so ``ten`` and ``10`` are not counted as an error.
 
-Example:
-    >>> report = run_retention_suite("openai/whisper-base", "runs/lora", "out/retention")
-    ... # doctest: +SKIP
+The command's reports (and the comparison with an earlier run, e.g. the same training without
+mixing) are written by :mod:`whisper_ja.retention_report`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from whisper_ja.data.manifest import Utterance, read_manifest
+from whisper_ja.data.manifest import Utterance
 from whisper_ja.model.tokens import SOT_ID
-from whisper_ja.retention_data import language_of, synthesize_retention_set
+from whisper_ja.retention_data import language_of
 from whisper_ja.text.bootstrap import interval_from_counts, paired_bootstrap_counts
 from whisper_ja.text.metrics import ErrorCounts
 
@@ -46,8 +43,7 @@ __all__ = [
     "detect_language",
     "evaluate_retention",
     "language_token_ids",
-    "retention_markdown",
-    "run_retention_suite",
+    "result_from_records",
     "word_error_counts",
 ]
 
@@ -263,7 +259,12 @@ def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utteranc
                         "reference": utt.text, "forced": forced[i], "identified": identified[i],
                         "forced_counts": dataclasses.asdict(c_forced),
                         "identified_counts": dataclasses.asdict(c_ident)})
-    return RetentionResult(model=label, languages=_per_language(records), records=records)
+    return result_from_records(label, records)
+
+
+def result_from_records(model: str, records: Sequence[dict[str, Any]]) -> RetentionResult:
+    """A :class:`RetentionResult` from per-utterance records (fresh, or read back from a run)."""
+    return RetentionResult(model=model, languages=_per_language(records), records=list(records))
 
 
 def _counts(records: Sequence[dict[str, Any]], key: str) -> list[ErrorCounts]:
@@ -310,103 +311,3 @@ def compare_retention(before: RetentionResult, after: RetentionResult) -> dict[s
                                     "p_value": res.p_value}
         changes[language] = change
     return changes
-
-
-def _fmt(value: tuple[float, float, float]) -> str:
-    return f"{value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}]"
-
-
-def retention_markdown(results: Sequence[RetentionResult],
-                       changes: dict[str, Any] | None = None) -> str:
-    """A Markdown report of retention results (and their differences, if given)."""
-    lines = ["# Retention check (synthetic speech: espeak-ng)", "",
-             "| model | language | utterances | words | WER, language forced [95% CI] | "
-             "WER, language identified [95% CI] | language-ID accuracy | detected |",
-             "|---|---|---|---|---|---|---|---|"]
-    for res in results:
-        for lang in res.languages.values():
-            detected = ", ".join(f"{k}: {v}" for k, v in lang.detected.items())
-            lines.append(f"| {res.model} | {lang.language} | {lang.utterances} | {lang.words} "
-                         f"| {_fmt(lang.wer_forced)} | {_fmt(lang.wer_identified)} "
-                         f"| {lang.lid_accuracy:.3f} | {detected} |")
-    if changes:
-        lines += ["", "## After minus before (paired bootstrap, 95% CI)", "",
-                  "| language | WER forced: delta [CI] | WER identified: delta [CI] | "
-                  "language-ID accuracy: delta |", "|---|---|---|---|"]
-        for language, c in changes.items():
-            f, i = c["wer_forced"], c["wer_identified"]
-            lines.append(f"| {language} | {f['delta']:+.3f} [{f['low']:+.3f}, {f['high']:+.3f}]"
-                         f" | {i['delta']:+.3f} [{i['low']:+.3f}, {i['high']:+.3f}] "
-                         f"| {c['lid_accuracy']['delta']:+.3f} |")
-    return "\n".join(lines) + "\n"
-
-
-def _measure(model_name: str | Path, adapter: str | Path | None, utterances: list[Utterance],
-             options: Any, progress: bool) -> RetentionResult:
-    from whisper_ja.model import load_model
-
-    loaded = load_model(str(model_name), adapter=adapter)
-    loaded.model.eval()
-    label = f"{model_name} + {adapter}" if adapter else str(model_name)
-    result = evaluate_retention(loaded.model, loaded.processor, utterances, options=options,
-                                label=label, progress=progress)
-    del loaded
-    return result
-
-
-def run_retention_suite(model: str | Path, adapter: str | Path | None, out_dir: str | Path, *,
-                        baseline: str | Path | None = None, manifest: str | Path | None = None,
-                        languages: Sequence[str] = ("en",), limit: int | None = None,
-                        options: Any = None, progress: bool = True) -> dict[str, Any]:
-    """The ``evaluate --suite retention`` entry point: measure, compare, write reports.
-
-    "Before" is ``baseline`` when given, else ``model`` without the adapter; "after" is
-    ``model`` with ``adapter``. With neither an adapter nor a baseline only ``model`` is
-    measured. Writes ``report.json``, ``report.md`` and ``hypotheses.jsonl`` to ``out_dir``.
-
-    Args:
-        model: Model name or folder (``load_model``).
-        adapter: LoRA adapter folder of the adapted model, or None.
-        out_dir: Output folder.
-        baseline: Model to compare against (e.g. the untouched one for a full fine-tune).
-        manifest: Non-Japanese test manifest; default: synthesize one with espeak-ng into
-            ``out_dir/retention_set`` (reused when it exists).
-        languages: Languages of the synthesized set.
-        limit: Use at most this many utterances (the first ones), for quick runs.
-        options: ``DecodeOptions`` (beams, batch size, context frames).
-        progress: Show progress bars.
-
-    Returns:
-        The report dict written to ``report.json``.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if manifest is None:
-        manifest = out / "retention_set" / "manifest.jsonl"
-        if not manifest.is_file():
-            synthesize_retention_set(manifest.parent, languages=languages, progress=progress)
-    utterances = read_manifest(manifest)
-    if limit is not None and limit < len(utterances):
-        log.info("retention: using %d of %d utterances (limit)", limit, len(utterances))
-        utterances = utterances[:limit]
-    before_spec = (baseline, None) if baseline else (model, None) if adapter else None
-    after = _measure(model, adapter, utterances, options, progress)
-    results = [after]
-    changes = None
-    if before_spec is not None:
-        before = _measure(before_spec[0], None, utterances, options, progress)
-        results = [before, after]
-        changes = compare_retention(before, after)
-    report = {"suite": "retention", "synthetic": True, "manifest": str(manifest),
-              "models": [{"model": r.model, "languages": {k: dataclasses.asdict(v)
-                                                          for k, v in r.languages.items()}}
-                         for r in results],
-              "changes": changes}
-    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2),
-                                     encoding="utf-8")
-    (out / "report.md").write_text(retention_markdown(results, changes), encoding="utf-8")
-    with (out / "hypotheses.jsonl").open("w", encoding="utf-8") as handle:
-        for res in results:
-            for rec in res.records:
-                handle.write(json.dumps({"model": res.model, **rec}, ensure_ascii=False) + "\n")
-    return report
