@@ -183,6 +183,7 @@ def test_retention_suite_before_and_after_adapter(tiny_folders, english_set, tmp
     same = again["comparison"]["changes"]["en"]
     assert same["wer_forced"]["delta"] == same["lid_accuracy"]["delta"] == 0.0
     assert "This run minus" in (tmp_path / "again" / "report.md").read_text(encoding="utf-8")
+    assert (tmp_path / "again" / "retention.png").is_file()
     with pytest.raises(ConfigError, match="other utterances"):
         run_retention_suite(model_dir, adapter_dir, tmp_path / "x", manifest=english_set,
                             limit=1, compare=tmp_path, progress=False)

@@ -2,12 +2,13 @@
 
 - ``cer_by_group.png``: CER per corpus and per speaker/voice with 95% intervals;
 - ``cer_before_after.png``: the same groups before and after, in compare mode;
-- ``training_curves.png``: loss and validation metrics of a training run's ``log.jsonl``.
+- ``training_curves.png``: loss and validation metrics of a training run's ``log.jsonl``;
+- ``retention.png``: English (or other) WER and language-ID accuracy per model, from a
+  retention report (``evaluate --suite retention``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -20,7 +21,9 @@ matplotlib.use("Agg")  # headless: plots are files, never windows
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["plot_before_after", "plot_groups", "plot_training_curves"]
+from whisper_ja.jsonl import iter_json_objects  # noqa: E402
+
+__all__ = ["plot_before_after", "plot_groups", "plot_retention", "plot_training_curves"]
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +90,6 @@ def plot_before_after(comparison: Mapping[str, Any], out_dir: Path,
     return ["cer_before_after.png"]
 
 
-def _read_log(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON: {err.msg}") from err
-    return rows
-
-
 def plot_training_curves(run_dir: Path, out_dir: Path) -> list[str]:
     """Plot every numeric series of a training run's ``log.jsonl`` against its step.
 
@@ -112,7 +102,7 @@ def plot_training_curves(run_dir: Path, out_dir: Path) -> list[str]:
         return []
     # Event rows (start, end) carry run facts, not curves; of the curves, show what a person
     # judges a run by: losses, error rates, learning rate, gradient norm.
-    rows = [r for r in _read_log(log_file)
+    rows = [r for _, r in iter_json_objects(log_file)
             if isinstance(r.get("step"), int | float) and "event" not in r]
     wanted = ("loss", "cer", "wer", "lr", "grad_norm")
     series: dict[str, list[tuple[float, float]]] = {}
@@ -136,3 +126,54 @@ def plot_training_curves(run_dir: Path, out_dir: Path) -> list[str]:
     fig.savefig(out_dir / "training_curves.png", dpi=100)
     plt.close(fig)
     return ["training_curves.png"]
+
+
+def _retention_rows(report: Mapping[str, Any], language: str
+                    ) -> list[tuple[str, list[float], list[list[float]] | None]]:
+    """``(model, values, error bars)`` of WER forced, WER identified, language-ID accuracy.
+
+    Order: the report's "before" model, the earlier run of a ``--compare`` (values only, no
+    intervals), then the report's "after" model.
+    """
+    rows: list[tuple[str, list[float], list[list[float]] | None]] = []
+    for entry in report["models"]:
+        lang = entry["languages"].get(language)
+        if lang is None:
+            continue
+        forced, identified = lang["wer_forced"], lang["wer_identified"]
+        errors = [[forced[0] - forced[1], identified[0] - identified[1], 0.0],
+                  [forced[2] - forced[0], identified[2] - identified[0], 0.0]]
+        rows.append((entry["model"], [forced[0], identified[0], lang["lid_accuracy"]], errors))
+    comparison = report.get("comparison")
+    if comparison and language in comparison["changes"]:
+        change = comparison["changes"][language]
+        values = [change["wer_forced"]["before"], change["wer_identified"]["before"],
+                  change["lid_accuracy"]["before"]]
+        rows.insert(len(rows) - 1, (f"{comparison['model']} (compared run)", values, None))
+    return rows
+
+
+def plot_retention(report: Mapping[str, Any], out_dir: Path) -> list[str]:
+    """Grouped bars per language: WER forced, WER identified and language-ID accuracy per model.
+
+    Returns:
+        The file names written (relative to ``out_dir``).
+    """
+    languages = sorted({lang for m in report["models"] for lang in m["languages"]})
+    metrics = ("WER, language forced", "WER, language identified", "language-ID accuracy")
+    fig, axes = plt.subplots(1, len(languages), figsize=(9, 4.5), squeeze=False)
+    for ax, language in zip(axes[0], languages, strict=True):
+        rows = _retention_rows(report, language)
+        width = 0.8 / len(rows)
+        for i, (model, values, errors) in enumerate(rows):
+            xs = [m + (i - (len(rows) - 1) / 2) * width for m in range(len(metrics))]
+            ax.bar(xs, values, width, yerr=errors, capsize=3 if errors else 0, label=model)
+        ax.set_xticks(range(len(metrics)), metrics)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{language} (95% intervals on WER)")
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle(_title(report, "Retention of other languages"))
+    fig.tight_layout()
+    fig.savefig(out_dir / "retention.png", dpi=100)
+    plt.close(fig)
+    return ["retention.png"]

@@ -9,7 +9,8 @@ Three comparisons answer "did Japanese fine-tuning make the model forget, and di
   in against the same run without it. Negative WER deltas and positive language-ID deltas say
   that mixing limited forgetting.
 
-Every number is on synthetic speech (espeak-ng) and labelled so.
+Every number is on synthetic speech (espeak-ng) and labelled so. Output: ``report.md``,
+``report.json``, ``hypotheses.jsonl`` and ``retention.png``.
 
 Example:
     >>> run_retention_suite("openai/whisper-base", "runs/lora_mix", "out/retention_mix",
@@ -187,8 +188,11 @@ def run_retention_suite(model: str | Path, adapter: str | Path | None, out_dir: 
               "changes": changes, "comparison": comparison}
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2),
                                      encoding="utf-8")
-    (out / "report.md").write_text(retention_markdown(results, changes, comparison),
-                                   encoding="utf-8")
+    (out / "report.md").write_text(retention_markdown(results, changes, comparison)
+                                   + "\n![retention](retention.png)\n", encoding="utf-8")
+    from whisper_ja.plots import plot_retention  # matplotlib only once there is a report
+
+    plot_retention(report, out)
     with (out / "hypotheses.jsonl").open("w", encoding="utf-8") as handle:
         for res in results:
             for rec in res.records:
