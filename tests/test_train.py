@@ -119,6 +119,18 @@ def test_lora_trains_only_adapters(tiny_whisper_dir):
     assert counts["trainable_params"] == 8 * 2 * 8 * (384 + 384)
 
 
+@pytest.mark.parametrize(("rslora", "scale"), [(False, 32.0 / 16), (True, 32.0 / 4)])
+def test_lora_update_scale_is_alpha_over_rank_or_its_square_root(tiny_whisper_dir, rslora,
+                                                                 scale):
+    from whisper_ja.model import load_model
+
+    config = load_config(TrainConfig, overrides=["lora.rank=16", "lora.alpha=32",
+                                                 f"lora.rslora={str(rslora).lower()}"])
+    model, _ = prepare_model(load_model(tiny_whisper_dir).model, config)
+    scales = [m.scaling["default"] for m in model.modules() if hasattr(m, "lora_A")]
+    assert len(scales) == 12 * 2 and scales == pytest.approx([scale] * len(scales))
+
+
 def test_full_trains_everything_and_freeze_encoder_exactly_the_encoder(tiny_whisper_dir):
     from whisper_ja.model import load_model
 

@@ -110,6 +110,9 @@ class LoraSection:
     rank: int = field(64, help="LoRA rank r (the paper compared 64-256)")
     alpha: float = field(128.0, help="LoRA alpha (the update is scaled by alpha / rank)")
     dropout: float = field(0.05, help="dropout on the LoRA input, in [0, 1)")
+    rslora: bool = field(
+        False, help="scale the update by alpha/sqrt(rank) (rank-stabilized LoRA) instead of "
+                    "alpha/rank: one learning rate then stays stable from small to large ranks")
     target_modules: tuple[str, ...] = field(
         ("q_proj", "v_proj"), help=f"Whisper linear layers to adapt, of {WHISPER_LINEAR_MODULES}")
 

@@ -37,7 +37,7 @@ def prepare_model(model: Any, config: TrainConfig) -> tuple[Any, dict[str, int]]
             targets = rf"model\.decoder\..*\.({modules})"
         # peft annotates lora_alpha as int but only divides by it; fractional alphas work.
         alpha: Any = config.lora.alpha
-        lora = LoraConfig(r=config.lora.rank, lora_alpha=alpha,
+        lora = LoraConfig(r=config.lora.rank, lora_alpha=alpha, use_rslora=config.lora.rslora,
                           lora_dropout=config.lora.dropout, target_modules=targets, bias="none")
         model = get_peft_model(model, lora)
     elif config.freeze_encoder:
