@@ -84,6 +84,7 @@ def test_ranks_and_targets_accept_comma_lists(tmp_path, manifests):
     ({"ranks": "8,x"}, "ranks"), ({"ranks": "8,8"}, "ranks"), ({"ranks": "0"}, "ranks"),
     ({"targets": ["attn"]}, "targets"), ({"mode": "full"}, "mode"),
     ({"select_on": "test", "test": []}, "select_on"), ({"lora": {"dropout": 2.0}}, "lora.dropout"),
+    ({"lora": {"rslora": True}}, "alpha_per_rank"),
 ])
 def test_bad_settings_name_the_setting(tmp_path, manifests, overrides, setting):
     with pytest.raises(ConfigError, match=setting.replace(".", r"\.")):

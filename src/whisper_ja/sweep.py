@@ -131,6 +131,11 @@ class SweepConfig:
                               f"Whisper has {list(WHISPER_LINEAR_MODULES)}")
         if self.alpha_per_rank < 0:
             raise ConfigError(f"alpha_per_rank: must be >= 0, got {self.alpha_per_rank}")
+        if self.alpha_per_rank and self.lora.rslora:
+            # alpha = k x rank under alpha/sqrt(rank) scaling would grow the update as
+            # sqrt(rank): the opposite of what rank-stabilized scaling is for.
+            raise ConfigError("alpha_per_rank: with lora.rslora, set alpha_per_rank: 0 so that "
+                              "every rank shares lora.alpha (scale alpha/sqrt(rank))")
         if self.mode != "lora":
             raise ConfigError("mode: a sweep trains LoRA ranks; add the full fine-tune with "
                               "--full-reference instead of mode: full")
