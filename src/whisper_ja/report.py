@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from whisper_ja.data.manifest import is_synthetic_corpus
 from whisper_ja.jsonl import iter_json_objects
 from whisper_ja.text.bootstrap import interval_from_counts
 from whisper_ja.text.metrics import ErrorCounts
@@ -167,7 +168,7 @@ def build_report(records: Sequence[HypothesisRecord], *, meta: Mapping[str, Any]
     audio = overall["audio_seconds"]
     report["rtf"] = (float(decode_seconds) / audio
                      if decode_seconds is not None and audio > 0 else None)
-    report["synthetic"] = any(r.corpus.startswith("synthetic") for r in records)
+    report["synthetic"] = any(is_synthetic_corpus(r.corpus) for r in records)
     report["bootstrap"] = {"n_resamples": n_resamples, "seed": seed, "level": 0.95}
     report["overall"] = overall
     report["by_corpus"] = _by(records, "corpus", n_resamples, seed)

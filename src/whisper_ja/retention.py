@@ -32,7 +32,6 @@ import torch
 
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.model.tokens import SOT_ID
-from whisper_ja.retention_data import language_of
 from whisper_ja.text.bootstrap import interval_from_counts, paired_bootstrap_counts
 from whisper_ja.text.metrics import ErrorCounts
 
@@ -219,7 +218,7 @@ def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utteranc
     Args:
         model: A Whisper model (plain or peft-wrapped).
         processor: Its ``WhisperProcessor``.
-        utterances: Manifest records whose ``extra["language"]`` (or corpus suffix) names the
+        utterances: Manifest records whose ``extra["language"]`` (default English) names the
             language, e.g. from :func:`synthesize_retention_set`.
         options: ``DecodeOptions`` (language and prompt are set here per utterance).
         label: Name of the model in the report.
@@ -238,7 +237,7 @@ def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utteranc
     # Decode with the encoder input the model was trained with (as ``evaluate`` does).
     context = "dynamic" if uses_dynamic_context(model) else "full"
     audios = [load_audio(u.audio) for u in utterances]
-    truth = [language_of(u) for u in utterances]
+    truth = [u.language(default="en") for u in utterances]
     detected = detect_language(model, processor, audios, batch_size=options.batch_size,
                                context=context, progress=progress)
     forced = _decode_grouped(model, processor, utterances, truth, options, context, progress)

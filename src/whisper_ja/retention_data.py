@@ -41,7 +41,6 @@ __all__ = [
     "SynthEnglishConfig",
     "english_training_sentences",
     "espeak",
-    "language_of",
     "retention_sentences",
     "run_synth_english",
     "synthesize_english_training_set",
@@ -78,11 +77,6 @@ _WHEN = ("in the morning", "after work", "on Sunday", "at the library", "near th
 
 class EspeakError(RuntimeError):
     """espeak-ng is missing or failed; the message says what to install or which text failed."""
-
-
-def language_of(utt: Utterance) -> str:
-    """The language of a non-Japanese record: ``extra["language"]`` (default ``en``)."""
-    return str(utt.extra.get("language", "en"))
 
 
 def retention_sentences(language: str) -> list[str]:

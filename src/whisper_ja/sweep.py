@@ -341,8 +341,7 @@ def _synthetic(manifests: dict[str, Path | None]) -> bool:
     from whisper_ja.data.manifest import read_manifest
 
     paths = [p for p in manifests.values() if p is not None]
-    return any(u.corpus.startswith("synthetic") or u.extra.get("synthetic")
-               for u in read_manifest(*paths)) if paths else False
+    return any(u.is_synthetic for u in read_manifest(*paths)) if paths else False
 
 
 def run_sweep(config: SweepConfig) -> int:

@@ -343,7 +343,7 @@ def _validate_and_keep_best(run: _Run) -> float:
     elif progress.step > 0:
         progress.bad_validations += 1
     run.log.write({"step": progress.step, "val_cer": cer, "best_val_cer": progress.best_cer,
-               "val_time_s": round(time.monotonic() - started, 2)})
+                   "val_time_s": round(time.monotonic() - started, 2)})
     accelerator.wait_for_everyone()
     return cer
 
@@ -352,7 +352,7 @@ def _summary(run: _Run, model: Any, loss: float) -> dict[str, Any]:
     config, progress, data, accelerator = run.config, run.progress, run.data, run.accelerator
     checksum = float(sum(p.detach().double().sum().item()
                          for p in model.parameters() if p.requires_grad))
-    synthetic = any(u.corpus == "synthetic" for u in data.validation_utterances)
+    synthetic = any(u.is_synthetic for u in data.validation_utterances)
     return {
         "mode": config.mode, "model": config.model, "steps": progress.step,
         "planned_steps": run.total_steps, "train_time_s": round(progress.elapsed_s, 2),

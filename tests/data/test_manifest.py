@@ -69,3 +69,13 @@ def test_relative_audio_paths_are_taken_from_the_working_directory(tmp_path, mon
     back = read_manifest(tmp_path / "corpus" / "m.jsonl")
     assert back[0].audio == str(tmp_path / "corpus" / "wav" / "0.wav")
     assert back[1].audio == str(tmp_path / "elsewhere" / "1.wav")
+
+
+def test_language_and_synthetic_are_read_from_the_record(tmp_path):
+    plain = _utt(0, tmp_path)
+    english = _utt(1, tmp_path, corpus="synthetic-espeak", extra={"language": "en"})
+    flagged = _utt(2, tmp_path, extra={"synthetic": True})
+    assert plain.language() == "ja" and plain.language(default="en") == "en"
+    assert english.language() == english.language(default="ja") == "en"
+    assert [u.is_synthetic for u in (plain, english, flagged)] == [False, True, True]
+    assert _utt(3, tmp_path, corpus="synthetic").is_synthetic

@@ -36,7 +36,6 @@ __all__ = [
     "SpeechDataset",
     "build_datasets",
     "build_labels",
-    "language_of",
     "collate",
     "epoch_batches",
     "epoch_composition",
@@ -82,11 +81,6 @@ def build_labels(text: str, tokenizer: Any, language: str = "ja") -> list[int]:
     return [*prefix, *(int(i) for i in text_ids), EOT_ID]
 
 
-def language_of(utterance: Utterance) -> str:
-    """Language code of an utterance's transcript (``extra["language"]``, default Japanese)."""
-    return str(utterance.extra.get("language", "ja"))
-
-
 def frames_of(utterance: Utterance) -> int:
     """Mel frames (10 ms each) of an utterance, from its duration."""
     return int(np.ceil(round(utterance.duration * 100, 6)))
@@ -112,7 +106,7 @@ def select_trainable(utterances: Sequence[Utterance], tokenizer: Any, max_label_
         if not utt.text.strip():
             skipped["empty transcript"] += 1
             continue
-        ids = build_labels(utt.text, tokenizer, language_of(utt))
+        ids = build_labels(utt.text, tokenizer, utt.language())
         if len(ids) > max_label_tokens:
             skipped[f"label longer than {max_label_tokens} tokens"] += 1
             continue
@@ -360,7 +354,7 @@ def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Dat
         val_bad, val_feats = _readable(val_utts, features, config.run.progress)
         bad |= val_bad
         validation = [Example(u.id, u.text, f,
-                              tuple(build_labels(u.text, tokenizer, language_of(u))))
+                              tuple(build_labels(u.text, tokenizer, u.language())))
                       for u, f in zip(val_utts, val_feats, strict=True) if f is not None]
         validation.sort(key=lambda e: e.features.shape[1])
     shared: list[Any] = [sorted(bad)]

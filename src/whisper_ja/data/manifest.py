@@ -16,10 +16,16 @@ from typing import Any
 
 from whisper_ja.jsonl import iter_json_objects
 
-__all__ = ["ManifestError", "Utterance", "iter_manifest", "read_manifest", "write_manifest"]
+__all__ = ["ManifestError", "Utterance", "is_synthetic_corpus", "iter_manifest", "read_manifest",
+           "write_manifest"]
 
 SPLITS = ("train", "validation", "test", "")
 """Allowed values of :attr:`Utterance.split`; empty means not yet split."""
+
+
+def is_synthetic_corpus(corpus: str) -> bool:
+    """Whether a corpus name marks synthesized speech (``synthetic``, ``synthetic-espeak``)."""
+    return corpus.startswith("synthetic")
 
 
 class ManifestError(ValueError):
@@ -50,6 +56,19 @@ class Utterance:
     speaker: str = ""
     split: str = ""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def is_synthetic(self) -> bool:
+        """Synthesized speech: a ``synthetic*`` corpus or ``extra["synthetic"]``."""
+        return is_synthetic_corpus(self.corpus) or bool(self.extra.get("synthetic"))
+
+    def language(self, default: str = "ja") -> str:
+        """Whisper language code of the transcript: ``extra["language"]``, else ``default``.
+
+        Japanese for the corpora this toolkit trains on; non-Japanese clips (mixed in against
+        forgetting, or the retention set) carry their language in ``extra``.
+        """
+        return str(self.extra.get("language", default))
 
     def to_json(self) -> str:
         """One JSONL line (UTF-8 text kept readable)."""
