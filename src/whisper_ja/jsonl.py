@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["iter_json_objects"]
+__all__ = ["iter_json_objects", "parse_json_object"]
 
 
 def iter_json_objects(path: str | Path, error: type[Exception] = ValueError
@@ -28,12 +28,26 @@ def iter_json_objects(path: str | Path, error: type[Exception] = ValueError
     path = Path(path)
     with path.open(encoding="utf-8") as handle:
         for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise error(f"{path}:{number}: not valid JSON: {err.msg}") from err
-            if not isinstance(obj, dict):
-                raise error(f"{path}:{number}: expected a JSON object")
-            yield number, obj
+            if raw.strip():
+                yield number, parse_json_object(raw, f"{path}:{number}", error)
+
+
+def parse_json_object(line: str, where: str, error: type[Exception] = ValueError
+                      ) -> dict[str, Any]:
+    """One JSONL line as a JSON object.
+
+    Args:
+        line: The line's text.
+        where: ``path:line`` for the error message.
+        error: Exception class raised on a bad line.
+
+    Raises:
+        error: the line is not valid JSON or not a JSON object.
+    """
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise error(f"{where}: not valid JSON: {err.msg}") from err
+    if not isinstance(obj, dict):
+        raise error(f"{where}: expected a JSON object")
+    return obj

@@ -9,7 +9,6 @@ the audio file name). Relative audio paths are resolved against the table's fold
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from whisper_ja.data.corpora.base import (
     read_lines,
     read_table_rows,
 )
+from whisper_ja.jsonl import parse_json_object
 
 __all__ = ["read"]
 
@@ -36,16 +36,10 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any], bool]]:
         return
     if suffix not in (".jsonl", ".json"):
         raise CorpusError(f"{path}: unknown table format (use .csv, .tsv or .jsonl)")
+    # read_lines, not iter_json_objects: a line that is not valid UTF-8 is counted, not fatal.
     for number, line, ok in read_lines(path):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise CorpusError(f"{path}:{number}: not valid JSON: {err.msg}") from err
-        if not isinstance(row, dict):
-            raise CorpusError(f"{path}:{number}: expected a JSON object per line")
-        yield number, row, ok
+        if line.strip():
+            yield number, parse_json_object(line, f"{path}:{number}", CorpusError), ok
 
 
 def _column(row: dict[str, Any], chosen: str, defaults: tuple[str, ...]) -> str | None:
