@@ -320,23 +320,19 @@ def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Dat
     features are computed on the fly and unreadable training audio stops the run with the
     file's name. Validation features are computed once and kept in memory.
 
+    ``data.mixing`` is not checked here: :func:`whisper_ja.train_config.check_paths` does it
+    before any work.
+
     Raises:
-        ConfigError: ``data.mixing`` names a corpus absent from the training manifests, or no
-            usable training clip is left.
+        ConfigError: no usable training clip is left.
     """
     from accelerate.utils import broadcast_object_list
 
     from whisper_ja.config import ConfigError
     from whisper_ja.data.manifest import read_manifest
-    from whisper_ja.train_config import parse_mixing
 
     main = accelerator.is_main_process
-    train_utts = read_manifest(*config.data.train)
-    corpora = sorted({u.corpus for u in train_utts})
-    unknown = sorted(set(parse_mixing(config.data.mixing)) - set(corpora))
-    if unknown:
-        raise ConfigError(f"data.mixing: corpus(es) {unknown} not in the training manifests "
-                          f"(they hold {corpora})")
+    train_utts = read_manifest(*config.data.train)  # data.mixing was checked by check_paths
     tokenizer = processor.tokenizer
     train_utts, train_labels, skipped = select_trainable(
         train_utts, tokenizer, config.data.max_label_tokens)
