@@ -47,7 +47,7 @@ def timed(decode: Callable[..., list[Any]], *args: Any) -> tuple[list[Any], floa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from whisper_ja.data.features import ContextPolicy
+    from whisper_ja.audio.features import ContextPolicy
     from whisper_ja.model import load_model
     from whisper_ja.model.context import (
         apply_saved_context,

@@ -1,6 +1,7 @@
 """Domain terms with and without prompt biasing, side by side (SYNTHETIC speech).
 
-Synthesizes the built-in medical and technical sentences (``whisper_ja.domain``) with the offline
+Synthesizes the built-in medical and technical sentences (``whisper_ja.data.domain``) with the
+offline
 voices, then runs ``whisper-ja evaluate`` twice on the same model: plain, and with the term list
 given to the decoder as Whisper's previous-text prompt (``--prompt-terms``). Prints CER with its
 95% interval, term recall (written form) and reading recall (heard but maybe written otherwise),
@@ -23,7 +24,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default="openai/whisper-base")
     parser.add_argument("--adapter", type=Path, default=None)
     parser.add_argument("--voices", nargs="+", default=None,
-                        help="voice specs (default: whisper_ja.domain.DOMAIN_VOICES)")
+                        help="voice specs (default: whisper_ja.data.domain.DOMAIN_VOICES)")
     parser.add_argument("--limit", type=int, default=0, help="first N utterances (0 = all)")
     parser.add_argument("--context", default="auto", choices=("auto", "dynamic", "full"),
                         help="encoder input (evaluate's --context)")
@@ -32,8 +33,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from whisper_ja.domain import DOMAIN_VOICES, synthesize_domain_set
-    from whisper_ja.evaluate import EvaluateConfig, evaluate
+    from whisper_ja.data.domain import DOMAIN_VOICES, synthesize_domain_set
+    from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
 
     args = parse_args(argv)
     manifest = args.out / "domain_set" / "manifest.jsonl"

@@ -6,7 +6,7 @@ rate, schedule, batch size, seed, epochs and precision:
 
 (a) reference: the Hugging Face fine-tuning recipe: ``WhisperFeatureExtractor`` padding every clip
     to 30 s, a ``datasets.Dataset``, the usual label collator, ``Seq2SeqTrainer``;
-(b) whisper-ja: ``whisper_ja.train.train`` with its defaults (dynamic audio context, cached
+(b) whisper-ja: ``whisper_ja.training.loop.train`` with its defaults (dynamic audio context, cached
     log-mel features, length-grouped batches); SpecAugment off, as in (a); at ``--precision``;
 (c) whisper-ja-auto: the same at whisper-ja's default precision ``auto`` (bf16 autocast on CPUs
     with AVX512-bf16), against the recipe's CPU default, fp32.
@@ -131,9 +131,9 @@ def flops_per_sample(args: argparse.Namespace, frames: Sequence[int]) -> dict[in
 def decode_dynamic(model: Any, processor: Any, audios: Sequence[np.ndarray], batch_size: int,
                    policy: Any = None) -> list[Any]:
     """whisper-ja decoding: cached-style log-mel, length-grouped batches, dynamic context."""
+    from whisper_ja.audio.features import ContextPolicy, context_frames, log_mel, pad_features
     from whisper_ja.data.batching import LengthGroupedSampler
-    from whisper_ja.data.features import ContextPolicy, context_frames, log_mel, pad_features
-    from whisper_ja.decoding import DecodeOptions, decode_features
+    from whisper_ja.inference.decoding import DecodeOptions, decode_features
 
     policy = policy or ContextPolicy()
     feats = [log_mel(a, processor.feature_extractor) for a in audios]
@@ -152,14 +152,14 @@ def decode_dynamic(model: Any, processor: Any, audios: Sequence[np.ndarray], bat
 def decode_standard(model: Any, processor: Any, audios: Sequence[np.ndarray],
                     batch_size: int) -> list[Any]:
     """Stock decoding: 30-s features, manifest order."""
-    from whisper_ja.decoding import DecodeOptions, decode_audio
+    from whisper_ja.inference.decoding import DecodeOptions, decode_audio
 
     return decode_audio(model, processor, audios, DecodeOptions(batch_size=batch_size),
                         progress=False)
 
 
 def load_audios(manifest: Path) -> tuple[list[str], list[np.ndarray]]:
-    from whisper_ja.audio import load_audio
+    from whisper_ja.audio.io import load_audio
     from whisper_ja.data.manifest import read_manifest
 
     utts = read_manifest(manifest)
@@ -173,7 +173,7 @@ def run_reference(args: argparse.Namespace) -> dict[str, Any]:
     from peft import LoraConfig, get_peft_model
     from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 
-    from whisper_ja.audio import load_audio
+    from whisper_ja.audio.io import load_audio
     from whisper_ja.data.manifest import read_manifest
     from whisper_ja.model import load_model
 
@@ -231,13 +231,13 @@ def run_reference(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_whisper_ja(args: argparse.Namespace) -> dict[str, Any]:
     """whisper-ja's own training entry point with its efficiency defaults."""
-    from whisper_ja.data.features import ContextPolicy, context_frames
+    from whisper_ja.audio.features import ContextPolicy, context_frames
+    from whisper_ja.audio.specaugment import SpecAugmentConfig
     from whisper_ja.data.manifest import read_manifest
-    from whisper_ja.data.specaugment import SpecAugmentConfig
     from whisper_ja.model import load_model
     from whisper_ja.model.context import apply_saved_context, uses_dynamic_context
-    from whisper_ja.train import resolve_precision, train
-    from whisper_ja.train_config import (
+    from whisper_ja.training.loop import resolve_precision, train
+    from whisper_ja.training.settings import (
         DataSection,
         LoraSection,
         OptimSection,

@@ -69,8 +69,8 @@ def test_clips(args: argparse.Namespace) -> tuple[list[Path], list[str], bool]:
 def decode_dynamic(model: Any, processor: Any, audios: Sequence[np.ndarray],
                    batch_size: int) -> list[Any]:
     """whisper-ja dynamic-context decoding: batches of similar length, encoder on what they need."""
-    from whisper_ja.data.features import ContextPolicy, context_frames
-    from whisper_ja.decoding import DecodeOptions, decode_audio
+    from whisper_ja.audio.features import ContextPolicy, context_frames
+    from whisper_ja.inference.decoding import DecodeOptions, decode_audio
 
     policy = ContextPolicy()
     order = sorted(range(len(audios)), key=lambda i: len(audios[i]))
@@ -93,12 +93,12 @@ def timed(run: Callable[[], list[str]]) -> tuple[list[str], float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from whisper_ja.audio import load_audio
-    from whisper_ja.decoding import DecodeOptions, decode_audio
-    from whisper_ja.export import ExportConfig, export_model
+    from whisper_ja.audio.io import load_audio
+    from whisper_ja.export.writer import ExportConfig, export_model
+    from whisper_ja.inference.decoding import DecodeOptions, decode_audio
+    from whisper_ja.inference.faster import load_faster_whisper, transcribe_ct2
     from whisper_ja.model import load_model
     from whisper_ja.model.context import apply_saved_context, enable_dynamic_context
-    from whisper_ja.model.faster import load_faster_whisper, transcribe_ct2
     from whisper_ja.text.bootstrap import metric_interval
 
     args = parse_args(argv)

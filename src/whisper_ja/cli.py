@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from whisper_ja.config import ConfigError, add_arguments, config_from_args
+from whisper_ja.config import add_arguments, config_from_args
+from whisper_ja.errors import EXIT_INTERRUPTED, EXIT_UNUSABLE, ConfigError, WhisperJaError
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -28,41 +29,36 @@ __all__ = ["COMMANDS", "Command", "main"]
 class Command:
     """Where a subcommand lives.
 
-    ``module.config_class`` is filled from the CLI, then ``module.function(config)`` runs and
-    returns the process exit code.
+    ``module.Settings`` is filled from the CLI, then ``module.run(settings)`` returns the exit
+    code.
     """
 
     module: str
-    config_class: str
-    function: str
     summary: str
 
 
 COMMANDS: dict[str, Command] = {
-    "transcribe": Command("whisper_ja.transcribe", "TranscribeConfig", "run_transcribe",
+    "transcribe": Command("whisper_ja.commands.transcribe",
                           "transcribe audio files (Japanese forced)"),
-    "import-ct2": Command("whisper_ja.model.ct2", "ImportCt2Config", "run_import_ct2",
+    "import-ct2": Command("whisper_ja.commands.import_ct2",
                           "import a CTranslate2/faster-whisper model as a transformers model"),
-    "score": Command("whisper_ja.text.score", "ScoreConfig", "run_score",
+    "score": Command("whisper_ja.commands.score",
                      "score hypotheses against references (CER, WER, reading CER)"),
-    "prepare": Command("whisper_ja.data.prepare", "PrepareConfig", "run_prepare",
+    "prepare": Command("whisper_ja.commands.prepare",
                        "turn a corpus as it arrives on disk (or the hub) into a manifest"),
-    "split": Command("whisper_ja.data.split", "SplitConfig", "run_split",
+    "split": Command("whisper_ja.commands.split",
                      "leak-free train/validation/test split of manifests"),
-    "synth": Command("whisper_ja.data.synth", "SynthConfig", "run_synth",
+    "synth": Command("whisper_ja.commands.synth",
                      "synthesize a Japanese corpus with the offline voices"),
-    "synth-english": Command("whisper_ja.retention_data", "SynthEnglishConfig",
-                             "run_synth_english",
+    "synth-english": Command("whisper_ja.commands.synth_english",
                              "synthesize English clips to mix into training against forgetting"),
-    "train": Command("whisper_ja.train", "TrainConfig", "run_train",
-                     "fine-tune with LoRA or end to end"),
-    "evaluate": Command("whisper_ja.evaluate", "EvaluateConfig", "run_evaluate",
+    "train": Command("whisper_ja.commands.train", "fine-tune with LoRA or end to end"),
+    "evaluate": Command("whisper_ja.commands.evaluate",
                         "evaluate a model on a manifest and write a report"),
-    "export": Command("whisper_ja.export", "ExportConfig", "run_export",
+    "export": Command("whisper_ja.commands.export",
                       "export a (LoRA-)adapted model for transformers or CTranslate2"),
-    "sweep": Command("whisper_ja.sweep", "SweepConfig", "run_sweep",
-                     "LoRA rank sweep: CER against memory and time"),
-    "demo": Command("whisper_ja.demo", "DemoConfig", "run_demo",
+    "sweep": Command("whisper_ja.commands.sweep", "LoRA rank sweep: CER against memory and time"),
+    "demo": Command("whisper_ja.commands.demo",
                     "the paper's experiment end to end on offline whisper-base"),
 }
 
@@ -77,8 +73,7 @@ def _top_level_help() -> str:
 def build_parser(name: str) -> tuple[argparse.ArgumentParser, type]:
     """The argparse parser of one subcommand and its config dataclass."""
     command = COMMANDS[name]
-    module = importlib.import_module(command.module)
-    config_cls = getattr(module, command.config_class)
+    config_cls = importlib.import_module(command.module).Settings
     parser = argparse.ArgumentParser(
         prog=f"whisper-ja {name}", description=command.summary,
         epilog="Extra KEY=VALUE arguments override any setting (nested: section.key=value).",
@@ -107,19 +102,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config: Any = config_from_args(config_cls, namespace, overrides)
     except ConfigError as err:
-        print(f"whisper-ja {name}: bad setting: {err}", file=sys.stderr)
-        return 2
-    run: Callable[[Any], int] = getattr(importlib.import_module(COMMANDS[name].module),
-                                        COMMANDS[name].function)
+        print(f"whisper-ja {name}: {err.kind}: {err}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    run: Callable[[Any], int] = importlib.import_module(COMMANDS[name].module).run
     try:
         return int(run(config) or 0)
-    except ConfigError as err:
-        print(f"whisper-ja {name}: bad setting: {err}", file=sys.stderr)
-        return 2
+    except WhisperJaError as err:
+        # One policy for every command (see whisper_ja.errors): one line, the class's code.
+        print(f"whisper-ja {name}: {err.kind}: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print(f"whisper-ja {name}: interrupted", file=sys.stderr)
-        return 130
-
+        return EXIT_INTERRUPTED
 
 if __name__ == "__main__":
     sys.exit(main())

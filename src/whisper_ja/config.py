@@ -33,6 +33,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from whisper_ja.errors import ConfigError
+
 __all__ = [
     "ConfigError",
     "add_arguments",
@@ -44,10 +46,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration value is unknown, of the wrong type, or out of range."""
 
 
 def field(default: Any = dataclasses.MISSING, *, help: str, positional: bool = False,

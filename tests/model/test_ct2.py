@@ -97,8 +97,8 @@ def test_offline_base_matches_ctranslate2(whisper_base, base_ct2_folder, ja_clip
     """Same log-mel features into the imported model and into CTranslate2 itself."""
     import ctranslate2
 
-    from whisper_ja.audio import resample
-    from whisper_ja.decoding import DecodeOptions, decode_features
+    from whisper_ja.audio.io import resample
+    from whisper_ja.inference.decoding import DecodeOptions, decode_features
 
     model, processor = whisper_base.model, whisper_base.processor
     audios = [resample(c.audio, c.sample_rate) for c in ja_clips[:2]]  # two: keeps it quick

@@ -106,10 +106,10 @@ def test_bad_input_lines_are_named(files, capsys) -> None:
     with pytest.raises(ScoreInputError, match=r"dup.jsonl:2: id 'a' already on line 1"):
         read_texts(dup)
     code = main(["score", "--ref", str(files["ref"]), "--hyp", str(bad)])
-    assert code == 2
+    assert code == 1
     assert "bad.jsonl:2" in capsys.readouterr().err
     assert main(["score", "--ref", str(files["ref"]), "--hyp",
-                 str(files["dir"] / "none.jsonl")]) == 2
+                 str(files["dir"] / "none.jsonl")]) == 1
 
 
 def test_config_validation() -> None:

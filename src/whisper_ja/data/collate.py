@@ -17,29 +17,24 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from whisper_ja.audio.features import pad_features
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.model.tokens import EOT_ID, JA_PREFIX_IDS
-
-if TYPE_CHECKING:
-    from whisper_ja.train_config import TrainConfig
 
 __all__ = [
     "IGNORE_INDEX",
     "MAX_FRAMES",
-    "Datasets",
     "Example",
     "SpeechDataset",
-    "build_datasets",
     "build_labels",
     "collate",
     "epoch_batches",
     "epoch_composition",
-    "feature_source",
     "frames_of",
     "mixed_indices",
     "select_trainable",
@@ -169,8 +164,6 @@ def collate(examples: Sequence[Example], frames: int | Callable[[int], int]
         ``decoder_input_ids (B, L)`` padded with end-of-text, ``labels (B, L)`` padded with
         :data:`IGNORE_INDEX`.
     """
-    from whisper_ja.data.features import pad_features
-
     longest = max(e.features.shape[1] for e in examples)
     width = frames(longest) if callable(frames) else int(frames)
     input_features = pad_features([e.features for e in examples], width)
@@ -257,118 +250,3 @@ def epoch_batches(lengths: Sequence[int], corpora: Sequence[str], epoch: int, *,
         return [[indices[j] for j in batch] for batch in sampler]
     order = [indices[j] for j in rng.permutation(len(indices))]
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-@dataclass
-class Datasets:
-    """Training and validation data of a run.
-
-    Attributes:
-        train: The training clips (features computed or read from the cache on access).
-        train_frames: Frames of each training clip (length grouping, epoch planning).
-        train_corpora: Corpus of each training clip (mixing).
-        validation: Validation examples with features in memory, shortest first (main
-            process only; empty elsewhere).
-        validation_utterances: The validation utterances (every process).
-        skipped: Skip reason to count, training and validation together.
-    """
-
-    train: SpeechDataset
-    train_frames: list[int]
-    train_corpora: list[str]
-    validation: list[Example]
-    validation_utterances: list[Utterance]
-    skipped: dict[str, int]
-
-
-def feature_source(config: TrainConfig, feature_extractor: Any
-                   ) -> Callable[[Utterance], np.ndarray]:
-    """How a run gets log-mel features: through the on-disk cache, or computed every time."""
-    from whisper_ja.audio import load_audio
-    from whisper_ja.data.features import FeatureCache, log_mel
-
-    if config.efficiency.feature_cache:
-        cache = FeatureCache(config.efficiency.cache_dir or config.out / "feature_cache")
-        return lambda utt: cache.get(utt, feature_extractor)
-    return lambda utt: log_mel(load_audio(utt.audio), feature_extractor)
-
-
-def _readable(utterances: Sequence[Utterance], features: Callable[[Utterance], np.ndarray],
-              show: bool) -> tuple[set[str], list[np.ndarray | None]]:
-    """Compute every clip's features once; returns ids of unreadable clips and the features."""
-    from tqdm.auto import tqdm
-
-    from whisper_ja.audio import AudioError
-
-    bad: set[str] = set()
-    result: list[np.ndarray | None] = []
-    for utt in tqdm(utterances, desc="features", disable=not show, leave=False):
-        try:
-            result.append(features(utt))
-        except AudioError as err:
-            LOGGER.warning("skipping %s: %s", utt.id, err)
-            bad.add(utt.id)
-            result.append(None)
-    return bad, result
-
-
-def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Datasets:
-    """Read the manifests, build labels once, check the audio, and assemble the datasets.
-
-    With the feature cache on, the main process computes every training clip's features
-    before training (filling the cache; unreadable audio is skipped and counted). Without it,
-    features are computed on the fly and unreadable training audio stops the run with the
-    file's name. Validation features are computed once and kept in memory.
-
-    ``data.mixing`` is not checked here: :func:`whisper_ja.train_config.check_paths` does it
-    before any work.
-
-    Raises:
-        ConfigError: no usable training clip is left.
-    """
-    from accelerate.utils import broadcast_object_list
-
-    from whisper_ja.config import ConfigError
-    from whisper_ja.data.manifest import read_manifest
-
-    main = accelerator.is_main_process
-    train_utts = read_manifest(*config.data.train)  # data.mixing was checked by check_paths
-    tokenizer = processor.tokenizer
-    train_utts, train_labels, skipped = select_trainable(
-        train_utts, tokenizer, config.data.max_label_tokens)
-    val_utts = read_manifest(*config.data.validation) if config.data.validation else []
-    val_utts, _, val_skipped = select_trainable(val_utts, tokenizer, config.data.max_label_tokens)
-    skipped.update(val_skipped)
-    if config.data.validation_limit:
-        val_utts = val_utts[: config.data.validation_limit]
-    features = feature_source(config, processor.feature_extractor)
-    bad: set[str] = set()
-    validation: list[Example] = []
-    if main:
-        if config.efficiency.feature_cache:
-            bad, _ = _readable(train_utts, features, config.run.progress)
-        val_bad, val_feats = _readable(val_utts, features, config.run.progress)
-        bad |= val_bad
-        validation = [Example(u.id, u.text, f,
-                              tuple(build_labels(u.text, tokenizer, u.language())))
-                      for u, f in zip(val_utts, val_feats, strict=True) if f is not None]
-        validation.sort(key=lambda e: e.features.shape[1])
-    shared: list[Any] = [sorted(bad)]
-    broadcast_object_list(shared)
-    bad = set(shared[0])
-    if bad:
-        skipped["unreadable audio"] = len(bad)
-    keep = [i for i, u in enumerate(train_utts) if u.id not in bad]
-    train_utts = [train_utts[i] for i in keep]
-    train_labels = [train_labels[i] for i in keep]
-    if not train_utts:
-        raise ConfigError(f"data.train: no usable training clip in {list(config.data.train)} "
-                          f"(skipped: {dict(skipped)})")
-    return Datasets(
-        train=SpeechDataset(train_utts, train_labels, features),
-        train_frames=[frames_of(u) for u in train_utts],
-        train_corpora=[u.corpus for u in train_utts],
-        validation=validation,
-        validation_utterances=[u for u in val_utts if u.id not in bad],
-        skipped=dict(skipped),
-    )

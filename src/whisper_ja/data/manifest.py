@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from whisper_ja.errors import ManifestError
 from whisper_ja.jsonl import iter_json_objects
 
 __all__ = ["ManifestError", "Utterance", "is_synthetic_corpus", "iter_manifest", "read_manifest",
@@ -26,10 +27,6 @@ SPLITS = ("train", "validation", "test", "")
 def is_synthetic_corpus(corpus: str) -> bool:
     """Whether a corpus name marks synthesized speech (``synthetic``, ``synthetic-espeak``)."""
     return corpus.startswith("synthetic")
-
-
-class ManifestError(ValueError):
-    """A manifest line is malformed; the message names the file and line."""
 
 
 @dataclass(frozen=True)

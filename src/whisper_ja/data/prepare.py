@@ -33,21 +33,21 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import soundfile as sf
 from tqdm import tqdm
 
-from whisper_ja.config import ConfigError, config_to_dict, field
-from whisper_ja.data.corpora.base import Candidate, CorpusError, ReaderContext
+from whisper_ja.config import ConfigError, config_to_dict
+from whisper_ja.data.corpora.base import Candidate, ReaderContext
+from whisper_ja.data.corpora.settings import PrepareConfig
 from whisper_ja.data.manifest import Utterance, write_manifest
+from whisper_ja.errors import PrepareError
 
-__all__ = ["CORPORA", "PROBLEMS", "PrepareConfig", "PrepareError", "prepare", "run_prepare"]
+__all__ = ["CORPORA", "PROBLEMS", "PrepareConfig", "PrepareError", "prepare"]
 
 CORPORA = {
     "jsut": "whisper_ja.data.corpora.jsut",
@@ -62,57 +62,7 @@ CORPORA = {
 PROBLEMS = ("missing_audio", "unreadable_audio", "missing_text", "empty_text", "too_long",
             "duplicate_id", "bad_encoding")
 
-Policy = Literal["skip", "error"]
 _EXAMPLES = 10
-
-
-class PrepareError(ValueError):
-    """Input rejected by policy; the message names the file and line."""
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    """Settings of ``whisper-ja prepare``."""
-
-    corpus: Literal["jsut", "common-voice", "fleurs", "reazonspeech", "folder", "table"] = field(
-        positional=True, help="corpus layout")
-    source: str = field(positional=True, help="corpus folder or table file; for fleurs and "
-                        "reazonspeech also a save_to_disk folder or a hub id (e.g. google/fleurs)")
-    out: Path | None = field(None, help="output folder (manifest.jsonl, prepare_report.json)")
-    subsets: tuple[str, ...] = field((), help="jsut subsets (default: all found); "
-                                     "reazonspeech subset (default tiny); fleurs config "
-                                     "(default ja_jp)")
-    splits: tuple[str, ...] = field((), help="official splits to read (default: common-voice "
-                                    "train dev test; fleurs train dev test)")
-    max_duration: float = field(30.0, help="longest utterance kept (seconds)")
-    limit: int = field(0, help="stop after this many utterances (0: all)")
-    streaming: bool = field(False, help="stream hub datasets instead of caching them")
-    corpus_name: str = field("", help="corpus name in the manifest (default: the layout name)")
-    text_column: str = field("", help="table: transcript column (default: text/sentence/...)")
-    audio_column: str = field("", help="table: audio path column (default: audio/path/...)")
-    speaker_column: str = field("", help="table: speaker column (default: speaker/client_id)")
-    id_column: str = field("", help="table: id column (default: id, else the audio file name)")
-    missing_audio: Policy = field("skip", help="audio file missing")
-    unreadable_audio: Policy = field("skip", help="audio file unreadable")
-    missing_text: Policy = field("skip", help="folder: no .txt beside an audio file")
-    empty_text: Policy = field("skip", help="empty or whitespace-only transcript")
-    too_long: Policy = field("skip", help="audio longer than max_duration")
-    duplicate_id: Policy = field("error", help="an id seen before")
-    bad_encoding: Policy = field("error", help="transcript not valid UTF-8")
-    progress: bool = field(True, help="show a progress bar")
-
-    def __post_init__(self) -> None:
-        if not str(self.source).strip():
-            raise ConfigError("source: give the corpus folder, table file or hub id")
-        if self.max_duration <= 0:
-            raise ConfigError(f"max_duration: must be positive, got {self.max_duration}")
-        if self.limit < 0:
-            raise ConfigError(f"limit: must be 0 (all) or positive, got {self.limit}")
-
-    @property
-    def name(self) -> str:
-        """The corpus name written to each record."""
-        return self.corpus_name or self.corpus
 
 
 class _Checker:
@@ -215,23 +165,3 @@ def prepare(config: PrepareConfig) -> tuple[Path, dict[str, Any]]:
     (config.out / "prepare_report.json").write_text(
         json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return manifest, report
-
-
-def run_prepare(config: PrepareConfig) -> int:
-    """Entry point of ``whisper-ja prepare``: prepare, then print a summary."""
-    try:
-        manifest, report = prepare(config)
-    except (CorpusError, PrepareError) as err:
-        print(f"whisper-ja prepare: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {manifest}: {report['kept']} utterances, {report['hours']:.2f} h, "
-          f"{report['speakers']} speakers, official splits {report['official_splits']}")
-    if report["skipped_total"]:
-        print(f"skipped {report['skipped_total']}: {report['skipped']}")
-        for kind, examples in report["examples"].items():
-            print(f"  {kind}, e.g. {examples[0]}")
-    else:
-        print("skipped 0")
-    if report["notes"]:
-        print(f"notes: {report['notes']}")
-    return 0

@@ -19,7 +19,6 @@ checks the result: any text (or, when asked, speaker) shared between splits is l
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import unicodedata
 from collections import Counter, defaultdict
@@ -29,9 +28,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from whisper_ja.config import ConfigError, config_to_dict, field
-from whisper_ja.data.manifest import Utterance, read_manifest, write_manifest
+from whisper_ja.data.manifest import Utterance
 
-__all__ = ["SPLIT_NAMES", "SplitConfig", "run_split", "split_report", "split_utterances",
+__all__ = ["SPLIT_NAMES", "SplitConfig", "split_report", "split_utterances",
            "text_key"]
 
 SPLIT_NAMES = ("train", "validation", "test")
@@ -207,11 +206,11 @@ def split_utterances(utts: Sequence[Utterance],
         Split name -> utterances (with ``split`` set), in input order; ``run_split`` also
         reports forced assignments and reweighting.
     """
-    result, _ = _split(utts, config or SplitConfig())
+    result, _ = split_with_notes(utts, config or SplitConfig())
     return result
 
 
-def _split(utts: Sequence[Utterance],
+def split_with_notes(utts: Sequence[Utterance],
            config: SplitConfig) -> tuple[dict[str, list[Utterance]], Counter[str]]:
     groups = _groups(utts, config.speaker_disjoint)
     split_of, notes = _assign(groups, utts, config)
@@ -281,43 +280,3 @@ def _warnings(splits: dict[str, list[Utterance]], config: SplitConfig,
                      f"{total} utterances, more than the smallest split's share "
                      f"({smallest_target:.0f}); the ratios cannot be met closely")
     return found
-
-
-def _print_report(report: dict[str, Any]) -> None:
-    for name, per in report["splits"].items():
-        cells = ", ".join(f"{c} {v['utterances']} ({v['hours']:.2f} h)"
-                          for c, v in sorted(per.items()) if c != "all")
-        print(f"{name:<10} {per['all']['utterances']:>7} utterances "
-              f"{per['all']['hours']:8.2f} h   {cells}")
-    for kind in ("text_overlap", "speaker_overlap"):
-        overlap = report.get(kind)
-        if overlap:
-            print(f"WARNING: {kind} that could not be avoided: {overlap}")
-        elif overlap is not None:
-            print(f"{kind}: none")
-    if report["notes"]:
-        print(f"notes: {report['notes']}")
-    for warning in report["warnings"]:
-        print(f"WARNING: {warning}")
-    if report.get("test_speakers_outside_test"):
-        print(f"WARNING: held-out speakers outside test: {report['test_speakers_outside_test']}")
-    if report.get("test_speakers_missing"):
-        print(f"WARNING: test_speakers not in the data: {report['test_speakers_missing']}")
-
-
-def run_split(config: SplitConfig) -> int:
-    """Entry point of ``whisper-ja split``: read, split, write the three manifests and a report."""
-    if not config.manifests:
-        raise ConfigError("manifests: give at least one manifest to split")
-    if config.out is None:
-        raise ConfigError("out: an output folder is required (--out DIR)")
-    utts = read_manifest(*config.manifests)
-    splits, notes = _split(utts, config)
-    for name in SPLIT_NAMES:
-        write_manifest(config.out / f"{name}.jsonl", splits[name])
-    report = split_report(splits, config, notes)
-    (config.out / "split_report.json").write_text(
-        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    _print_report(report)
-    print(f"wrote {config.out}/{{train,validation,test}}.jsonl and split_report.json")
-    return 0

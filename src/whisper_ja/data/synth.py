@@ -32,7 +32,7 @@ from whisper_ja.data import tatoeba
 from whisper_ja.data.manifest import Utterance, write_manifest
 from whisper_ja.data.voices import DEFAULT_VOICES, LICENCES, Voice, parse_voice, synthesize
 
-__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "SynthConfig", "run_synth", "synthesize_corpus"]
+__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "SynthConfig", "synthesize_corpus"]
 
 SAMPLE_RATE = 16000
 MAX_SECONDS = 30.0
@@ -186,10 +186,10 @@ def synthesize_corpus(out_dir: str | Path, size: int = 200, seed: int = 0,
         ConfigError: on a bad setting (named).
     """
     config = SynthConfig(out=Path(out_dir), size=size, seed=seed, **settings)  # type: ignore[arg-type]
-    return _run(config)
+    return synthesize_from_settings(config)
 
 
-def _run(config: SynthConfig) -> Path:
+def synthesize_from_settings(config: SynthConfig) -> Path:
     jobs = _plan(config)
     counts: Counter[str] = Counter()
     utts: list[Utterance] = []
@@ -213,12 +213,3 @@ def _run(config: SynthConfig) -> Path:
                                                   encoding="utf-8")
     _write_attribution(config, utts, counts)
     return manifest
-
-
-def run_synth(config: SynthConfig) -> int:
-    """Entry point of ``whisper-ja synth``: synthesize, then print a summary."""
-    manifest = _run(config)
-    report = json.loads((config.out / "synth_report.json").read_text(encoding="utf-8"))
-    print(f"wrote {manifest}: {report['utterances']} synthetic utterances, "
-          f"{report['hours']:.3f} h; {report['counts']}")
-    return 0

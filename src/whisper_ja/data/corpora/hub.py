@@ -37,6 +37,7 @@ def load_splits(source: str, hub_id: str, config_name: str | None, splits: Itera
     Raises:
         CorpusError: a requested split is missing from a saved dataset.
     """
+    # Imported here, not at the top: datasets is heavy; only hub corpora need it.
     import datasets
 
     path = Path(source)
@@ -59,6 +60,7 @@ def load_splits(source: str, hub_id: str, config_name: str | None, splits: Itera
 
 
 def _undecoded(rows: Any) -> Any:
+    # Imported here, not at the top: datasets is heavy; only hub corpora need it.
     import datasets
 
     names = rows.column_names

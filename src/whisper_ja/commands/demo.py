@@ -1,0 +1,302 @@
+"""``whisper-ja demo`` (what ``make demo`` runs): the paper's experiment end to end, offline.
+
+Steps, each skipped when a re-run with the same ``--out`` and settings finds it finished:
+
+1. synthesize a small Japanese corpus (SYNTHETIC speech: Open JTalk and Kokoro voices reading
+   Tatoeba sentences);
+2. split it so that test sentences, and at least one test voice, never occur in training;
+3. evaluate the untouched model on the test split;
+4. fine-tune it with LoRA (CPU recipe: bf16 autocast where supported, dynamic context,
+   SpecAugment, validation-based early stopping);
+5. evaluate the adapted model on the same test split, compared utterance by utterance with 3;
+6. print the before/after table (CER, WER, reading CER with 95% intervals; the CER difference
+   with its paired-bootstrap interval) and where the reports and plots are.
+
+Every number printed is measured in this run. With hub access the same runs on another model:
+``whisper-ja demo --model openai/whisper-tiny --out demo_tiny``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from whisper_ja.commands import split as split_command
+from whisper_ja.config import ConfigError, config_to_dict, field, load_config
+from whisper_ja.data.manifest import read_manifest
+from whisper_ja.data.split import SplitConfig
+from whisper_ja.data.synth import synthesize_corpus
+from whisper_ja.data.voices import parse_voice
+from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
+from whisper_ja.training.loop import train
+from whisper_ja.training.settings import WHISPER_LINEAR_MODULES, TrainConfig
+
+__all__ = ["Settings", "run", "DemoConfig", "format_summary", ]
+
+log = logging.getLogger(__name__)
+
+# Sized so that, on 2 CPU cores, synthesis + two evaluations + training take ~15 minutes
+# (see /work/shared/performance-facts.md: LoRA step ~1.1 s in bf16 with dynamic context). Open
+# JTalk synthesizes ~10x faster than Kokoro, so training speech is Open JTalk's Mei at five
+# pitches; the held-out test voices add an unseen pitch and an unseen engine (Kokoro).
+TRAIN_VOICES = ("openjtalk:-4", "openjtalk:-2", "openjtalk:0", "openjtalk:+2", "openjtalk:+4")
+TEST_VOICES = ("openjtalk:+1", "kokoro:jf_alpha")
+TRAIN_FIELDS = ("steps", "best_step", "best_val_cer", "stopped_early", "train_clips",
+                "train_time_s", "trainable_params", "precision", "peak_memory_mb")
+"""Entries of the training run's summary.json shown in the demo's table."""
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Settings of ``whisper-ja demo``."""
+
+    model: str = field("openai/whisper-base", help="model to adapt (offline: whisper-base)")
+    out: Path = field(Path("demo_out"), help="output folder; re-running resumes in it")
+    utterances: int = field(1000, help="synthetic utterances read by the training voices "
+                            "(split into train, validation and test)")
+    voices: tuple[str, ...] = field(TRAIN_VOICES, help="voices of the main corpus "
+                                    "(whisper-ja synth specs)")
+    test_voices: tuple[str, ...] = field(TEST_VOICES, help="voices never heard in training: "
+                                         "they read test sentences only")
+    test_voice_utterances: int = field(60, help="utterances read by the test-only voices")
+    test_seen_voices: int = field(80, help="test utterances read by training voices "
+                                  "(their sentences are still never seen in training)")
+    validation: int = field(40, help="validation utterances (early stopping)")
+    steps: int = field(300, help="LoRA optimizer steps (early stopping may end sooner)")
+    batch_size: int = field(8, help="training batch size")
+    lr: float = field(1e-3, help="peak learning rate")
+    lora_rank: int = field(32, help="LoRA rank")
+    validate_every: int = field(100, help="validate every N steps (the best adapter is kept)")
+    eval_batch_size: int = field(16, help="utterances decoded together when evaluating")
+    max_new_tokens: int = field(128, help="longest transcript in tokens (evaluation and "
+                                "validation)")
+    bootstrap: int = field(1000, help="bootstrap resamples for confidence intervals")
+    seed: int = field(0, help="seed of synthesis, split and training")
+    fresh: bool = field(False, help="delete earlier results in --out and start over")
+    progress: bool = field(True, help="show progress bars")
+
+    def __post_init__(self) -> None:
+        if not self.test_voices:
+            raise ConfigError("test_voices: at least one voice must be held out of training")
+        shared = sorted(set(self.voices) & set(self.test_voices))
+        if shared:
+            raise ConfigError(f"test_voices: {shared} also in voices (heard in training)")
+        if self.utterances < self.test_seen_voices + self.validation + 10:
+            raise ConfigError(f"utterances: {self.utterances} leaves under 10 for training "
+                              f"after {self.test_seen_voices} test and {self.validation} "
+                              "validation utterances")
+        for name in ("steps", "batch_size", "lora_rank", "validate_every", "eval_batch_size",
+                     "test_voice_utterances", "validation", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+
+
+class _Steps:
+    """Records finished steps in ``OUT/demo_state.json`` so a re-run skips them."""
+
+    def __init__(self, config: DemoConfig) -> None:
+        self.out = config.out
+        self.file = config.out / "demo_state.json"
+        settings = {k: v for k, v in config_to_dict(config).items()
+                    if k not in ("out", "fresh", "progress")}
+        if config.fresh and config.out.exists():
+            shutil.rmtree(config.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        state = (json.loads(self.file.read_text(encoding="utf-8")) if self.file.is_file()
+                 else {"settings": settings, "done": {}})
+        if state["settings"] != settings:
+            changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
+            raise ConfigError(f"out: {self.out} holds a demo run with other settings "
+                              f"({', '.join(changed)}); pass --fresh or choose another --out")
+        self.state = state
+        self._save()
+
+    def _save(self) -> None:
+        self.file.write_text(json.dumps(self.state, indent=2, ensure_ascii=False) + "\n",
+                             encoding="utf-8")
+
+    def run(self, name: str, work: Callable[[], Any]) -> float:
+        """Run ``work`` unless ``name`` is done; returns its wall time (0 when skipped)."""
+        if name in self.state["done"]:
+            print(f"[demo] {name}: already done in an earlier run, skipped")
+            return 0.0
+        print(f"[demo] {name} ...", flush=True)
+        began = time.perf_counter()
+        work()
+        seconds = time.perf_counter() - began
+        self.state["done"][name] = round(seconds, 1)
+        self._save()
+        print(f"[demo] {name}: done in {seconds:.0f} s", flush=True)
+        return seconds
+
+
+def _synthesize(config: DemoConfig) -> None:
+
+    synthesize_corpus(config.out / "corpus", size=config.utterances, seed=config.seed,
+                      voices=config.voices, progress=config.progress)
+    # A different seed: other sentences (any shared one is pulled into test by the split).
+    synthesize_corpus(config.out / "corpus_test_voices", size=config.test_voice_utterances,
+                      seed=config.seed + 1, voices=config.test_voices, progress=config.progress)
+
+
+def _held_out_speakers(config: DemoConfig) -> list[str]:
+    """Speaker ids (as written in manifests) of the voices heard only in the test split."""
+    return [parse_voice(spec).name for spec in config.test_voices]
+
+
+def _split(config: DemoConfig, held_out: list[str]) -> None:
+    """Split so that no test sentence and no test-only voice occurs in train or validation."""
+    manifests = (config.out / "corpus" / "manifest.jsonl",
+                 config.out / "corpus_test_voices" / "manifest.jsonl")
+    total = len(read_manifest(*manifests))
+    forced = len(read_manifest(manifests[1]))
+    test = forced + config.test_seen_voices
+    ratios = (float(total - test - config.validation), float(config.validation), float(test))
+    split_dir = config.out / "split"
+    split_command.run(SplitConfig(manifests=manifests, out=split_dir, ratios=ratios,
+                                  seed=config.seed,
+                          test_speakers=tuple(held_out)))
+    report = json.loads((split_dir / "split_report.json").read_text(encoding="utf-8"))
+    # The split checks itself; the demo refuses to go on with a leaky one.
+    if report["text_overlap"] or report.get("test_speakers_outside_test"):
+        raise RuntimeError(f"split of {split_dir} leaks: {report['text_overlap']} "
+                           f"{report.get('test_speakers_outside_test')}")
+
+
+def _adapter_dir(train_dir: Path) -> Path:
+    """The adapter ``train`` left at the top of its output folder (best by validation CER)."""
+    if not (train_dir / "adapter_config.json").is_file():
+        raise RuntimeError(f"{train_dir}: no adapter_config.json; did training finish?")
+    return train_dir
+
+
+def _train(config: DemoConfig) -> None:
+
+    split = config.out / "split"
+    settings: dict[str, Any] = {
+        "model": config.model, "mode": "lora", "out": str(config.out / "train"),
+        "precision": "auto", "seed": config.seed,
+        "resume": True,  # an interrupted demo continues from its last checkpoint
+        "data": {"train": [str(split / "train.jsonl")],
+                 "validation": [str(split / "validation.jsonl")]},
+        # LoRA dropout costs ~20% of a CPU step; SpecAugment and early stopping regularize.
+        "lora": {"rank": config.lora_rank, "alpha": 2.0 * config.lora_rank, "dropout": 0.0,
+                 "target_modules": list(WHISPER_LINEAR_MODULES)},
+        "optim": {"lr": config.lr, "batch_size": config.batch_size, "max_steps": config.steps,
+                  "warmup_steps": max(1, config.steps // 10)},
+        "run": {"validate_every": config.validate_every, "validate_at_start": False,
+                "patience": 2, "save_every": config.validate_every, "tensorboard": False,
+                "progress": config.progress, "val_max_new_tokens": config.max_new_tokens},
+    }
+    train(load_config(TrainConfig, base=settings))
+
+
+def _evaluate(config: DemoConfig, name: str, adapter: Path | None = None) -> None:
+
+    after = adapter is not None
+    evaluate(EvaluateConfig(
+        manifest=config.out / "split" / "test.jsonl", model=config.model, adapter=adapter,
+        out=config.out / name, label=f"{config.model} + LoRA" if after
+        else f"{config.model} (untouched)", batch_size=config.eval_batch_size,
+        max_new_tokens=config.max_new_tokens,
+        compare=config.out / "eval_before" if after else None,
+        train_run=config.out / "train" if after else None,
+        bootstrap=config.bootstrap, seed=config.seed, progress=config.progress))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _ci(entry: dict[str, Any]) -> str:
+    return f"{100 * entry['low']:.2f}–{100 * entry['high']:.2f}"
+
+
+def format_summary(before: dict[str, Any], after: dict[str, Any], *, out: Path,
+                   held_out: list[str], train_summary: dict[str, Any] | None = None,
+                   seconds: dict[str, float] | None = None) -> str:
+    """The before/after table the demo prints (and writes to ``OUT/demo_summary.md``).
+
+    Args:
+        before: ``report.json`` of the untouched model.
+        after: ``report.json`` of the adapted model (with its ``comparison`` to ``before``).
+        out: The demo folder (for the paths shown).
+        held_out: Voices heard only in the test split.
+        train_summary: The training run's ``summary.json``, if any.
+        seconds: Wall time of each step run now.
+    """
+    test = after["overall"]
+    names = {"cer": "CER", "wer": "WER", "reading_cer": "reading CER"}
+    lines = [
+        f"# whisper-ja demo: {before['label']} before and after LoRA, on SYNTHETIC speech", "",
+        f"Test split: {test['utterances']} utterances ({test['audio_seconds'] / 60:.1f} min), "
+        f"sentences never seen in training; voices never heard in training: "
+        f"{', '.join(held_out)}.", "",
+        "| metric (%) | untouched | 95% CI | fine-tuned | 95% CI |", "|---|---:|---:|---:|---:|",
+    ]
+    for key, label in names.items():
+        b, a = before["overall"][key], after["overall"][key]
+        lines.append(f"| {label} | {100 * b['rate']:.2f} | {_ci(b)} | {100 * a['rate']:.2f} | "
+                     f"{_ci(a)} |")
+    comparison = after["comparison"]
+    d = comparison["metrics"]["cer"]
+    verdict = "significant" if d["significant"] else "NOT significant"
+    lines += ["", f"CER difference (fine-tuned − untouched): {100 * d['delta']:+.2f} points, "
+              f"95% CI {100 * d['low']:+.2f} to {100 * d['high']:+.2f} "
+              f"(paired bootstrap, {comparison['n_resamples']} resamples, "
+              f"{comparison['paired_utterances']} utterances): {verdict}.",
+              f"Utterances that looped (repetition/hallucination): untouched "
+              f"{before['overall']['looped']}, fine-tuned {after['overall']['looped']}.",
+              f"Decoding real-time factor: untouched {before['rtf']:.3f} "
+              f"({before['context']}), fine-tuned {after['rtf']:.3f} ({after['context']})."]
+    lines += ["", "| voice (CER %) | heard in training | untouched | fine-tuned |",
+              "|---|---|---:|---:|"]
+    for voice, pair in comparison.get("by_speaker", {}).items():
+        lines.append(f"| {voice} | {'no (held out)' if voice in held_out else 'yes'} | "
+                     f"{100 * pair['other']:.2f} | {100 * pair['this']:.2f} |")
+    lines.append("")
+    if train_summary:
+        shown = {k: train_summary[k] for k in TRAIN_FIELDS if k in train_summary}
+        lines.append("Training (LoRA): " + ", ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
+    if seconds:
+        lines.append("Step times: " + ", ".join(
+            f"{k} {v:.0f} s" for k, v in seconds.items() if v > 0)
+            + f"; total {sum(seconds.values()) / 60:.1f} min")
+    lines += ["", f"Reports: {out / 'eval_before' / 'report.md'}, "
+              f"{out / 'eval_after' / 'report.md'}",
+              "Plots: " + ", ".join(str(out / "eval_after" / p) for p in after.get("plots", [])),
+              "", "All numbers above were measured in this run, on synthetic speech."]
+    return "\n".join(lines) + "\n"
+
+
+Settings = DemoConfig
+"""The settings of ``whisper-ja demo``."""
+
+
+def run(config: DemoConfig) -> int:
+    """Entry point of ``whisper-ja demo``: run (or resume) every step and print the table."""
+    steps = _Steps(config)
+    held_out = _held_out_speakers(config)
+    steps.run("synthesize", lambda: _synthesize(config))
+    steps.run("split", lambda: _split(config, held_out))
+    steps.run("evaluate untouched", lambda: _evaluate(config, "eval_before"))
+    steps.run("train", lambda: _train(config))
+    adapter = _adapter_dir(config.out / "train")
+    steps.run("evaluate fine-tuned", lambda: _evaluate(config, "eval_after", adapter))
+    # Times as measured when each step ran (a resumed demo shows the earlier run's times).
+    seconds = {name: float(value) for name, value in steps.state["done"].items()}
+    summary_file = config.out / "train" / "summary.json"
+    text = format_summary(_read(config.out / "eval_before" / "report.json"),
+                          _read(config.out / "eval_after" / "report.json"), out=config.out,
+                          held_out=held_out, seconds=seconds,
+                          train_summary=_read(summary_file) if summary_file.is_file() else None)
+    (config.out / "demo_summary.md").write_text(text, encoding="utf-8")
+    print("\n" + text)
+    return 0

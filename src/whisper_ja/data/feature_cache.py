@@ -1,0 +1,108 @@
+"""Log-mel features of manifest utterances, computed once and kept on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from whisper_ja.audio.features import feature_settings_key, log_mel
+from whisper_ja.audio.io import load_audio
+from whisper_ja.data.manifest import Utterance
+
+__all__ = ["FeatureCache"]
+
+
+class FeatureCache:
+    """Log-mel features of utterances, computed once and kept on disk.
+
+    Each entry is ``<folder>/<2 hex>/<sha256>.npy`` where the hash covers the resolved audio path,
+    its size and modification time (ns), and the feature extractor's settings (mel filters
+    included). Changing the audio or a setting therefore changes the key: the old entry is never
+    read again. Writes are atomic (temp file then rename), so parallel workers may share a cache.
+
+    Attributes:
+        hits: Entries read from disk.
+        misses: Entries computed (and written).
+        rebuilt: Unreadable entries that were recomputed (counted, never silently trusted).
+    """
+
+    def __init__(self, folder: str | Path,
+                 loader: Callable[[str], np.ndarray] | None = None) -> None:
+        """Open (create) the cache in ``folder``.
+
+        Args:
+            folder: Where entries live.
+            loader: Reads an audio file as float32 mono 16 kHz; default
+                ``whisper_ja.audio.io.load_audio``.
+        """
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._loader = loader
+        self._settings_memo: tuple[int, str] | None = None
+        self.hits = 0
+        self.misses = 0
+        self.rebuilt = 0
+
+    def _load(self, path: str) -> np.ndarray:
+        if self._loader is None:
+            self._loader = load_audio
+        return self._loader(path)
+
+    def _settings(self, feature_extractor: Any) -> str:
+        if self._settings_memo is None or self._settings_memo[0] != id(feature_extractor):
+            text = json.dumps(feature_settings_key(feature_extractor), sort_keys=True)
+            self._settings_memo = (id(feature_extractor), text)
+        return self._settings_memo[1]
+
+    def key(self, utt: Utterance, feature_extractor: Any) -> str:
+        """The cache key of ``utt``'s features (hex digest); changes with audio or settings.
+
+        Raises:
+            FileNotFoundError: if the audio file is missing (the message names it).
+        """
+        audio = Path(utt.audio).resolve()
+        try:
+            stat = audio.stat()
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"utterance {utt.id}: audio file {audio} not found") from err
+        text = f"{audio}|{stat.st_size}|{stat.st_mtime_ns}|{self._settings(feature_extractor)}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def path(self, utt: Utterance, feature_extractor: Any) -> Path:
+        """Where ``utt``'s features are (or will be) stored."""
+        key = self.key(utt, feature_extractor)
+        return self.folder / key[:2] / f"{key}.npy"
+
+    def get(self, utt: Utterance, feature_extractor: Any) -> np.ndarray:
+        """``utt``'s log-mel features ``(n_mels, T)``, from disk or computed and stored."""
+        path = self.path(utt, feature_extractor)
+        if path.is_file():
+            try:
+                features = np.load(path)
+                self.hits += 1
+                return features
+            except (OSError, ValueError):  # truncated/corrupt entry: recompute, and count it
+                self.rebuilt += 1
+        features = log_mel(self._load(utt.audio), feature_extractor)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, features)
+        os.replace(tmp, path)
+        self.misses += 1
+        return features
+
+    def precompute(self, utts: Iterable[Utterance], feature_extractor: Any,
+                   progress: bool = True) -> int:
+        """Fill the cache for ``utts`` (progress bar); returns how many were computed now."""
+        before = self.misses
+        items = list(utts)
+        for utt in tqdm(items, desc="log-mel features", unit="utt", disable=not progress):
+            self.get(utt, feature_extractor)
+        return self.misses - before

@@ -1,0 +1,139 @@
+"""The one error hierarchy of whisper-ja, and the exit-code policy every command follows.
+
+Every error a user can cause is a :class:`WhisperJaError`; the CLI catches that base class and
+prints one line, ``whisper-ja COMMAND: KIND: message``, never a traceback. The class decides the
+exit code:
+
+=====  ==========================================================================================
+code   meaning
+=====  ==========================================================================================
+0      everything worked
+1      some input item (an audio file, a manifest line, an upload) was bad: it was named in one
+       line and counted; the other items went on. Also: a written export failed its
+       verification (what was written has been removed), or a sub-run of a sweep failed.
+2      the command could not start: a bad setting (named, before any work), an unusable model,
+       a missing system tool
+130    interrupted (Ctrl-C)
+=====  ==========================================================================================
+
+Library code raises the most specific class below; command modules never choose exit codes of
+their own except ``1`` for "some items failed" (:data:`EXIT_ITEMS_FAILED`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "EXIT_INTERRUPTED", "EXIT_ITEMS_FAILED", "EXIT_OK", "EXIT_UNUSABLE",
+    "AudioError", "ConfigError", "CorpusError", "Ct2Error", "Ct2FormatError", "EspeakError",
+    "ExportError", "InputError", "ManifestError", "ModelCardError", "ModelError",
+    "ModelLoadError", "OfflineModelError", "PrepareError", "RunFailedError", "ScoreInputError",
+    "SweepError", "TermFileError", "ToolMissingError", "WhisperJaError",
+]
+
+EXIT_OK = 0
+EXIT_ITEMS_FAILED = 1
+EXIT_UNUSABLE = 2
+EXIT_INTERRUPTED = 130
+
+
+class WhisperJaError(Exception):
+    """Base of every error a user can cause; the CLI prints it as one line."""
+
+    exit_code: ClassVar[int] = EXIT_UNUSABLE
+    kind: ClassVar[str] = "error"
+
+
+# --- exit 2: the command cannot start --------------------------------------------------------
+
+class ConfigError(WhisperJaError, ValueError):
+    """A setting is invalid; the message names the setting. Raised before any work."""
+
+    kind = "bad setting"
+
+
+class ModelError(WhisperJaError, RuntimeError):
+    """A model cannot be used (missing, unreadable, not multilingual, wrong vocabulary)."""
+
+    kind = "unusable model"
+
+
+class ModelLoadError(ModelError):
+    """Loading a model from the hub, a folder or a CTranslate2 folder failed."""
+
+
+class OfflineModelError(ModelError):
+    """The offline whisper-base (PyPI parts) is missing or fails its checksum."""
+
+
+class Ct2FormatError(ModelError):
+    """A CTranslate2 ``model.bin`` cannot be parsed."""
+
+
+class Ct2Error(ModelError):
+    """A CTranslate2 / faster-whisper model cannot serve the request."""
+
+
+class ToolMissingError(WhisperJaError, RuntimeError):
+    """A system program the command needs (e.g. ``espeak-ng``) is missing or failed."""
+
+    kind = "missing tool"
+
+
+class EspeakError(ToolMissingError):
+    """espeak-ng is not installed or failed to synthesize."""
+
+
+# --- exit 1: an input item is bad (named, counted, the rest goes on) ------------------------
+
+class InputError(WhisperJaError, ValueError):
+    """An input item is bad; the message names the file (and line)."""
+
+    exit_code = EXIT_ITEMS_FAILED
+    kind = "bad input"
+
+
+class AudioError(InputError):
+    """An audio file cannot be read or decoded."""
+
+
+class ManifestError(InputError):
+    """A manifest line is malformed; the message names the file and line."""
+
+
+class CorpusError(InputError):
+    """A corpus folder is not laid out as its reader expects."""
+
+
+class PrepareError(InputError):
+    """Preparing a corpus failed on its input."""
+
+
+class ScoreInputError(InputError):
+    """A reference or hypothesis file given to ``score`` is malformed."""
+
+
+class TermFileError(InputError):
+    """A domain-term file is malformed."""
+
+
+class ModelCardError(InputError):
+    """A model card cannot be written from the run's files."""
+
+
+class RunFailedError(WhisperJaError, RuntimeError):
+    """A step that ran failed after work started (a sub-run, a verification)."""
+
+    exit_code = EXIT_ITEMS_FAILED
+    kind = "failed"
+
+
+class ExportError(RunFailedError):
+    """An export failed its verification; what it wrote has been removed."""
+
+    kind = "export failed"
+
+
+class SweepError(RunFailedError):
+    """A training or evaluation run inside a sweep failed."""

@@ -1,0 +1,308 @@
+"""Retention (forgetting) check: does Japanese fine-tuning make Whisper worse at other languages?
+
+The suite measures a model on non-Japanese speech (English by default, German optional),
+synthesized offline by espeak-ng and therefore **synthetic**, in two modes:
+
+- **language forced**: the decoder is given the true language token (``<|en|>``): WER only;
+- **language identified**: Whisper first picks the language itself (one decoder step after
+  ``<|startoftranscript|>``, argmax over the 99 language tokens, as OpenAI's ``detect_language``)
+  and transcribes in the language it picked: language-ID accuracy and WER.
+
+Run before and after adaptation (``whisper-ja evaluate --suite retention --model M --adapter
+DIR``), the difference with paired-bootstrap confidence intervals says what was forgotten.
+English WER uses Whisper's own English normalizer (numbers, spelling), other languages its basic
+normalizer, so ``ten`` and ``10`` are not counted as an error.
+
+The command's reports (and the comparison with an earlier run, e.g. the same training without
+mixing) are written by :mod:`whisper_ja.evaluation.retention.suite`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jiwer
+import numpy as np
+import torch
+from tqdm import tqdm
+from transformers.models.whisper.english_normalizer import (
+    BasicTextNormalizer,
+    EnglishTextNormalizer,
+)
+from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+from whisper_ja.audio.constants import HOP_LENGTH, SAMPLE_RATE
+from whisper_ja.audio.features import ContextPolicy, context_frames
+from whisper_ja.audio.io import load_audio
+from whisper_ja.data.manifest import Utterance
+from whisper_ja.inference.batch import decode_utterances
+from whisper_ja.inference.decoding import DecodeOptions
+from whisper_ja.model.context import uses_dynamic_context
+from whisper_ja.model.tokens import SOT_ID
+from whisper_ja.text.bootstrap import interval_from_counts, paired_bootstrap_counts
+from whisper_ja.text.metrics import ErrorCounts
+
+__all__ = [
+    "LanguageRetention",
+    "RetentionResult",
+    "compare_retention",
+    "detect_language",
+    "evaluate_retention",
+    "language_token_ids",
+    "result_from_records",
+    "word_error_counts",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LanguageRetention:
+    """Scores of one model on one language.
+
+    Attributes:
+        language: Language code (``en``).
+        utterances: Number of utterances.
+        words: Reference words (after normalization).
+        wer_forced: WER with the true language token forced, and its 95% bootstrap interval
+            as ``(value, low, high)``.
+        wer_identified: WER when the model picks the language itself, ``(value, low, high)``.
+        lid_accuracy: Share of utterances whose language the model identified correctly.
+        detected: How often each language was detected.
+    """
+
+    language: str
+    utterances: int
+    words: int
+    wer_forced: tuple[float, float, float]
+    wer_identified: tuple[float, float, float]
+    lid_accuracy: float
+    detected: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    """The retention suite's result for one model (all numbers on synthetic speech).
+
+    Attributes:
+        model: What was measured (model and adapter).
+        languages: Scores per language.
+        records: One dict per utterance: id, language, reference, detected language, both
+            hypotheses and their word error counts (for paired comparisons).
+    """
+
+    model: str
+    languages: dict[str, LanguageRetention]
+    records: list[dict[str, Any]]
+    synthetic: bool = True
+
+
+def language_token_ids(tokenizer: Any) -> dict[str, int]:
+    """The language tokens this Whisper tokenizer knows, as ``{code: token id}``."""
+    unk = tokenizer.unk_token_id
+    found: dict[str, int] = {}
+    for code in LANGUAGES:
+        token_id = tokenizer.convert_tokens_to_ids(f"<|{code}|>")
+        if isinstance(token_id, int) and token_id != unk and token_id > SOT_ID:
+            found[code] = token_id
+    if not found:
+        raise ValueError("the tokenizer has no language tokens: not a multilingual Whisper")
+    return found
+
+
+def _features(processor: Any, audios: Sequence[np.ndarray], context: str) -> torch.Tensor:
+    feats = processor.feature_extractor(list(audios), sampling_rate=SAMPLE_RATE,
+                                        return_tensors="pt").input_features
+    if context != "dynamic":
+        return feats
+
+    # Cutting 30 s features keeps Whisper's normalization (computed over the padded window),
+    # which is what a dynamic-context model saw in training.
+    longest = max(math.ceil(len(a) / HOP_LENGTH) for a in audios)
+    return feats[..., :context_frames(longest, ContextPolicy())]
+
+
+@torch.no_grad()
+def detect_language(model: Any, processor: Any, audios: Sequence[np.ndarray], *,
+                    batch_size: int = 8, context: str = "full",
+                    progress: bool = True) -> list[str]:
+    """Whisper's language identification: the most likely language token after SOT.
+
+    Args:
+        model: A Whisper model (plain or peft-wrapped).
+        processor: Its ``WhisperProcessor``.
+        audios: 16 kHz mono float32 waveforms.
+        batch_size: Utterances per forward pass.
+        context: ``full`` (30 s encoder input) or ``dynamic`` (the batch's longest clip, with
+            the default ``ContextPolicy``), as the model was trained.
+        progress: Show a progress bar.
+
+    Returns:
+        One language code per waveform.
+    """
+    lang_ids = language_token_ids(processor.tokenizer)
+    codes = list(lang_ids)
+    id_tensor = torch.tensor([lang_ids[c] for c in codes])
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+    detected: list[str] = []
+    for start in tqdm(range(0, len(audios), batch_size), desc="language id",
+                      disable=not progress):
+        batch = audios[start:start + batch_size]
+        feats = _features(processor, batch, context).to(device=device, dtype=dtype)
+        sot = torch.full((len(batch), 1), SOT_ID, dtype=torch.long, device=device)
+        logits = model(input_features=feats, decoder_input_ids=sot).logits[:, -1, :]
+        best = logits[:, id_tensor.to(device)].argmax(dim=-1).tolist()
+        detected.extend(codes[i] for i in best)
+    return detected
+
+
+def _normalizer(language: str) -> Any:
+
+    # An empty spelling map: British/American variants are not unified, numbers are.
+    return EnglishTextNormalizer({}) if language == "en" else BasicTextNormalizer()
+
+
+def word_error_counts(ref: str, hyp: str, language: str) -> ErrorCounts:
+    """Word edits between a reference and a hypothesis, normalized Whisper's way.
+
+    Args:
+        ref: Reference text.
+        hyp: Hypothesis text.
+        language: Language code; ``en`` uses the English normalizer, others the basic one.
+    """
+    norm = _normalizer(language)
+    ref_words, hyp_words = norm(ref).split(), norm(hyp).split()
+    if not ref_words:
+        return ErrorCounts(insertions=len(hyp_words))
+    if not hyp_words:
+        return ErrorCounts(deletions=len(ref_words), reference_length=len(ref_words))
+    out = jiwer.process_words(" ".join(ref_words), " ".join(hyp_words))
+    return ErrorCounts(substitutions=out.substitutions, deletions=out.deletions,
+                       insertions=out.insertions, hits=out.hits,
+                       reference_length=out.hits + out.substitutions + out.deletions)
+
+
+def _decode_grouped(model: Any, processor: Any, utts: Sequence[Utterance],
+                    languages: Sequence[str], options: Any, context: str,
+                    progress: bool) -> list[str]:
+    """Decode each utterance with its own language forced, one batch run per language."""
+    texts = [""] * len(utts)
+    for language in sorted(set(languages)):
+        idx = [i for i, lang in enumerate(languages) if lang == language]
+        results, _ = decode_utterances(
+            model, processor, [utts[i] for i in idx],
+            dataclasses.replace(options, language=language, prompt_ids=()), context,
+            progress=progress)
+        for i, result in zip(idx, results, strict=True):
+            texts[i] = result.text
+    return texts
+
+
+def _interval(counts: Sequence[ErrorCounts]) -> tuple[float, float, float]:
+    res = interval_from_counts(counts, metric="wer")
+    return (res.value, res.low, res.high)
+
+
+def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utterance], *,
+                       options: Any = None, label: str = "", progress: bool = True
+                       ) -> RetentionResult:
+    """Measure a model on non-Japanese utterances, language forced and identified.
+
+    Args:
+        model: A Whisper model (plain or peft-wrapped).
+        processor: Its ``WhisperProcessor``.
+        utterances: Manifest records whose ``extra["language"]`` (default English) names the
+            language, e.g. from :func:`synthesize_retention_set`.
+        options: ``DecodeOptions`` (language and prompt are set here per utterance).
+        label: Name of the model in the report.
+        progress: Show progress bars.
+
+    Returns:
+        Scores per language and per-utterance records.
+    """
+    if not utterances:
+        raise ValueError("retention suite: no utterances to evaluate")
+    options = options or DecodeOptions()
+    # Decode with the encoder input the model was trained with (as ``evaluate`` does).
+    context = "dynamic" if uses_dynamic_context(model) else "full"
+    audios = [load_audio(u.audio) for u in utterances]
+    truth = [u.language(default="en") for u in utterances]
+    detected = detect_language(model, processor, audios, batch_size=options.batch_size,
+                               context=context, progress=progress)
+    forced = _decode_grouped(model, processor, utterances, truth, options, context, progress)
+    # Where the identified language is the true one, greedy decoding gives the forced text
+    # again, so only the misidentified utterances are decoded a second time.
+    wrong = [i for i, (t, d) in enumerate(zip(truth, detected, strict=True)) if t != d]
+    identified = list(forced)
+    if wrong:
+        redo = _decode_grouped(model, processor, [utterances[i] for i in wrong],
+                               [detected[i] for i in wrong], options, context, progress)
+        for i, text in zip(wrong, redo, strict=True):
+            identified[i] = text
+    records = []
+    for i, utt in enumerate(utterances):
+        c_forced = word_error_counts(utt.text, forced[i], truth[i])
+        c_ident = word_error_counts(utt.text, identified[i], truth[i])
+        records.append({"id": utt.id, "language": truth[i], "detected": detected[i],
+                        "reference": utt.text, "forced": forced[i], "identified": identified[i],
+                        "forced_counts": dataclasses.asdict(c_forced),
+                        "identified_counts": dataclasses.asdict(c_ident)})
+    return result_from_records(label, records)
+
+
+def result_from_records(model: str, records: Sequence[dict[str, Any]]) -> RetentionResult:
+    """A :class:`RetentionResult` from per-utterance records (fresh, or read back from a run)."""
+    return RetentionResult(model=model, languages=_per_language(records), records=list(records))
+
+
+def _counts(records: Sequence[dict[str, Any]], key: str) -> list[ErrorCounts]:
+    return [ErrorCounts(**r[f"{key}_counts"]) for r in records]
+
+
+def _per_language(records: Sequence[dict[str, Any]]) -> dict[str, LanguageRetention]:
+    result = {}
+    for language in sorted({r["language"] for r in records}):
+        rows = [r for r in records if r["language"] == language]
+        forced = _counts(rows, "forced")
+        result[language] = LanguageRetention(
+            language=language, utterances=len(rows),
+            words=sum(c.reference_length for c in forced),
+            wer_forced=_interval(forced), wer_identified=_interval(_counts(rows, "identified")),
+            lid_accuracy=sum(r["detected"] == language for r in rows) / len(rows),
+            detected=dict(Counter(r["detected"] for r in rows).most_common()))
+    return result
+
+
+def compare_retention(before: RetentionResult, after: RetentionResult) -> dict[str, Any]:
+    """Per-language change from ``before`` to ``after`` (after minus before).
+
+    WER changes come with paired-bootstrap 95% intervals over the same utterances.
+
+    Raises:
+        ValueError: the two results do not cover the same utterances in the same order.
+    """
+    if [r["id"] for r in before.records] != [r["id"] for r in after.records]:
+        raise ValueError("before and after were measured on different utterances")
+    changes: dict[str, Any] = {}
+    for language, b in before.languages.items():
+        a = after.languages[language]
+        rows_b = [r for r in before.records if r["language"] == language]
+        rows_a = [r for r in after.records if r["language"] == language]
+        change: dict[str, Any] = {"lid_accuracy": {
+            "before": b.lid_accuracy, "after": a.lid_accuracy,
+            "delta": a.lid_accuracy - b.lid_accuracy}}
+        for key in ("forced", "identified"):
+            res = paired_bootstrap_counts(_counts(rows_b, key), _counts(rows_a, key),
+                                          metric="wer")
+            change[f"wer_{key}"] = {"before": res.value_a, "after": res.value_b,
+                                    "delta": res.delta, "low": res.low, "high": res.high,
+                                    "p_value": res.p_value}
+        changes[language] = change
+    return changes

@@ -1,0 +1,407 @@
+r"""Fine-tune a multilingual Whisper for Japanese, with LoRA or end to end: ``whisper-ja train``.
+
+The loop below reads top to bottom: load the model, make it trainable (LoRA adapters or all
+weights), build the data, then step / validate / checkpoint until the step budget or early
+stopping ends the run, and write the best model. It runs on Accelerate, so the same command works
+on one CPU, one GPU or many::
+
+    whisper-ja train --config configs/cpu_base_lora.yaml            # one CPU or GPU
+    accelerate launch --multi_gpu --num_processes 4 -m whisper_ja.cli train \\
+        --config configs/paper_tiny_full.yaml                       # 4 GPUs, DDP
+    accelerate launch --config_file my_deepspeed_or_fsdp.yaml -m whisper_ja.cli train ...
+    torchrun --nproc_per_node 2 -m whisper_ja.cli train ...         # 2 CPU processes (gloo)
+
+``optim.batch_size`` is per process: the effective batch is batch_size x grad_accum x processes.
+Validation (greedy decoding, Japanese forced) runs on the main process. Checkpoints are written
+to a folder the processes share (one node, or a shared file system for several).
+
+Output folder (``out``): the best model by validation CER (LoRA: a PEFT adapter for
+``PeftModel.from_pretrained``; full: a ``WhisperForConditionalGeneration`` folder), the processor,
+``whisper_ja.json`` (base model and context policy to decode with), the resolved ``config.yaml``,
+``summary.json``, ``log.jsonl``, ``tensorboard/`` and ``checkpoints/`` (for ``--resume``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from whisper_ja.audio.features import context_frames
+from whisper_ja.audio.specaugment import spec_augment
+from whisper_ja.config import ConfigError, save_config
+from whisper_ja.data.collate import Example, collate, epoch_batches, epoch_composition
+from whisper_ja.inference.decoding import DecodeOptions, decode_features
+from whisper_ja.model import load_model
+from whisper_ja.text.metrics import cer
+from whisper_ja.training.checkpoint import (
+    RunLog,
+    TrainProgress,
+    keep_trainable_only,
+    latest_checkpoint,
+    save_best,
+    save_checkpoint,
+    write_final_model,
+)
+from whisper_ja.training.datasets import Datasets, build_datasets
+from whisper_ja.training.settings import TrainConfig, check_paths, parse_mixing, resolve_precision
+from whisper_ja.training.trainable import build_optimizer, prepare_model
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "build_optimizer",
+    "prepare_model",
+    "resolve_precision",
+    "train",
+    "train_step",
+    "validate",
+]
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run produced (``summary`` is also in ``out/summary.json``)."""
+
+    out: Path
+    summary: dict[str, Any]
+
+
+@dataclass
+class _Run:
+    """What one training run holds while its loop runs (made by :func:`_set_up`)."""
+
+    config: TrainConfig
+    accelerator: Accelerator
+    model: Any
+    processor: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    data: Datasets
+    counts: dict[str, int]
+    progress: TrainProgress
+    log: RunLog
+    steps_per_epoch: int
+    total_steps: int
+    clock: float = 0.0  # start of the loop time not yet added to progress.elapsed_s
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Fine-tune ``config.model`` on ``config.data`` and write the output folder.
+
+    Raises:
+        ConfigError: a setting is invalid (checked before any work).
+    """
+    check_paths(config)
+    run = _set_up(config)
+    progress = run.progress
+    run.clock = time.monotonic()
+    if progress.step == 0 and config.run.validate_at_start and run.data.validation_utterances:
+        progress.initial_cer = _validate_and_keep_best(run)
+    bar = tqdm(total=run.total_steps, initial=progress.step, desc=f"train ({config.mode})",
+               disable=not (run.accelerator.is_main_process and config.run.progress),
+               dynamic_ncols=True)
+    loss = math.nan
+    for step_batches in _batches_from(progress.step, run.total_steps, run.steps_per_epoch,
+                                      config, run.data, run.accelerator):
+        lr = run.scheduler.get_last_lr()[0]  # the rate this step uses
+        step_started = time.monotonic()
+        loss = train_step(run.model, run.optimizer, run.scheduler, step_batches, config,
+                          run.accelerator, progress.step)
+        progress.step_time_s += time.monotonic() - step_started
+        progress.step += 1
+        progress.samples += _samples(step_batches, run.accelerator)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+        if progress.step % config.run.log_every == 0 or progress.step == run.total_steps:
+            run.log.write({"step": progress.step, "loss": loss, "lr": lr,
+                           "epoch": progress.step / run.steps_per_epoch,
+                           "samples": progress.samples})
+        if _validate_checkpoint_and_stop(run):
+            break
+    bar.close()
+    progress.elapsed_s += time.monotonic() - run.clock
+    return TrainResult(out=config.out, summary=_write_outputs(run, loss))
+
+
+def _set_up(config: TrainConfig) -> _Run:
+    """Accelerator, trainable model, data, optimizer and schedule, resumed when asked."""
+    # Several processes without a GPU (torchrun / mpirun on CPUs) need cpu=True for Accelerate
+    # to pick its MULTI_CPU (gloo) mode; with GPUs or one process Accelerate decides alone.
+    cpu_processes = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    # Accelerate keeps its settings in a process-wide singleton that refuses a second precision;
+    # train() may run several times in one process (sweeps, tests), so start each run afresh.
+    # The process group (PartialState) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+    accelerator = Accelerator(mixed_precision=resolve_precision(config.precision),
+                              cpu=cpu_processes)
+    set_seed(config.seed)
+    main = accelerator.is_main_process
+    if main:
+        config.out.mkdir(parents=True, exist_ok=True)
+        save_config(config, config.out / "config.yaml")
+
+    # 1. The model, made trainable: LoRA adapters only, or all (or all but encoder) weights.
+    loaded = load_model(config.model, dtype=torch.float32)
+    model, counts = prepare_model(loaded.model, config)
+
+    # 2. Data: labels built once (same ids for both modes), features cached, skips counted.
+    data = build_datasets(config, loaded.processor, accelerator)
+    steps_per_epoch = _steps_per_epoch(config, data, accelerator.num_processes)
+    total_steps = config.optim.max_steps or config.optim.epochs * steps_per_epoch
+
+    # 3. Optimizer and schedule; Accelerate wraps the model for DDP / DeepSpeed / FSDP.
+    optimizer = build_optimizer(model, config)
+    scheduler = get_scheduler(config.optim.schedule, optimizer,
+                              num_warmup_steps=config.optim.warmup_steps,
+                              num_training_steps=total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    progress = TrainProgress()
+    accelerator.register_for_checkpointing(scheduler, progress)
+    if config.mode == "lora":
+        accelerator.register_save_state_pre_hook(keep_trainable_only(model))
+
+    # 4. Resume: model, optimizer, scheduler, every process's RNG and the step counter (which
+    #    fixes the data position, since the order is a function of seed and epoch).
+    resumed_from = latest_checkpoint(config.out / "checkpoints") if config.resume else None
+    if resumed_from is not None:
+        accelerator.load_state(str(resumed_from), strict=config.mode != "lora")
+        LOGGER.info("resumed from %s (step %d)", resumed_from, progress.step)
+    log = RunLog(config.out, enabled=main, tensorboard=config.run.tensorboard,
+                 keep_until_step=progress.step)
+    log.write({"event": "start", "step": progress.step, "total_steps": total_steps,
+               "steps_per_epoch": steps_per_epoch, "processes": accelerator.num_processes,
+               "precision": accelerator.mixed_precision, **counts,
+               "resumed_from": str(resumed_from) if resumed_from else None})
+    return _Run(config, accelerator, model, loaded.processor, optimizer, scheduler, data, counts,
+                progress, log, steps_per_epoch, total_steps)
+
+
+def _validate_checkpoint_and_stop(run: _Run) -> bool:
+    """After a step: validate and checkpoint when due; True when early stopping ends the run."""
+    config, progress = run.config, run.progress
+    last = progress.step == run.total_steps
+    if run.data.validation_utterances and (
+            last or (config.run.validate_every and progress.step % config.run.validate_every == 0)):
+        _validate_and_keep_best(run)
+    stop = bool(config.run.patience and progress.bad_validations >= config.run.patience)
+    if config.run.save_every and (progress.step % config.run.save_every == 0 or last or stop):
+        now = time.monotonic()  # the elapsed time travels in the checkpoint
+        progress.elapsed_s += now - run.clock
+        run.clock = now
+        save_checkpoint(run.accelerator, config.out / "checkpoints", progress.step,
+                        config.run.keep_checkpoints)
+    if stop:
+        run.log.write({"event": "early_stop", "step": progress.step,
+                       "best_step": progress.best_step})
+    return stop
+
+
+def _write_outputs(run: _Run, loss: float) -> dict[str, Any]:
+    """Best (or, without validation, last) model, processor and summary; returns the summary."""
+    accelerator, out = run.accelerator, run.config.out
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(run.model)
+    if accelerator.is_main_process:
+        write_final_model(unwrapped, run.processor, run.config,
+                          has_best=bool(run.data.validation_utterances))
+    summary = _summary(run, unwrapped, loss)
+    if accelerator.is_main_process:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False),
+                                          encoding="utf-8")
+        run.log.write({"event": "end", **summary})
+    run.log.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+def train_step(model: Any, optimizer: Any, scheduler: Any, batches: list[dict[str, torch.Tensor]],
+               config: TrainConfig, accelerator: Accelerator, step: int) -> float:
+    """One optimizer step over ``len(batches)`` accumulated batches; returns the mean loss.
+
+    SpecAugment is applied here, to the very tensor handed to the model, so it cannot fail to
+    reach it; its masks come from a generator seeded by (seed, step, process, batch), which
+    makes every step reproducible after a resume.
+    """
+    model.train()
+    total = torch.zeros((), device=accelerator.device)
+    for index, batch in enumerate(batches):
+        features = batch["input_features"]
+        if config.specaugment.enabled:
+            generator = torch.Generator().manual_seed(
+                hash((config.seed, step, accelerator.process_index, index)) & 0x7FFF_FFFF)
+            features = spec_augment(features, batch["lengths"], config.specaugment, generator)
+        # Gradients are averaged across processes only on the last accumulated batch.
+        last = index == len(batches) - 1
+        with (nullcontext() if last else accelerator.no_sync(model)), accelerator.autocast():
+            output = model(input_features=features.to(accelerator.device), use_cache=False,
+                           decoder_input_ids=batch["decoder_input_ids"].to(accelerator.device),
+                           labels=batch["labels"].to(accelerator.device))
+            loss = output.loss / len(batches)
+        accelerator.backward(loss)
+        total += loss.detach().float()
+    if config.optim.max_grad_norm:
+        accelerator.clip_grad_norm_(model.parameters(), config.optim.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(accelerator.reduce(total, reduction="mean").item())
+
+
+def _batches_from(start_step: int, total_steps: int, steps_per_epoch: int, config: TrainConfig,
+                  data: Datasets, accelerator: Accelerator
+                  ) -> Iterator[list[dict[str, torch.Tensor]]]:
+    """Yield each remaining optimizer step's batches for this process, epoch after epoch.
+
+    The epoch's global batch list is the same on every process; process ``r`` takes every
+    ``num_processes``-th batch from ``r``. Batches that do not fill a whole step on every
+    process are left out of that epoch (a different random few each epoch).
+    """
+    world, rank = accelerator.num_processes, accelerator.process_index
+    accum = config.optim.grad_accum
+    weights = parse_mixing(config.data.mixing)
+    policy = config.efficiency.context
+    collate_fn = partial(collate, frames=lambda longest: context_frames(longest, policy))
+    step = start_step
+    while step < total_steps:
+        epoch, offset = divmod(step, steps_per_epoch)
+        batches = epoch_batches(data.train_frames, data.train_corpora, epoch,
+                                batch_size=config.optim.batch_size, seed=config.seed,
+                                weights=weights, length_grouping=config.efficiency.length_grouping)
+        mine = batches[rank::world][: steps_per_epoch * accum]
+        loader = torch.utils.data.DataLoader(data.train, batch_sampler=mine[offset * accum:],
+                                             collate_fn=collate_fn)
+        pending: list[dict[str, torch.Tensor]] = []
+        for batch in loader:
+            pending.append(batch)
+            if len(pending) == accum:
+                yield pending
+                pending = []
+                step += 1
+                if step >= total_steps:
+                    return
+
+
+def _steps_per_epoch(config: TrainConfig, data: Datasets, processes: int) -> int:
+    """Optimizer steps in one epoch; fails with a named setting if the data cannot fill one."""
+    batches = len(epoch_batches(data.train_frames, data.train_corpora, 0,
+                                batch_size=config.optim.batch_size, seed=config.seed,
+                                weights=parse_mixing(config.data.mixing),
+                                length_grouping=config.efficiency.length_grouping))
+    steps = batches // processes // config.optim.grad_accum
+    if steps < 1:
+        raise ConfigError(
+            f"optim.batch_size: {len(data.train)} training clips make {batches} batches, too "
+            f"few for grad_accum={config.optim.grad_accum} on {processes} process(es)")
+    return steps
+
+
+def _samples(batches: list[dict[str, torch.Tensor]], accelerator: Accelerator) -> int:
+    count = torch.tensor(sum(len(b["lengths"]) for b in batches), device=accelerator.device)
+    return int(accelerator.reduce(count, reduction="sum").item())
+
+
+def _validate_and_keep_best(run: _Run) -> float:
+    """Validate on the main process, share the CER, keep the best model, count patience."""
+    accelerator, progress, config = run.accelerator, run.progress, run.config
+    started = time.monotonic()
+    result: list[Any] = [None]
+    if accelerator.is_main_process:
+        result = [validate(accelerator.unwrap_model(run.model), run.processor,
+                           run.data.validation, config, accelerator)]
+    broadcast_object_list(result)
+    cer = float(result[0])
+    improved = progress.best_cer is None or cer < progress.best_cer
+    if improved:
+        progress.best_cer, progress.best_step, progress.bad_validations = cer, progress.step, 0
+        if accelerator.is_main_process:
+            save_best(accelerator.unwrap_model(run.model), run.processor, config)
+    elif progress.step > 0:
+        progress.bad_validations += 1
+    run.log.write({"step": progress.step, "val_cer": cer, "best_val_cer": progress.best_cer,
+                   "val_time_s": round(time.monotonic() - started, 2)})
+    accelerator.wait_for_everyone()
+    return cer
+
+
+def _summary(run: _Run, model: Any, loss: float) -> dict[str, Any]:
+    config, progress, data, accelerator = run.config, run.progress, run.data, run.accelerator
+    checksum = float(sum(p.detach().double().sum().item()
+                         for p in model.parameters() if p.requires_grad))
+    synthetic = any(u.is_synthetic for u in data.validation_utterances)
+    return {
+        "mode": config.mode, "model": config.model, "steps": progress.step,
+        "planned_steps": run.total_steps, "train_time_s": round(progress.elapsed_s, 2),
+        "time_per_step_s": round(progress.step_time_s / progress.step, 4) if progress.step
+        else None,
+        "best_val_cer": progress.best_cer, "best_step": progress.best_step,
+        "initial_val_cer": progress.initial_cer, "final_train_loss": loss,
+        "stopped_early": bool(config.run.patience
+                              and progress.bad_validations >= config.run.patience),
+        **run.counts, "peak_memory_mb": peak_memory_mb(), "precision": accelerator.mixed_precision,
+        "processes": accelerator.num_processes, "samples_seen": progress.samples,
+        "train_clips": len(data.train),
+        "epoch_clips_by_corpus": epoch_composition(data.train_corpora,
+                                                   parse_mixing(config.data.mixing)),
+        "validation_clips": len(data.validation_utterances),
+        "validation_corpora": sorted({u.corpus for u in data.validation_utterances}),
+        "validation_is_synthetic_speech": synthetic, "skipped": data.skipped,
+        "dynamic_context": config.efficiency.context.dynamic,
+        "context_min_frames": config.efficiency.context.min_frames,
+        "replica_checksums": gather_object([checksum]),
+    }
+
+
+def validate(model: Any, processor: Any, examples: list[Example], config: TrainConfig,
+             accelerator: Accelerator) -> float:
+    """Corpus CER of greedy decoding (Japanese forced) on ``examples``.
+
+    Decoding uses the run's context policy, so validation sees the encoder input training sees.
+    """
+    policy = config.efficiency.context
+    was_training = model.training
+    model.eval()
+    hypotheses: list[str] = []
+    size = config.optim.batch_size
+    for start in tqdm(range(0, len(examples), size), desc="validate", leave=False,
+                      disable=not config.run.progress):
+        batch = collate(examples[start:start + size],
+                        frames=lambda longest: context_frames(longest, policy))
+        features = batch["input_features"].to(accelerator.device)
+        options = DecodeOptions(context_frames=features.shape[-1] if policy.dynamic else None,
+                                batch_size=len(batch["lengths"]),
+                                max_new_tokens=config.run.val_max_new_tokens)
+        with torch.no_grad(), accelerator.autocast():
+            results = decode_features(model, processor, features, options)
+        hypotheses.extend(r.text for r in results)
+    model.train(was_training)
+    return float(cer([e.text for e in examples], hypotheses).rate)
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of this process in MiB: GPU memory allocated on CUDA, else peak RSS."""
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    # Imported here, not at the top: POSIX-only; peak memory is read only where reported.
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -1,0 +1,62 @@
+"""Making a loaded Whisper trainable: LoRA adapters or all weights, and the optimizer over them.
+
+Both modes start from the same loaded model and differ only here, so a LoRA run and a full run
+of one config see the same data, labels and schedule (the paper's scripts did not).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from whisper_ja.model.context import enable_dynamic_context
+from whisper_ja.training.settings import TrainConfig
+
+__all__ = ["build_optimizer", "prepare_model"]
+
+
+def prepare_model(model: Any, config: TrainConfig) -> tuple[Any, dict[str, int]]:
+    """Make ``model`` trainable as ``config`` says; returns it with parameter counts.
+
+    LoRA: every original weight frozen, adapters on ``lora.target_modules`` (decoder only
+    with ``freeze_encoder``). Full: every weight trains, or all but the encoder's.
+    """
+    if config.efficiency.context.dynamic:
+        enable_dynamic_context(model)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        modules = "|".join(config.lora.target_modules)
+        targets: Any = list(config.lora.target_modules)
+        if config.freeze_encoder:  # a regex over full module names: decoder layers only
+            targets = rf"model\.decoder\..*\.({modules})"
+        # peft annotates lora_alpha as int but only divides by it; fractional alphas work.
+        alpha: Any = config.lora.alpha
+        lora = LoraConfig(r=config.lora.rank, lora_alpha=alpha, use_rslora=config.lora.rslora,
+                          lora_dropout=config.lora.dropout, target_modules=targets, bias="none")
+        model = get_peft_model(model, lora)
+    elif config.freeze_encoder:
+        model.get_encoder().requires_grad_(False)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return model, {"trainable_params": trainable, "total_params": total}
+
+
+def build_optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer over the trainable parameters; no weight decay on biases and norms."""
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.optim.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if config.optim.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(groups, lr=config.learning_rate, scale_parameter=False,
+                         relative_step=False, warmup_init=False)
+    return torch.optim.AdamW(groups, lr=config.learning_rate)

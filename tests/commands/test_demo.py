@@ -1,0 +1,75 @@
+"""The demo pipeline: settings, resumable steps, the summary table, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from whisper_ja.commands.demo import DemoConfig, format_summary, run
+from whisper_ja.config import ConfigError
+from whisper_ja.data.manifest import read_manifest
+
+
+def test_settings_are_checked():
+    with pytest.raises(ConfigError, match="test_voices"):
+        DemoConfig(test_voices=())
+    with pytest.raises(ConfigError, match="test_voices"):
+        DemoConfig(voices=("openjtalk:0",), test_voices=("openjtalk:0",))
+    with pytest.raises(ConfigError, match="utterances"):
+        DemoConfig(utterances=130, test_seen_voices=80, validation=48)
+
+
+def _overall(cer, low, high, looped=0):
+    entry = {"rate": cer, "low": low, "high": high}
+    return {"utterances": 160, "audio_seconds": 480.0, "looped": looped,
+            "cer": entry, "wer": entry, "reading_cer": entry}
+
+
+def test_summary_table_shows_measured_numbers(tmp_path):
+    before = {"label": "whisper-base (untouched)", "overall": _overall(0.17, 0.15, 0.19, 2),
+              "rtf": 0.31, "context": "full (30 s)"}
+    after = {"label": "whisper-base + LoRA", "overall": _overall(0.13, 0.11, 0.15),
+             "rtf": 0.2, "context": "dynamic", "plots": ["cer_before_after.png"],
+             "comparison": {"n_resamples": 1000, "paired_utterances": 160, "metrics": {
+                 "cer": {"delta": -0.04, "low": -0.05, "high": -0.03, "significant": True}},
+                 "by_speaker": {"kokoro-jf_alpha": {"other": 0.2, "this": 0.19},
+                                "openjtalk-mei": {"other": 0.15, "this": 0.1}}}}
+    text = format_summary(before, after, out=tmp_path, held_out=["kokoro-jf_alpha"])
+    assert "SYNTHETIC" in text
+    assert "| CER | 17.00 | 15.00–19.00 | 13.00 | 11.00–15.00 |" in text
+    assert "-4.00 points, 95% CI -5.00 to -3.00" in text and ": significant." in text
+    assert "kokoro-jf_alpha" in text and "untouched 2, fine-tuned 0" in text
+    assert str(tmp_path / "eval_after" / "cer_before_after.png") in text
+    assert "| kokoro-jf_alpha | no (held out) | 20.00 | 19.00 |" in text
+    assert "| openjtalk-mei | yes | 15.00 | 10.00 |" in text
+
+
+@pytest.mark.slow
+def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path, tiny_whisper, capsys):
+    model_dir = tmp_path / "tiny"
+    tiny_whisper.model.save_pretrained(model_dir)
+    tiny_whisper.processor.save_pretrained(model_dir)
+    config = DemoConfig(model=str(model_dir), out=tmp_path / "demo", utterances=24,
+                        voices=("openjtalk:-2", "openjtalk:+2"), test_voices=("openjtalk:0",),
+                        test_voice_utterances=4, test_seen_voices=4, validation=2, steps=2,
+                        batch_size=4, validate_every=2, eval_batch_size=8, bootstrap=50,
+                        max_new_tokens=8, progress=False)
+    assert run(config) == 0
+    out = tmp_path / "demo"
+    train = {u.text for u in read_manifest(out / "split" / "train.jsonl")}
+    test = read_manifest(out / "split" / "test.jsonl")
+    assert not train & {u.text for u in test}  # no test sentence is trained on
+    assert {u.speaker for u in test} >= {"openjtalk-mei"}  # the held-out voice is tested
+    train_speakers = {u.speaker for u in read_manifest(out / "split" / "train.jsonl")}
+    assert "openjtalk-mei" not in train_speakers
+    after = json.loads((out / "eval_after" / "report.json").read_text("utf-8"))
+    assert after["comparison"]["paired_utterances"] == len(test)
+    summary = (out / "demo_summary.md").read_text("utf-8")
+    assert f"{100 * after['overall']['cer']['rate']:.2f}" in summary
+    capsys.readouterr()
+
+    assert run(config) == 0  # every step is found finished and skipped
+    assert capsys.readouterr().out.count("already done") == 5
+    with pytest.raises(ConfigError, match="steps"):
+        run(DemoConfig(**{**config.__dict__, "steps": 3}))
