@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,11 +24,12 @@ from whisper_ja.data.collate import (
 )
 from whisper_ja.data.feature_cache import FeatureCache
 from whisper_ja.data.manifest import Utterance, read_manifest
+from whisper_ja.text.labels import LabelSettings, count_label_changes
 from whisper_ja.training.settings import TrainConfig
 
 LOGGER = logging.getLogger(__name__)
 
-__all__ = ["Datasets", "build_datasets", "feature_source"]
+__all__ = ["Datasets", "build_datasets", "feature_source", "fold_labels"]
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Datasets:
             process only; empty elsewhere).
         validation_utterances: The validation utterances (every process).
         skipped: Skip reason to count, training and validation together.
+        label_changes: Training labels each ``labels`` rule changed (before any skipping).
     """
 
     train: SpeechDataset
@@ -50,6 +53,7 @@ class Datasets:
     validation: list[Example]
     validation_utterances: list[Utterance]
     skipped: dict[str, int]
+    label_changes: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def feature_source(config: TrainConfig, feature_extractor: Any
@@ -76,6 +80,18 @@ def _readable(utterances: Sequence[Utterance], features: Callable[[Utterance], n
     return bad, result
 
 
+def fold_labels(utterances: Sequence[Utterance], settings: LabelSettings
+                ) -> tuple[list[Utterance], dict[str, int]]:
+    """Utterances with their transcripts in Whisper's orthography (``labels``), and the counts.
+
+    The fold happens before tokenizing, so LoRA and full runs still learn byte-identical
+    labels; see :mod:`whisper_ja.text.labels`.
+    """
+    texts, counts = count_label_changes((u.text for u in utterances), settings)
+    return ([u if u.text == t else dataclasses.replace(u, text=t)
+             for u, t in zip(utterances, texts, strict=True)], counts)
+
+
 def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Datasets:
     """Read the manifests, build labels once, check the audio, and assemble the datasets.
 
@@ -93,9 +109,11 @@ def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Dat
     main = accelerator.is_main_process
     train_utts = read_manifest(*config.data.train)  # data.mixing was checked by check_paths
     tokenizer = processor.tokenizer
+    train_utts, label_changes = fold_labels(train_utts, config.labels)
     train_utts, train_labels, skipped = select_trainable(
         train_utts, tokenizer, config.data.max_label_tokens)
     val_utts = read_manifest(*config.data.validation) if config.data.validation else []
+    val_utts, _ = fold_labels(val_utts, config.labels)
     val_utts, _, val_skipped = select_trainable(val_utts, tokenizer, config.data.max_label_tokens)
     skipped.update(val_skipped)
     if config.data.validation_limit:
@@ -130,4 +148,5 @@ def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Dat
         validation=validation,
         validation_utterances=[u for u in val_utts if u.id not in bad],
         skipped=dict(skipped),
+        label_changes=label_changes,
     )

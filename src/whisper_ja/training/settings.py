@@ -13,6 +13,7 @@ nested ones are set as ``lora.rank=128``, ``optim.lr=1e-4`` and so on.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,7 +22,9 @@ import torch
 
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.specaugment import SpecAugmentConfig
-from whisper_ja.config import ConfigError, field
+from whisper_ja.config import ConfigError, config_to_dict, field, load_config
+from whisper_ja.data.manifest import iter_manifest
+from whisper_ja.text.labels import LabelSettings
 
 __all__ = [
     "DEFAULT_LR",
@@ -218,6 +221,9 @@ class TrainConfig:
     seed: int = field(0, help="random seed (data order, SpecAugment, dropout, initialisation)")
     resume: bool = field(False, help="continue from OUT's last checkpoint (fresh start if none)")
     data: DataSection = field(default_factory=DataSection, help="manifests and mixing")
+    labels: LabelSettings = field(default_factory=LabelSettings,
+                                  help="transcript normalization before tokenizing (width "
+                                       "folding to Whisper's own orthography)")
     lora: LoraSection = field(default_factory=LoraSection, help="LoRA settings")
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig,
                                             help="SpecAugment")
@@ -259,8 +265,6 @@ def check_paths(config: TrainConfig) -> None:
                 raise ConfigError(f"{name}: manifest {path} does not exist")
     weights = parse_mixing(config.data.mixing)
     if weights:
-        from whisper_ja.data.manifest import iter_manifest
-
         corpora = {u.corpus for path in config.data.train for u in iter_manifest(path)}
         unknown = sorted(set(weights) - corpora)
         if unknown:
@@ -272,6 +276,51 @@ def check_paths(config: TrainConfig) -> None:
     if not config.resume and checkpoints.is_dir() and any(checkpoints.glob("step-*")):
         raise ConfigError(f"out: {config.out} already holds checkpoints of a run; pass "
                           f"--resume to continue it or choose another folder")
+    if config.resume and checkpoints.is_dir() and any(checkpoints.glob("step-*")):
+        check_resume_settings(config)
+
+
+RESULT_NEUTRAL_SETTINGS = frozenset({
+    "resume", "run.log_every", "run.progress", "run.tensorboard", "run.save_every",
+    "run.keep_checkpoints"})
+"""Settings that may differ between a run and its resume: they cannot change the weights."""
+
+
+def changed_settings(saved: Mapping[str, object], new: Mapping[str, object],
+                     prefix: str = "") -> list[tuple[str, object, object]]:
+    """``(dotted key, saved value, new value)`` of every setting that differs, sections walked."""
+    changes: list[tuple[str, object, object]] = []
+    for key in sorted(set(saved) | set(new)):
+        old_value, new_value = saved.get(key), new.get(key)
+        if isinstance(old_value, Mapping) and isinstance(new_value, Mapping):
+            changes += changed_settings(old_value, new_value, f"{prefix}{key}.")
+        elif old_value != new_value:
+            changes.append((f"{prefix}{key}", old_value, new_value))
+    return changes
+
+
+def check_resume_settings(config: TrainConfig) -> None:
+    """Refuse to resume a run with settings that would change its result.
+
+    The run's ``config.yaml`` (written when it started) is compared with ``config``; only
+    :data:`RESULT_NEUTRAL_SETTINGS` may differ. Otherwise the resumed run would silently be a
+    hybrid of two recipes.
+
+    Raises:
+        ConfigError: naming ``resume`` and each changed key with its saved and new value.
+    """
+    saved_file = config.out / "config.yaml"
+    if not saved_file.is_file():
+        raise ConfigError(f"resume: {config.out} has checkpoints but no config.yaml to compare "
+                          "the settings with; start a new run in another folder")
+    saved = config_to_dict(load_config(TrainConfig, saved_file))
+    changes = [c for c in changed_settings(saved, config_to_dict(config))
+               if c[0] not in RESULT_NEUTRAL_SETTINGS]
+    if changes:
+        listed = "; ".join(f"{key} (was {old!r}, now {new!r})" for key, old, new in changes)
+        raise ConfigError(f"resume: the run in {config.out} was started with other settings "
+                          f"that change the result: {listed}. Resume with its settings or "
+                          "start a new run in another folder")
 
 
 def resolve_precision(setting: str) -> str:
