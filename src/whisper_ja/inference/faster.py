@@ -9,28 +9,45 @@
   compared like with like against transformers: faster-whisper itself pads *features* to 3000
   frames while transformers pads the *waveform* to 30 s, and on short clips the two inputs (and
   so the texts) differ slightly even with identical weights.
+- :func:`transcribe_audio_ct2` is whisper-ja's own CTranslate2 path: clips in length-sorted
+  batches, each batch's features only as long as the model's context policy says (the export's
+  ``whisper_ja.json``; floor honoured), padded with Whisper's silence value, one
+  ``Whisper.generate`` per batch; results are faster-whisper ``Segment`` objects. Stock
+  faster-whisper decodes one clip at a time at 30 s: on short clips that is most of its time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
 
-from whisper_ja.audio.io import load_audio
+from whisper_ja.audio.constants import HOP_LENGTH, SAMPLE_RATE
+from whisper_ja.audio.features import ContextPolicy, context_frames, log_mel, pad_features
+from whisper_ja.audio.io import is_silent, load_audio, split_long_audio
+from whisper_ja.config import ConfigError, field
 from whisper_ja.errors import Ct2Error
-from whisper_ja.model.tokens import JA_ID, JA_PREFIX_IDS
+from whisper_ja.inference.decoding import is_looping
 
 __all__ = [
+    "CONTEXT_RECORD",
     "CT2_EXTRA_FILES",
+    "Ct2Clip",
     "Ct2Error",
+    "Ct2Options",
     "convert_ct2",
+    "export_context",
+    "resolve_context",
+    "transcribe_audio_ct2",
+    "write_context_record",
     "decode_features_ct2",
     "load_faster_whisper",
     "transcribe_ct2",
@@ -40,6 +57,8 @@ __all__ = [
 CT2_EXTRA_FILES = ("tokenizer.json", "preprocessor_config.json")
 """Copied next to ``model.bin``: faster-whisper's tokenizer and mel settings."""
 _CT2_FILES = ("model.bin", "config.json", *CT2_EXTRA_FILES)
+CONTEXT_RECORD = "whisper_ja.json"
+"""Written into every export (and by ``train``): ``dynamic_context`` and the ``context`` policy."""
 
 
 def convert_ct2(hf_folder: Path, out: Path, quantization: str | None = None) -> None:
@@ -99,14 +118,13 @@ def verify_ct2(folder: Path) -> None:
     """Check that faster-whisper loads a CTranslate2 export and can force Japanese.
 
     Raises:
-        Ct2Error: missing files, a tokenizer without ``<|ja|>`` at id 50266, or mel settings
-            that differ between model and feature extractor.
+        Ct2Error: missing files, a tokenizer without the Japanese transcription prompt, or mel
+            settings that differ between model and feature extractor.
     """
     model = load_faster_whisper.__wrapped__(str(folder), "default")
     if not model.model.is_multilingual:
         raise Ct2Error(f"{folder}: faster-whisper sees an English-only model")
-    if model.hf_tokenizer.token_to_id("<|ja|>") != JA_ID:
-        raise Ct2Error(f"{folder}: tokenizer.json does not map <|ja|> to {JA_ID}")
+    _prompt(model.hf_tokenizer, "ja")  # raises when a prompt token is missing
     n_mels = json.loads((folder / "preprocessor_config.json").read_text("utf-8"))["feature_size"]
     if model.model.n_mels != n_mels:
         raise Ct2Error(f"{folder}: model expects {model.model.n_mels} mel bands, "
@@ -133,12 +151,13 @@ def decode_features_ct2(model_dir: str | Path, features: np.ndarray, *, beam_siz
     # Imported here, not at the top: CTranslate2 loads only for the ct2 backend and ct2 export.
     import ctranslate2
 
-    model = load_faster_whisper(str(model_dir), compute_type).model
+    whisper = load_faster_whisper(str(model_dir), compute_type)
     batch = np.ascontiguousarray(features, dtype=np.float32)
     if batch.ndim != 3:
         raise ValueError(f"features must be (batch, n_mels, frames), got shape {batch.shape}")
-    results = model.generate(
-        ctranslate2.StorageView.from_array(batch), [list(JA_PREFIX_IDS)] * len(batch),
+    results = whisper.model.generate(
+        ctranslate2.StorageView.from_array(batch),
+        [_prompt(whisper.hf_tokenizer, "ja")] * len(batch),
         # CTranslate2 4.x's Whisper generate stops after max_length / 2 new tokens (measured),
         # hence the doubling; transformers counts max_new_tokens after the prefix.
         beam_size=beam_size, max_length=2 * max_new_tokens,
@@ -149,11 +168,15 @@ def decode_features_ct2(model_dir: str | Path, features: np.ndarray, *, beam_siz
 def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
                    language: str = "ja", compute_type: str = "int8",
                    max_new_tokens: int | None = None, cpu_threads: int = 0,
-                   progress: bool = True) -> list[str]:
-    """Transcribe audio files with faster-whisper (``whisper-ja transcribe --backend ct2``).
+                   progress: bool = True,
+                   context: Literal["auto", "dynamic", "full", "stock"] = "auto") -> list[str]:
+    """Transcribe audio files with CTranslate2 (``whisper-ja transcribe --backend ct2``).
 
     Decoding is deterministic (temperature 0, no fallback) and does not condition on previous
-    text, like whisper-ja's own decoding; audio longer than 30 s is windowed by faster-whisper.
+    text, like whisper-ja's own decoding. ``context`` ``auto``, ``dynamic`` or ``full`` run
+    :func:`transcribe_audio_ct2` (batches of 8, the export's own context policy for ``auto``);
+    ``stock`` runs faster-whisper's own ``transcribe`` one file at a time at 30 s, windowing
+    long audio its way.
 
     Args:
         paths: Audio files (any format :func:`whisper_ja.audio.io.load_audio` reads).
@@ -161,9 +184,11 @@ def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
         beam_size: Beam width (1 = greedy).
         language: Forced language code.
         compute_type: ``int8`` (fastest on CPU), ``float32``...
-        max_new_tokens: Most tokens per 30 s window (None: faster-whisper's limit).
+        max_new_tokens: Most tokens per 30 s window (None: 128, or faster-whisper's limit for
+            ``stock``).
         cpu_threads: CTranslate2 threads (0 = its default).
         progress: Show a progress bar.
+        context: See above.
 
     Returns:
         One transcript per path, in order (segments joined without spaces, as Japanese is
@@ -173,6 +198,13 @@ def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
         Ct2Error: the model folder is incomplete.
         whisper_ja.audio.io.AudioError: a file cannot be decoded (the message names it).
     """
+    if context != "stock":
+        options = Ct2Options(context=context, beam_size=beam_size, language=language,
+                             compute_type=compute_type, cpu_threads=cpu_threads,
+                             **({"max_new_tokens": max_new_tokens} if max_new_tokens else {}))
+        audios = [load_audio(path) for path in paths]
+        return [clip.text for clip in transcribe_audio_ct2(audios, model_dir, options,
+                                                           progress=progress)]
     model = load_faster_whisper(str(model_dir), compute_type, cpu_threads)
     texts = []
     for path in tqdm(list(paths), desc="faster-whisper", unit="file", disable=not progress):
@@ -182,3 +214,195 @@ def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
             vad_filter=False, max_new_tokens=max_new_tokens)
         texts.append("".join(segment.text for segment in segments).strip())
     return texts
+
+
+def export_context(folder: str | Path) -> ContextPolicy | None:
+    """The context policy a model folder records in :data:`CONTEXT_RECORD`, or None.
+
+    ``whisper-ja export`` and ``train`` write ``{"dynamic_context": ..., "context": {...}}``;
+    a stock folder (e.g. a converted whisper-base) records nothing.
+
+    Raises:
+        Ct2Error: the record exists but is not valid JSON with a valid policy.
+    """
+    path = Path(folder).expanduser() / CONTEXT_RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        saved = record.get("context") or {}
+        dynamic = bool(record.get("dynamic_context", saved.get("dynamic", False)))
+        known = {f.name for f in dataclasses.fields(ContextPolicy)}
+        return ContextPolicy(**{**{k: v for k, v in saved.items() if k in known},
+                                "dynamic": dynamic})
+    except (ValueError, TypeError, AttributeError) as err:  # ConfigError is a ValueError
+        raise Ct2Error(f"{path}: not a whisper-ja context record ({err})") from err
+
+
+def write_context_record(folder: Path, policy: ContextPolicy) -> Path:
+    """Write :data:`CONTEXT_RECORD` into ``folder``: the flag and the policy to decode with."""
+    record = {"dynamic_context": policy.dynamic, "context": dataclasses.asdict(policy)}
+    path = folder / CONTEXT_RECORD
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def resolve_context(model_dir: str | Path, context: str) -> ContextPolicy:
+    """The policy to decode with: ``auto`` follows the export's record (stock: 30 s).
+
+    ``dynamic`` uses the recorded bucket and floor when there are any, else the defaults;
+    ``full`` is always 30 s. The same rule as ``whisper-ja evaluate --context``.
+    """
+    saved = export_context(model_dir)
+    if context == "full":
+        return ContextPolicy(dynamic=False)
+    if context == "dynamic":
+        return ContextPolicy(bucket_frames=saved.bucket_frames, min_frames=saved.min_frames) \
+            if saved is not None else ContextPolicy()
+    return saved if saved is not None else ContextPolicy(dynamic=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ct2Options:
+    """How whisper-ja's own CTranslate2 path decodes (:func:`transcribe_audio_ct2`)."""
+
+    context: Literal["auto", "dynamic", "full"] = field(
+        "auto", help="encoder input: auto = the export's recorded policy (stock models: 30 s); "
+        "dynamic = the batch's longest clip with the recorded (or default) floor; full = 30 s")
+    batch_size: int = field(8, help="clips per CTranslate2 generate call")
+    beam_size: int = field(1, help="beam width; 1 = greedy")
+    max_new_tokens: int = field(128, help="most tokens per window after the prompt")
+    compute_type: str = field("int8", help="CTranslate2 compute type (int8 is fastest on CPU)")
+    cpu_threads: int = field(0, help="CTranslate2 threads (0: its default)")
+    no_speech_threshold: float | None = field(
+        0.6, help="no-speech probability above which an unconfident window is emptied")
+    logprob_threshold: float = field(-1.0, help="average log-probability under which such a "
+                                     "window counts as unconfident")
+    language: str = field("ja", help="forced language code")
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "beam_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if not 1 <= self.max_new_tokens <= 440:
+            raise ConfigError(f"max_new_tokens: must be in 1..440, got {self.max_new_tokens}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Ct2Clip:
+    """One clip's result: faster-whisper segments (one per window) and the loop flag."""
+
+    segments: tuple[Any, ...]
+    looped: bool
+
+    @property
+    def text(self) -> str:
+        """The segments' texts joined without spaces, as Japanese is written."""
+        return "".join(segment.text for segment in self.segments).strip()
+
+
+@functools.lru_cache(maxsize=2)
+def _feature_extractor(model_dir: str) -> Any:
+    # transformers' extractor, so features equal whisper-ja's transformers path exactly.
+    from transformers import WhisperFeatureExtractor
+
+    return WhisperFeatureExtractor.from_pretrained(model_dir)
+
+
+def _prompt(tokenizer: Any, language: str) -> list[int]:
+    """``<|startoftranscript|><|lang|><|transcribe|><|notimestamps|>``, ids from the tokenizer."""
+    names = ("<|startoftranscript|>", f"<|{language}|>", "<|transcribe|>", "<|notimestamps|>")
+    ids = [tokenizer.token_to_id(name) for name in names]
+    if None in ids:
+        raise Ct2Error(f"tokenizer.json lacks one of {', '.join(names)}: not a multilingual "
+                       "Whisper tokenizer")
+    return ids
+
+
+def _segments(model: Any, folder: str, chunks: list[tuple[int, float, np.ndarray]],
+              frames: int, options: Ct2Options) -> list[tuple[Any, bool]]:
+    """Decode one batch of (index, offset seconds, audio) chunks at ``frames`` mel frames."""
+    # Imported here, not at the top: CTranslate2 and faster-whisper load only for this backend.
+    import ctranslate2
+    from faster_whisper.transcribe import Segment, get_compression_ratio
+
+    extractor = _feature_extractor(folder)
+    feats = pad_features([log_mel(audio, extractor) for _, _, audio in chunks], frames)
+    tokenizer = model.hf_tokenizer
+    eot = tokenizer.token_to_id("<|endoftext|>")
+    results = model.model.generate(
+        ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.numpy())),
+        [_prompt(tokenizer, options.language)] * len(chunks), beam_size=options.beam_size,
+        # CTranslate2's Whisper generate stops after max_length / 2 new tokens (measured).
+        max_length=2 * options.max_new_tokens, return_scores=True, return_no_speech_prob=True,
+        suppress_blank=True)
+    out = []
+    for (index, offset, audio), result in zip(chunks, results, strict=True):
+        ids = [t for t in result.sequences_ids[0] if t < eot]
+        # faster-whisper's own average log-probability (scores are length-normalized).
+        avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1)
+        silent = (options.no_speech_threshold is not None
+                  and result.no_speech_prob > options.no_speech_threshold
+                  and avg_logprob < options.logprob_threshold)
+        text = "" if silent else tokenizer.decode(ids).strip()
+        segment = Segment(
+            id=index, seek=round(offset * SAMPLE_RATE / HOP_LENGTH), start=offset,
+            end=offset + audio.size / SAMPLE_RATE, text=text, tokens=[] if silent else ids,
+            avg_logprob=avg_logprob, compression_ratio=get_compression_ratio(text) if text
+            else 0.0, no_speech_prob=result.no_speech_prob, words=None, temperature=0.0)
+        looped = not silent and (len(ids) >= options.max_new_tokens or is_looping(ids))
+        out.append((segment, looped))
+    return out
+
+
+def transcribe_audio_ct2(audios: Sequence[np.ndarray], model_dir: str | Path,
+                         options: Ct2Options = Ct2Options(), progress: bool = False,
+                         ) -> list[Ct2Clip]:
+    """Transcribe 16 kHz clips with CTranslate2 in batches, at the model's own context length.
+
+    Clips longer than 30 s are cut at quiet moments (one segment per window); silent windows
+    give no segment without running the model. Windows are sorted by length and decoded
+    ``batch_size`` at a time, each batch's features cut to
+    :func:`whisper_ja.audio.features.context_frames` of its longest window under the policy
+    :func:`resolve_context` picks (30 s for a stock model unless ``context="dynamic"``).
+
+    Args:
+        audios: float32 mono clips at 16 kHz.
+        model_dir: CTranslate2 folder (``whisper-ja export --to ct2``).
+        options: Decoding settings.
+        progress: Show a progress bar over windows.
+
+    Returns:
+        One :class:`Ct2Clip` per clip, in input order.
+
+    Raises:
+        Ct2Error: the folder is incomplete or its context record is unreadable.
+    """
+    policy = resolve_context(model_dir, options.context)
+    folder = str(_check_folder(model_dir))
+    model = load_faster_whisper(folder, options.compute_type, options.cpu_threads)
+    windows: list[tuple[int, float, np.ndarray]] = []
+    for index, audio in enumerate(audios):
+        offset = 0.0
+        for chunk in split_long_audio(np.asarray(audio, dtype=np.float32)):
+            if not is_silent(chunk):
+                windows.append((index, offset, chunk))
+            offset += chunk.size / SAMPLE_RATE
+    windows.sort(key=lambda window: window[2].size)
+    decoded: list[list[tuple[Any, bool]]] = [[] for _ in audios]
+    with tqdm(total=len(windows), desc="ct2", unit="window", disable=not progress) as bar:
+        for start in range(0, len(windows), options.batch_size):
+            batch = windows[start:start + options.batch_size]
+            frames = context_frames(math.ceil(batch[-1][2].size / HOP_LENGTH), policy)
+            results = _segments(model, folder, batch, frames, options)
+            for (index, _, _), result in zip(batch, results, strict=True):
+                decoded[index].append(result)
+            bar.update(len(batch))
+    clips = []
+    for parts in decoded:
+        parts.sort(key=lambda part: part[0].start)
+        kept = [segment for segment, _ in parts if segment.text]
+        clips.append(Ct2Clip(segments=tuple(dataclasses.replace(segment, id=i)
+                                            for i, segment in enumerate(kept, start=1)),
+                             looped=any(looped for _, looped in parts)))
+    return clips
