@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "whisper_ja"
 
 LAYERS = ("errors", "config", "jsonl", "audio", "text", "model", "data", "inference",
-          "evaluation", "training", "export", "commands", "cli")
+          "evaluation", "training", "export", "serve", "commands", "cli")
 """Bottom to top, as DEVELOPERS.md lists them."""
 
 

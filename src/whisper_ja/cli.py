@@ -60,6 +60,10 @@ COMMANDS: dict[str, Command] = {
     "sweep": Command("whisper_ja.commands.sweep", "LoRA rank sweep: CER against memory and time"),
     "demo": Command("whisper_ja.commands.demo",
                     "the paper's experiment end to end on offline whisper-base"),
+    "serve": Command("whisper_ja.commands.serve",
+                     "OpenAI-compatible transcription server and web page (loopback)"),
+    "explore": Command("whisper_ja.commands.explore",
+                       "browse an evaluate run's errors (or compare two) in the browser"),
 }
 
 

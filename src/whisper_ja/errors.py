@@ -28,8 +28,9 @@ __all__ = [
     "EXIT_INTERRUPTED", "EXIT_ITEMS_FAILED", "EXIT_OK", "EXIT_UNUSABLE",
     "AudioError", "ConfigError", "CorpusError", "Ct2Error", "Ct2FormatError", "EspeakError",
     "ExportError", "InputError", "ManifestError", "ModelCardError", "ModelError",
-    "ModelLoadError", "OfflineModelError", "PrepareError", "RunFailedError", "ScoreInputError",
-    "SweepError", "TermFileError", "ToolMissingError", "WhisperJaError",
+    "ModelLoadError", "NotFoundError", "OfflineModelError", "PrepareError", "RequestError",
+    "RequestTimeoutError", "RunFailedError", "ScoreInputError", "ServerBusyError", "SweepError",
+    "TermFileError", "ToolMissingError", "UploadTooLargeError", "WhisperJaError",
 ]
 
 EXIT_OK = 0
@@ -122,6 +123,29 @@ class ModelCardError(InputError):
     """A model card cannot be written from the run's files."""
 
 
+class RequestError(InputError):
+    """A request to ``whisper-ja serve`` is malformed; ``param`` names the field (or None).
+
+    ``whisper_ja.serve.errors`` maps this family to HTTP status codes, in one place.
+    """
+
+    kind = "bad request"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class UploadTooLargeError(RequestError):
+    """An upload (declared or received) is larger than the server's limit."""
+
+
+class NotFoundError(RequestError):
+    """A request names a model, run, utterance or file the server does not have."""
+
+    kind = "not found"
+
+
 class RunFailedError(WhisperJaError, RuntimeError):
     """A step that ran failed after work started (a sub-run, a verification)."""
 
@@ -137,3 +161,15 @@ class ExportError(RunFailedError):
 
 class SweepError(RunFailedError):
     """A training or evaluation run inside a sweep failed."""
+
+
+class ServerBusyError(RunFailedError):
+    """The server's transcription queue is full; the client may retry later."""
+
+    kind = "busy"
+
+
+class RequestTimeoutError(RunFailedError):
+    """A request did not finish within the server's time limit."""
+
+    kind = "timed out"

@@ -1,0 +1,229 @@
+"""The thin adapter between requests and ``whisper_ja.inference``: one engine per backend.
+
+An engine turns a batch of 16 kHz clips that share :class:`RequestOptions` into timed
+transcripts. It holds no HTTP knowledge; the batcher calls it from one worker thread, so an
+engine never runs two batches at once.
+
+- :class:`TransformersEngine`: ``whisper_ja.inference.decoding.decode_audio`` (Japanese forced,
+  silence skipped, loops flagged). Each window of at most 30 s, cut at a quiet moment as
+  ``transcribe`` cuts it, becomes one segment; word times and sampling are not available.
+- :class:`Ct2Engine`: faster-whisper (``whisper_ja.inference.faster.load_faster_whisper``)
+  with its own segment and word timestamps and temperature.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from whisper_ja.audio.constants import SAMPLE_RATE
+from whisper_ja.audio.io import is_silent, split_long_audio
+from whisper_ja.errors import RequestError
+from whisper_ja.inference.decoding import DecodeOptions, decode_audio
+from whisper_ja.inference.faster import load_faster_whisper
+from whisper_ja.model import LoadedWhisper, load_model
+from whisper_ja.serve.settings import ServeConfig
+
+__all__ = ["Ct2Engine", "Engine", "EngineResult", "RequestOptions", "TimedSegment",
+           "TimedWord", "TransformersEngine", "check_options", "load_engine"]
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_TOKENS = 223
+"""Whisper keeps at most half its 448-token context for the previous-text prompt."""
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """What a request asks of the decoder; requests batch together only when these agree."""
+
+    language: str = "ja"
+    prompt: str = ""
+    temperature: float = 0.0
+    words: bool = False
+
+
+@dataclass(frozen=True)
+class TimedWord:
+    """A word and its times (seconds from the start of the upload)."""
+
+    start: float
+    end: float
+    word: str
+
+
+@dataclass(frozen=True)
+class TimedSegment:
+    """A timed stretch of the transcript; decoder statistics are None where unknown."""
+
+    start: float
+    end: float
+    text: str
+    token_ids: tuple[int, ...] = ()
+    words: tuple[TimedWord, ...] = ()
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    looped: bool = False
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """The transcript of one upload."""
+
+    segments: tuple[TimedSegment, ...]
+    duration: float
+    language: str
+    temperature: float
+
+    @property
+    def text(self) -> str:
+        """The whole transcript (Japanese segments join without spaces)."""
+        return "".join(s.text for s in self.segments)
+
+    @property
+    def looped(self) -> bool:
+        """Some window repeated itself (a likely hallucination)."""
+        return any(s.looped for s in self.segments)
+
+
+class Engine(Protocol):
+    """What the server needs from a backend."""
+
+    backend: str
+    supports_words: bool
+    supports_temperature: bool
+
+    def languages(self) -> frozenset[str]:
+        """Language codes the model knows."""
+        ...
+
+    def transcribe(self, audios: Sequence[np.ndarray], options: RequestOptions,
+                   ) -> list[EngineResult]:
+        """Timed transcripts of 16 kHz mono clips, in order."""
+        ...
+
+
+class TransformersEngine:
+    """A transformers Whisper (optionally with a LoRA adapter) decoding batches of windows."""
+
+    backend = "transformers"
+    supports_words = False
+    supports_temperature = False
+
+    def __init__(self, loaded: LoadedWhisper, *, beams: int = 1, max_new_tokens: int = 224,
+                 batch_size: int = 8) -> None:
+        self.loaded = loaded
+        self.beams = beams
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+
+    def languages(self) -> frozenset[str]:
+        """Codes of the ``<|xx|>`` language tokens in the model's generation config."""
+        lang_to_id = getattr(self.loaded.model.generation_config, "lang_to_id", None) or {}
+        return frozenset(token.strip("<|>") for token in lang_to_id)
+
+    def _prompt_ids(self, prompt: str) -> tuple[int, ...]:
+        if not prompt.strip():
+            return ()
+        ids = [int(i) for i in self.loaded.processor.get_prompt_ids(prompt)]
+        # OpenAI keeps the end of an over-long prompt (the words nearest the audio).
+        return (ids[0], *ids[1:][-MAX_PROMPT_TOKENS:])
+
+    def transcribe(self, audios: Sequence[np.ndarray], options: RequestOptions,
+                   ) -> list[EngineResult]:
+        """Decode every window of every clip in batches of ``batch_size``."""
+        windows: list[tuple[int, float, float, np.ndarray]] = []
+        for index, audio in enumerate(audios):
+            offset = 0
+            for chunk in split_long_audio(audio):
+                windows.append((index, offset / SAMPLE_RATE, (offset + chunk.size) / SAMPLE_RATE,
+                                chunk))
+                offset += chunk.size
+        decode = DecodeOptions(num_beams=self.beams, max_new_tokens=self.max_new_tokens,
+                               batch_size=self.batch_size, language=options.language,
+                               prompt_ids=self._prompt_ids(options.prompt))
+        results = decode_audio(self.loaded.model, self.loaded.processor, [w[3] for w in windows],
+                               decode, progress=False)
+        segments: list[list[TimedSegment]] = [[] for _ in audios]
+        for (index, start, end, _), result in zip(windows, results, strict=True):
+            if result.text:
+                segments[index].append(TimedSegment(start, end, result.text, result.token_ids,
+                                                    looped=result.looped))
+        return [EngineResult(tuple(segs), audio.size / SAMPLE_RATE, options.language, 0.0)
+                for segs, audio in zip(segments, audios, strict=True)]
+
+
+class Ct2Engine:
+    """faster-whisper on a CTranslate2 folder: its own segment and word timestamps."""
+
+    backend = "ct2"
+    supports_words = True
+    supports_temperature = True
+
+    def __init__(self, model_dir: str, *, beams: int = 1, max_new_tokens: int = 224) -> None:
+        self.model: Any = load_faster_whisper(model_dir, "int8")
+        self.beams = beams
+        self.max_new_tokens = max_new_tokens
+
+    def languages(self) -> frozenset[str]:
+        """faster-whisper's supported languages of this model."""
+        return frozenset(self.model.supported_languages)
+
+    def _one(self, audio: np.ndarray, options: RequestOptions) -> EngineResult:
+        duration = audio.size / SAMPLE_RATE
+        if is_silent(audio):  # the same energy gate as the transformers backend
+            return EngineResult((), duration, options.language, options.temperature)
+        found, _ = self.model.transcribe(
+            audio, language=options.language, task="transcribe", beam_size=self.beams,
+            temperature=options.temperature, initial_prompt=options.prompt or None,
+            word_timestamps=options.words, condition_on_previous_text=False,
+            vad_filter=False, max_new_tokens=self.max_new_tokens)
+        segments = tuple(
+            TimedSegment(float(s.start), float(s.end), s.text.strip(), tuple(s.tokens),
+                         tuple(TimedWord(float(w.start), float(w.end), w.word.strip())
+                               for w in (s.words or ())),
+                         float(s.avg_logprob), float(s.no_speech_prob))
+            for s in found if s.text.strip())
+        return EngineResult(segments, duration, options.language, options.temperature)
+
+    def transcribe(self, audios: Sequence[np.ndarray], options: RequestOptions,
+                   ) -> list[EngineResult]:
+        """faster-whisper decodes one clip at a time; the queue still orders the requests."""
+        return [self._one(audio, options) for audio in audios]
+
+
+def load_engine(config: ServeConfig) -> Engine:
+    """Load the configured backend's model.
+
+    Raises:
+        ModelError: the model cannot be loaded (missing folder, wrong files, ...).
+    """
+    if config.backend == "ct2":
+        return Ct2Engine(config.model, beams=config.beams, max_new_tokens=config.max_new_tokens)
+    loaded = load_model(config.model, adapter=config.adapter, device=config.device)
+    return TransformersEngine(loaded, beams=config.beams, max_new_tokens=config.max_new_tokens,
+                              batch_size=config.limits.max_batch)
+
+
+def check_options(engine: Engine, options: RequestOptions) -> None:
+    """Refuse what this engine cannot do, naming the field (before the request is queued).
+
+    Raises:
+        RequestError: unknown language, word timestamps or temperature the backend lacks.
+    """
+    if options.language not in engine.languages():
+        raise RequestError(f"language: {options.language!r} is not a language this model "
+                           "knows (ISO-639-1 code, e.g. ja, en)", param="language")
+    if options.words and not engine.supports_words:
+        raise RequestError("timestamp_granularities[]: word timestamps need the ct2 backend "
+                           f"(this server runs {engine.backend}, which times segments only)",
+                           param="timestamp_granularities[]")
+    if options.temperature > 0 and not engine.supports_temperature:
+        raise RequestError(f"temperature: {options.temperature} needs sampling, which the "
+                           f"{engine.backend} backend does not do (it decodes greedily or "
+                           "with beams); send 0 or run the server with --backend ct2",
+                           param="temperature")
