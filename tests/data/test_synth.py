@@ -25,7 +25,7 @@ def corpus(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_manifest_matches_audio_and_tatoeba(corpus):
+def test_manifest_matches_audio_and_text_sources(corpus):
     utts = read_manifest(corpus)
     assert len(utts) == 24
     sentences = {s.id: s.text for s in load_sentences()}
@@ -33,19 +33,25 @@ def test_manifest_matches_audio_and_tatoeba(corpus):
         info = sf.info(utt.audio)
         assert (info.samplerate, info.channels) == (16000, 1)
         assert utt.duration == pytest.approx(info.frames / 16000, abs=1e-3)
-        assert 0.5 < utt.duration < 30
+        assert 1.0 <= utt.duration <= 20.0
         assert utt.corpus == "synthetic"
-        assert utt.text == sentences[utt.extra["tatoeba_id"]]
-        assert utt.extra["licence"] == "CC BY 2.0 FR"
+        if utt.extra["text_source"] == "tatoeba":
+            assert utt.text == sentences[utt.extra["tatoeba_id"]]
+            assert utt.extra["licence"] == "CC BY 2.0 FR"
+        else:
+            assert "Faker" in utt.extra["generator"]
         assert utt.speaker in {parse_voice(v).name for v in OJT}
         assert 0.9 <= utt.extra["speed"] <= 1.1
         audio, _ = sf.read(utt.audio)
         assert np.abs(audio).max() > 0.05  # real speech, not silence
     # readings=2: every sentence is read by two different voices.
-    per_sentence: dict[int, set[str]] = {}
+    per_sentence: dict[str, set[str]] = {}
     for utt in utts:
-        per_sentence.setdefault(utt.extra["tatoeba_id"], set()).add(utt.speaker)
+        per_sentence.setdefault(utt.id.rsplit("/", 1)[1], set()).add(utt.speaker)
     assert all(len(v) == 2 for v in per_sentence.values())
+    # Half the sentences are Tatoeba's, the rest generated (numbers, dates, money, long, ...).
+    sources = {utt.extra["text_source"] for utt in utts}
+    assert "tatoeba" in sources and len(sources) >= 4 and "news" not in sources
     attribution = (corpus.parent / "ATTRIBUTION.md").read_text(encoding="utf-8")
     assert "Tatoeba contributors" in attribution and "SYNTHETIC" in attribution
 
@@ -95,7 +101,8 @@ def test_digits_become_kanji_for_kokoro():
 
 @pytest.mark.parametrize("settings", [{"voices": ("espeak:x",)}, {"voices": ("kokoro:nobody",)},
                                       {"readings": 4, "voices": OJT}, {"speed_range": (1.2, 1.0)},
-                                      {"size": 0}])
+                                      {"size": 0}, {"sources": ("news=1",)},
+                                      {"sources": ("poems=1",)}, {"max_seconds": 40.0}])
 def test_bad_settings_are_named(tmp_path, settings):
     with pytest.raises(ConfigError, match=next(iter(settings))):
         SynthConfig(out=tmp_path, **settings)
@@ -103,7 +110,8 @@ def test_bad_settings_are_named(tmp_path, settings):
 
 def test_too_many_utterances_for_the_sentences(tmp_path):
     with pytest.raises(ConfigError, match="sentences"):
-        synthesize_corpus(tmp_path, size=10_000, voices=OJT, progress=False)
+        synthesize_corpus(tmp_path, size=10_000, voices=OJT, sources=("tatoeba",),
+                          progress=False)
 
 
 @pytest.mark.slow
@@ -124,7 +132,8 @@ def test_full_sentences_file_option(tmp_path):
     table.write_text("".join(f"{i}\t今日は{i}回目の練習です。\ten\t-\n" for i in range(1, 4)),
                      encoding="utf-8")
     utts = read_manifest(synthesize_corpus(tmp_path / "out", size=3, voices=OJT,
-                                           sentences=table, progress=False))
+                                           sentences=table, sources=("tatoeba",),
+                                           progress=False))
     assert sorted(u.extra["tatoeba_id"] for u in utts) == [1, 2, 3]
 
 

