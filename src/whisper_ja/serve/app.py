@@ -110,6 +110,9 @@ async def _read_form(request: Request, limits: LimitsConfig,
         raise RequestError(f"malformed multipart body: {detail}", param="file") from err
     files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
     fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    if not files and not fields:
+        raise RequestError("malformed multipart body: no form part could be read (is the "
+                           "boundary in Content-Type the one the body uses?)", param="file")
     if not files or files[0][0] != "file":
         named = f" (got a file field named {files[0][0]!r})" if files else ""
         raise RequestError(f"file: the audio file is required{named}", param="file")

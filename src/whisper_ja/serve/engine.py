@@ -5,8 +5,10 @@ transcripts. It holds no HTTP knowledge; the batcher calls it from one worker th
 engine never runs two batches at once.
 
 - :class:`TransformersEngine`: ``whisper_ja.inference.decoding.decode_audio`` (Japanese forced,
-  silence skipped, loops flagged). Each window of at most 30 s, cut at a quiet moment as
-  ``transcribe`` cuts it, becomes one segment; word times and sampling are not available.
+  silence skipped, loops flagged, the repetition guard and temperature fallback of
+  ``whisper_ja.inference.guards``: OpenAI's meaning of ``temperature=0``). Each window of at
+  most 30 s, cut at a quiet moment as ``transcribe`` cuts it, becomes one segment; word times
+  and sampling at a chosen temperature are not available.
 - :class:`Ct2Engine`: faster-whisper (``whisper_ja.inference.faster.load_faster_whisper``)
   with its own segment and word timestamps and temperature.
 """
@@ -25,6 +27,7 @@ from whisper_ja.audio.io import is_silent, split_long_audio
 from whisper_ja.errors import RequestError
 from whisper_ja.inference.decoding import DecodeOptions, decode_audio
 from whisper_ja.inference.faster import load_faster_whisper
+from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.model import LoadedWhisper, load_model
 from whisper_ja.serve.settings import ServeConfig
 
@@ -115,8 +118,9 @@ class TransformersEngine:
     supports_temperature = False
 
     def __init__(self, loaded: LoadedWhisper, *, beams: int = 1, max_new_tokens: int = 224,
-                 batch_size: int = 8) -> None:
+                 batch_size: int = 8, guards: GuardSettings | None = None) -> None:
         self.loaded = loaded
+        self.guards = guards or GuardSettings()
         self.beams = beams
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
@@ -145,7 +149,7 @@ class TransformersEngine:
                 offset += chunk.size
         decode = DecodeOptions(num_beams=self.beams, max_new_tokens=self.max_new_tokens,
                                batch_size=self.batch_size, language=options.language,
-                               prompt_ids=self._prompt_ids(options.prompt))
+                               prompt_ids=self._prompt_ids(options.prompt), guards=self.guards)
         results = decode_audio(self.loaded.model, self.loaded.processor, [w[3] for w in windows],
                                decode, progress=False)
         segments: list[list[TimedSegment]] = [[] for _ in audios]
@@ -206,7 +210,7 @@ def load_engine(config: ServeConfig) -> Engine:
         return Ct2Engine(config.model, beams=config.beams, max_new_tokens=config.max_new_tokens)
     loaded = load_model(config.model, adapter=config.adapter, device=config.device)
     return TransformersEngine(loaded, beams=config.beams, max_new_tokens=config.max_new_tokens,
-                              batch_size=config.limits.max_batch)
+                              batch_size=config.limits.max_batch, guards=config.guards)
 
 
 def check_options(engine: Engine, options: RequestOptions) -> None:

@@ -61,7 +61,8 @@ def error_body(message: str, kind: str, code: str, param: str | None = None) -> 
 def error_response(err: WhisperJaError) -> JSONResponse:
     """The response for a whisper-ja error (4xx for the client's mistakes)."""
     status, kind, code = status_of(err)
-    param = getattr(err, "param", None)
+    # An unreadable upload is always about the one file field.
+    param = getattr(err, "param", None) or ("file" if isinstance(err, AudioError) else None)
     if status >= 500:
         log.warning("serve: %s: %s", err.kind, err)
     return JSONResponse(error_body(str(err), kind, code, param), status_code=status)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from whisper_ja.config import ConfigError, field
+from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.model.loading import DEFAULT_MODEL
 
 __all__ = ["ExploreConfig", "LimitsConfig", "ServeConfig"]
@@ -74,6 +75,9 @@ class ServeConfig:
     max_new_tokens: int = field(224, help="token limit per 30 s window")
     limits: LimitsConfig = field(default_factory=LimitsConfig,
                                  help="upload, timeout, queue and batch limits")
+    guards: GuardSettings = field(default_factory=GuardSettings,
+                                  help="repetition guard and temperature fallback "
+                                       "(transformers backend)")
 
     def __post_init__(self) -> None:
         _check_host(self.host, self.allow_remote)
