@@ -11,10 +11,15 @@ STAMP := $(VENV)/.installed
 
 # espeak-ng (Debian) synthesizes the English speech of the retention (forgetting) check.
 SYSDEPS := espeak-ng
+# Debian's chromium runs the browser tests of `whisper-ja serve` through Playwright
+# (executable_path=/usr/bin/chromium: Playwright's own browser download cannot work here);
+# chromium-driver serves Selenium users; fonts-ipafont-gothic draws Japanese in screenshots.
+BROWSER_DEPS := chromium chromium-driver fonts-ipafont-gothic
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	@command -v espeak-ng >/dev/null || { apt-get update -qq && apt-get install -y -qq $(SYSDEPS); }
+	@dpkg -s $(BROWSER_DEPS) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $(BROWSER_DEPS); }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
