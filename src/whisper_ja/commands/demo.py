@@ -3,14 +3,19 @@
 Steps, each skipped when a re-run with the same ``--out`` and settings finds it finished:
 
 1. synthesize a small Japanese corpus (SYNTHETIC speech: Open JTalk and Kokoro voices reading
-   Tatoeba sentences);
-2. split it so that test sentences, and at least one test voice, never occur in training;
-3. evaluate the untouched model on the test split;
+   sentences of several text sources: Tatoeba, numbers, dates, money, names, addresses, long
+   ones), the unseen-domain check set (a text source never trained on, long clips, voices never
+   heard in training), the English retention set and English clips to mix into training;
+2. split the corpus so that test sentences, and at least one test voice, never occur in
+   training;
+3. evaluate the untouched model on the test split (at the 8 s context floor);
 4. fine-tune it with LoRA (CPU recipe: bf16 autocast where supported, dynamic context,
-   SpecAugment, validation-based early stopping);
+   SpecAugment, English mixed in), with the versatility gate judging every validation on the
+   unseen-domain and English sets; the kept adapter is the best one that passes;
 5. evaluate the adapted model on the same test split, compared utterance by utterance with 3;
-6. print the before/after table (CER, WER, reading CER with 95% intervals; the CER difference
-   with its paired-bootstrap interval) and where the reports and plots are.
+6. print three rows before and after (test split, unseen-domain check, English retention, with
+   paired intervals), the gate's verdict, the test split's detail table, and where the reports
+   and plots are.
 
 Every number printed is measured in this run. With hub access the same runs on another model:
 ``whisper-ja demo --model openai/whisper-tiny --out demo_tiny``.
@@ -29,26 +34,34 @@ from typing import Any
 
 from whisper_ja.commands import split as split_command
 from whisper_ja.config import ConfigError, config_to_dict, field, load_config
+from whisper_ja.data.english import (
+    synthesize_english_training_set,
+    synthesize_retention_set,
+)
 from whisper_ja.data.manifest import read_manifest
 from whisper_ja.data.split import SplitConfig
 from whisper_ja.data.synth import synthesize_corpus
+from whisper_ja.data.unseen import UNSEEN_VOICES, UnseenConfig, make_unseen_set
 from whisper_ja.data.voices import parse_voice
 from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
+from whisper_ja.model.device import DEVICE_HELP, check_device
 from whisper_ja.training.loop import train
 from whisper_ja.training.settings import WHISPER_LINEAR_MODULES, TrainConfig
 
-__all__ = ["Settings", "run", "DemoConfig", "format_summary", ]
+__all__ = ["DemoConfig", "Settings", "format_rows", "format_summary", "run"]
 
 log = logging.getLogger(__name__)
 
-# Sized so that, on 2 CPU cores, synthesis + two evaluations + training take ~15 minutes
-# (see /work/shared/performance-facts.md: LoRA step ~1.1 s in bf16 with dynamic context). Open
+# Sized for at most ~15 minutes on 2 CPU cores WITHOUT bf16 (fp32 LoRA step ~5.9 s on an AVX2
+# EPYC, /work/shared/performance-facts.md): fewer utterances and steps than before, the
+# untouched model evaluated at the 8 s context floor instead of 30 s, small check sets. Open
 # JTalk synthesizes ~10x faster than Kokoro, so training speech is Open JTalk's Mei at five
 # pitches; the held-out test voices add an unseen pitch and an unseen engine (Kokoro).
 TRAIN_VOICES = ("openjtalk:-4", "openjtalk:-2", "openjtalk:0", "openjtalk:+2", "openjtalk:+4")
 TEST_VOICES = ("openjtalk:+1", "kokoro:jf_alpha")
 TRAIN_FIELDS = ("steps", "best_step", "best_val_cer", "stopped_early", "train_clips",
-                "train_time_s", "trainable_params", "precision", "peak_memory_mb")
+                "train_time_s", "time_per_step_s", "trainable_params", "precision",
+                "peak_memory_mb")
 """Entries of the training run's summary.json shown in the demo's table."""
 
 
@@ -58,21 +71,28 @@ class DemoConfig:
 
     model: str = field("openai/whisper-base", help="model to adapt (offline: whisper-base)")
     out: Path = field(Path("demo_out"), help="output folder; re-running resumes in it")
-    utterances: int = field(1000, help="synthetic utterances read by the training voices "
+    utterances: int = field(600, help="synthetic utterances read by the training voices "
                             "(split into train, validation and test)")
     voices: tuple[str, ...] = field(TRAIN_VOICES, help="voices of the main corpus "
                                     "(whisper-ja synth specs)")
     test_voices: tuple[str, ...] = field(TEST_VOICES, help="voices never heard in training: "
                                          "they read test sentences only")
-    test_voice_utterances: int = field(60, help="utterances read by the test-only voices")
-    test_seen_voices: int = field(80, help="test utterances read by training voices "
+    test_voice_utterances: int = field(40, help="utterances read by the test-only voices")
+    test_seen_voices: int = field(60, help="test utterances read by training voices "
                                   "(their sentences are still never seen in training)")
-    validation: int = field(40, help="validation utterances (early stopping)")
-    steps: int = field(300, help="LoRA optimizer steps (early stopping may end sooner)")
+    validation: int = field(30, help="validation utterances (early stopping)")
+    unseen: int = field(30, help="utterances of the unseen-domain check set (gate check a)")
+    unseen_voices: tuple[str, ...] = field(UNSEEN_VOICES, help="voices of the unseen-domain "
+                                           "check, never heard in training")
+    english_clips: int = field(60, help="English clips mixed into training against forgetting "
+                               "(0 = none)")
+    retention: int = field(30, help="English retention clips judged by the gate (check b)")
+    steps: int = field(120, help="LoRA optimizer steps (early stopping may end sooner)")
     batch_size: int = field(8, help="training batch size")
     lr: float = field(1e-3, help="peak learning rate")
-    lora_rank: int = field(32, help="LoRA rank")
-    validate_every: int = field(100, help="validate every N steps (the best adapter is kept)")
+    lora_rank: int = field(16, help="LoRA rank")
+    validate_every: int = field(40, help="validate every N steps (the best adapter that "
+                                "passes the gate is kept)")
     eval_batch_size: int = field(16, help="utterances decoded together when evaluating")
     max_new_tokens: int = field(128, help="longest transcript in tokens (evaluation and "
                                 "validation)")
@@ -80,8 +100,11 @@ class DemoConfig:
     seed: int = field(0, help="seed of synthesis, split and training")
     fresh: bool = field(False, help="delete earlier results in --out and start over")
     progress: bool = field(True, help="show progress bars")
+    device: str = field("auto", help="where the before/after evaluations decode: "
+                        + DEVICE_HELP + " (training picks the GPU by itself when present)")
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         if not self.test_voices:
             raise ConfigError("test_voices: at least one voice must be held out of training")
         shared = sorted(set(self.voices) & set(self.test_voices))
@@ -91,8 +114,12 @@ class DemoConfig:
             raise ConfigError(f"utterances: {self.utterances} leaves under 10 for training "
                               f"after {self.test_seen_voices} test and {self.validation} "
                               "validation utterances")
+        shared = sorted(set(self.unseen_voices) & (set(self.voices) | set(self.test_voices)))
+        if shared:
+            raise ConfigError(f"unseen_voices: {shared} also read the main or test corpus")
         for name in ("steps", "batch_size", "lora_rank", "validate_every", "eval_batch_size",
-                     "test_voice_utterances", "validation", "max_new_tokens"):
+                     "test_voice_utterances", "validation", "max_new_tokens", "unseen",
+                     "retention"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
 
@@ -138,11 +165,20 @@ class _Steps:
 
 def _synthesize(config: DemoConfig) -> None:
 
-    synthesize_corpus(config.out / "corpus", size=config.utterances, seed=config.seed,
-                      voices=config.voices, progress=config.progress)
+    corpus = synthesize_corpus(config.out / "corpus", size=config.utterances, seed=config.seed,
+                               voices=config.voices, progress=config.progress)
     # A different seed: other sentences (any shared one is pulled into test by the split).
-    synthesize_corpus(config.out / "corpus_test_voices", size=config.test_voice_utterances,
-                      seed=config.seed + 1, voices=config.test_voices, progress=config.progress)
+    test_voices = synthesize_corpus(config.out / "corpus_test_voices",
+                                    size=config.test_voice_utterances, seed=config.seed + 1,
+                                    voices=config.test_voices, progress=config.progress)
+    make_unseen_set(UnseenConfig(out=config.out / "unseen", size=config.unseen,
+                                 seed=config.seed, voices=config.unseen_voices,
+                                 exclude=(corpus, test_voices), progress=config.progress))
+    synthesize_retention_set(config.out / "english_retention", seed=config.seed,
+                             progress=config.progress)
+    if config.english_clips:
+        synthesize_english_training_set(config.out / "english_train", config.english_clips,
+                                        seed=config.seed, progress=config.progress)
 
 
 def _held_out_speakers(config: DemoConfig) -> list[str]:
@@ -179,18 +215,26 @@ def _adapter_dir(train_dir: Path) -> Path:
 def _train(config: DemoConfig) -> None:
 
     split = config.out / "split"
+    english = [str(config.out / "english_train" / "manifest.jsonl")] if config.english_clips else []
     settings: dict[str, Any] = {
         "model": config.model, "mode": "lora", "out": str(config.out / "train"),
         "precision": "auto", "seed": config.seed,
         "resume": True,  # an interrupted demo continues from its last checkpoint
-        "data": {"train": [str(split / "train.jsonl")],
+        "data": {"train": [str(split / "train.jsonl"), *english],
                  "validation": [str(split / "validation.jsonl")]},
+        # The versatility gate: the kept adapter is the best one whose unseen-domain CER,
+        # English WER and language ID stay within budget of the untouched model.
+        "gate": {"unseen": [str(config.out / "unseen" / "manifest.jsonl")],
+                 "retention": [str(config.out / "english_retention" / "manifest.jsonl")],
+                 "limit": max(config.unseen, config.retention),
+                 "bootstrap": config.bootstrap},
         # LoRA dropout costs ~20% of a CPU step; SpecAugment and early stopping regularize.
         "lora": {"rank": config.lora_rank, "alpha": 2.0 * config.lora_rank, "dropout": 0.0,
                  "target_modules": list(WHISPER_LINEAR_MODULES)},
         "optim": {"lr": config.lr, "batch_size": config.batch_size, "max_steps": config.steps,
                   "warmup_steps": max(1, config.steps // 10)},
-        "run": {"validate_every": config.validate_every, "validate_at_start": False,
+        # validate_at_start: the untouched model is a candidate, kept if every adapter drifts.
+        "run": {"validate_every": config.validate_every, "validate_at_start": True,
                 "patience": 2, "save_every": config.validate_every, "tensorboard": False,
                 "progress": config.progress, "val_max_new_tokens": config.max_new_tokens},
     }
@@ -204,10 +248,14 @@ def _evaluate(config: DemoConfig, name: str, adapter: Path | None = None) -> Non
         manifest=config.out / "split" / "test.jsonl", model=config.model, adapter=adapter,
         out=config.out / name, label=f"{config.model} + LoRA" if after
         else f"{config.model} (untouched)", batch_size=config.eval_batch_size,
+        # The untouched model at the 8 s context floor: as good as 30 s (performance facts)
+        # and ~2x faster; the adapted one decodes with the context it was trained with.
+        context="auto" if after else "dynamic",
         max_new_tokens=config.max_new_tokens,
         compare=config.out / "eval_before" if after else None,
         train_run=config.out / "train" if after else None,
-        bootstrap=config.bootstrap, seed=config.seed, progress=config.progress))
+        bootstrap=config.bootstrap, seed=config.seed, progress=config.progress,
+        device=config.device))
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -216,6 +264,51 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _ci(entry: dict[str, Any]) -> str:
     return f"{100 * entry['low']:.2f}–{100 * entry['high']:.2f}"
+
+
+def _gate_drifts(train_summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The kept checkpoint's drifts by check, from the training summary (empty without gate)."""
+    for validation in train_summary.get("gate_validations", []):
+        if validation["step"] == train_summary.get("best_step"):
+            return {d["check"]: d for d in validation["drifts"]}
+    return {}
+
+
+def _row(name: str, metric: str, before: float, after: float, low: float, high: float,
+         scale: float = 100.0) -> str:
+    return (f"| {name} | {metric} | {scale * before:.2f} | {scale * after:.2f} | "
+            f"{scale * (after - before):+.2f} ({scale * low:+.2f} to {scale * high:+.2f}) |")
+
+
+def format_rows(before: dict[str, Any], after: dict[str, Any],
+                train_summary: dict[str, Any]) -> list[str]:
+    """Three rows before and after: test split, unseen-domain check, English retention.
+
+    The test split comes from the two evaluations; the other two from the versatility gate's
+    measurement of the kept checkpoint against the untouched model during training.
+    """
+    d = after["comparison"]["metrics"]["cer"]
+    lines = ["| set (SYNTHETIC speech) | metric (%) | untouched | fine-tuned | "
+             "change (paired 95% CI) |", "|---|---|---:|---:|---|",
+             _row(f"test split ({after['overall']['utterances']} utt.)", "CER",
+                  before["overall"]["cer"]["rate"], after["overall"]["cer"]["rate"],
+                  d["low"], d["high"])]
+    drifts, sets = _gate_drifts(train_summary), train_summary.get("gate_sets", {})
+    if "unseen_cer" in drifts:
+        u = drifts["unseen_cer"]
+        lines.append(_row(f"unseen-domain check ({sets.get('unseen')} utt., loops "
+                          f"{u['loops_untouched']} → {u['loops']})", "CER", u["untouched"],
+                          u["value"], u["low"], u["high"]))
+    if "english_wer" in drifts:
+        e = drifts["english_wer"]
+        lines.append(_row(f"English retention ({sets.get('retention')} clips)",
+                          "WER, English forced", e["untouched"], e["value"], e["low"],
+                          e["high"]))
+    if "language_id" in drifts:  # stored as an error rate; shown as accuracy
+        lid = drifts["language_id"]
+        lines.append(_row("English retention", "language-ID accuracy", 1 - lid["untouched"],
+                          1 - lid["value"], -lid["high"], -lid["low"]))
+    return lines
 
 
 def format_summary(before: dict[str, Any], after: dict[str, Any], *, out: Path,
@@ -235,6 +328,8 @@ def format_summary(before: dict[str, Any], after: dict[str, Any], *, out: Path,
     names = {"cer": "CER", "wer": "WER", "reading_cer": "reading CER"}
     lines = [
         f"# whisper-ja demo: {before['label']} before and after LoRA, on SYNTHETIC speech", "",
+        *format_rows(before, after, train_summary or {}), "",
+        (train_summary or {}).get("gate_line", "versatility gate: not run"), "",
         f"Test split: {test['utterances']} utterances ({test['audio_seconds'] / 60:.1f} min), "
         f"sentences never seen in training; voices never heard in training: "
         f"{', '.join(held_out)}.", "",

@@ -25,6 +25,7 @@ from whisper_ja.audio.specaugment import SpecAugmentConfig
 from whisper_ja.config import ConfigError, config_to_dict, field, load_config
 from whisper_ja.data.manifest import iter_manifest
 from whisper_ja.text.labels import LabelSettings
+from whisper_ja.training.gate import GateSettings
 
 __all__ = [
     "DEFAULT_LR",
@@ -231,6 +232,9 @@ class TrainConfig:
     efficiency: EfficiencySection = field(default_factory=EfficiencySection,
                                           help="speed switches")
     run: RunSection = field(default_factory=RunSection, help="validation, checkpoints, logs")
+    gate: GateSettings = field(default_factory=GateSettings,
+                               help="versatility gate: unseen-domain and retention check sets "
+                                    "and their drift budgets")
 
     def __post_init__(self) -> None:
         if not self.model.strip():
@@ -259,7 +263,9 @@ def check_paths(config: TrainConfig) -> None:
     if not config.data.train:
         raise ConfigError("data.train: name at least one training manifest")
     for name, paths in (("data.train", config.data.train),
-                        ("data.validation", config.data.validation)):
+                        ("data.validation", config.data.validation),
+                        ("gate.unseen", config.gate.unseen),
+                        ("gate.retention", config.gate.retention)):
         for path in paths:
             if not Path(path).is_file():
                 raise ConfigError(f"{name}: manifest {path} does not exist")

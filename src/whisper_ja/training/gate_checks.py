@@ -1,0 +1,203 @@
+"""Measuring the versatility gate's check sets on a model, during ``train`` or for ``evaluate``.
+
+:mod:`whisper_ja.training.gate` judges numbers; this module produces them: it decodes (a) the
+unseen-domain Japanese check (CER counts per utterance and loops) and (b) the retention set
+(forced-English WER counts and language ID, through the retention suite's own measurement), with
+the decoding guards on as everywhere. :class:`GateRun` keeps the untouched model's scores (in
+``OUT/gate_untouched.json``, so a resumed run judges against the same numbers) and one verdict per
+validation, and writes them to the run log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from whisper_ja.audio.features import ContextPolicy
+from whisper_ja.data.manifest import Utterance, read_manifest
+from whisper_ja.evaluation.retention.measure import RetentionSettings, evaluate_retention
+from whisper_ja.inference.batch import decode_utterances
+from whisper_ja.inference.decoding import DecodeOptions
+from whisper_ja.model import load_model
+from whisper_ja.model.context import (
+    apply_saved_context,
+    enable_dynamic_context,
+    saved_policy,
+    uses_dynamic_context,
+)
+from whisper_ja.text.metrics import ErrorCounts, utterance_counts
+from whisper_ja.training.gate import (
+    CheckScores,
+    GateSettings,
+    Validation,
+    Verdict,
+    final_line,
+    judge,
+    language_id_counts,
+)
+
+__all__ = ["GateRun", "gate_models", "load_check_sets", "measure_checks"]
+
+UNTOUCHED_FILE = "gate_untouched.json"
+
+
+def load_check_sets(settings: GateSettings) -> tuple[list[Utterance], list[Utterance]]:
+    """The unseen-domain and retention utterances (each cut to ``gate.limit`` if set)."""
+    limit = settings.limit or None
+    unseen = read_manifest(*settings.unseen)[:limit] if settings.unseen else []
+    retention = read_manifest(*settings.retention)[:limit] if settings.retention else []
+    return unseen, retention
+
+
+@torch.no_grad()
+def measure_checks(model: Any, processor: Any, unseen: Sequence[Utterance],
+                   retention: Sequence[Utterance], *, options: DecodeOptions,
+                   policy: ContextPolicy | None = None, progress: bool = False
+                   ) -> list[CheckScores]:
+    """Per-utterance scores of ``model`` on the gate's check sets.
+
+    Args:
+        model: A Whisper model (plain or peft-wrapped), decoded with the context it runs with.
+        processor: Its processor.
+        unseen: The unseen-domain Japanese check (may be empty).
+        retention: The other-language retention set (may be empty).
+        options: Decoding options (guards included).
+        policy: The dynamic context policy, if the model runs with dynamic context.
+        progress: Show progress bars.
+    """
+    was_training = model.training
+    model.eval()
+    scores: list[CheckScores] = []
+    try:
+        context = "dynamic" if uses_dynamic_context(model) else "full"
+        if unseen:
+            decoded = decode_utterances(model, processor, unseen, options, context,
+                                        progress=progress, policy=policy)
+            results = decoded.results
+            hyps = [r.text if r is not None else "" for r in results]
+            counts = utterance_counts([u.text for u in unseen], hyps, "cer")
+            scores.append(CheckScores("unseen_cer", tuple(counts),
+                                      sum(bool(r and r.looped) for r in results)))
+        if retention:
+            result = evaluate_retention(model, processor, retention, settings=RetentionSettings(
+                options=options, policy=policy or ContextPolicy(), progress=progress))
+            records = result.records
+            scores.append(CheckScores("english_wer", tuple(
+                ErrorCounts(**r["forced_counts"]) for r in records)))
+            scores.append(CheckScores("language_id", tuple(
+                c for r in records for c in language_id_counts([r["detected"]], r["language"]))))
+    finally:
+        model.train(was_training)
+    return scores
+
+
+def _to_json(scores: Sequence[CheckScores]) -> list[dict[str, Any]]:
+    return [{"check": s.check, "loops": s.loops,
+             "counts": [dataclasses.asdict(c) for c in s.counts]} for s in scores]
+
+
+def _from_json(data: Sequence[dict[str, Any]]) -> list[CheckScores]:
+    return [CheckScores(d["check"], tuple(ErrorCounts(**c) for c in d["counts"]), d["loops"])
+            for d in data]
+
+
+@dataclass
+class GateRun:
+    """The gate of one training run: check sets, untouched scores, a verdict per validation."""
+
+    settings: GateSettings
+    unseen: list[Utterance]
+    retention: list[Utterance]
+    options: DecodeOptions
+    policy: ContextPolicy
+    untouched: list[CheckScores]
+    validations: list[Validation] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def start(cls, model: Any, processor: Any, settings: GateSettings, out: Path, *,
+              options: DecodeOptions, policy: ContextPolicy) -> GateRun | None:
+        """Measure the untouched model (or reload its scores when resuming); None if inactive.
+
+        Call before the first optimizer step: a fresh LoRA adapter (B = 0) or an untrained
+        full model decodes exactly as the untouched model does.
+        """
+        if not settings.active:
+            return None
+        unseen, retention = load_check_sets(settings)
+        stored = out / UNTOUCHED_FILE
+        if stored.is_file():
+            untouched = _from_json(json.loads(stored.read_text(encoding="utf-8")))
+        else:
+            untouched = measure_checks(model, processor, unseen, retention, options=options,
+                                       policy=policy)
+            out.mkdir(parents=True, exist_ok=True)
+            stored.write_text(json.dumps(_to_json(untouched)) + "\n", encoding="utf-8")
+        return cls(settings, unseen, retention, options, policy, untouched)
+
+    def check(self, model: Any, processor: Any, step: int, in_domain_cer: float
+              ) -> tuple[bool, dict[str, Any]]:
+        """Judge ``model`` at ``step``; returns whether it passed and a log entry."""
+        scores = (self.untouched if step == 0 else
+                  measure_checks(model, processor, self.unseen, self.retention,
+                                 options=self.options, policy=self.policy))
+        verdict = judge(self.untouched, scores, self.settings, seed=step)
+        self.validations.append(Validation(step, in_domain_cer, verdict))
+        entry: dict[str, Any] = {"step": step, "gate_passed": verdict.passed}
+        for d in verdict.drifts:
+            entry[f"gate_{d.check}"] = round(d.value, 5)
+            entry[f"gate_{d.check}_delta"] = round(d.delta, 5)
+            if d.check == "unseen_cer":
+                entry["gate_unseen_loops"] = d.loops
+        return verdict.passed, entry
+
+    def summary(self) -> dict[str, Any]:
+        """What the training summary records about the gate."""
+        return {"gate_line": final_line(self.validations),
+                "gate_sets": {"unseen": len(self.unseen), "retention": len(self.retention)},
+                "gate_validations": [
+                    {"step": v.step, "in_domain_cer": v.in_domain_cer,
+                     "passed": v.verdict.passed,
+                     "drifts": [dataclasses.asdict(d) for d in v.verdict.drifts]}
+                    for v in self.validations]}
+
+
+def _local(name: str | Path) -> Path | None:
+    return Path(name) if Path(name).is_dir() else None
+
+
+def gate_models(model: str, adapter: Path | None, settings: GateSettings, *,
+                baseline: str | None = None, options: DecodeOptions | None = None,
+                device: str = "cpu", progress: bool = True) -> tuple[Verdict, str]:
+    """Run the gate on any model: ``model`` (+ ``adapter``) against the untouched one.
+
+    The untouched model is ``baseline`` when given, else ``model`` without its adapter; both
+    decode with the adapted model's context (its saved policy, the 8 s floor by default), as
+    the gate does during training.
+
+    Returns:
+        The verdict and its one line.
+    """
+    options = options or DecodeOptions()
+    unseen, retention = load_check_sets(settings)
+    after = load_model(model, adapter=adapter, device=device, dtype=torch.float32)
+    dynamic = apply_saved_context(after.model, adapter)
+    policy = saved_policy(adapter, _local(model))
+    scores_after = measure_checks(after.model, after.processor, unseen, retention,
+                                  options=options, policy=policy, progress=progress)
+    del after
+    before = load_model(baseline or model, device=device, dtype=torch.float32)
+    if dynamic:
+        enable_dynamic_context(before.model)
+    scores_before = measure_checks(before.model, before.processor, unseen, retention,
+                                   options=options, policy=policy, progress=progress)
+    verdict = judge(scores_before, scores_after, settings)
+    moves = "; ".join(d.describe() for d in verdict.drifts)
+    line = (f"versatility gate {'passed' if verdict.passed else 'FAILED'} "
+            f"(SYNTHETIC check sets): {moves}")
+    return verdict, line
