@@ -50,6 +50,8 @@ COMMANDS: dict[str, Command] = {
                      "leak-free train/validation/test split of manifests"),
     "synth": Command("whisper_ja.commands.synth",
                      "synthesize a Japanese corpus with the offline voices"),
+    "synth-unseen": Command("whisper_ja.commands.synth_unseen",
+                            "synthesize the unseen-domain check set of the versatility gate"),
     "synth-english": Command("whisper_ja.commands.synth_english",
                              "synthesize English clips to mix into training against forgetting"),
     "train": Command("whisper_ja.commands.train", "fine-tune with LoRA or end to end"),

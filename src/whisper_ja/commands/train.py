@@ -21,4 +21,6 @@ def run(config: TrainConfig) -> int:
     best = result.summary.get("best_val_cer")
     log.info("done: %d steps, best validation CER %s, output in %s", result.summary["steps"],
                 "n/a" if best is None else f"{best:.4f}", result.out)
+    if "gate_line" in result.summary:  # the run ends with the versatility gate's verdict
+        print(result.summary["gate_line"])
     return 0
