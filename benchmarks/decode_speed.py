@@ -1,107 +1,234 @@
-"""Decoding speed and CER: 30-second context against dynamic context, side by side.
+"""Decoding speed and CER of every whisper-ja decoding path against stock faster-whisper.
 
-Decodes the test split written by ``train_throughput.py`` (SYNTHETIC speech) four ways: the
-untuned whisper-base and the whisper-ja model fine-tuned there with dynamic context, each with
-the standard 30-s encoder input and with dynamic context (the batch's longest clip rounded up to
-100 frames, floor 800). Greedy, Japanese forced, batch 8. Prints the real-time factor (decoding
-seconds per audio second; lower is faster), CER with its 95% bootstrap interval, clips that
-looped, and the paired CER difference dynamic - 30 s for each model.
+One model, one set of clips, one machine, one run; the arms are interleaved (the clips are cut
+into rounds, every arm decodes each round, the order of the arms rotating from round to round),
+so a machine whose load changes during the run slows every arm alike:
 
-    .venv/bin/python benchmarks/train_throughput.py   # first: corpus and fine-tuned model
-    .venv/bin/python benchmarks/decode_speed.py
+- ``hf-30s``: transformers, waveform padded to 30 s, length-sorted batches (``evaluate``'s path
+  for a stock model);
+- ``hf-dynamic``: transformers with dynamic context (the batch's longest clip rounded up to
+  100 frames, floor 800);
+- ``hf-dynamic-int8``: the same with ``torch.ao.quantization.quantize_dynamic`` int8 linear
+  layers (``whisper_ja.inference.quantize``);
+- ``fw-stock``: stock faster-whisper int8 on the same weights (``whisper-ja export --to ct2
+  --quantization int8``), one clip at a time, features padded to 30 s, as users run it;
+- ``ct2-dynamic``: whisper-ja's CTranslate2 path on that folder (batches of 8, dynamic context
+  with the floor): ``whisper_ja.inference.faster.transcribe_audio_ct2``;
+- ``student-hf-dynamic`` / ``student-ct2-dynamic``: a student made by ``whisper-ja distill``
+  (``--student FOLDER``), with transformers and exported to CTranslate2 int8.
+
+Greedy, Japanese forced, the same CPU threads everywhere. Prints the real-time factor (decoding
+seconds per audio second; model loading and export not counted, one warm-up round not timed),
+CER with its 95 % bootstrap interval, loops, each arm's speed-up over ``fw-stock`` and the paired
+CER difference against it. Clips from ``--manifest`` (here: SYNTHETIC speech made by
+``whisper-ja synth``).
+
+    .venv/bin/python benchmarks/decode_speed.py --manifest runs/issue18/test.jsonl \\
+        --student runs/issue18/student2 --out runs/issue18/bench
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_throughput import decode_dynamic, decode_standard, load_audios  # noqa: E402
+ARMS = ("hf-30s", "hf-dynamic", "hf-dynamic-int8", "fw-stock", "ct2-dynamic",
+        "student-hf-dynamic", "student-ct2-dynamic")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks"),
-                        help="train_throughput.py's output folder")
+    parser.add_argument("--manifest", type=Path, required=True, help="test manifest")
     parser.add_argument("--model", default="openai/whisper-base")
-    parser.add_argument("--adapter", type=Path, default=None,
-                        help="fine-tuned model (default: OUT/whisper-ja)")
+    parser.add_argument("--student", type=Path, default=None,
+                        help="`whisper-ja distill` output (student arms skipped without it)")
+    parser.add_argument("--clips", type=int, default=80, help="first N clips (0 = all)")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--min-frames", type=int, default=800)
-    parser.add_argument("--bucket-frames", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for every arm")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/decode_speed"))
     return parser.parse_args(argv)
 
 
-def timed(decode: Callable[..., list[Any]], *args: Any) -> tuple[list[Any], float]:
-    start = time.monotonic()
-    results = decode(*args)
-    return results, time.monotonic() - start
+def export_ct2(model: str, out: Path) -> Path:
+    """``whisper-ja export --to ct2 --quantization int8`` of ``model`` (cached in ``out``)."""
+    from whisper_ja.export.writer import ExportConfig, export_model
+
+    if not (out / "model.bin").is_file():
+        export_model(ExportConfig(model=model, to="ct2", out=out, quantization="int8"))
+    return out
+
+
+def hf_arm(model: Any, processor: Any, batch_size: int, dynamic: bool,
+           ) -> Callable[[list[np.ndarray]], list[Any]]:
+    """transformers decoding in length-sorted batches (30 s or dynamic context)."""
+    from whisper_ja.audio.constants import HOP_LENGTH
+    from whisper_ja.audio.features import ContextPolicy, context_frames
+    from whisper_ja.inference.decoding import DecodeOptions, decode_audio
+
+    policy = ContextPolicy()
+
+    def run(audios: list[np.ndarray]) -> list[Any]:
+        order = sorted(range(len(audios)), key=lambda i: audios[i].size)
+        results: list[Any] = [None] * len(audios)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            longest = max(math.ceil(audios[i].size / HOP_LENGTH) for i in rows)
+            options = DecodeOptions(batch_size=batch_size, context_frames=context_frames(
+                longest, policy) if dynamic else None)
+            for i, result in zip(rows, decode_audio(model, processor, [audios[i] for i in rows],
+                                                    options, progress=False), strict=True):
+                results[i] = result
+        return results
+    return run
+
+
+def stock_arm(folder: Path, threads: int) -> Callable[[list[np.ndarray]], list[Any]]:
+    """Stock faster-whisper: one clip at a time, 30 s, as ``WhisperModel.transcribe`` runs."""
+    from whisper_ja.inference.decoding import DecodeResult
+    from whisper_ja.inference.faster import load_faster_whisper
+
+    model = load_faster_whisper(str(folder), "int8", threads)
+
+    def run(audios: list[np.ndarray]) -> list[Any]:
+        out = []
+        for audio in audios:
+            segments, _ = model.transcribe(
+                audio, language="ja", beam_size=1, temperature=0.0, without_timestamps=True,
+                condition_on_previous_text=False, vad_filter=False)
+            out.append(DecodeResult("".join(s.text for s in segments).strip(), (), False))
+        return out
+    return run
+
+
+def ct2_arm(folder: Path, threads: int, batch_size: int,
+            ) -> Callable[[list[np.ndarray]], list[Any]]:
+    """whisper-ja's CTranslate2 path, dynamic context with the floor, batched."""
+    from whisper_ja.inference.decoding import DecodeResult
+    from whisper_ja.inference.faster import Ct2Options, transcribe_audio_ct2
+
+    options = Ct2Options(context="dynamic", batch_size=batch_size, cpu_threads=threads)
+
+    def run(audios: list[np.ndarray]) -> list[Any]:
+        return [DecodeResult(c.text, (), c.looped)
+                for c in transcribe_audio_ct2(audios, folder, options)]
+    return run
+
+
+def build_arms(args: argparse.Namespace, work: Path) -> dict[str, Callable[..., list[Any]]]:
+    from whisper_ja.inference.quantize import quantize_linear_int8
+    from whisper_ja.model import load_model
+    from whisper_ja.model.context import enable_dynamic_context
+
+    arms: dict[str, Callable[..., list[Any]]] = {}
+    wanted = set(args.arms)
+    if wanted & {"hf-30s", "hf-dynamic"}:
+        base = load_model(args.model)
+        enable_dynamic_context(base.model)  # 30 s input stays bit-identical (tests/model)
+        arms["hf-30s"] = hf_arm(base.model, base.processor, args.batch_size, dynamic=False)
+        arms["hf-dynamic"] = hf_arm(base.model, base.processor, args.batch_size, dynamic=True)
+    if "hf-dynamic-int8" in wanted:
+        quant = load_model(args.model)
+        enable_dynamic_context(quant.model)
+        arms["hf-dynamic-int8"] = hf_arm(quantize_linear_int8(quant.model), quant.processor,
+                                         args.batch_size, dynamic=True)
+    if wanted & {"fw-stock", "ct2-dynamic"}:
+        folder = export_ct2(args.model, work / "model-ct2-int8")
+        arms["fw-stock"] = stock_arm(folder, args.threads)
+        arms["ct2-dynamic"] = ct2_arm(folder, args.threads, args.batch_size)
+    if args.student is not None:
+        student = load_model(args.student)
+        arms["student-hf-dynamic"] = hf_arm(student.model, student.processor, args.batch_size,
+                                            dynamic=True)
+        folder = export_ct2(str(args.student), work / "student-ct2-int8")
+        arms["student-ct2-dynamic"] = ct2_arm(folder, args.threads, args.batch_size)
+    return {name: arm for name, arm in arms.items() if name in wanted}
+
+
+def run_interleaved(arms: dict[str, Callable[..., list[Any]]], audios: list[np.ndarray],
+                    rounds: int) -> tuple[dict[str, list[Any]], dict[str, float]]:
+    """Every arm on every round of clips, the arm order rotating; seconds summed per arm."""
+    names = list(arms)
+    for name in names:  # warm-up on two clips, not timed
+        arms[name](audios[:2])
+    results: dict[str, list[Any]] = {name: [] for name in names}
+    seconds = dict.fromkeys(names, 0.0)
+    bounds = np.linspace(0, len(audios), rounds + 1).astype(int)
+    for r in range(rounds):
+        chunk = audios[bounds[r]:bounds[r + 1]]
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            began = time.perf_counter()
+            results[name] += arms[name](chunk)
+            seconds[name] += time.perf_counter() - began
+        print(f"round {r + 1}/{rounds} done", flush=True)
+    return results, seconds
+
+
+def report(refs: list[str], results: dict[str, list[Any]], seconds: dict[str, float],
+           audio_s: float) -> tuple[list[str], dict[str, Any]]:
+    from whisper_ja.text.bootstrap import metric_interval, paired_bootstrap
+
+    lines = [f"{'arm':<20} {'RTF':>7} {'sec':>7} {'CER [95% CI]':>26} {'looped':>6} "
+             f"{'vs fw-stock':>11} {'CER - fw-stock [95% CI]':>26}"]
+    data: dict[str, Any] = {}
+    stock = results.get("fw-stock")
+    for name, hyps in results.items():
+        texts = [r.text for r in hyps]
+        interval = metric_interval(refs, texts)
+        row: dict[str, Any] = {"rtf": seconds[name] / audio_s, "seconds": seconds[name],
+                               "cer": interval.to_dict(), "looped": sum(r.looped for r in hyps)}
+        versus = paired = ""
+        if stock is not None and name != "fw-stock":
+            diff = paired_bootstrap(refs, [r.text for r in stock], texts)
+            row["speedup_vs_fw_stock"] = seconds["fw-stock"] / seconds[name]
+            row["cer_minus_fw_stock"] = diff.to_dict()
+            versus = f"{row['speedup_vs_fw_stock']:.2f}x"
+            paired = f"{diff.delta:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}]"
+        data[name] = row
+        lines.append(f"{name:<20} {row['rtf']:>7.3f} {seconds[name]:>7.1f} "
+                     f"{interval.value:>8.4f} [{interval.low:.4f}, {interval.high:.4f}] "
+                     f"{row['looped']:>6} {versus:>11} {paired:>26}")
+    return lines, data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from whisper_ja.audio.features import ContextPolicy
-    from whisper_ja.model import load_model
-    from whisper_ja.model.context import (
-        apply_saved_context,
-        enable_dynamic_context,
-        uses_dynamic_context,
-    )
-    from whisper_ja.text.bootstrap import metric_interval, paired_bootstrap
+    from whisper_ja.audio.io import load_audio
+    from whisper_ja.data.manifest import read_manifest
 
     args = parse_args(argv)
-    args.out = args.out.resolve()  # manifests hold paths relative to their folder
-    adapter = args.adapter or args.out / "whisper-ja"
-    test = args.out / "test.jsonl"
-    if not test.is_file() or not (adapter / "adapter_config.json").is_file():
-        raise SystemExit(f"need {test} and a fine-tuned adapter in {adapter}: run "
-                         "benchmarks/train_throughput.py first")
-    refs, audios = load_audios(test)
-    audio_s = sum(len(a) for a in audios) / 16000
-    policy = ContextPolicy(min_frames=args.min_frames, bucket_frames=args.bucket_frames)
-    rows, report = [], {}
-    for label in ("untuned", "fine-tuned"):
-        loaded = load_model(args.model, adapter=None if label == "untuned" else adapter)
-        model, processor = loaded.model, loaded.processor
-        if label == "untuned":
-            enable_dynamic_context(model)  # the user asks for it; 30 s stays bit-identical
-        else:
-            apply_saved_context(model, adapter)
-            # Merged, as deployed: unmerged LoRA layers cost time on every generated token.
-            model = model.merge_and_unload()
-        if not uses_dynamic_context(model):
-            raise SystemExit(f"{label}: dynamic context was not enabled")
-        decode_standard(model, processor, audios[:1], 1)  # warm-up, not timed
-        full, full_s = timed(decode_standard, model, processor, audios, args.batch_size)
-        dyn, dyn_s = timed(decode_dynamic, model, processor, audios, args.batch_size, policy)
-        paired = paired_bootstrap(refs, [r.text for r in full], [r.text for r in dyn])
-        report[label] = {"paired_dynamic_minus_30s": paired.to_dict()}
-        for mode, results, seconds in (("30 s", full, full_s), ("dynamic", dyn, dyn_s)):
-            interval = metric_interval(refs, [r.text for r in results])
-            loops = sum(r.looped for r in results)
-            report[label][mode] = {"rtf": seconds / audio_s, "seconds": seconds,
-                                   "cer": interval.to_dict(), "looped": loops}
-            rows.append(f"{label:<11} {mode:<8} {seconds / audio_s:>7.3f} {seconds:>7.1f} "
-                        f"{interval.value:>8.4f} [{interval.low:.4f}, {interval.high:.4f}] "
-                        f"{loops:>6}")
-        rows.append(f"{'':<11} dynamic - 30 s CER {paired.delta:+.4f} "
-                    f"[{paired.low:+.4f}, {paired.high:+.4f}]; speed-up "
-                    f"{full_s / dyn_s:.2f}x")
-    print(f"\nSYNTHETIC speech: {len(audios)} test clips, {audio_s:.0f} s of audio, greedy, "
-          f"batch {args.batch_size}, {torch.get_num_threads()} threads, dynamic context = "
-          f"longest clip rounded to {policy.bucket_frames} frames, floor {policy.min_frames}")
-    print(f"{'model':<11} {'context':<8} {'RTF':>7} {'sec':>7} {'CER [95% CI]':>26} {'looped':>6}")
-    print("\n".join(rows))
-    (args.out / "decode_speed.json").write_text(json.dumps(report, indent=2))
+    torch.set_num_threads(args.threads)
+    utts = read_manifest(args.manifest)
+    utts = utts[:args.clips] if args.clips else utts
+    synthetic = all(u.is_synthetic for u in utts)
+    audios = [load_audio(u.audio) for u in utts]
+    refs = [u.text for u in utts]
+    audio_s = sum(a.size for a in audios) / 16000
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.out) as tmp:
+        arms = build_arms(args, Path(tmp))
+        results, seconds = run_interleaved(arms, audios, args.rounds)
+    lines, data = report(refs, results, seconds, audio_s)
+    head = (f"{'SYNTHETIC speech' if synthetic else 'speech'}: {len(audios)} clips, "
+            f"{audio_s:.0f} s of audio, greedy, batch {args.batch_size}, {args.threads} "
+            f"threads, {args.rounds} interleaved rounds, model {args.model}"
+            + (f", student {args.student}" if args.student else ""))
+    print("\n" + head + "\n" + "\n".join(lines))
+    (args.out / "decode_speed.json").write_text(json.dumps(
+        {"setup": head, "arms": data}, indent=2))
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
+

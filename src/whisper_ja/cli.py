@@ -56,6 +56,7 @@ COMMANDS: dict[str, Command] = {
                              "synthesize English clips to mix into training against forgetting"),
     "train": Command("whisper_ja.commands.train", "fine-tune with LoRA or end to end"),
     "evaluate": Command("whisper_ja.commands.evaluate",
+    "distill": Command("whisper_ja.commands.distill", "distill a shallow-decoder student"),
                         "evaluate a model on a manifest and write a report"),
     "export": Command("whisper_ja.commands.export",
                       "export a (LoRA-)adapted model for transformers or CTranslate2"),
