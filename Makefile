@@ -9,6 +9,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint env clean
 
+# OpenAI's openai-whisper sdist (MIT) holds the BPE ranks the large-v3 tokenizer is built from
+# offline (whisper_ja.model.openai_tokenizer); only the file is needed, never the package.
+OPENAI_SDIST := openai-whisper==20250625
+OPENAI_SDIST_DIR := $(VENV)/share/whisper-ja
+
 # espeak-ng (Debian) synthesizes the English speech of the retention (forgetting) check.
 SYSDEPS := espeak-ng
 # Debian's chromium runs the browser tests of `whisper-ja serve` through Playwright
@@ -24,6 +29,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[dev,offline]"
+	$(PY) -m pip download -q --no-deps --no-binary :all: -d $(OPENAI_SDIST_DIR) $(OPENAI_SDIST)
 	touch $(STAMP)
 
 env: $(STAMP)

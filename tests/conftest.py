@@ -7,6 +7,7 @@
 - ``ja_clips``: a few Japanese sentences synthesized with Open JTalk at test time.
 - ``clips_manifest``: those clips as a training manifest (corpus ``synthetic``).
 - ``mini_whisper``: a miniature Whisper saved by transformers and converted by CTranslate2.
+- ``tokenizer_cache``: cache root where the large-v3 tokenizer is built once per session.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ def tiny_whisper():
     from whisper_ja.model import tiny_random_whisper
 
     return tiny_random_whisper(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tokenizer_cache(tmp_path_factory) -> Path:
+    """The large-v3 tokenizer (built from the openai-whisper sdist) is built once, here."""
+    return tmp_path_factory.mktemp("tokenizer_cache")
 
 
 @pytest.fixture(scope="session")
@@ -101,14 +108,17 @@ def mini_whisper(tmp_path_factory) -> MiniWhisper:
 
     from whisper_ja.model.loading import _tokenizer_json
     from whisper_ja.model.processor import build_generation_config, processor_from_tokenizer_json
+    from whisper_ja.model.tokens import special_tokens
 
     root = tmp_path_factory.mktemp("mini_whisper")
-    processor = processor_from_tokenizer_json(_tokenizer_json())
+    processor = processor_from_tokenizer_json(_tokenizer_json(), num_mel_bins=80,
+                                              vocab_size=51865)
+    specials = special_tokens(processor.tokenizer)
     config = WhisperConfig(
-        vocab_size=51865, d_model=64, encoder_layers=2, decoder_layers=2,
+        vocab_size=specials.vocab_size, d_model=64, encoder_layers=2, decoder_layers=2,
         encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,
-        decoder_ffn_dim=128, decoder_start_token_id=50258, bos_token_id=50257,
-        eos_token_id=50257, pad_token_id=50257,
+        decoder_ffn_dim=128, decoder_start_token_id=specials.sot, bos_token_id=specials.eot,
+        eos_token_id=specials.eot, pad_token_id=specials.eot,
     )
     torch.manual_seed(0)
     model = WhisperForConditionalGeneration(config)

@@ -15,7 +15,7 @@ from whisper_ja.data.collate import (
     select_trainable,
 )
 from whisper_ja.data.manifest import Utterance
-from whisper_ja.model.tokens import EOT_ID, JA_PREFIX_IDS
+from whisper_ja.model.tokens import special_tokens
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,12 @@ def tokenizer(tiny_whisper):
 def test_labels_are_prefix_text_eot_and_decode_back(tokenizer):
     text = "今日はとても良い天気です。"
     ids = build_labels(text, tokenizer)
-    assert tuple(ids[:4]) == JA_PREFIX_IDS and ids[-1] == EOT_ID
+    specials = special_tokens(tokenizer)
+    assert tokenizer.convert_ids_to_tokens(ids[:4]) == [
+        "<|startoftranscript|>", "<|ja|>", "<|transcribe|>", "<|notimestamps|>"]
+    assert tokenizer.convert_ids_to_tokens(ids[-1]) == "<|endoftext|>"
     assert tokenizer.decode(ids[4:-1]) == text
-    assert not any(i in JA_PREFIX_IDS or i == EOT_ID for i in ids[4:-1])
+    assert all(specials.is_text(i) for i in ids[4:-1])
 
 
 def test_mixed_in_english_is_labelled_english_not_japanese(tokenizer):
@@ -42,13 +45,14 @@ def test_mixed_in_english_is_labelled_english_not_japanese(tokenizer):
 
 
 def test_collate_shifts_labels_and_pads_with_ignore_index():
-    a = Example("a", "x", np.zeros((80, 120), np.float32), (1, 2, 3, 4, 5))
-    b = Example("b", "y", np.ones((80, 250), np.float32), (1, 2, 9))
+    eot = 5  # labels end with their tokenizer's <|endoftext|>; decoder input pads with it
+    a = Example("a", "x", np.zeros((80, 120), np.float32), (1, 2, 3, 4, eot))
+    b = Example("b", "y", np.ones((80, 250), np.float32), (1, 9, eot))
     batch = collate([a, b], frames=lambda longest: longest + 50)
     assert batch["input_features"].shape == (2, 80, 300)
     assert batch["lengths"].tolist() == [120, 250]
-    assert batch["decoder_input_ids"].tolist() == [[1, 2, 3, 4], [1, 2, EOT_ID, EOT_ID]]
-    assert batch["labels"].tolist() == [[2, 3, 4, 5], [2, 9, IGNORE_INDEX, IGNORE_INDEX]]
+    assert batch["decoder_input_ids"].tolist() == [[1, 2, 3, 4], [1, 9, eot, eot]]
+    assert batch["labels"].tolist() == [[2, 3, 4, 5], [9, eot, IGNORE_INDEX, IGNORE_INDEX]]
     # Real frames are kept exactly; a fixed width cuts longer clips.
     assert torch.equal(batch["input_features"][1, :, :250], torch.ones(80, 250))
     assert collate([a, b], frames=200)["lengths"].tolist() == [120, 200]

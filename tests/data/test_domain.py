@@ -7,7 +7,6 @@ import pytest
 
 from whisper_ja.data.domain import (
     DOMAINS,
-    START_OF_PREV_ID,
     Term,
     TermFileError,
     builtin_sentences,
@@ -19,7 +18,7 @@ from whisper_ja.data.domain import (
     write_terms,
 )
 from whisper_ja.data.manifest import read_manifest
-from whisper_ja.model.tokens import JA_PREFIX_IDS
+from whisper_ja.model.tokens import special_tokens
 
 
 def test_read_terms_reads_readings_and_comments(tmp_path):
@@ -63,7 +62,7 @@ def test_builtin_sentences_carry_every_term(domain):
 def test_prompt_ids_match_whisper_prompt_layout(tiny_whisper):
     tokenizer = tiny_whisper.processor.tokenizer
     ids = terms_to_prompt_ids([Term("高血圧"), "糖尿病"], tokenizer)
-    assert ids[0] == START_OF_PREV_ID
+    assert tokenizer.convert_ids_to_tokens(ids[0]) == "<|startofprev|>"
     assert list(ids) == tiny_whisper.processor.get_prompt_ids("高血圧、糖尿病").tolist()
     assert tokenizer.decode(ids[1:]).strip() == "高血圧、糖尿病"
     assert terms_to_prompt_ids([], tokenizer) == ()
@@ -98,12 +97,13 @@ def test_prompt_ids_reach_the_decoder(tiny_whisper):
 
     model, processor = tiny_whisper.model, tiny_whisper.processor
     prompt = terms_to_prompt_ids(["高血圧", "糖尿病"], processor.tokenizer)
+    specials = special_tokens(processor.tokenizer)
     audio = np.random.default_rng(0).normal(0, 0.05, 16000).astype(np.float32)
     seen, handle = _decoder_inputs(model)
     try:
         decode_audio(model, processor, [audio], DecodeOptions(max_new_tokens=3, prompt_ids=prompt),
                      progress=False)
-        with_prompt = [ids for ids in seen if START_OF_PREV_ID in ids]
+        with_prompt = [ids for ids in seen if specials.prev_text in ids]
         seen.clear()
         decode_audio(model, processor, [audio], DecodeOptions(max_new_tokens=3), progress=False)
         without = list(seen)
@@ -113,8 +113,8 @@ def test_prompt_ids_reach_the_decoder(tiny_whisper):
     # transcription prefix (other calls, e.g. a no-speech check, may come first).
     assert with_prompt, "the prompt never reached the decoder"
     assert with_prompt[0][:len(prompt)] == list(prompt)
-    assert with_prompt[0][len(prompt):len(prompt) + 4] == list(JA_PREFIX_IDS)
-    assert without and not any(START_OF_PREV_ID in ids for ids in without)
+    assert with_prompt[0][len(prompt):len(prompt) + 4] == list(specials.ja_prefix)
+    assert without and not any(specials.prev_text in ids for ids in without)
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from whisper_ja.errors import ConfigError
 from whisper_ja.export.checks import HF_REQUIRED_FILES
 from whisper_ja.export.writer import ExportConfig, export_model
 from whisper_ja.model.context import CONTEXT_MARKER
-from whisper_ja.model.tokens import JA_PREFIX_IDS
+from whisper_ja.model.tokens import special_tokens
 
 SR = 16000
 
@@ -157,7 +157,7 @@ def test_hf_export_is_merged_japanese_and_decodes_like_the_adapter(tiny, hf_expo
     config = json.loads((out / "generation_config.json").read_text())
     assert config["language"] in ("ja", "<|ja|>") and config["task"] == "transcribe"
     asr = pipeline("automatic-speech-recognition", model=str(out), device="cpu")
-    assert asr.tokenizer.prefix_tokens == list(JA_PREFIX_IDS)
+    assert tuple(asr.tokenizer.prefix_tokens) == special_tokens(asr.tokenizer).ja_prefix
     # The pipeline runs the stock encoder; whisper-ja on the same stock weights, Japanese forced,
     # must say the same. Its own default is beam search (5): decode greedily like whisper-ja.
     stock = WhisperForConditionalGeneration.from_pretrained(out).eval()

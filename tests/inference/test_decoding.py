@@ -15,7 +15,7 @@ from whisper_ja.inference.decoding import (
     decode_features,
     is_looping,
 )
-from whisper_ja.model import JA_PREFIX_IDS
+from whisper_ja.model import special_tokens
 
 RNG = np.random.default_rng(0)
 
@@ -61,16 +61,20 @@ def test_decoding_forces_japanese_prefix(tiny_whisper, recorder):
                            DecodeOptions(max_new_tokens=4), progress=False)
     assert len(results) == 2
     assert recorder.first_inputs, "decoder never ran"
+    to_tokens = tiny_whisper.processor.tokenizer.convert_ids_to_tokens
     for row in recorder.first_inputs[0]:
-        assert tuple(row) == JA_PREFIX_IDS
+        assert to_tokens(list(row)) == [
+            "<|startoftranscript|>", "<|ja|>", "<|transcribe|>", "<|notimestamps|>"]
 
 
 def test_prompt_goes_before_the_prefix_and_not_into_the_output(tiny_whisper, recorder):
     prompt = tuple(tiny_whisper.processor.tokenizer("東京", add_special_tokens=False).input_ids)
     results = decode_audio(tiny_whisper.model, tiny_whisper.processor, [_noise(2)],
                            DecodeOptions(max_new_tokens=4, prompt_ids=prompt), progress=False)
-    assert tuple(recorder.first_inputs[0][0]) == (50361, *prompt, *JA_PREFIX_IDS)
-    assert all(t < 50257 for t in results[0].token_ids)
+    specials = special_tokens(tiny_whisper.processor.tokenizer)
+    assert tuple(recorder.first_inputs[0][0]) == (specials.prev_text, *prompt,
+                                                   *specials.ja_prefix)
+    assert all(specials.is_text(t) for t in results[0].token_ids)
     assert len(results[0].token_ids) <= 4
 
 
@@ -208,7 +212,7 @@ def test_dynamic_context_decoding_uses_the_short_features(dynamic_tiny):
         rec.close()
     assert len(results) == 2
     assert shapes and all(shape[-1] == 800 for shape in shapes)
-    assert tuple(rec.first_inputs[0][0]) == JA_PREFIX_IDS
+    assert tuple(rec.first_inputs[0][0]) == special_tokens(processor.tokenizer).ja_prefix
 
 
 @pytest.fixture(scope="module")

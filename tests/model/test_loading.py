@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from whisper_ja.model import (
-    JA_PREFIX_IDS,
     ModelLoadError,
     OfflineModelError,
     hub,
     load_model,
     offline,
+    special_tokens,
     tiny_random_whisper,
 )
 
@@ -41,7 +41,8 @@ def test_load_transformers_folder(mini_whisper):
     assert "local folder" in loaded.source
     assert not loaded.model.training
     assert loaded.model.generation_config.language == "ja"
-    assert tuple(loaded.processor.tokenizer.prefix_tokens) == JA_PREFIX_IDS
+    tokenizer = loaded.processor.tokenizer
+    assert tuple(tokenizer.prefix_tokens) == special_tokens(tokenizer).ja_prefix
 
 
 def test_load_ctranslate2_folder_imports_it(mini_whisper):
@@ -64,7 +65,7 @@ def test_load_with_lora_adapter(mini_whisper, tmp_path):
     assert isinstance(loaded.model, PeftModel)
     assert "adapter" in loaded.source
     features = torch.randn(1, 80, 3000)
-    decoder_ids = torch.tensor([list(JA_PREFIX_IDS)])
+    decoder_ids = torch.tensor([list(special_tokens(loaded.processor.tokenizer).ja_prefix)])
     with torch.no_grad():
         expected = peft_model.eval()(input_features=features, decoder_input_ids=decoder_ids).logits
         got = loaded.model(input_features=features, decoder_input_ids=decoder_ids).logits

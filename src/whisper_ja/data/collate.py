@@ -24,7 +24,7 @@ import torch
 
 from whisper_ja.audio.features import pad_features
 from whisper_ja.data.manifest import Utterance
-from whisper_ja.model.tokens import EOT_ID, JA_PREFIX_IDS
+from whisper_ja.model.tokens import language_id, special_tokens
 
 __all__ = [
     "IGNORE_INDEX",
@@ -61,19 +61,19 @@ def build_labels(text: str, tokenizer: Any, language: str = "ja") -> list[int]:
             must be labelled with their own language token, not ``<|ja|>``.
 
     Returns:
-        ``[*JA_PREFIX_IDS, *text_ids, EOT_ID]`` (the language id swapped for other languages).
+        ``[sot, ja, transcribe, notimestamps, *text_ids, eot]`` with the ids the tokenizer
+        gives those strings (:func:`whisper_ja.model.tokens.special_tokens`; they differ between
+        Whisper generations), the language id swapped for other languages.
 
     Raises:
         ValueError: ``language`` is not a Whisper language token.
+        whisper_ja.errors.ModelError: the tokenizer has no ``<|ja|>`` (English-only Whisper).
     """
-    prefix = list(JA_PREFIX_IDS)
-    if language != "ja":
-        language_id = tokenizer.convert_tokens_to_ids(f"<|{language}|>")
-        if not isinstance(language_id, int) or language_id == tokenizer.unk_token_id:
-            raise ValueError(f"unknown Whisper language {language!r}")
-        prefix[1] = language_id
+    specials = special_tokens(tokenizer)
+    prefix = specials.ja_prefix if language == "ja" else specials.prefix(
+        language_id(tokenizer, language))
     text_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return [*prefix, *(int(i) for i in text_ids), EOT_ID]
+    return [*prefix, *(int(i) for i in text_ids), specials.eot]
 
 
 def frames_of(utterance: Utterance) -> int:
@@ -161,15 +161,16 @@ def collate(examples: Sequence[Example], frames: int | Callable[[int], int]
 
     Returns:
         ``input_features (B, n_mels, F)``, ``lengths (B,)`` real frames (for SpecAugment),
-        ``decoder_input_ids (B, L)`` padded with end-of-text, ``labels (B, L)`` padded with
-        :data:`IGNORE_INDEX`.
+        ``decoder_input_ids (B, L)`` padded with end-of-text (the id every label ends with,
+        so the model's own), ``labels (B, L)`` padded with :data:`IGNORE_INDEX`.
     """
     longest = max(e.features.shape[1] for e in examples)
     width = frames(longest) if callable(frames) else int(frames)
     input_features = pad_features([e.features for e in examples], width)
     lengths = torch.tensor([min(e.features.shape[1], width) for e in examples])
     size = max(len(e.label_ids) for e in examples) - 1
-    decoder_input_ids = torch.full((len(examples), size), EOT_ID, dtype=torch.long)
+    eot = examples[0].label_ids[-1]  # build_labels ends every label with <|endoftext|>
+    decoder_input_ids = torch.full((len(examples), size), eot, dtype=torch.long)
     labels = torch.full((len(examples), size), IGNORE_INDEX, dtype=torch.long)
     for row, example in enumerate(examples):
         ids = torch.tensor(example.label_ids, dtype=torch.long)

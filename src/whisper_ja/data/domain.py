@@ -32,13 +32,13 @@ from tqdm import tqdm
 
 from whisper_ja.data.manifest import Utterance, write_manifest
 from whisper_ja.data.voices import parse_voice, synthesize
+from whisper_ja.model.tokens import special_tokens
 from whisper_ja.text.terms import Term, TermFileError, load_terms
 
 __all__ = [
     "DOMAINS",
     "DOMAIN_VOICES",
     "PROMPT_SEPARATOR",
-    "START_OF_PREV_ID",
     "Term",
     "TermFileError",
     "builtin_sentences",
@@ -55,9 +55,6 @@ log = logging.getLogger(__name__)
 
 DOMAINS = ("medical", "technical")
 """Domains with a built-in term list and sentences under ``whisper_ja/resources``."""
-
-START_OF_PREV_ID = 50361
-"""``<|startofprev|>``: opens Whisper's previous-text prompt."""
 
 PROMPT_SEPARATOR = "、"
 """Terms are joined by the Japanese comma, so the prompt reads like a list of words."""
@@ -130,8 +127,8 @@ def terms_to_prompt_ids(terms: Sequence[Term | str], tokenizer: Any,
                         max_tokens: int = MAX_PROMPT_TOKENS) -> tuple[int, ...]:
     """Whisper prompt ids that bias decoding toward ``terms``.
 
-    The result is ``<|startofprev|>`` (50361) followed by the tokens of `` term1、term2、...``,
-    the same layout as ``WhisperProcessor.get_prompt_ids``; it goes into
+    The result is ``<|startofprev|>`` (its id in this tokenizer) followed by the tokens of
+    `` term1、term2、...``, the same layout as ``WhisperProcessor.get_prompt_ids``; it goes into
     ``DecodeOptions.prompt_ids`` and ``generate(prompt_ids=...)``. When the terms need more
     than ``max_tokens`` text tokens, terms from the end of the list are left out (Whisper
     ignores longer prompts); how many is logged as a warning.
@@ -165,11 +162,7 @@ def _encode_prompt(surfaces: Sequence[str], tokenizer: Any) -> tuple[int, ...]:
     # A leading space, as Whisper's own get_prompt_ids does, so the prompt tokenizes like
     # running text that precedes the transcript.
     text_ids = tokenizer.encode(" " + PROMPT_SEPARATOR.join(surfaces), add_special_tokens=False)
-    start = tokenizer.convert_tokens_to_ids("<|startofprev|>")
-    if start != START_OF_PREV_ID:
-        raise ValueError(f"tokenizer maps <|startofprev|> to {start}, not {START_OF_PREV_ID}: "
-                         "not a multilingual Whisper tokenizer")
-    return (START_OF_PREV_ID, *(int(i) for i in text_ids))
+    return (special_tokens(tokenizer).prev_text, *(int(i) for i in text_ids))
 
 
 def _tts_text(sentence: str, terms: Sequence[Term]) -> str:

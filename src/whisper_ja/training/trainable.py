@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from whisper_ja.model.context import enable_dynamic_context
+from whisper_ja.model.quantize import quantize_frozen_base
 from whisper_ja.training.settings import TrainConfig
 
 __all__ = ["build_optimizer", "prepare_model"]
@@ -20,10 +21,13 @@ def prepare_model(model: Any, config: TrainConfig) -> tuple[Any, dict[str, int]]
     """Make ``model`` trainable as ``config`` says; returns it with parameter counts.
 
     LoRA: every original weight frozen, adapters on ``lora.target_modules`` (decoder only
-    with ``freeze_encoder``). Full: every weight trains, or all but the encoder's.
+    with ``freeze_encoder``), the base optionally held in 8 or 4 bits (``quantize_base``, on
+    the GPU). Full: every weight trains, or all but the encoder's.
     """
     if config.efficiency.context.dynamic:
         enable_dynamic_context(model)
+    # Before the adapters: peft wraps the quantized layers (LoRA only; checked in the config).
+    model = quantize_frozen_base(model, config.quantize_base)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.mode == "lora":

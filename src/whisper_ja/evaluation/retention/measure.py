@@ -44,7 +44,7 @@ from whisper_ja.data.manifest import Utterance
 from whisper_ja.inference.batch import decode_utterances
 from whisper_ja.inference.decoding import DecodeOptions
 from whisper_ja.model.context import uses_dynamic_context
-from whisper_ja.model.tokens import SOT_ID
+from whisper_ja.model.tokens import special_tokens
 from whisper_ja.text.bootstrap import interval_from_counts, paired_bootstrap_counts
 from whisper_ja.text.metrics import ErrorCounts
 
@@ -106,10 +106,12 @@ class RetentionResult:
 def language_token_ids(tokenizer: Any) -> dict[str, int]:
     """The language tokens this Whisper tokenizer knows, as ``{code: token id}``."""
     unk = tokenizer.unk_token_id
+    specials = special_tokens(tokenizer)
     found: dict[str, int] = {}
     for code in LANGUAGES:
         token_id = tokenizer.convert_tokens_to_ids(f"<|{code}|>")
-        if isinstance(token_id, int) and token_id != unk and token_id > SOT_ID:
+        if isinstance(token_id, int) and token_id != unk and (
+                specials.sot < token_id < specials.translate):
             found[code] = token_id
     if not found:
         raise ValueError("the tokenizer has no language tokens: not a multilingual Whisper")
@@ -147,6 +149,7 @@ def detect_language(model: Any, processor: Any, audios: Sequence[np.ndarray], *,
         One language code per waveform.
     """
     lang_ids = language_token_ids(processor.tokenizer)
+    sot_id = special_tokens(processor.tokenizer).sot
     codes = list(lang_ids)
     id_tensor = torch.tensor([lang_ids[c] for c in codes])
     dtype = next(model.parameters()).dtype
@@ -156,7 +159,7 @@ def detect_language(model: Any, processor: Any, audios: Sequence[np.ndarray], *,
                       disable=not progress):
         batch = audios[start:start + batch_size]
         feats = _features(processor, batch, context).to(device=device, dtype=dtype)
-        sot = torch.full((len(batch), 1), SOT_ID, dtype=torch.long, device=device)
+        sot = torch.full((len(batch), 1), sot_id, dtype=torch.long, device=device)
         logits = model(input_features=feats, decoder_input_ids=sot).logits[:, -1, :]
         best = logits[:, id_tensor.to(device)].argmax(dim=-1).tolist()
         detected.extend(codes[i] for i in best)

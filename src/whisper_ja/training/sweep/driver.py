@@ -37,6 +37,7 @@ from whisper_ja.config import ConfigError, config_to_dict, field, load_config, s
 from whisper_ja.data.manifest import read_manifest, write_manifest
 from whisper_ja.errors import SweepError
 from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
+from whisper_ja.model.device import DEVICE_HELP, check_device
 from whisper_ja.training.settings import (
     WHISPER_LINEAR_MODULES,
     DataSection,
@@ -100,6 +101,7 @@ class SweepConfig:
         "auto", help="encoder input when evaluating (evaluate's --context): auto = as each "
                      "model was trained; dynamic = shortened for every row, untouched included")
     eval_bf16: bool = field(False, help="evaluate under bf16 autocast (faster on bf16 CPUs)")
+    eval_device: str = field("auto", help="where the evaluations decode: " + DEVICE_HELP)
     out: Path = field(Path("runs/sweep"), help="sweep folder: a sub-folder per run, the table "
                       "(sweep.md, sweep.csv, sweep.json) and the plot (sweep.png)")
     resume: bool = field(True, help="skip finished runs and resume a half-finished one; "
@@ -120,6 +122,7 @@ class SweepConfig:
     run: RunSection = _as_in_train("run")
 
     def __post_init__(self) -> None:
+        check_device(self.eval_device, "eval_device")
         object.__setattr__(self, "ranks", _split_ints(self.ranks))
         object.__setattr__(self, "targets", tuple(_split(self.targets)))
         if not self.ranks:
@@ -313,7 +316,8 @@ def sweep(config: SweepConfig, *, train_fn: TrainFn = train_in_subprocess,
                  "test": _combined_manifest(config.test, eval_dir / "test")}
     if evaluate_fn is None:
         evaluate_fn = functools.partial(evaluate_cer, context=config.eval_context,
-                                        bf16=config.eval_bf16, progress=config.run.progress)
+                                        bf16=config.eval_bf16, device=config.eval_device,
+                                        progress=config.run.progress)
     rows: list[SweepRow] = []
     if config.untouched:
         scores = _evaluate_run("untouched", config.model, None, manifests,
