@@ -52,6 +52,8 @@ COMMANDS: dict[str, Command] = {
                      "synthesize a Japanese corpus with the offline voices"),
     "synth-unseen": Command("whisper_ja.commands.synth_unseen",
                             "synthesize the unseen-domain check set of the versatility gate"),
+    "make-longform": Command("whisper_ja.commands.make_longform",
+                             "join clips into long recordings with exact sentence times"),
     "synth-english": Command("whisper_ja.commands.synth_english",
                              "synthesize English clips to mix into training against forgetting"),
     "train": Command("whisper_ja.commands.train", "fine-tune with LoRA or end to end"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -38,7 +39,8 @@ def inputs(tmp_path_factory):
 
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["transcribe", *args, "--max-new-tokens", "3"])
+    # VAD off: the "good" file is noise, which VAD rightly finds no speech in
+    code = main(["transcribe", *args, "--max-new-tokens", "3", "longform.vad=false"])
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -52,8 +54,8 @@ def test_good_files_give_exit_code_zero(tiny_whisper_dir, inputs, capsys):
     assert [r["audio"] for r in records] == [str(inputs[k])
                                              for k in ("good", "stereo_mp3", "silence")]
     assert records[2]["text"] == "" and records[2]["segments"] == []
-    assert records[0]["segments"][0]["start"] == 0.0
-    assert records[0]["segments"][0]["end"] == pytest.approx(2.0, abs=0.01)
+    segments = records[0]["segments"]  # a random model: timed, and inside the 2 s file
+    assert segments and all(0.0 <= s["start"] <= s["end"] <= 2.0 + 1e-6 for s in segments)
 
 
 def test_bad_files_are_reported_and_the_rest_transcribed(tiny_whisper_dir, inputs, capsys):
@@ -82,7 +84,10 @@ def test_srt_and_output_dir(tiny_whisper_dir, inputs, tmp_path, capsys):
     assert code == 0 and out == ""
     srt = (tmp_path / "good.srt").read_text(encoding="utf-8").splitlines()
     assert srt[0] == "1"
-    assert srt[1] == "00:00:00,000 --> 00:00:02,000"
+    assert re.fullmatch(r"00:00:0[0-2],\d{3} --> 00:00:0[0-2],\d{3}", srt[1])
+    code, out, _ = _run(capsys, str(inputs["good"]), "--model", str(tiny_whisper_dir),
+                        "--output-format", "vtt")
+    assert code == 0 and out.startswith("WEBVTT\n\n00:00:0")
 
 
 def test_bad_settings(capsys):

@@ -24,6 +24,7 @@ import torch
 
 from whisper_ja.audio.features import pad_features
 from whisper_ja.data.manifest import Utterance
+from whisper_ja.data.timestamps import LabelMix, mixed_label_ids
 from whisper_ja.model.tokens import language_id, special_tokens
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "epoch_composition",
     "frames_of",
     "mixed_indices",
+    "prompt_length",
     "select_trainable",
 ]
 
@@ -81,12 +83,17 @@ def frames_of(utterance: Utterance) -> int:
     return int(np.ceil(round(utterance.duration * 100, 6)))
 
 
-def select_trainable(utterances: Sequence[Utterance], tokenizer: Any, max_label_tokens: int
+def select_trainable(utterances: Sequence[Utterance], tokenizer: Any, max_label_tokens: int,
+                     mix: LabelMix | None = None,
                      ) -> tuple[list[Utterance], list[list[int]], Counter[str]]:
     """Keep the utterances Whisper can learn from and build their labels once.
 
     Clips longer than 30 s (they do not fit the encoder), empty transcripts and labels longer
-    than ``max_label_tokens`` are skipped and counted, never dropped silently.
+    than ``max_label_tokens`` are skipped and counted, never dropped silently. With ``mix``,
+    labels carry timestamps and previous-text prompts at its rates
+    (:func:`~whisper_ja.data.timestamps.mixed_label_ids`; the previous text is
+    ``extra["previous_text"]``, else the transcript before it in the manifest from the same
+    corpus); :func:`prompt_length` tells how many leading ids are prompt.
 
     Returns:
         ``(kept utterances, their label ids, Counter of skip reasons)``.
@@ -94,14 +101,19 @@ def select_trainable(utterances: Sequence[Utterance], tokenizer: Any, max_label_
     kept: list[Utterance] = []
     labels: list[list[int]] = []
     skipped: Counter[str] = Counter()
-    for utt in utterances:
+    previous = _previous_texts(utterances) if mix is not None else []
+    for index, utt in enumerate(utterances):
         if frames_of(utt) > MAX_FRAMES:
             skipped["longer than 30 s"] += 1
             continue
         if not utt.text.strip():
             skipped["empty transcript"] += 1
             continue
-        ids = build_labels(utt.text, tokenizer, utt.language())
+        if mix is None:
+            ids = build_labels(utt.text, tokenizer, utt.language())
+        else:
+            ids, _ = mixed_label_ids(utt.text, utt.segments, utt.duration, tokenizer, mix, utt.id,
+                                     utt.language(), previous[index])
         if len(ids) > max_label_tokens:
             skipped[f"label longer than {max_label_tokens} tokens"] += 1
             continue
@@ -113,6 +125,24 @@ def select_trainable(utterances: Sequence[Utterance], tokenizer: Any, max_label_
     return kept, labels, skipped
 
 
+def _previous_texts(utterances: Sequence[Utterance]) -> list[str]:
+    """Each clip's ``extra["previous_text"]``, else the transcript before it in its corpus."""
+    last: dict[str, str] = {}
+    texts = []
+    for utt in utterances:
+        texts.append(str(utt.extra.get("previous_text", last.get(utt.corpus, ""))))
+        last[utt.corpus] = utt.text
+    return texts
+
+
+def prompt_length(label_ids: Sequence[int], tokenizer: Any) -> int:
+    """Leading prompt ids of a label (``<|startofprev|>`` ... up to ``<|startoftranscript|>``)."""
+    specials = special_tokens(tokenizer)
+    if not label_ids or label_ids[0] != specials.prev_text:
+        return 0
+    return list(label_ids).index(specials.sot)
+
+
 @dataclass(frozen=True)
 class Example:
     """One utterance ready for the model."""
@@ -122,6 +152,8 @@ class Example:
     features: np.ndarray
     """``(n_mels, T)`` float32 log-mel features of the real audio (no padding)."""
     label_ids: tuple[int, ...]
+    prompt_length: int = 0
+    """Leading ids of ``label_ids`` that are a previous-text prompt (not learned)."""
 
 
 class SpeechDataset(torch.utils.data.Dataset[Example]):
@@ -134,12 +166,14 @@ class SpeechDataset(torch.utils.data.Dataset[Example]):
     """
 
     def __init__(self, utterances: Sequence[Utterance], labels: Sequence[Sequence[int]],
-                 features: Callable[[Utterance], np.ndarray]) -> None:
+                 features: Callable[[Utterance], np.ndarray],
+                 prompt_lengths: Sequence[int] | None = None) -> None:
         if len(utterances) != len(labels):
             raise ValueError(f"{len(utterances)} utterances but {len(labels)} label lists")
         self.utterances = list(utterances)
         self.labels = [tuple(ids) for ids in labels]
         self.features = features
+        self.prompt_lengths = list(prompt_lengths or [0] * len(self.labels))
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -147,7 +181,7 @@ class SpeechDataset(torch.utils.data.Dataset[Example]):
     def __getitem__(self, index: int) -> Example:
         utt = self.utterances[index]
         return Example(utt.id, utt.text, np.asarray(self.features(utt), dtype=np.float32),
-                       self.labels[index])
+                       self.labels[index], self.prompt_lengths[index])
 
 
 def collate(examples: Sequence[Example], frames: int | Callable[[int], int]
@@ -176,6 +210,7 @@ def collate(examples: Sequence[Example], frames: int | Callable[[int], int]
         ids = torch.tensor(example.label_ids, dtype=torch.long)
         decoder_input_ids[row, : len(ids) - 1] = ids[:-1]
         labels[row, : len(ids) - 1] = ids[1:]
+        labels[row, : example.prompt_length] = IGNORE_INDEX  # the prompt is given, not learned
     return {"input_features": input_features, "lengths": lengths,
             "decoder_input_ids": decoder_input_ids, "labels": labels}
 

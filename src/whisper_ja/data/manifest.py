@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from whisper_ja.data.timestamps import TimedText
 from whisper_ja.errors import ManifestError
 from whisper_ja.jsonl import iter_json_objects
 
@@ -43,6 +44,9 @@ class Utterance:
         speaker: Speaker (or synthetic voice) id, empty if unknown.
         split: ``train``, ``validation``, ``test``, or empty if not yet split.
         extra: Corpus-specific fields kept verbatim (e.g. Tatoeba sentence id, licence).
+        segments: Timed parts of the transcript (seconds from the clip's start, in order, not
+            overlapping), e.g. the sentences of a multi-sentence clip; empty when unknown.
+            Training labels then carry Whisper's timestamp tokens. Written only when present.
     """
 
     id: str
@@ -53,6 +57,7 @@ class Utterance:
     speaker: str = ""
     split: str = ""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    segments: tuple[TimedText, ...] = ()
 
     @property
     def is_synthetic(self) -> bool:
@@ -68,13 +73,35 @@ class Utterance:
         return str(self.extra.get("language", default))
 
     def to_json(self) -> str:
-        """One JSONL line (UTF-8 text kept readable)."""
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+        """One JSONL line (UTF-8 text kept readable; ``segments`` only when there are any)."""
+        record = dataclasses.asdict(self)
+        if not self.segments:
+            del record["segments"]
+        return json.dumps(record, ensure_ascii=False)
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Utterance)}
 _REQUIRED = {f.name for f in dataclasses.fields(Utterance)
              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+
+
+def _parse_segments(raw: Any, where: str, duration: float) -> tuple[TimedText, ...]:
+    """``segments``: a list of ``{"start", "end", "text"}`` in order, inside the clip."""
+    if not isinstance(raw, list):
+        raise ManifestError(f"{where}: segments must be a list of {{start, end, text}}")
+    segments: list[TimedText] = []
+    for number, item in enumerate(raw):
+        if (not isinstance(item, dict) or set(item) != {"start", "end", "text"}
+                or not isinstance(item["text"], str)
+                or not all(isinstance(item[k], int | float) for k in ("start", "end"))):
+            raise ManifestError(f"{where}: segment {number} must be {{start, end, text}}")
+        start, end = float(item["start"]), float(item["end"])
+        previous = segments[-1].end if segments else 0.0
+        if not previous <= start <= end <= duration + 0.02:
+            raise ManifestError(f"{where}: segment {number} ({start}..{end} s) must lie in "
+                                f"{previous}..{duration} s after the one before")
+        segments.append(TimedText(start, end, item["text"]))
+    return tuple(segments)
 
 
 def _parse_record(obj: dict[str, Any], where: str, base: Path) -> Utterance:
@@ -93,6 +120,7 @@ def _parse_record(obj: dict[str, Any], where: str, base: Path) -> Utterance:
         raise ManifestError(f"{where}: split must be one of {SPLITS[:3]} or empty")
     if not obj["id"]:
         raise ManifestError(f"{where}: empty id")
+    obj["segments"] = _parse_segments(obj.get("segments", []), where, float(obj["duration"]))
     audio = Path(obj["audio"])
     if not audio.is_absolute():
         obj["audio"] = str(base / audio)

@@ -1,39 +1,60 @@
-"""The ``transcribe`` command: Japanese transcripts of audio files.
+"""The ``transcribe`` command: timed Japanese transcripts of audio files of any length.
 
-``whisper-ja transcribe AUDIO... [--model M] [--adapter DIR] [--output-format text|json|srt]
-[--backend transformers|ct2]``
+``whisper-ja transcribe AUDIO... [--model M] [--adapter DIR] [--output-format
+text|json|srt|vtt] [--backend transformers|ct2] [longform.mode=sequential|batched]
+[longform.vad=true] [longform.word_timestamps=false] [vad.threshold=0.5]``
 
-Any sample rate, channel count and format libsndfile reads (mp3 included); long audio is cut at
-quiet moments into windows of at most 30 s. A file that cannot be read is reported in one line
-naming it, the others are still transcribed, and the exit code is 1 when any file failed.
+Any sample rate, channel count and format libsndfile reads (mp3 included). Silero VAD finds the
+speech; long audio is decoded in 30 s windows with timestamps, each window seeking from the last
+timestamp and conditioned on the previous text (OpenAI's algorithm), or VAD windows batched
+(``longform.mode=batched``). Segments carry real times, so SRT and WebVTT cues do too. A file
+that cannot be read is reported in one line naming it, the others are still transcribed, and
+the exit code is 1 when any file failed.
+
+For programs (servers): :func:`load_transcriber` once, then :meth:`Transcriber.segments` per
+recording yields :class:`Segment` objects lazily, whatever the backend.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from whisper_ja.audio.constants import SAMPLE_RATE
-from whisper_ja.audio.io import AudioError, is_silent, load_audio, split_long_audio
+from whisper_ja.audio.io import AudioError, load_audio
 from whisper_ja.config import ConfigError, field
-from whisper_ja.inference.decoding import DecodeOptions, decode_audio
-from whisper_ja.inference.faster import transcribe_ct2
+from whisper_ja.inference.decoding import DecodeOptions
+from whisper_ja.inference.faster_longform import ct2_segments
+from whisper_ja.inference.guards import GuardSettings
+from whisper_ja.inference.longform import LongformOptions, transcribe_segments
+from whisper_ja.inference.subtitles import to_srt, to_vtt
+from whisper_ja.inference.timestamps import Segment, Word
+from whisper_ja.inference.vad import VadSettings
 from whisper_ja.model import load_model
+from whisper_ja.model.device import (
+    CT2_COMPUTE_TYPES,
+    DEVICE_HELP,
+    DTYPE_HELP,
+    DtypeName,
+    check_device,
+    resolve_device,
+    resolve_dtype,
+)
 from whisper_ja.model.loading import DEFAULT_MODEL
 
-__all__ = ["Segment", "Transcript", "TranscribeConfig", "format_transcript",
-           "transcribe_files"]
+__all__ = ["Segment", "Transcriber", "Transcript", "TranscribeConfig", "Word",
+           "format_transcript", "load_transcriber", "transcribe_files"]
 
 log = logging.getLogger(__name__)
 
-OutputFormat = Literal["text", "json", "srt"]
-OUTPUT_EXTENSIONS = {"text": "txt", "json": "json", "srt": "srt"}
+OutputFormat = Literal["text", "json", "srt", "vtt"]
+OUTPUT_EXTENSIONS = {"text": "txt", "json": "json", "srt": "srt", "vtt": "vtt"}
 
 
 @dataclass(frozen=True)
@@ -43,17 +64,32 @@ class TranscribeConfig:
     audio: tuple[str, ...] = field(help="audio files to transcribe", positional=True)
     model: str = field(DEFAULT_MODEL, help="hub id, transformers folder or CTranslate2 folder")
     adapter: str | None = field(None, help="PEFT (LoRA) adapter folder applied to the model")
-    output_format: OutputFormat = field("text", help="text, json (one object per file) or srt")
+    output_format: OutputFormat = field(
+        "text", help="text, json (one object per file, segments and words), srt or vtt")
     output_dir: str | None = field(
-        None, help="write one file per input (NAME.txt/.json/.srt) here instead of stdout")
+        None, help="write one file per input (NAME.txt/.json/.srt/.vtt) here instead of stdout")
     backend: Literal["transformers", "ct2"] = field(
         "transformers", help="transformers, or ct2 (CTranslate2 via faster-whisper; model = a "
                              "CTranslate2 folder)")
     beams: int = field(1, help="beam width (1 = greedy)")
     max_new_tokens: int = field(224, help="token limit per 30 s window")
-    batch_size: int = field(8, help="windows decoded together")
+    guards: GuardSettings = field(default_factory=GuardSettings,
+                                  help="repetition guard and temperature fallback")
+    batch_size: int = field(8, help="windows decoded together (batched mode)")
+    longform: LongformOptions = field(
+        default_factory=LongformOptions, help="long audio: mode, VAD, previous text, words")
+    vad: VadSettings = field(default_factory=VadSettings, help="Silero VAD settings")
+    device: str = field("auto", help=DEVICE_HELP)
+    dtype: DtypeName = field("auto", help=DTYPE_HELP + " (transformers backend)")
+    compute_type: str = field("int8", help="ct2 backend: CTranslate2 compute type (int8 is "
+                              "fastest on CPU, int8_float16 on a GPU; auto = CTranslate2's "
+                              "fastest for the device)")
 
     def __post_init__(self) -> None:
+        check_device(self.device)
+        if self.compute_type not in CT2_COMPUTE_TYPES:
+            raise ConfigError(f"compute_type: must be one of {', '.join(CT2_COMPUTE_TYPES)}, "
+                              f"got {self.compute_type!r}")
         if not self.audio:
             raise ConfigError("audio: give at least one audio file")
         if self.beams < 1:
@@ -65,15 +101,6 @@ class TranscribeConfig:
         if self.backend == "ct2" and self.adapter:
             raise ConfigError("adapter: not supported with backend ct2 (export a merged model "
                               "with 'whisper-ja export' first)")
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A stretch of audio (seconds) and its text."""
-
-    start: float
-    end: float
-    text: str
 
 
 @dataclass(frozen=True)
@@ -101,40 +128,48 @@ def _load_all(paths: list[Path], progress: bool) -> tuple[dict[Path, np.ndarray]
     return audios, errors
 
 
-def _transcribe_transformers(audios: dict[Path, np.ndarray], config: TranscribeConfig,
-                             progress: bool) -> list[Transcript]:
+@dataclass(frozen=True)
+class Transcriber:
+    """A loaded model and its settings: ``segments(audio)`` per recording (servers keep one).
 
-    loaded = load_model(config.model, adapter=config.adapter)
-    windows: list[tuple[Path, float, float, np.ndarray]] = []
-    for path, audio in audios.items():
-        offset = 0
-        for chunk in split_long_audio(audio):
-            windows.append((path, offset / SAMPLE_RATE, (offset + chunk.size) / SAMPLE_RATE,
-                            chunk))
-            offset += chunk.size
-    options = DecodeOptions(num_beams=config.beams, max_new_tokens=config.max_new_tokens,
-                            batch_size=config.batch_size)
-    results = decode_audio(loaded.model, loaded.processor, [w[3] for w in windows], options,
-                           progress=progress)
-    segments: dict[Path, list[Segment]] = {path: [] for path in audios}
-    looped: set[Path] = set()
-    for (path, start, end, _), result in zip(windows, results, strict=True):
-        if result.text:
-            segments[path].append(Segment(start, end, result.text))
-        if result.looped:
-            looped.add(path)
-    return [Transcript(path, tuple(segments[path]), path in looped) for path in audios]
+    Attributes:
+        config: The settings (backend, decoding, long-form, VAD).
+        segments: ``audio (samples,) float32 at 16 kHz -> Iterator[Segment]``, lazily decoded,
+            file times in seconds.
+    """
+
+    config: TranscribeConfig
+    segments: Callable[[np.ndarray], Iterator[Segment]]
 
 
-def _transcribe_ct2(audios: dict[Path, np.ndarray], config: TranscribeConfig) -> list[Transcript]:
+def _decode_options(config: TranscribeConfig) -> DecodeOptions:
+    return DecodeOptions(num_beams=config.beams, max_new_tokens=config.max_new_tokens,
+                         batch_size=config.batch_size, guards=config.guards)
 
-    # Same energy gate as the transformers backend: silence stays an empty transcript.
-    paths = [path for path, audio in audios.items() if not is_silent(audio)]
-    texts = dict(zip(paths, transcribe_ct2(paths, config.model, beam_size=config.beams,
-                                           language="ja"), strict=True)) if paths else {}
-    return [Transcript(path, (Segment(0.0, audio.size / SAMPLE_RATE, texts[path]),)
-                       if texts.get(path) else ())
-            for path, audio in audios.items()]
+
+def load_transcriber(config: TranscribeConfig) -> Transcriber:
+    """Load the configured model once (transformers or CTranslate2).
+
+    Raises:
+        ModelError: the model cannot be loaded.
+        Ct2Error: the CTranslate2 folder is incomplete.
+    """
+    options = _decode_options(config)
+    if config.backend == "ct2":
+        def ct2(audio: np.ndarray) -> Iterator[Segment]:
+            return ct2_segments(audio, config.model, config.longform, options, config.vad,
+                                compute_type=config.compute_type, device=config.device)
+
+        return Transcriber(config, ct2)
+    device = resolve_device(config.device)
+    loaded = load_model(config.model, adapter=config.adapter, device=device,
+                        dtype=resolve_dtype(config.dtype, device))
+
+    def transformers(audio: np.ndarray) -> Iterator[Segment]:
+        return transcribe_segments(audio, loaded.model, loaded.processor, config.longform,
+                                   options, config.vad)
+
+    return Transcriber(config, transformers)
 
 
 def transcribe_files(config: TranscribeConfig, progress: bool = True,
@@ -149,33 +184,32 @@ def transcribe_files(config: TranscribeConfig, progress: bool = True,
     audios, errors = _load_all(paths, progress and len(paths) > 1)
     if not audios:
         return [], errors
-    if config.backend == "ct2":
-        return _transcribe_ct2(audios, config), errors
-    return _transcribe_transformers(audios, config, progress), errors
+    transcriber = load_transcriber(config)
+    transcripts = []
+    for path, audio in tqdm(audios.items(), desc="transcribing", unit="file",
+                            disable=not progress or len(audios) < 2):
+        segments = tuple(transcriber.segments(audio))
+        transcripts.append(Transcript(path, segments, any(s.looped for s in segments)))
+    return transcripts, errors
 
 
-def _srt_time(seconds: float) -> str:
-    millis = round(seconds * 1000)
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
-
-
-def _srt(transcript: Transcript) -> str:
-    cues = [f"{i}\n{_srt_time(s.start)} --> {_srt_time(s.end)}\n{s.text}\n"
-            for i, s in enumerate(transcript.segments, start=1)]
-    return "\n".join(cues)
+def _segment_record(segment: Segment) -> dict[str, object]:
+    record: dict[str, object] = {"start": segment.start, "end": segment.end,
+                                 "text": segment.text}
+    if segment.words:
+        record["words"] = [asdict(w) for w in segment.words]
+    return record
 
 
 def format_transcript(transcript: Transcript, output_format: OutputFormat) -> str:
-    """One transcript as text, a JSON object, or SRT subtitles (newline-terminated)."""
+    """One transcript as text, a JSON object, SRT or WebVTT subtitles (newline-terminated)."""
     if output_format == "json":
         record = {"audio": str(transcript.path), "text": transcript.text,
                   "looped": transcript.looped,
-                  "segments": [{"start": s.start, "end": s.end, "text": s.text}
-                               for s in transcript.segments]}
+                  "segments": [_segment_record(s) for s in transcript.segments]}
         return json.dumps(record, ensure_ascii=False) + "\n"
     if output_format == "srt":
-        return _srt(transcript)
+        return to_srt(transcript.segments)
+    if output_format == "vtt":
+        return to_vtt(transcript.segments)
     return transcript.text + "\n"

@@ -20,10 +20,12 @@ from whisper_ja.data.collate import (
     SpeechDataset,
     build_labels,
     frames_of,
+    prompt_length,
     select_trainable,
 )
 from whisper_ja.data.feature_cache import FeatureCache
 from whisper_ja.data.manifest import Utterance, read_manifest
+from whisper_ja.data.timestamps import LabelMix
 from whisper_ja.text.labels import LabelSettings, count_label_changes
 from whisper_ja.training.settings import TrainConfig
 
@@ -110,8 +112,10 @@ def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Dat
     train_utts = read_manifest(*config.data.train)  # data.mixing was checked by check_paths
     tokenizer = processor.tokenizer
     train_utts, label_changes = fold_labels(train_utts, config.labels)
+    mix = LabelMix(config.data.timestamp_probability, config.data.condition_on_prev,
+                   config.seed)
     train_utts, train_labels, skipped = select_trainable(
-        train_utts, tokenizer, config.data.max_label_tokens)
+        train_utts, tokenizer, config.data.max_label_tokens, mix)
     val_utts = read_manifest(*config.data.validation) if config.data.validation else []
     val_utts, _ = fold_labels(val_utts, config.labels)
     val_utts, _, val_skipped = select_trainable(val_utts, tokenizer, config.data.max_label_tokens)
@@ -142,7 +146,8 @@ def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Dat
         raise ConfigError(f"data.train: no usable training clip in {list(config.data.train)} "
                           f"(skipped: {dict(skipped)})")
     return Datasets(
-        train=SpeechDataset(train_utts, train_labels, features),
+        train=SpeechDataset(train_utts, train_labels, features,
+                            [prompt_length(ids, tokenizer) for ids in train_labels]),
         train_frames=[frames_of(u) for u in train_utts],
         train_corpora=[u.corpus for u in train_utts],
         validation=validation,

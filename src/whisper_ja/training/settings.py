@@ -98,10 +98,19 @@ class DataSection:
     validation_limit: int = field(0, help="validate on at most this many utterances (0 = all)")
     max_label_tokens: int = field(
         448, help="skip (and count) utterances whose label ids are longer than this")
+    timestamp_probability: float = field(
+        0.0, help="share of training labels with Whisper's timestamp tokens (record segments, "
+                  "else 0 s to the clip's end), so timestamps survive fine-tuning; 0..1")
+    condition_on_prev: float = field(
+        0.0, help="share of training labels prompted with the previous text "
+                  "(extra.previous_text, else the clip before in its corpus); 0..1")
 
     def __post_init__(self) -> None:
         parse_mixing(self.mixing)
         _non_negative("data.validation_limit", self.validation_limit)
+        for name in ("timestamp_probability", "condition_on_prev"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"data.{name}: must be within 0..1, got {getattr(self, name)}")
         if not 8 <= self.max_label_tokens <= 448:
             raise ConfigError(
                 f"data.max_label_tokens: must be within 8..448 (Whisper's decoder length), "

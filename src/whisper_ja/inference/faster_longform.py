@@ -1,0 +1,92 @@
+"""Long-form transcription with faster-whisper: its own segments and word timestamps, kept.
+
+``whisper-ja transcribe --backend ct2`` runs faster-whisper's ``transcribe`` (sequential, seeks
+by the last timestamp, conditions on previous text) or its ``BatchedInferencePipeline``, with
+Japanese forced and its bundled Silero VAD, and turns every faster-whisper segment (and word)
+into a :class:`~whisper_ja.inference.timestamps.Segment`, one for one, never joined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from whisper_ja.audio.constants import SAMPLES_PER_CHUNK
+from whisper_ja.audio.io import is_silent
+from whisper_ja.inference.decoding import DecodeOptions, is_looping
+from whisper_ja.inference.faster import load_faster_whisper
+from whisper_ja.inference.longform import LongformOptions
+from whisper_ja.inference.timestamps import Segment, Word
+from whisper_ja.inference.vad import VadSettings
+
+__all__ = ["ct2_segments"]
+
+
+def _vad_parameters(vad: VadSettings) -> dict[str, Any]:
+    return {"threshold": vad.threshold, "min_speech_duration_ms": vad.min_speech_ms,
+            "min_silence_duration_ms": vad.min_silence_ms, "speech_pad_ms": vad.speech_pad_ms}
+
+
+def _segment(found: Any, max_new_tokens: int) -> Segment:
+    words = tuple(Word(round(float(w.start), 3), round(float(w.end), 3), w.word,
+                       float(w.probability)) for w in (found.words or ()))
+    tokens = tuple(int(t) for t in found.tokens)
+    return Segment(round(float(found.start), 3), round(float(found.end), 3), found.text.strip(),
+                   words, tokens, float(found.avg_logprob), float(found.no_speech_prob),
+                   len(tokens) >= max_new_tokens or is_looping(tokens))
+
+
+def ct2_segments(audio: np.ndarray, model_dir: str,
+                 longform: LongformOptions | None = None,
+                 options: DecodeOptions | None = None,
+                 vad: VadSettings | None = None, compute_type: str = "int8",
+                 cpu_threads: int = 0, device: str = "cpu") -> Iterator[Segment]:
+    """Timed segments of a recording by faster-whisper, yielded as it decodes them.
+
+    Args:
+        audio: ``(samples,)`` float32 at 16 kHz.
+        model_dir: CTranslate2 folder (``whisper-ja export --to ct2``).
+        longform: Mode (``batched`` = ``BatchedInferencePipeline``), VAD, previous text,
+            word timestamps (None: the defaults, as for ``options`` and ``vad``).
+        options: Beams, token limit, batch size, language, no-speech rule.
+        vad: Silero VAD settings (faster-whisper's own detector).
+        compute_type: CTranslate2 compute type.
+        cpu_threads: CTranslate2 threads (0 = its default).
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+    """
+    if is_silent(audio):  # the energy gate of the transformers backend: silence stays empty
+        return
+    longform = longform or LongformOptions()
+    options = options or DecodeOptions(max_new_tokens=224)
+    vad = vad or VadSettings()
+    model = load_faster_whisper(str(model_dir), compute_type, cpu_threads, device)
+    common: dict[str, Any] = {
+        "language": options.language, "task": "transcribe", "beam_size": options.num_beams,
+        "temperature": 0.0, "word_timestamps": longform.word_timestamps,
+        "vad_filter": longform.vad, "max_new_tokens": options.max_new_tokens,
+        "no_speech_threshold": options.no_speech_threshold,
+        "log_prob_threshold": options.logprob_threshold,
+        "vad_parameters": _vad_parameters(vad) if longform.vad else None,
+        "without_timestamps": False,
+    }
+    if longform.mode == "batched":
+        # Imported here, not at the top: faster-whisper loads only for the ct2 backend.
+        from faster_whisper import BatchedInferencePipeline
+
+        pipeline = BatchedInferencePipeline(model)
+        if not longform.vad:  # the pipeline needs its windows given when VAD is off
+            common["clip_timestamps"] = [
+                {"start": start, "end": min(start + SAMPLES_PER_CHUNK, audio.size)}
+                for start in range(0, audio.size, SAMPLES_PER_CHUNK)]
+        found, _ = pipeline.transcribe(np.asarray(audio, dtype=np.float32),
+                                       batch_size=options.batch_size, **common)
+    else:
+        found, _ = model.transcribe(
+            np.asarray(audio, dtype=np.float32),
+            condition_on_previous_text=longform.condition_on_previous_text, **common)
+    for item in found:
+        segment = _segment(item, options.max_new_tokens)
+        if segment.text:
+            yield segment

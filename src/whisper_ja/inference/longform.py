@@ -1,0 +1,324 @@
+"""Long-form transcription with transformers: timed segments of a whole file, lazily.
+
+Two modes, both after Silero VAD (:mod:`whisper_ja.inference.vad`) has found the speech:
+
+- ``sequential`` (OpenAI's algorithm, ``whisper/transcribe.py``): a 30 s window is decoded with
+  timestamps, conditioned on the text decoded so far (``<|startofprev|>`` prompt); the next
+  window starts at the last timestamp the model wrote, so no sentence is cut at a window border.
+  A window that loops is decoded again without the prompt (OpenAI resets the prompt when it
+  falls back; greedy decoding is kept so results stay reproducible).
+- ``batched`` (faster-whisper's ``BatchedInferencePipeline``): speech stretches are joined into
+  windows of at most 30 s and decoded together, without previous text. Faster, and a window
+  never depends on another.
+
+Non-speech between VAD stretches is never decoded, so noise cannot turn into stock phrases. A
+window Whisper itself judges silent (no-speech probability above the threshold and
+unconfident text, OpenAI's rule) gives no segment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from transformers.modeling_outputs import BaseModelOutput
+
+from whisper_ja.audio.constants import CHUNK_SECONDS, SAMPLE_RATE, SAMPLES_PER_CHUNK
+from whisper_ja.audio.io import is_silent, split_long_audio
+from whisper_ja.config import ConfigError, field
+from whisper_ja.data.timestamps import TimestampVocab
+from whisper_ja.inference.alignment import word_timings
+from whisper_ja.inference.decoding import DecodeOptions, _quiet_transformers, is_looping
+from whisper_ja.inference.timestamps import Segment, WindowParse, parse_window
+from whisper_ja.inference.vad import SpeechSpan, VadSettings, merge_spans, speech_spans
+
+__all__ = ["LongformOptions", "WindowResult", "decode_windows", "transcribe_segments"]
+
+MAX_PROMPT_TOKENS = 223
+"""Previous-text tokens kept in the prompt: half the decoder context minus one (OpenAI)."""
+
+MIN_WINDOW_SECONDS = 0.3
+"""A remainder shorter than this after seeking is not decoded (too short to hold a word)."""
+
+
+@dataclass(frozen=True)
+class LongformOptions:
+    """How long audio is cut, decoded and timed (``longform.mode=batched`` and so on)."""
+
+    mode: Literal["sequential", "batched"] = field(
+        "sequential", help="sequential (seek by the last timestamp, previous text as prompt) "
+                           "or batched (VAD windows decoded together)")
+    vad: bool = field(True, help="decode only the speech Silero VAD finds")
+    condition_on_previous_text: bool = field(
+        True, help="sequential mode: prompt each window with the text decoded before it")
+    word_timestamps: bool = field(
+        False, help="word times by cross-attention DTW over the model's alignment heads")
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("sequential", "batched"):
+            raise ConfigError(f"longform.mode: sequential or batched, got {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class _Specials:
+    """The special ids decoding needs, looked up in the tokenizer (never literals)."""
+
+    sot: int
+    eot: int
+    prev: int
+    no_speech: int | None
+    prefix: tuple[int, ...]
+    vocab: TimestampVocab
+
+    @classmethod
+    def of(cls, tokenizer: Any, language: str) -> _Specials:
+        ids = {name: tokenizer.convert_tokens_to_ids(name) for name in (
+            "<|startoftranscript|>", "<|endoftext|>", "<|startofprev|>", "<|transcribe|>",
+            f"<|{language}|>", "<|nospeech|>", "<|nocaptions|>")}
+        no_speech = next((ids[t] for t in ("<|nospeech|>", "<|nocaptions|>")
+                          if ids[t] != tokenizer.unk_token_id), None)
+        sot = ids["<|startoftranscript|>"]
+        return cls(sot=sot, eot=ids["<|endoftext|>"], prev=ids["<|startofprev|>"],
+                   no_speech=no_speech,
+                   prefix=(sot, ids[f"<|{language}|>"], ids["<|transcribe|>"]),
+                   vocab=TimestampVocab.from_tokenizer(tokenizer))
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """One decoded window.
+
+    Attributes:
+        token_ids: Generated ids after the task prefix, timestamps included.
+        avg_logprob: Mean log-probability of those ids and the end token.
+        no_speech_prob: Probability of the no-speech token right after the start token.
+        looped: The text repeats itself or hit the token limit.
+        cross_attention: ``(layers, heads, tokens, 1500)`` cross-attention of the generated
+            ids (only when word timestamps were asked for).
+    """
+
+    token_ids: tuple[int, ...]
+    avg_logprob: float
+    no_speech_prob: float
+    looped: bool
+    cross_attention: torch.Tensor | None = None
+
+    def silent(self, options: DecodeOptions) -> bool:
+        """Whisper judges the window silent (OpenAI's rule)."""
+        threshold = options.no_speech_threshold
+        return (threshold is not None and self.no_speech_prob > threshold
+                and self.avg_logprob < options.logprob_threshold)
+
+
+def _base(model: Any) -> Any:
+    """The Whisper model under a peft wrapper."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+@contextlib.contextmanager
+def _eager_attention(base: Any, needed: bool) -> Iterator[None]:
+    """Switch to eager attention for a pass that must return attention weights (SDPA cannot)."""
+    previous = getattr(base.config, "_attn_implementation", None)
+    if not needed or previous in (None, "eager"):
+        yield
+        return
+    base.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        base.set_attn_implementation(previous)
+
+
+def _after_last_sot(row: Sequence[int], sot: int) -> list[int]:
+    row = list(row)
+    start = len(row) - row[::-1].index(sot) if sot in row else 0
+    return row[start:]
+
+
+@torch.inference_mode()
+def decode_windows(model: Any, processor: Any, windows: Sequence[np.ndarray],
+                   options: DecodeOptions, prompt: Sequence[int] = (),
+                   attention: bool = False) -> list[WindowResult]:
+    """Decode up to 30 s windows with timestamps on, Japanese (``options.language``) forced.
+
+    Args:
+        model: ``WhisperForConditionalGeneration`` or a peft model wrapping it.
+        processor: Its processor.
+        windows: 16 kHz float32 clips of at most 30 s (padded to 30 s, as in training).
+        options: Beams, token limit and language (``prompt_ids`` is ignored: see ``prompt``).
+        prompt: Previous-text ids (without ``<|startofprev|>``), shared by every window.
+        attention: Also return the generated ids' cross-attention (word timestamps).
+    """
+    base = _base(model)
+    specials = _Specials.of(processor.tokenizer, options.language)
+    features = processor.feature_extractor(list(windows), sampling_rate=SAMPLE_RATE,
+                                           return_tensors="pt").input_features
+    hidden = base.get_encoder()(features.to(device=base.device, dtype=base.dtype)
+                                ).last_hidden_state
+    kwargs: dict[str, Any] = {}
+    if prompt:
+        kwargs["prompt_ids"] = torch.tensor([specials.prev, *prompt], device=base.device)
+    with _quiet_transformers():
+        output = model.generate(
+            encoder_outputs=BaseModelOutput(last_hidden_state=hidden), language=options.language,
+            task="transcribe", return_timestamps=True, num_beams=options.num_beams,
+            max_new_tokens=options.max_new_tokens, do_sample=False,
+            # one pass per window: whisper-ja seeks itself (transformers' loop would seek again)
+            force_unique_generate_call=True, **kwargs)
+    sequences = output.sequences if hasattr(output, "sequences") else output
+    rows = [[t for t in _after_last_sot(row, specials.sot)
+             if t < specials.eot or specials.vocab.is_timestamp(t)]
+            for row in sequences.tolist()]
+    return [_score(base, hidden[i:i + 1], rows[i], prompt, specials, options, attention)
+            for i in range(len(rows))]
+
+
+def _score(base: Any, hidden: torch.Tensor, ids: list[int], prompt: Sequence[int],
+           specials: _Specials, options: DecodeOptions, attention: bool) -> WindowResult:
+    """One teacher-forced pass: no-speech probability, mean log-probability, cross-attention."""
+    head = [specials.prev, *prompt] if prompt else []
+    sot_at = len(head)
+    inputs = [*head, *specials.prefix, *ids]
+    targets = [*ids, specials.eot]
+    with _eager_attention(base, attention):
+        out = base(encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
+                   decoder_input_ids=torch.tensor([inputs], device=hidden.device),
+                   output_attentions=attention)
+    logprobs = out.logits[0].float().log_softmax(-1)
+    no_speech = (float(logprobs[sot_at, specials.no_speech].exp())
+                 if specials.no_speech is not None else 0.0)
+    first = sot_at + len(specials.prefix) - 1
+    chosen = logprobs[first:first + len(targets)].gather(
+        1, torch.tensor(targets, device=hidden.device)[:, None])
+    text = [t for t in ids if t < specials.eot]
+    looped = len(ids) >= options.max_new_tokens or is_looping(text)
+    cross = None
+    if attention:
+        # (layers, heads, tokens, positions) over the generated ids only
+        cross = torch.stack([a[0] for a in out.cross_attentions])[:, :, first:first + len(ids)]
+    return WindowResult(tuple(ids), float(chosen.mean()), no_speech, looped, cross)
+
+
+def _segments(parse: WindowParse, result: WindowResult, offset: float, tokenizer: Any,
+              specials: _Specials, model: Any, with_words: bool) -> list[Segment]:
+    """The window's segments at file times (``offset``: the window's start in the file)."""
+    segments = []
+    words = (word_timings(model, tokenizer, result.token_ids, result.cross_attention,
+                          specials.vocab, specials.eot, offset)
+             if with_words and result.cross_attention is not None else [])
+    for start, end, ids in parse.segments:
+        text = tokenizer.decode(list(ids), skip_special_tokens=True).strip()
+        if not text:
+            continue
+        seg_start, seg_end = offset + start, offset + end
+        inside = tuple(w for w in words if seg_start - 1e-6 <= w.start < seg_end + 1e-6)
+        segments.append(Segment(round(seg_start, 3), round(seg_end, 3), text, inside, ids,
+                                result.avg_logprob, result.no_speech_prob, result.looped))
+    return segments
+
+
+def _spans(audio: np.ndarray, longform: LongformOptions, vad: VadSettings) -> list[SpeechSpan]:
+    if longform.vad:
+        return speech_spans(audio, vad)
+    return [SpeechSpan(0.0, audio.size / SAMPLE_RATE)] if audio.size else []
+
+
+def _sequential(model: Any, processor: Any, audio: np.ndarray, spans: Sequence[SpeechSpan],
+                longform: LongformOptions, options: DecodeOptions) -> Iterator[Segment]:
+    """OpenAI's loop over each speech stretch: decode 30 s, seek by the last timestamp."""
+    tokenizer = processor.tokenizer
+    specials = _Specials.of(tokenizer, options.language)
+    prompt = [t for t in options.prompt_ids if t != specials.prev]
+    for span in spans:
+        clip = span.samples(audio)
+        seek = 0
+        while clip.size - seek >= MIN_WINDOW_SECONDS * SAMPLE_RATE:
+            window = clip[seek:seek + SAMPLES_PER_CHUNK]
+            seconds = window.size / SAMPLE_RATE
+            if is_silent(window):
+                seek += window.size
+                continue
+            used = prompt[-MAX_PROMPT_TOKENS:] if longform.condition_on_previous_text else []
+            result = decode_windows(model, processor, [window], options, used,
+                                    longform.word_timestamps)[0]
+            if result.looped and used:
+                result = decode_windows(model, processor, [window], options, (),
+                                        longform.word_timestamps)[0]
+            if result.silent(options):
+                seek += window.size
+                continue
+            parse = parse_window(result.token_ids, specials.vocab, specials.eot, seconds)
+            found = _segments(parse, result, span.start + seek / SAMPLE_RATE, tokenizer,
+                              specials, model, longform.word_timestamps)
+            yield from found
+            prompt = [] if result.looped else [*prompt, *(t for s in found
+                                                         for t in s.token_ids)]
+            seek += max(1, round(parse.seek * SAMPLE_RATE))
+
+
+def _quiet_cuts(audio: np.ndarray) -> list[SpeechSpan]:
+    """Windows of at most 30 s cut at quiet moments (no VAD)."""
+    spans, start = [], 0
+    for chunk in split_long_audio(audio):
+        spans.append(SpeechSpan(start / SAMPLE_RATE, (start + chunk.size) / SAMPLE_RATE))
+        start += chunk.size
+    return spans
+
+
+def _batched(model: Any, processor: Any, audio: np.ndarray, spans: Sequence[SpeechSpan],
+             longform: LongformOptions, options: DecodeOptions, vad: VadSettings,
+             ) -> Iterator[Segment]:
+    """VAD stretches joined into windows of at most 30 s, decoded ``batch_size`` at a time."""
+    tokenizer = processor.tokenizer
+    specials = _Specials.of(tokenizer, options.language)
+    windows = [w for w in (merge_spans(spans, vad.max_gap_s, CHUNK_SECONDS) if longform.vad
+                           else _quiet_cuts(audio))
+               if not is_silent(w.samples(audio))]
+    for first in range(0, len(windows), options.batch_size):
+        batch = windows[first:first + options.batch_size]
+        results = decode_windows(model, processor, [w.samples(audio) for w in batch], options,
+                                 (), longform.word_timestamps)
+        for window, result in zip(batch, results, strict=True):
+            if result.silent(options):
+                continue
+            parse = parse_window(result.token_ids, specials.vocab, specials.eot,
+                                 window.duration, keep_open=True)
+            yield from _segments(parse, result, window.start, tokenizer, specials, model,
+                                 longform.word_timestamps)
+
+
+def transcribe_segments(audio: np.ndarray, model: Any, processor: Any,
+                        longform: LongformOptions | None = None,
+                        options: DecodeOptions | None = None,
+                        vad: VadSettings | None = None) -> Iterator[Segment]:
+    """Timed segments of a 16 kHz mono recording of any length, yielded as they are decoded.
+
+    The public entry point of long-form transcription (the CLI and servers use it).
+
+    Args:
+        audio: ``(samples,)`` float32 at 16 kHz (:func:`whisper_ja.audio.io.load_audio`).
+        model: ``WhisperForConditionalGeneration`` or a peft model wrapping it.
+        processor: Its processor.
+        longform: Mode, VAD, previous-text conditioning, word timestamps (None: the
+            defaults, as for ``options`` and ``vad``).
+        options: Beams, token limit per window, batch size (batched mode), language,
+            no-speech rule, and an initial prompt (``prompt_ids``, without
+            ``<|startofprev|>``).
+        vad: Silero VAD settings.
+
+    Yields:
+        Segments in time order, at file times (seconds).
+    """
+    longform = longform or LongformOptions()
+    options = options or DecodeOptions(max_new_tokens=224)
+    vad = vad or VadSettings()
+    audio = np.asarray(audio, dtype=np.float32)
+    spans = _spans(audio, longform, vad)
+    if longform.mode == "batched":
+        yield from _batched(model, processor, audio, spans, longform, options, vad)
+    else:
+        yield from _sequential(model, processor, audio, spans, longform, options)

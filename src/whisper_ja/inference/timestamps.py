@@ -1,0 +1,115 @@
+"""Timed transcripts: segments and words, and how one decoded window becomes segments.
+
+:func:`parse_window` applies OpenAI's rules (``whisper/transcribe.py``) to the ids Whisper wrote
+for one 30 s window with timestamps on: complete ``<|s|> text <|e|>`` segments are kept, and the
+next window starts (seeks) at the last timestamp when the model stopped mid-way, or after the
+whole window when its last segment ended with a single timestamp (nothing follows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from whisper_ja.data.timestamps import TimestampVocab
+
+__all__ = ["Segment", "WindowParse", "Word", "parse_window"]
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word (for Japanese: a run of tokens that decodes to whole characters) and its times.
+
+    Attributes:
+        start: Seconds from the start of the file.
+        end: Seconds from the start of the file.
+        text: The word.
+        probability: The model's mean token probability for it (1.0 when unknown).
+    """
+
+    start: float
+    end: float
+    text: str
+    probability: float = 1.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A timed stretch of a transcript (seconds from the start of the file).
+
+    Attributes:
+        start: Where it starts.
+        end: Where it ends.
+        text: Its text.
+        words: Word timings, when asked for.
+        token_ids: Its text token ids (previous-text prompts are built from them).
+        avg_logprob: Mean log-probability of the window's tokens (0.0 when unknown).
+        no_speech_prob: Whisper's no-speech probability of the window (0.0 when unknown).
+        looped: The window's output repeated itself (a likely hallucination).
+    """
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    token_ids: tuple[int, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    looped: bool = False
+
+
+@dataclass(frozen=True)
+class WindowParse:
+    """The segments of one window and where the next window starts.
+
+    Attributes:
+        segments: ``(start, end, text ids)`` in seconds from the window's start.
+        seek: Seconds from the window's start where the next window begins (> 0).
+        well_formed: The window opened with a timestamp and closed every segment.
+    """
+
+    segments: tuple[tuple[float, float, tuple[int, ...]], ...]
+    seek: float
+    well_formed: bool
+
+
+def parse_window(token_ids: Sequence[int], vocab: TimestampVocab, text_limit: int,
+                 window_seconds: float, keep_open: bool = False) -> WindowParse:
+    """Segments of one decoded window, and how far to seek (OpenAI's rules).
+
+    - Text left open at the end (no closing timestamp) is dropped and the next window starts
+      at its opening time, so it is decoded again with its full context, unless it is the
+      only text of the window (then it is kept, ending at the window's end).
+    - Output that ends with an opening timestamp and no text (``<|e|><|s|>``) seeks to it.
+    - Otherwise (a single closing timestamp ends the output) the whole window is consumed.
+    - Text without any timestamp becomes one segment covering the window.
+
+    Args:
+        token_ids: Generated ids after the task prefix (specials other than timestamps are
+            ignored).
+        vocab: The tokenizer's timestamp ids.
+        text_limit: First special id (``<|endoftext|>``); ids below it are text.
+        window_seconds: Length of the audio in the window (<= 30 s).
+        keep_open: Keep open text as a segment ending at the window's end instead of seeking
+            back to it (windows that are never decoded again: batched mode).
+    """
+    pieces, well_formed = vocab.split(token_ids, text_limit)
+    closed = [(s, min(e, window_seconds), tuple(t)) for s, e, t in pieces if e >= 0]
+    open_text = [(s, tuple(t)) for s, e, t in pieces if e < 0]
+    stamps = [t for t in token_ids if vocab.is_timestamp(t)]
+    seek = window_seconds
+    if open_text:
+        start, text = open_text[0]
+        if closed and 0 < start < window_seconds and not keep_open:
+            seek = start
+        else:
+            closed.append((min(start, window_seconds), window_seconds, text))
+    elif closed and len(stamps) >= 2:
+        tail = [t for t in token_ids if vocab.is_timestamp(t) or t < text_limit]
+        dangling = len(tail) >= 2 and vocab.is_timestamp(tail[-1]) and vocab.is_timestamp(
+            tail[-2]) and len(stamps) % 2 == 1
+        last = vocab.to_time(tail[-1])
+        if dangling and 0 < last < window_seconds:
+            seek = last
+    segments = tuple((s, max(e, s), t) for s, e, t in closed if t)
+    return WindowParse(segments=segments, seek=seek, well_formed=well_formed)

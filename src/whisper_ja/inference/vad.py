@@ -1,0 +1,121 @@
+"""Voice-activity detection with Silero VAD: where the speech of a long file is.
+
+The Silero model is the ONNX file that ships inside the ``faster-whisper`` wheel
+(``faster_whisper/assets/silero_vad_v6.onnx``), run by onnxruntime through faster-whisper's own
+``get_speech_timestamps``: no download, and the very detector faster-whisper's ``vad_filter``
+uses, so the two backends see the same speech.
+
+:func:`speech_spans` gives the speech stretches of a file; :func:`merge_spans` joins them into
+contiguous stretches of at most 30 s (gaps included), the windows of batched decoding. Stretches
+are contiguous pieces of the original audio, so a time inside one maps back by adding its start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from whisper_ja.audio.constants import CHUNK_SECONDS, SAMPLE_RATE
+from whisper_ja.config import ConfigError, field
+
+__all__ = ["SpeechSpan", "VadSettings", "merge_spans", "speech_spans"]
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    """Silero VAD settings (``vad.threshold=0.4`` and so on)."""
+
+    threshold: float = field(0.5, help="speech probability above which a 32 ms frame is speech")
+    min_speech_ms: int = field(250, help="speech stretches shorter than this are dropped (ms)")
+    min_silence_ms: int = field(
+        500, help="a pause must last this long to end a speech stretch (ms)")
+    speech_pad_ms: int = field(200, help="padding kept each side of a speech stretch (ms)")
+    max_gap_s: float = field(
+        2.0, help="batched mode: stretches closer than this share a window (s)")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"vad.threshold: must be in (0, 1), got {self.threshold}")
+        for name in ("min_speech_ms", "min_silence_ms", "speech_pad_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"vad.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.max_gap_s < 0:
+            raise ConfigError(f"vad.max_gap_s: must be >= 0, got {self.max_gap_s}")
+
+
+@dataclass(frozen=True)
+class SpeechSpan:
+    """A stretch of a file in seconds."""
+
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        """Its length in seconds."""
+        return self.end - self.start
+
+    def samples(self, audio: np.ndarray) -> np.ndarray:
+        """Its samples in a 16 kHz clip."""
+        return audio[round(self.start * SAMPLE_RATE):round(self.end * SAMPLE_RATE)]
+
+
+def speech_spans(audio: np.ndarray, settings: VadSettings = VadSettings(),
+                 max_seconds: float = float("inf")) -> list[SpeechSpan]:
+    """The speech stretches of a 16 kHz mono clip, by Silero VAD.
+
+    Args:
+        audio: ``(samples,)`` float32 at 16 kHz.
+        settings: Detector settings.
+        max_seconds: Longer stretches are split (at the last pause of at least 98 ms when
+            there is one, Silero's rule).
+
+    Returns:
+        Stretches in time order, not overlapping; empty when there is no speech.
+    """
+    # Imported here, not at the top: faster-whisper (and onnxruntime behind it) loads only when
+    # VAD runs.
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    if audio.size == 0:
+        return []
+    options = VadOptions(threshold=settings.threshold,
+                         min_speech_duration_ms=settings.min_speech_ms,
+                         min_silence_duration_ms=settings.min_silence_ms,
+                         speech_pad_ms=settings.speech_pad_ms,
+                         max_speech_duration_s=max_seconds)
+    found = get_speech_timestamps(np.asarray(audio, dtype=np.float32), options,
+                                  sampling_rate=SAMPLE_RATE)
+    return [SpeechSpan(item["start"] / SAMPLE_RATE, item["end"] / SAMPLE_RATE)
+            for item in found]
+
+
+def merge_spans(spans: Sequence[SpeechSpan], max_gap: float,
+                max_seconds: float = CHUNK_SECONDS) -> list[SpeechSpan]:
+    """Join neighbouring stretches into contiguous windows of at most ``max_seconds``.
+
+    Two stretches share a window when the pause between them is at most ``max_gap`` and the
+    joined window still fits. A stretch longer than ``max_seconds`` is cut into equal pieces
+    (call :func:`speech_spans` with ``max_seconds`` to cut at pauses instead).
+
+    Args:
+        spans: Speech stretches in time order.
+        max_gap: Longest pause kept inside a window (seconds).
+        max_seconds: Longest window (seconds).
+    """
+    pieces: list[SpeechSpan] = []
+    for span in spans:
+        count = max(1, int(np.ceil(span.duration / max_seconds - 1e-9)))
+        step = span.duration / count
+        pieces.extend(SpeechSpan(span.start + i * step, span.start + (i + 1) * step)
+                      for i in range(count))
+    merged: list[SpeechSpan] = []
+    for piece in pieces:
+        if merged and (piece.start - merged[-1].end <= max_gap
+                       and piece.end - merged[-1].start <= max_seconds):
+            merged[-1] = SpeechSpan(merged[-1].start, piece.end)
+        else:
+            merged.append(piece)
+    return merged
