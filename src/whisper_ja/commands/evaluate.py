@@ -16,6 +16,9 @@ def _print_summary(report: Report) -> None:
     if data.get("suite") == "retention":
         print(f"retention suite (SYNTHETIC speech): report {report.out_dir / 'report.md'}")
         return
+    if data.get("suite") == "longform":
+        print((report.out_dir / "report.md").read_text(encoding="utf-8"), end="")
+        return
     tag = "  [SYNTHETIC speech]" if data["synthetic"] else ""
     print(f"{data['label']}{tag}: {data['overall']['utterances']} utterances")
     for metric in METRICS:

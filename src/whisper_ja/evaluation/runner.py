@@ -30,6 +30,7 @@ from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.config import ConfigError, config_to_dict, field, save_config
 from whisper_ja.data.manifest import Utterance, read_manifest
 from whisper_ja.evaluation.compare import compare_runs
+from whisper_ja.evaluation.longform import evaluate_longform
 from whisper_ja.evaluation.plots import plot_before_after, plot_groups, plot_training_curves
 from whisper_ja.evaluation.report import (
     COUNT_KEYS,
@@ -78,9 +79,10 @@ class EvaluateConfig:
     prompt_terms: Path | None = field(
         None, help="term file given to the decoder as Whisper's previous-text prompt "
         "(contextual biasing); its terms are also scored for recall unless --terms is given")
-    suite: Literal["ja", "retention"] = field(
+    suite: Literal["ja", "retention", "longform"] = field(
         "ja", help="ja: Japanese test manifest; retention: non-Japanese speech before/after "
-        "adaptation (forgetting check, whisper_ja.evaluation.retention.measure)")
+        "adaptation (forgetting check, whisper_ja.evaluation.retention.measure); longform: "
+        "long recordings with reference segments (whisper_ja.evaluation.longform)")
     baseline: str | None = field(
         None, help="suite retention: the 'before' model (e.g. openai/whisper-base for a full "
         "fine-tune); default: the model without its adapter")
@@ -222,6 +224,8 @@ def evaluate(config: EvaluateConfig) -> Report:
     """
     if config.suite == "retention":
         return _retention(config)
+    if config.suite == "longform":
+        return evaluate_longform(config)
     if config.manifest is None:
         raise ConfigError("manifest: a test manifest is required (--manifest FILE)")
     if not config.manifest.is_file():

@@ -217,7 +217,8 @@ def _segments(parse: WindowParse, result: WindowResult, offset: float, tokenizer
         seg_start, seg_end = offset + start, offset + end
         inside = tuple(w for w in words if seg_start - 1e-6 <= w.start < seg_end + 1e-6)
         segments.append(Segment(round(seg_start, 3), round(seg_end, 3), text, inside, ids,
-                                result.avg_logprob, result.no_speech_prob, result.looped))
+                                result.avg_logprob, result.no_speech_prob, result.looped,
+                                parse.well_formed))
     return segments
 
 

@@ -46,6 +46,7 @@ class Segment:
         avg_logprob: Mean log-probability of the window's tokens (0.0 when unknown).
         no_speech_prob: Whisper's no-speech probability of the window (0.0 when unknown).
         looped: The window's output repeated itself (a likely hallucination).
+        timed: The window's timestamps were well formed (False: times are the window's).
     """
 
     start: float
@@ -56,6 +57,7 @@ class Segment:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     looped: bool = False
+    timed: bool = True
 
 
 @dataclass(frozen=True)
