@@ -61,7 +61,9 @@ def _audio_paths(folder: Path, report: dict[str, Any]) -> tuple[dict[str, Path],
     manifest = report.get("manifest")
     if not manifest:
         return {}, "the report names no manifest"
-    candidates = [Path(manifest), folder / manifest, folder.parent / manifest]
+    # evaluate records the path as given, relative to where it ran: try there and upwards.
+    bases = (folder, *folder.resolve().parents)
+    candidates = [Path(manifest)] + [base / manifest for base in bases]
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         return {}, f"manifest {manifest} not found"

@@ -26,6 +26,13 @@ def _check_port(port: int) -> None:
         raise ConfigError(f"port: must be in 0..65535 (0 = any free port), got {port}")
 
 
+def _check_runs(name: str, runs: tuple[Path, ...]) -> None:
+    for run in runs:
+        if not (Path(run) / "hypotheses.jsonl").is_file():
+            raise ConfigError(f"{name}: {run} is not an evaluate output folder "
+                              "(no hypotheses.jsonl)")
+
+
 @dataclass(frozen=True)
 class LimitsConfig:
     """How much one request and the whole server may take (HTTP limits and batching)."""
@@ -91,6 +98,7 @@ class ServeConfig:
                               "with 'whisper-ja export' first)")
         if len(self.explore) > 2:
             raise ConfigError(f"explore: at most two runs side by side, got {len(self.explore)}")
+        _check_runs("explore", self.explore)
 
     @property
     def served_id(self) -> str:
@@ -117,7 +125,4 @@ class ExploreConfig:
         _check_port(self.port)
         if not 1 <= len(self.runs) <= 2:
             raise ConfigError(f"runs: give one or two evaluate folders, got {len(self.runs)}")
-        for run in self.runs:
-            if not (Path(run) / "hypotheses.jsonl").is_file():
-                raise ConfigError(f"runs: {run} is not an evaluate output folder "
-                                  "(no hypotheses.jsonl)")
+        _check_runs("runs", self.runs)
