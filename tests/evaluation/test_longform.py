@@ -1,0 +1,59 @@
+"""evaluate --suite longform: the scores, and the side-by-side report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from whisper_ja.data.manifest import Utterance
+from whisper_ja.data.timestamps import TimedText
+from whisper_ja.evaluation.longform import boundary_matches, run_longform_suite, score_file
+from whisper_ja.inference.timestamps import Segment
+
+REFERENCE = Utterance(
+    "long-0", "x.wav", "今日は晴れです。駅まで歩きます。また明日。", 20.0, "synthetic-longform",
+    extra={"noise": [[12.0, 15.0]]},
+    segments=(TimedText(0.5, 3.0, "今日は晴れです。"), TimedText(4.0, 7.0, "駅まで歩きます。"),
+              TimedText(16.0, 18.0, "また明日。")))
+
+
+def test_boundary_matches_are_one_to_one_and_nearest_first():
+    assert boundary_matches([1.0, 2.0], [1.1, 1.2, 5.0], 1.0) == [(0, 0), (1, 1)]
+    assert boundary_matches([1.0, 2.0], [1.1, 1.2, 5.0], 0.5) == [(0, 0)]
+    assert boundary_matches([1.0], [], 0.5) == []
+
+
+def test_a_perfect_transcript_scores_perfectly():
+    hyp = [Segment(s.start, s.end, s.text) for s in REFERENCE.segments]
+    score = score_file(REFERENCE, hyp)
+    assert score.counts.errors == 0 and score.matched == 3
+    assert score.start_errors_ms == (0.0, 0.0, 0.0) and score.chars_over_noise == 0
+
+
+def test_hallucination_over_noise_and_deletions_are_counted():
+    hyp = [Segment(0.7, 3.1, "今日は晴れです。"),
+           Segment(12.2, 14.8, "ご視聴ありがとうございました"), Segment(16.0, 18.0, "また明日。")]
+    score = score_file(REFERENCE, hyp)
+    assert score.chars_over_noise == len("ご視聴ありがとうございました")
+    assert score.chars_over_nonspeech == score.chars_over_noise
+    lost = score.counts.deletions + score.counts.substitutions  # the stock phrase aligns there
+    assert lost >= len("駅まで歩きます") - 1
+    assert score.matched == 2 and sorted(score.start_errors_ms) == pytest.approx([0.0, 200.0])
+
+
+def test_suite_writes_a_side_by_side_report(tmp_path):
+    audio = tmp_path / "x.wav"
+    sf.write(audio, np.zeros(16000, np.float32), 16000)
+    utt = Utterance(**{**REFERENCE.__dict__, "audio": str(audio)})
+    good = [Segment(s.start, s.end, s.text) for s in REFERENCE.segments]
+    systems = {"untouched": lambda _: good[:1], "fine-tuned": lambda _: good}
+    data = run_longform_suite([utt] * 3, systems, tmp_path / "out", n_resamples=50)
+    assert data["systems"]["fine-tuned"]["boundary_f1"] == 1.0
+    assert data["systems"]["untouched"]["deletion_rate"] > 0.5
+    assert data["comparison"]["cer"]["delta"] < 0
+    assert "SYNTHETIC" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    lines = (tmp_path / "out" / "hypotheses_longform.jsonl").read_text("utf-8").splitlines()
+    assert len(lines) == 6 and json.loads(lines[1])["system"] == "fine-tuned"
