@@ -64,8 +64,12 @@ def _training_run(base: Path, folder: Path) -> None:
     train_config = load_config(TrainConfig, overrides=[
         f"model={base}", "lora.rank=4", "optim.max_steps=300", "optim.lr=0.001",
         "data.train=[synth/train.jsonl]", "data.validation=[synth/validation.jsonl]",
-        "efficiency.context.dynamic=true"])
+        "efficiency.context.dynamic=true", "efficiency.context.min_frames=1000"])
     save_config(train_config, folder / "config.yaml")
+    # What `train` records for decoding: the flag and the policy (a non-default floor here).
+    (folder / "whisper_ja.json").write_text(json.dumps(
+        {"base_model": str(base), "mode": "lora", "dynamic_context": True,
+         "context": {"dynamic": True, "bucket_frames": 100, "min_frames": 1000}}))
     summary = {"mode": "lora", "steps": 300, "best_val_cer": 0.131, "train_clips": 940,
                "validation_corpora": ["synthetic"], "dynamic_context": True}
     (folder / "summary.json").write_text(json.dumps(summary))
@@ -191,8 +195,13 @@ def test_ct2_export_loads_in_faster_whisper_and_agrees_on_features(tiny, tmp_pat
     card = (out / "README.md").read_text()
     assert front_matter(card)["library_name"] == "ctranslate2"
     assert "**dynamic encoder context**" in card  # from the training run's config.yaml
-    assert "always decode with a 30 s context" in card
+    assert "always decodes with a 30 s context" in card
+    assert "never fewer than 1000 (10 s)" in card  # the recorded policy, not the default
     assert "float32 weights" in card
+    # The export remembers the policy it was trained with; the ct2 path decodes with it.
+    from whisper_ja.inference.faster import resolve_context
+
+    assert resolve_context(out, "auto").min_frames == 1000
 
 
 def test_adapter_made_for_another_base_is_refused_and_nothing_written(tiny, tmp_path):
@@ -297,6 +306,17 @@ def test_model_card_has_training_evaluation_and_dynamic_context(tiny, hf_export)
     from whisper_ja.model.context import uses_dynamic_context
 
     assert uses_dynamic_context(load_model(hf_export).model)  # decoded as it was trained
+    # The training run's context policy (a non-default 10 s floor) is recorded and shown.
+    from whisper_ja.audio.features import ContextPolicy
+    from whisper_ja.evaluation.runner import saved_policy
+    from whisper_ja.inference.faster import export_context
+
+    recorded = ContextPolicy(dynamic=True, bucket_frames=100, min_frames=1000)
+    assert json.loads((hf_export / "whisper_ja.json").read_text())["context"]["min_frames"] \
+        == 1000
+    assert export_context(hf_export) == recorded
+    assert saved_policy(hf_export) == recorded  # what `evaluate --model EXPORT` decodes with
+    assert "never fewer than 1000 (10 s)" in card
 
 
 def test_card_without_training_or_evaluation_says_so():

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from whisper_ja.audio.constants import FRAMES_PER_SECOND
+from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.errors import ModelCardError
 
 __all__ = [
@@ -97,6 +99,7 @@ class CardInfo:
         training: Training run information, if found.
         evaluation: Rows of the evaluation table.
         normalizer: Text normalizer used for scoring, if known.
+        context: The context policy recorded in the export (``whisper_ja.json``), if any.
     """
 
     name: str
@@ -108,6 +111,7 @@ class CardInfo:
     training: TrainingInfo | None = None
     evaluation: tuple[EvalRow, ...] = ()
     normalizer: str | None = None
+    context: ContextPolicy | None = None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -326,14 +330,21 @@ def _context_notes(info: CardInfo) -> list[str]:
                   "`whisper_ja_dynamic_context: true` turns it on when the model is loaded); "
                   "plain transformers pipelines pad every input to 30 s, which may cost some "
                   "of the fine-tuning gain.", ""]
+    policy = info.context
+    if policy is not None and policy.dynamic:
+        lines += [f"Recorded context policy (`whisper_ja.json`): the longest clip of a batch "
+                  f"rounded up to {policy.bucket_frames} mel frames, never fewer than "
+                  f"{policy.min_frames} ({policy.min_frames / FRAMES_PER_SECOND:g} s).", ""]
     if info.export_format == "ct2":
-        lines += ["**faster-whisper / CTranslate2 always decode with a 30 s context** (log-mel "
-                  "features padded to 3000 frames), whatever the model was fine-tuned with; "
-                  "the CER measured by `whisper-ja evaluate` on the transformers export "
-                  "can therefore differ slightly from what faster-whisper gives."
-                  + (" For this dynamic-context model the difference may be larger: evaluate "
-                     "it with faster-whisper before relying on it." if info.dynamic_context
-                     else ""), ""]
+        lines += ["**Stock faster-whisper always decodes with a 30 s context** (log-mel "
+                  "features padded to 3000 frames), whatever the model was fine-tuned with. "
+                  "`whisper-ja transcribe --backend ct2` (or "
+                  "`whisper_ja.inference.faster.transcribe_audio_ct2`) decodes this folder "
+                  "with CTranslate2 in batches at the recorded context instead, returning "
+                  "faster-whisper segments."
+                  + (" For this dynamic-context model stock faster-whisper may lose some of "
+                     "the fine-tuning gain: evaluate it before relying on it."
+                     if info.dynamic_context else ""), ""]
     return lines
 
 

@@ -13,6 +13,10 @@ Usage::
 - ``ct2``: the merged model converted by CTranslate2's own converter, with the tokenizer and
   feature-extractor files faster-whisper reads, loadable by ``faster_whisper.WhisperModel(DIR)``.
 
+Both record the context policy the model was trained with (``whisper_ja.json``: the
+dynamic-context flag, bucket and floor, from the training run's record), so whisper-ja decodes
+an export, transformers or CTranslate2, at the encoder length it was trained for.
+
 Both get a model card (``README.md``, see :mod:`whisper_ja.export.card`). Every check that can
 fail on user input (output folder, adapter against base model) runs before anything is written,
 and the export is assembled in a staging folder that is renamed into place only after the
@@ -24,12 +28,13 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from tqdm import tqdm
 
+from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.config import ConfigError, field
 from whisper_ja.export.card import CardInfo, find_training_info, read_eval_report, render_model_card
 from whisper_ja.export.checks import (
@@ -40,7 +45,12 @@ from whisper_ja.export.checks import (
     save_hf,
     verify_hf,
 )
-from whisper_ja.inference.faster import convert_ct2, verify_ct2
+from whisper_ja.inference.faster import (
+    convert_ct2,
+    export_context,
+    verify_ct2,
+    write_context_record,
+)
 from whisper_ja.model import load_model
 from whisper_ja.model.context import uses_dynamic_context
 from whisper_ja.model.device import DEVICE_HELP, check_device
@@ -109,6 +119,7 @@ class ExportResult:
         files: Names of the files in ``out``.
         dynamic_context: The model was fine-tuned with dynamic encoder context.
         card: Path of the model card.
+        context: The context policy recorded in ``whisper_ja.json``.
     """
 
     out: Path
@@ -116,6 +127,7 @@ class ExportResult:
     files: tuple[str, ...]
     dynamic_context: bool
     card: Path
+    context: ContextPolicy = ContextPolicy()
 
 
 def _staging_folder(out: Path) -> Path:
@@ -170,6 +182,15 @@ def _write(config: ExportConfig, model: Any, processor: Any, staging: Path, bar:
     bar.update()
 
 
+def _trained_policy(dynamic: bool, *folders: Path | None) -> ContextPolicy:
+    """The policy recorded by the training run (adapter or model folder), else the default."""
+    for folder in folders:
+        saved = export_context(folder) if folder is not None else None
+        if saved is not None:
+            return replace(saved, dynamic=dynamic)
+    return ContextPolicy(dynamic=dynamic)
+
+
 def export_model(config: ExportConfig) -> ExportResult:
     """Merge, save, convert, check and document a model as ``config`` says.
 
@@ -200,15 +221,18 @@ def export_model(config: ExportConfig) -> ExportResult:
         # next to an adapter), so the card and the saved flag agree with how `evaluate` decodes.
         # Turned on, it already set `whisper_ja_dynamic_context` in the config that is saved.
         dynamic = uses_dynamic_context(model)
+        policy = _trained_policy(dynamic, adapter, config.adapter,
+                                 model_path if model_path.is_dir() else None)
         staging = _staging_folder(out)
         try:
             _write(config, model, processor, staging, bar)
+            write_context_record(staging, policy)
             card = CardInfo(
                 name=config.name or out.resolve().name, base_model=config.model,
                 export_format=config.to, adapter=str(config.adapter) if config.adapter else None,
                 quantization=(config.quantization or "float32") if config.to == "ct2" else None,
                 dynamic_context=dynamic, training=training, evaluation=evaluation,
-                normalizer=normalizer)
+                normalizer=normalizer, context=policy)
             (staging / "README.md").write_text(render_model_card(card), encoding="utf-8")
             _place(staging, out)
             bar.update()
@@ -218,4 +242,4 @@ def export_model(config: ExportConfig) -> ExportResult:
         bar.close()
     files = tuple(sorted(p.name for p in out.iterdir()))
     return ExportResult(out=out, format=config.to, files=files, dynamic_context=dynamic,
-                        card=out / "README.md")
+                        card=out / "README.md", context=policy)
