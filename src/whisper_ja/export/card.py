@@ -337,9 +337,10 @@ def _context_notes(info: CardInfo) -> list[str]:
                   f"{policy.min_frames} ({policy.min_frames / FRAMES_PER_SECOND:g} s).", ""]
     if info.export_format == "ct2":
         lines += ["**Stock faster-whisper always decodes with a 30 s context** (log-mel "
-                  "features padded to 3000 frames), whatever the model was fine-tuned with. "
-                  "`whisper-ja transcribe --backend ct2` (or "
-                  "`whisper_ja.inference.faster.transcribe_audio_ct2`) decodes this folder "
+                  "features padded to 3000 frames), whatever the model was fine-tuned with, "
+                  "and so does `whisper-ja transcribe --backend ct2` (faster-whisper's "
+                  "long-form pipeline). For short clips, "
+                  "`whisper_ja.inference.faster.transcribe_audio_ct2` decodes this folder "
                   "with CTranslate2 in batches at the recorded context instead, returning "
                   "faster-whisper segments."
                   + (" For this dynamic-context model stock faster-whisper may lose some of "

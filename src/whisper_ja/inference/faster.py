@@ -3,8 +3,10 @@
 - :func:`convert_ct2` turns a transformers Whisper folder into a CTranslate2 folder with
   CTranslate2's own converter, plus the tokenizer and feature-extractor files faster-whisper
   reads (without them it cannot work offline).
-- :func:`transcribe_ct2` is ``whisper-ja transcribe --backend ct2``: faster-whisper with
-  Japanese forced, greedy by default, no timestamps, no conditioning on previous text.
+- :func:`transcribe_ct2`: files to transcripts, Japanese forced, greedy by default, no
+  timestamps, no conditioning on previous text (whisper-ja's batched path below, or stock
+  faster-whisper with ``context="stock"``; ``whisper-ja transcribe --backend ct2`` runs
+  faster-whisper's long-form pipeline, :mod:`whisper_ja.inference.faster_longform`).
 - :func:`decode_features_ct2` runs CTranslate2 on given log-mel features, so an export can be
   compared like with like against transformers: faster-whisper itself pads *features* to 3000
   frames while transformers pads the *waveform* to 30 s, and on short clips the two inputs (and
@@ -180,7 +182,7 @@ def transcribe_ct2(paths: Sequence[Path], model_dir: str, *, beam_size: int = 1,
                    progress: bool = True,
                    context: Literal["auto", "dynamic", "full", "stock"] = "auto",
                    device: str = "auto") -> list[str]:
-    """Transcribe audio files with CTranslate2 (``whisper-ja transcribe --backend ct2``).
+    """Transcribe audio files with CTranslate2, one transcript per file.
 
     Decoding is deterministic (temperature 0, no fallback) and does not condition on previous
     text, like whisper-ja's own decoding. ``context`` ``auto``, ``dynamic`` or ``full`` run
