@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,11 +55,13 @@ COMMANDS: dict[str, Command] = {
                             "synthesize the unseen-domain check set of the versatility gate"),
     "make-longform": Command("whisper_ja.commands.make_longform",
                              "join clips into long recordings with exact sentence times"),
+    "align-heads": Command("whisper_ja.commands.align_heads",
+                           "choose a fine-tuned model's alignment heads (word timestamps)"),
     "synth-english": Command("whisper_ja.commands.synth_english",
                              "synthesize English clips to mix into training against forgetting"),
     "train": Command("whisper_ja.commands.train", "fine-tune with LoRA or end to end"),
-    "evaluate": Command("whisper_ja.commands.evaluate",
     "distill": Command("whisper_ja.commands.distill", "distill a shallow-decoder student"),
+    "evaluate": Command("whisper_ja.commands.evaluate",
                         "evaluate a model on a manifest and write a report"),
     "export": Command("whisper_ja.commands.export",
                       "export a (LoRA-)adapted model for transformers or CTranslate2"),
@@ -91,6 +94,31 @@ def build_parser(name: str) -> tuple[argparse.ArgumentParser, type]:
     return parser, config_cls
 
 
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+"""A bare ``key=value`` or ``section.key=value`` argument."""
+
+
+def split_overrides(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separate bare ``KEY=VALUE`` overrides from the arguments argparse reads.
+
+    Done before parsing so that a command with a variable number of positional arguments
+    (``split A.jsonl B.jsonl``) never takes an override for one of them. The values of
+    ``--set`` stay with it.
+    """
+    kept: list[str] = []
+    overrides: list[str] = []
+    after_set = False
+    for arg in args:
+        if arg.startswith("-"):
+            after_set = arg == "--set"
+            kept.append(arg)
+        elif after_set or not _OVERRIDE.match(arg):
+            kept.append(arg)
+        else:
+            overrides.append(arg)
+    return kept, overrides
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``whisper-ja`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -103,9 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser, config_cls = build_parser(name)
-    namespace, extra = parser.parse_known_args(rest)
-    overrides = [e for e in extra if "=" in e and not e.startswith("-")]
-    stray = [e for e in extra if e not in overrides]
+    rest, overrides = split_overrides(rest)
+    namespace, stray = parser.parse_known_args(rest)
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     try:

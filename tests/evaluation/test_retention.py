@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from whisper_ja.cli import main
 from whisper_ja.config import ConfigError
@@ -149,14 +150,20 @@ def tiny_folders(tmp_path_factory):
 
 @pytest.mark.slow
 def test_retention_suite_before_and_after_adapter(tiny_folders, english_set, tmp_path):
+    from whisper_ja.evaluation.retention.measure import RetentionSettings
     from whisper_ja.inference.decoding import DecodeOptions
 
     model_dir, adapter_dir = tiny_folders
+    quick = RetentionSettings(options=DecodeOptions(max_new_tokens=4), seed=7, n_resamples=50,
+                              progress=False)
     report = run_retention_suite(model_dir, adapter_dir, tmp_path, manifest=english_set,
-                                 limit=2, options=DecodeOptions(max_new_tokens=4),
-                                 progress=False)
+                                 limit=2, settings=quick, dtype=torch.bfloat16)
     saved = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert saved == json.loads(json.dumps(report))
+    # The settings it was given are the settings it used, and the report says so.
+    assert saved["settings"]["dtype"] == "bfloat16" and saved["settings"]["device"] == "cpu"
+    assert saved["settings"]["seed"] == 7 and saved["settings"]["bootstrap"] == 50
+    assert saved["settings"]["max_new_tokens"] == 4
     before, after = saved["models"]
     for entry in (before, after):
         en = entry["languages"]["en"]
@@ -177,8 +184,8 @@ def test_retention_suite_before_and_after_adapter(tiny_folders, english_set, tmp
     # --compare: this run's adapted model against an earlier run's adapted model. The same
     # adapter again must show no change at all, and the earlier model must be named.
     again = run_retention_suite(model_dir, adapter_dir, tmp_path / "again", manifest=english_set,
-                                limit=2, compare=tmp_path, options=DecodeOptions(max_new_tokens=4),
-                                progress=False)
+                                limit=2, compare=tmp_path, settings=quick,
+                                dtype=torch.bfloat16)
     assert again["comparison"]["model"] == after["model"] == load_adapted_result(tmp_path).model
     same = again["comparison"]["changes"]["en"]
     assert same["wer_forced"]["delta"] == same["lid_accuracy"]["delta"] == 0.0
@@ -186,7 +193,7 @@ def test_retention_suite_before_and_after_adapter(tiny_folders, english_set, tmp
     assert (tmp_path / "again" / "retention.png").is_file()
     with pytest.raises(ConfigError, match="other utterances"):
         run_retention_suite(model_dir, adapter_dir, tmp_path / "x", manifest=english_set,
-                            limit=1, compare=tmp_path, progress=False)
+                            limit=1, compare=tmp_path, settings=quick)
     with pytest.raises(ConfigError, match="holds no retention"):
         run_retention_suite(model_dir, adapter_dir, tmp_path / "y", manifest=english_set,
-                            compare=tmp_path / "missing", progress=False)
+                            compare=tmp_path / "missing", settings=quick)

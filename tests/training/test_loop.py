@@ -260,8 +260,13 @@ def test_resume_after_crash_matches_uninterrupted_run(
     monkeypatch.setattr(train_module, "train_step", real_step)
     with pytest.raises(ConfigError, match="out: .*--resume"):
         train(tiny_config(tmp_path / "b", tiny_whisper_dir, clips_manifest, *settings))
+    # A changed learning rate would make a hybrid run: refused, naming the key and both values.
+    with pytest.raises(ConfigError, match=r"resume: .*optim\.lr \(was .*, now 0\.0123\)"):
+        train(tiny_config(tmp_path / "b", tiny_whisper_dir, clips_manifest, *settings,
+                          "resume=true", "optim.lr=0.0123"))
+    # Settings that cannot change the weights may differ.
     resumed = train(tiny_config(tmp_path / "b", tiny_whisper_dir, clips_manifest, *settings,
-                                "resume=true"))
+                                "resume=true", "run.keep_checkpoints=3"))
 
     assert resumed.summary["steps"] == straight.summary["steps"] == 4
     assert resumed.summary["final_train_loss"] == pytest.approx(
@@ -278,13 +283,22 @@ def test_resume_after_crash_matches_uninterrupted_run(
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]
 
 
-def test_precision_setting_matches_hardware():
+@pytest.mark.parametrize(("cuda", "cuda_bf16", "cpu_bf16", "auto"), [
+    (False, False, False, "no"),    # AVX2-only CPU: fp32
+    (False, False, True, "bf16"),   # CPU with AVX512-bf16
+    (True, True, False, "bf16"),    # Ampere or newer
+    (True, False, False, "fp16"),   # older GPU
+])
+def test_precision_setting_follows_the_hardware(monkeypatch, cuda, cuda_bf16, cpu_bf16, auto):
     from whisper_ja.training.settings import resolve_precision
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: cpu_bf16)
+    assert resolve_precision("auto") == auto
     assert resolve_precision("fp32") == "no"
-    assert resolve_precision("auto") in ("no", "bf16", "fp16")
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="precision"):
+    if not cuda:
+        with pytest.raises(ConfigError, match="precision: fp16 needs a CUDA GPU"):
             resolve_precision("fp16")
 
 

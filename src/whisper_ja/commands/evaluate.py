@@ -1,13 +1,39 @@
-"""``whisper-ja evaluate``: its settings and ``run()``."""
+"""``whisper-ja evaluate``: its settings and ``run()``.
+
+With ``gate.unseen`` / ``gate.retention`` set, evaluate also runs the versatility gate of
+``train`` on the model (against the untouched model) and prints its one line; without
+``--manifest`` it runs the gate only::
+
+    whisper-ja evaluate --model openai/whisper-base --adapter runs/lora \
+        gate.unseen=data/unseen/manifest.jsonl gate.retention=data/english_retention/manifest.jsonl
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sys
+
+from whisper_ja.config import field
+from whisper_ja.errors import EXIT_ITEMS_FAILED, EXIT_OK
 from whisper_ja.evaluation.report import METRICS, Report
 from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
+from whisper_ja.inference.decoding import DecodeOptions
+from whisper_ja.training.gate import GateSettings
 
-__all__ = ["Settings", "run"]
+__all__ = ["EvaluateSettings", "Settings", "run"]
 
-Settings = EvaluateConfig
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateSettings(EvaluateConfig):
+    """Settings of ``whisper-ja evaluate``: the evaluation's, plus the versatility gate."""
+
+    gate: GateSettings = field(default_factory=GateSettings,
+                               help="versatility gate: judge the model against the untouched "
+                                    "one on these check sets (written to OUT/gate.json)")
+
+
+Settings = EvaluateSettings
 """The settings of ``whisper-ja evaluate`` (flags and YAML keys)."""
 
 
@@ -35,7 +61,45 @@ def _print_summary(report: Report) -> None:
     print(f"  report: {report.out_dir / 'report.md'}")
 
 
+def _gate(config: EvaluateSettings) -> None:
+    """Run the gate, print its line and write ``OUT/gate.json``."""
+    # Imported here: the gate's measurement pulls in the training package, which plain
+    # evaluations do not need.
+    from whisper_ja.training.gate_checks import gate_models
+
+    options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.max_new_tokens,
+                            batch_size=config.batch_size)
+    verdict, line = gate_models(config.model, config.adapter, config.gate,
+                                baseline=config.baseline, options=options,
+                                device=config.device, progress=config.progress)
+    config.out.mkdir(parents=True, exist_ok=True)
+    (config.out / "gate.json").write_text(json.dumps(
+        {"passed": verdict.passed, "line": line, "synthetic": True,
+         "drifts": [dataclasses.asdict(d) for d in verdict.drifts]}, indent=2) + "\n",
+        encoding="utf-8")
+    print(line)
+
+
 def run(config: EvaluateConfig) -> int:
-    """Entry point of ``whisper-ja evaluate``: evaluate, print a summary, return 0."""
-    _print_summary(evaluate(config))
-    return 0
+    """Entry point of ``whisper-ja evaluate``: evaluate, print a summary (and the gate's line).
+
+    Returns:
+        0, or 1 when some utterances' audio could not be read (each named on stderr in one
+        line, counted, and left out of the scores).
+    """
+    gate = config.gate if isinstance(config, EvaluateSettings) else GateSettings()
+    if gate.active:
+        _gate(config)  # type: ignore[arg-type]  # gate.active implies EvaluateSettings
+        if config.manifest is None and config.suite == "ja":
+            return EXIT_OK
+    report = evaluate(config)
+    _print_summary(report)
+    failed: dict[str, str] = report.data.get("failed") or {}
+    for reason in failed.values():
+        print(f"whisper-ja evaluate: bad input: {reason}", file=sys.stderr)
+    if failed:
+        total = report.data["overall"]["utterances"] + len(failed)
+        print(f"whisper-ja evaluate: {len(failed)} of {total} utterance(s) left out "
+              "(unreadable audio)", file=sys.stderr)
+        return EXIT_ITEMS_FAILED
+    return EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from whisper_ja.data.manifest import read_manifest, write_manifest
@@ -43,6 +44,9 @@ def run(config: SplitConfig) -> int:
         raise ConfigError("manifests: give at least one manifest to split")
     if config.out is None:
         raise ConfigError("out: an output folder is required (--out DIR)")
+    for manifest in config.manifests:
+        if not Path(manifest).is_file():
+            raise ConfigError(f"manifests: {manifest} does not exist")
     utts = read_manifest(*config.manifests)
     splits, notes = split_with_notes(utts, config)
     for name in SPLIT_NAMES:

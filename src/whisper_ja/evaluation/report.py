@@ -238,10 +238,15 @@ def _header(report: Mapping[str, Any]) -> list[str]:
         f"- speed: real-time factor {rtf:.3f} ({report.get('decode_seconds', 0):.1f} s "
         f"to decode, on {report.get('device', 'cpu')})" if rtf is not None else "- speed: n/a",
         f"- repetition loops / hallucinations: **{overall['looped']}** of "
-        f"{overall['utterances']} utterances",
-        "",
+        f"{overall['utterances']} utterances"
+        + (f" ({report['looped_unguarded']} before the decoding guards)"
+           if "looped_unguarded" in report else ""),
     ]
-    return lines
+    failed = report.get("failed") or {}
+    if failed:
+        lines.append(f"- **left out: {len(failed)} utterance(s) whose audio could not be "
+                     f"read** (not scored), e.g. {next(iter(failed.values()))}")
+    return [*lines, ""]
 
 
 def _accuracy_table(report: Mapping[str, Any]) -> list[str]:

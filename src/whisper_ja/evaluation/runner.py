@@ -26,7 +26,9 @@ from typing import Any, Literal
 
 import torch
 
+from whisper_ja.audio.constants import FRAMES_PER_SECOND
 from whisper_ja.audio.features import ContextPolicy
+from whisper_ja.audio.io import AudioError
 from whisper_ja.config import ConfigError, config_to_dict, field, save_config
 from whisper_ja.data.manifest import Utterance, read_manifest
 from whisper_ja.evaluation.compare import compare_runs
@@ -41,15 +43,25 @@ from whisper_ja.evaluation.report import (
     write_hypotheses,
     write_report,
 )
+from whisper_ja.evaluation.retention.measure import RetentionSettings
 from whisper_ja.evaluation.retention.suite import run_retention_suite
-from whisper_ja.inference.batch import decode_utterances
+from whisper_ja.inference.batch import BatchDecoding, decode_utterances
 from whisper_ja.inference.decoding import DecodeOptions
+from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.model import load_model
-from whisper_ja.model.context import apply_saved_context, enable_dynamic_context
+from whisper_ja.model.context import apply_saved_context, enable_dynamic_context, saved_policy
+from whisper_ja.model.device import (
+    DEVICE_HELP,
+    DTYPE_HELP,
+    DtypeName,
+    check_device,
+    resolve_device,
+    resolve_dtype,
+)
 from whisper_ja.text.metrics import utterance_counts
 from whisper_ja.text.terms import TermFileError, load_terms, term_recall
 
-__all__ = ["EvaluateConfig", "evaluate", "saved_policy",
+__all__ = ["EvaluateConfig", "evaluate",
            "score_utterances"]
 
 log = logging.getLogger(__name__)
@@ -90,16 +102,20 @@ class EvaluateConfig:
         None, help="earlier evaluate output folder to compare with (suite retention: an "
         "earlier retention run, e.g. the same training without mixing)")
     train_run: Path | None = field(None, help="training run folder (log.jsonl) to plot curves")
+    guards: GuardSettings = field(default_factory=GuardSettings,
+                                  help="repetition guard and temperature fallback")
     bootstrap: int = field(1000, help="bootstrap resamples for confidence intervals")
     seed: int = field(0, help="bootstrap seed")
     limit: int = field(0, help="evaluate only the first N utterances (0 = all)")
     worst: int = field(10, help="how many worst utterances to list")
     bf16: bool = field(False, help="decode with bf16 weights (faster on CPUs and GPUs with "
                        "bf16 units; transcripts may differ slightly from float32)")
-    device: str = field("cpu", help="torch device")
+    device: str = field("auto", help=DEVICE_HELP)
+    dtype: DtypeName = field("auto", help=DTYPE_HELP + "; --bf16 means bfloat16")
     progress: bool = field(True, help="show a progress bar")
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         checks = {
             "num_beams": self.num_beams >= 1,
             "batch_size": self.batch_size >= 1,
@@ -124,20 +140,6 @@ def _context_mode(model: Any, requested: str, adapter: Path | None) -> str:
     if requested == "dynamic":
         enable_dynamic_context(model)
     return requested
-
-
-def saved_policy(*folders: Path | str | None) -> Any:
-    """The ``ContextPolicy`` a model was trained with (``whisper_ja.json`` written by train).
-
-    Falls back to the default policy when no folder records one.
-    """
-    for folder in folders:
-        meta = Path(folder) / "whisper_ja.json" if folder is not None else None
-        if meta is not None and meta.is_file():
-            saved = json.loads(meta.read_text(encoding="utf-8")).get("context")
-            if isinstance(saved, dict):
-                return ContextPolicy(**{**saved, "dynamic": True})
-    return ContextPolicy()
 
 
 def _counts(errors: Any) -> dict[str, int]:
@@ -197,8 +199,14 @@ def _load(config: EvaluateConfig) -> tuple[Any, Path | None]:
     model, adapter = _model_and_adapter(config)
     if adapter is not None and not adapter.is_dir():
         raise ConfigError(f"adapter: folder {adapter} does not exist")
-    dtype = torch.bfloat16 if config.bf16 else torch.float32
-    return load_model(model, adapter=adapter, device=config.device, dtype=dtype), adapter
+    device, dtype = _device_and_dtype(config)
+    return load_model(model, adapter=adapter, device=device, dtype=dtype), adapter
+
+
+def _device_and_dtype(config: EvaluateConfig) -> tuple[torch.device, torch.dtype]:
+    """The device and weight dtype ``config`` asks for (``auto``: the GPU and bf16 there)."""
+    device = resolve_device(config.device)
+    return device, torch.bfloat16 if config.bf16 else resolve_dtype(config.dtype, device)
 
 
 def _decode_options(config: EvaluateConfig, processor: Any) -> Any:
@@ -212,7 +220,7 @@ def _decode_options(config: EvaluateConfig, processor: Any) -> Any:
         except TermFileError as err:
             raise ConfigError(f"prompt_terms: {err}") from err
     return DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.max_new_tokens,
-                         batch_size=config.batch_size, prompt_ids=prompt)
+                         batch_size=config.batch_size, prompt_ids=prompt, guards=config.guards)
 
 
 def evaluate(config: EvaluateConfig) -> Report:
@@ -243,31 +251,52 @@ def evaluate(config: EvaluateConfig) -> Report:
     options = _decode_options(config, loaded.processor)
     log.info("evaluate: %d utterances, %s, context %s", len(utts),
              "greedy" if config.num_beams == 1 else f"beam {config.num_beams}", context)
-    results, seconds = decode_utterances(
-        loaded.model, loaded.processor, utts, options, context, progress=config.progress,
-        policy=saved_policy(adapter, _local_folder(config.model)))
-    records = score_utterances(utts, results, config.normalizer)
-    return _write_outputs(config, records, f"{loaded.source}", adapter, context, seconds)
+    policy = saved_policy(adapter, _local_folder(config.model))
+    decoded = decode_utterances(loaded.model, loaded.processor, utts, options, context,
+                                progress=config.progress, policy=policy)
+    # Utterances whose audio cannot be read are named, counted and left out (exit 1).
+    kept = [u for u, r in zip(utts, decoded.results, strict=True) if r is not None]
+    if not kept:
+        raise AudioError(f"manifest: no audio of {config.manifest} could be read, e.g. "
+                         f"{next(iter(decoded.failed.values()))}")
+    records = score_utterances(kept, decoded.decoded(), config.normalizer)
+    return _write_outputs(config, records, f"{loaded.source}", adapter,
+                          context_description(context, policy), decoded)
 
 
 def _local_folder(name: str) -> Path | None:
     return Path(name) if Path(name).is_dir() else None
 
 
+def context_description(context: str, policy: ContextPolicy) -> str:
+    """How the encoder input was sized, as the report states it (the floor actually used)."""
+    if context != "dynamic":
+        return "full (30 s)"
+    floor = policy.min_frames / FRAMES_PER_SECOND
+    return f"dynamic (batch's longest clip, {floor:g} s floor)"
+
+
 def _retention(config: EvaluateConfig) -> Report:
-    """``--suite retention``: the questions engineer's forgetting check, same output folder."""
+    """``--suite retention``: the forgetting check, with this command's settings.
+
+    Device, precision, seed and bootstrap are passed on; each model is decoded with its own
+    saved context policy.
+    """
     model, adapter = _model_and_adapter(config)
+    device, dtype = _device_and_dtype(config)
     options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.max_new_tokens,
-                            batch_size=config.batch_size)
+                            batch_size=config.batch_size, guards=config.guards)
+    settings = RetentionSettings(options=options, seed=config.seed,
+                                 n_resamples=config.bootstrap, progress=config.progress)
     data = run_retention_suite(model, adapter, config.out, baseline=config.baseline,
                                manifest=config.manifest, compare=config.compare,
-                               limit=config.limit or None,
-                               options=options, progress=config.progress)
+                               limit=config.limit or None, settings=settings,
+                               device=str(device), dtype=dtype)
     return Report(out_dir=config.out, data=data)
 
 
 def _write_outputs(config: EvaluateConfig, records: list[HypothesisRecord], source: str,
-                   adapter: Path | None, context: str, seconds: float) -> Report:
+                   adapter: Path | None, context: str, decoded: BatchDecoding) -> Report:
 
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
@@ -280,10 +309,12 @@ def _write_outputs(config: EvaluateConfig, records: list[HypothesisRecord], sour
         "decoding": ("greedy" if config.num_beams == 1 else f"beam search ({config.num_beams})")
         + f", max {config.max_new_tokens} tokens" + (", bf16" if config.bf16 else "")
         + (f", prompt from {config.prompt_terms}" if config.prompt_terms else ""),
-        "context": "dynamic (batch's longest clip, 8 s floor)" if context == "dynamic"
-        else "full (30 s)",
+        "context": context,
         "device": config.device, "torch_threads": torch.get_num_threads(),
-        "decode_seconds": round(seconds, 3), "config": config_to_dict(config),
+        "decode_seconds": round(decoded.seconds, 3), "config": config_to_dict(config),
+        "failed": decoded.failed,
+        # Loops the greedy decoder ran into before the guards stopped or replaced them.
+        "looped_unguarded": sum(r.looped_unguarded for r in decoded.decoded()),
     }
     report = build_report(records, meta=meta, n_resamples=config.bootstrap, seed=config.seed,
                           worst=config.worst)

@@ -6,52 +6,89 @@ import dataclasses
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from whisper_ja.audio.constants import HOP_LENGTH
 from whisper_ja.audio.features import ContextPolicy, context_frames
-from whisper_ja.audio.io import load_audio
+from whisper_ja.audio.io import AudioError, load_audio
 from whisper_ja.data.manifest import Utterance
-from whisper_ja.inference.decoding import decode_audio
+from whisper_ja.inference.decoding import DecodeOptions, DecodeResult, decode_audio
 
-__all__ = ["decode_utterances"]
+__all__ = ["BatchDecoding", "decode_utterances"]
 
 
-def decode_utterances(model: Any, processor: Any, utts: Sequence[Utterance], options: Any,
-                      context: str, *, progress: bool = True,
-                      policy: Any = None) -> tuple[list[Any], float]:
-    """Decode utterances in batches of similar length.
+@dataclass(frozen=True)
+class BatchDecoding:
+    """What :func:`decode_utterances` returns.
+
+    Attributes:
+        results: The ``DecodeResult`` of each utterance in input order; ``None`` where its
+            audio could not be read.
+        seconds: Decoding wall time (audio loading excluded).
+        failed: ``{utterance id: one-line reason}`` of the utterances left out (bad audio).
+    """
+
+    results: list[DecodeResult | None]
+    seconds: float
+    failed: dict[str, str]
+
+    def decoded(self) -> list[DecodeResult]:
+        """The results of the utterances that were decoded (input order, failures left out)."""
+        return [r for r in self.results if r is not None]
+
+
+def _readable(utts: Sequence[Utterance], batch: list[int], failed: dict[str, str]
+              ) -> tuple[list[int], list[np.ndarray]]:
+    """The batch's utterances whose audio loads, and their audio; the others go to ``failed``."""
+    kept, audios = [], []
+    for i in batch:
+        try:
+            audios.append(load_audio(utts[i].audio))
+            kept.append(i)
+        except AudioError as err:
+            failed[utts[i].id] = str(err)
+    return kept, audios
+
+
+def decode_utterances(model: Any, processor: Any, utts: Sequence[Utterance],
+                      options: DecodeOptions, context: str, *, progress: bool = True,
+                      policy: ContextPolicy | None = None) -> BatchDecoding:
+    """Decode utterances in batches of similar length; unreadable audio is counted, not fatal.
 
     Args:
         model: The Whisper (or peft) model.
         processor: Its ``WhisperProcessor``.
         utts: Utterances to decode (audio read with :func:`whisper_ja.audio.io.load_audio`).
-        options: ``whisper_ja.inference.decoding.DecodeOptions``; ``context_frames`` is set per
-            batch when
-            ``context`` is ``dynamic``.
-        context: ``dynamic`` (encoder input = the batch's longest clip, per the default
-            ``ContextPolicy``) or ``full`` (30 s).
+        options: Decoding options; ``context_frames`` is set per batch when ``context`` is
+            ``dynamic``.
+        context: ``dynamic`` (encoder input = the batch's longest clip, per ``policy``) or
+            ``full`` (30 s).
         progress: Show a progress bar over utterances.
         policy: ``ContextPolicy`` for dynamic context (default: the library default, which
             is also what ``train`` uses unless told otherwise).
 
     Returns:
-        The ``DecodeResult`` of each utterance in input order, and the decoding wall time in
-        seconds (audio loading excluded).
+        The results, the decoding time and the utterances whose audio failed to load.
     """
     policy = policy or ContextPolicy()
     # Batching clips of similar length wastes the least padding (and, in dynamic context,
     # keeps the encoder input short).
     order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
-    results: list[Any] = [None] * len(utts)
+    results: list[DecodeResult | None] = [None] * len(utts)
+    failed: dict[str, str] = {}
     seconds = 0.0
     bar = tqdm(total=len(utts), desc="decoding", unit="utt", disable=not progress)
     for start in range(0, len(order), options.batch_size):
-        batch = order[start:start + options.batch_size]
-        audios = [load_audio(utts[i].audio) for i in batch]
+        batch, audios = _readable(utts, order[start:start + options.batch_size], failed)
+        bar.update(options.batch_size if start + options.batch_size <= len(order)
+                   else len(order) - start)
+        if not batch:
+            continue
         batch_options = options
         if context == "dynamic":
             longest = max(math.ceil(len(a) / HOP_LENGTH) for a in audios)
@@ -63,6 +100,5 @@ def decode_utterances(model: Any, processor: Any, utts: Sequence[Utterance], opt
         seconds += time.perf_counter() - began
         for i, result in zip(batch, decoded, strict=True):
             results[i] = result
-        bar.update(len(batch))
     bar.close()
-    return results, seconds
+    return BatchDecoding(results=results, seconds=seconds, failed=failed)

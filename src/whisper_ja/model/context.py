@@ -47,7 +47,10 @@ from transformers.models.whisper.modeling_whisper import (
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
+from whisper_ja.audio.features import ContextPolicy
+
 __all__ = [
+    "saved_policy",
     "CONFIG_FLAG",
     "CONTEXT_MARKER",
     "DynamicContextEncoder",
@@ -293,3 +296,17 @@ class EncoderOutputCache:
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
         np.save(tmp, array)
         os.replace(tmp, path)  # atomic: concurrent readers never see half a file
+
+
+def saved_policy(*folders: Path | str | None) -> ContextPolicy:
+    """The ``ContextPolicy`` a model was trained with (``whisper_ja.json`` written by train).
+
+    Falls back to the default policy when no folder records one.
+    """
+    for folder in folders:
+        meta = Path(folder) / "whisper_ja.json" if folder is not None else None
+        if meta is not None and meta.is_file():
+            saved = json.loads(meta.read_text(encoding="utf-8")).get("context")
+            if isinstance(saved, dict):
+                return ContextPolicy(**{**saved, "dynamic": True})
+    return ContextPolicy()

@@ -29,7 +29,6 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -43,9 +42,13 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from whisper_ja.audio.features import context_frames
-from whisper_ja.audio.specaugment import spec_augment
 from whisper_ja.config import ConfigError, save_config
-from whisper_ja.data.collate import Example, collate, epoch_batches, epoch_composition
+from whisper_ja.data.collate import (
+    Example,
+    collate,
+    epoch_batches,
+    epoch_composition,
+)
 from whisper_ja.inference.decoding import DecodeOptions, decode_features
 from whisper_ja.model import load_model
 from whisper_ja.text.metrics import cer
@@ -59,7 +62,9 @@ from whisper_ja.training.checkpoint import (
     write_final_model,
 )
 from whisper_ja.training.datasets import Datasets, build_datasets
+from whisper_ja.training.gate_checks import GateRun
 from whisper_ja.training.settings import TrainConfig, check_paths, parse_mixing, resolve_precision
+from whisper_ja.training.step import train_step
 from whisper_ja.training.trainable import build_optimizer, prepare_model
 
 __all__ = [
@@ -69,7 +74,6 @@ __all__ = [
     "prepare_model",
     "resolve_precision",
     "train",
-    "train_step",
     "validate",
 ]
 
@@ -101,6 +105,7 @@ class _Run:
     steps_per_epoch: int
     total_steps: int
     clock: float = 0.0  # start of the loop time not yet added to progress.elapsed_s
+    gate: GateRun | None = None  # the versatility gate (main process; None when off)
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -112,6 +117,7 @@ def train(config: TrainConfig) -> TrainResult:
     check_paths(config)
     run = _set_up(config)
     progress = run.progress
+    run.gate = GateRun.for_training(run) if run.accelerator.is_main_process else None
     run.clock = time.monotonic()
     if progress.step == 0 and config.run.validate_at_start and run.data.validation_utterances:
         progress.initial_cer = _validate_and_keep_best(run)
@@ -234,39 +240,6 @@ def _write_outputs(run: _Run, loss: float) -> dict[str, Any]:
     return summary
 
 
-def train_step(model: Any, optimizer: Any, scheduler: Any, batches: list[dict[str, torch.Tensor]],
-               config: TrainConfig, accelerator: Accelerator, step: int) -> float:
-    """One optimizer step over ``len(batches)`` accumulated batches; returns the mean loss.
-
-    SpecAugment is applied here, to the very tensor handed to the model, so it cannot fail to
-    reach it; its masks come from a generator seeded by (seed, step, process, batch), which
-    makes every step reproducible after a resume.
-    """
-    model.train()
-    total = torch.zeros((), device=accelerator.device)
-    for index, batch in enumerate(batches):
-        features = batch["input_features"]
-        if config.specaugment.enabled:
-            generator = torch.Generator().manual_seed(
-                hash((config.seed, step, accelerator.process_index, index)) & 0x7FFF_FFFF)
-            features = spec_augment(features, batch["lengths"], config.specaugment, generator)
-        # Gradients are averaged across processes only on the last accumulated batch.
-        last = index == len(batches) - 1
-        with (nullcontext() if last else accelerator.no_sync(model)), accelerator.autocast():
-            output = model(input_features=features.to(accelerator.device), use_cache=False,
-                           decoder_input_ids=batch["decoder_input_ids"].to(accelerator.device),
-                           labels=batch["labels"].to(accelerator.device))
-            loss = output.loss / len(batches)
-        accelerator.backward(loss)
-        total += loss.detach().float()
-    if config.optim.max_grad_norm:
-        accelerator.clip_grad_norm_(model.parameters(), config.optim.max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return float(accelerator.reduce(total, reduction="mean").item())
-
-
 def _batches_from(start_step: int, total_steps: int, steps_per_epoch: int, config: TrainConfig,
                   data: Datasets, accelerator: Accelerator
                   ) -> Iterator[list[dict[str, torch.Tensor]]]:
@@ -326,11 +299,14 @@ def _validate_and_keep_best(run: _Run) -> float:
     started = time.monotonic()
     result: list[Any] = [None]
     if accelerator.is_main_process:
-        result = [validate(accelerator.unwrap_model(run.model), run.processor,
-                           run.data.validation, config, accelerator)]
+        model = accelerator.unwrap_model(run.model)
+        cer = validate(model, run.processor, run.data.validation, config, accelerator)
+        # The versatility gate: only a checkpoint that passes may become the kept one.
+        result = [(cer, *(run.gate.check(model, run.processor, progress.step, cer)
+                          if run.gate else (True, {})))]
     broadcast_object_list(result)
-    cer = float(result[0])
-    improved = progress.best_cer is None or cer < progress.best_cer
+    cer, passed, gate_log = float(result[0][0]), result[0][1], result[0][2]
+    improved = passed and (progress.best_cer is None or cer < progress.best_cer)
     if improved:
         progress.best_cer, progress.best_step, progress.bad_validations = cer, progress.step, 0
         if accelerator.is_main_process:
@@ -338,7 +314,7 @@ def _validate_and_keep_best(run: _Run) -> float:
     elif progress.step > 0:
         progress.bad_validations += 1
     run.log.write({"step": progress.step, "val_cer": cer, "best_val_cer": progress.best_cer,
-                   "val_time_s": round(time.monotonic() - started, 2)})
+                   "val_time_s": round(time.monotonic() - started, 2), **gate_log})
     accelerator.wait_for_everyone()
     return cer
 
@@ -365,6 +341,7 @@ def _summary(run: _Run, model: Any, loss: float) -> dict[str, Any]:
         "validation_clips": len(data.validation_utterances),
         "validation_corpora": sorted({u.corpus for u in data.validation_utterances}),
         "validation_is_synthetic_speech": synthetic, "skipped": data.skipped,
+        "label_changes": data.label_changes, **(run.gate.summary() if run.gate else {}),
         "dynamic_context": config.efficiency.context.dynamic,
         "context_min_frames": config.efficiency.context.min_frames,
         "replica_checksums": gather_object([checksum]),

@@ -39,7 +39,7 @@ from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
 from whisper_ja.audio.constants import HOP_LENGTH, SAMPLE_RATE
 from whisper_ja.audio.features import ContextPolicy, context_frames
-from whisper_ja.audio.io import load_audio
+from whisper_ja.audio.io import AudioError, load_audio
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.inference.batch import decode_utterances
 from whisper_ja.inference.decoding import DecodeOptions
@@ -51,6 +51,7 @@ from whisper_ja.text.metrics import ErrorCounts
 __all__ = [
     "LanguageRetention",
     "RetentionResult",
+    "RetentionSettings",
     "compare_retention",
     "detect_language",
     "evaluate_retention",
@@ -60,6 +61,25 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How the suite decodes and scores, passed on whole from ``evaluate``'s settings.
+
+    Attributes:
+        options: Beams, batch size, token limit (language and prompt are set per utterance).
+        policy: The context policy of a model trained with dynamic context (its saved one).
+        seed: Seed of the bootstrap intervals.
+        n_resamples: Bootstrap resamples.
+        progress: Show progress bars.
+    """
+
+    options: DecodeOptions = dataclasses.field(default_factory=DecodeOptions)
+    policy: ContextPolicy = dataclasses.field(default_factory=ContextPolicy)
+    seed: int = 0
+    n_resamples: int = 1000
+    progress: bool = True
 
 
 @dataclass(frozen=True)
@@ -118,7 +138,8 @@ def language_token_ids(tokenizer: Any) -> dict[str, int]:
     return found
 
 
-def _features(processor: Any, audios: Sequence[np.ndarray], context: str) -> torch.Tensor:
+def _features(processor: Any, audios: Sequence[np.ndarray], context: str,
+              policy: ContextPolicy) -> torch.Tensor:
     feats = processor.feature_extractor(list(audios), sampling_rate=SAMPLE_RATE,
                                         return_tensors="pt").input_features
     if context != "dynamic":
@@ -127,13 +148,13 @@ def _features(processor: Any, audios: Sequence[np.ndarray], context: str) -> tor
     # Cutting 30 s features keeps Whisper's normalization (computed over the padded window),
     # which is what a dynamic-context model saw in training.
     longest = max(math.ceil(len(a) / HOP_LENGTH) for a in audios)
-    return feats[..., :context_frames(longest, ContextPolicy())]
+    return feats[..., :context_frames(longest, policy)]
 
 
 @torch.no_grad()
 def detect_language(model: Any, processor: Any, audios: Sequence[np.ndarray], *,
                     batch_size: int = 8, context: str = "full",
-                    progress: bool = True) -> list[str]:
+                    policy: ContextPolicy | None = None, progress: bool = True) -> list[str]:
     """Whisper's language identification: the most likely language token after SOT.
 
     Args:
@@ -141,8 +162,9 @@ def detect_language(model: Any, processor: Any, audios: Sequence[np.ndarray], *,
         processor: Its ``WhisperProcessor``.
         audios: 16 kHz mono float32 waveforms.
         batch_size: Utterances per forward pass.
-        context: ``full`` (30 s encoder input) or ``dynamic`` (the batch's longest clip, with
-            the default ``ContextPolicy``), as the model was trained.
+        context: ``full`` (30 s encoder input) or ``dynamic`` (the batch's longest clip), as
+            the model was trained.
+        policy: The dynamic context policy (default: the library default).
         progress: Show a progress bar.
 
     Returns:
@@ -158,7 +180,8 @@ def detect_language(model: Any, processor: Any, audios: Sequence[np.ndarray], *,
     for start in tqdm(range(0, len(audios), batch_size), desc="language id",
                       disable=not progress):
         batch = audios[start:start + batch_size]
-        feats = _features(processor, batch, context).to(device=device, dtype=dtype)
+        feats = _features(processor, batch, context, policy or ContextPolicy()).to(
+            device=device, dtype=dtype)
         sot = torch.full((len(batch), 1), sot_id, dtype=torch.long, device=device)
         logits = model(input_features=feats, decoder_input_ids=sot).logits[:, -1, :]
         best = logits[:, id_tensor.to(device)].argmax(dim=-1).tolist()
@@ -193,28 +216,33 @@ def word_error_counts(ref: str, hyp: str, language: str) -> ErrorCounts:
 
 
 def _decode_grouped(model: Any, processor: Any, utts: Sequence[Utterance],
-                    languages: Sequence[str], options: Any, context: str,
-                    progress: bool) -> list[str]:
+                    languages: Sequence[str], settings: RetentionSettings,
+                    context: str) -> list[str]:
     """Decode each utterance with its own language forced, one batch run per language."""
     texts = [""] * len(utts)
     for language in sorted(set(languages)):
         idx = [i for i, lang in enumerate(languages) if lang == language]
-        results, _ = decode_utterances(
+        decoded = decode_utterances(
             model, processor, [utts[i] for i in idx],
-            dataclasses.replace(options, language=language, prompt_ids=()), context,
-            progress=progress)
-        for i, result in zip(idx, results, strict=True):
+            dataclasses.replace(settings.options, language=language, prompt_ids=()), context,
+            progress=settings.progress, policy=settings.policy)
+        if decoded.failed:  # the suite read every file before; a file gone since is an error
+            first = next(iter(decoded.failed.values()))
+            raise AudioError(f"{first} ({len(decoded.failed)} retention clip(s) unreadable)")
+        for i, result in zip(idx, decoded.decoded(), strict=True):
             texts[i] = result.text
     return texts
 
 
-def _interval(counts: Sequence[ErrorCounts]) -> tuple[float, float, float]:
-    res = interval_from_counts(counts, metric="wer")
+def _interval(counts: Sequence[ErrorCounts], settings: RetentionSettings
+              ) -> tuple[float, float, float]:
+    res = interval_from_counts(counts, metric="wer", n_resamples=settings.n_resamples,
+                               seed=settings.seed)
     return (res.value, res.low, res.high)
 
 
 def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utterance], *,
-                       options: Any = None, label: str = "", progress: bool = True
+                       settings: RetentionSettings | None = None, label: str = ""
                        ) -> RetentionResult:
     """Measure a model on non-Japanese utterances, language forced and identified.
 
@@ -223,30 +251,30 @@ def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utteranc
         processor: Its ``WhisperProcessor``.
         utterances: Manifest records whose ``extra["language"]`` (default English) names the
             language, e.g. from :func:`synthesize_retention_set`.
-        options: ``DecodeOptions`` (language and prompt are set here per utterance).
+        settings: Decoding options, context policy, bootstrap seed and resamples.
         label: Name of the model in the report.
-        progress: Show progress bars.
 
     Returns:
         Scores per language and per-utterance records.
     """
     if not utterances:
         raise ValueError("retention suite: no utterances to evaluate")
-    options = options or DecodeOptions()
+    settings = settings or RetentionSettings()
     # Decode with the encoder input the model was trained with (as ``evaluate`` does).
     context = "dynamic" if uses_dynamic_context(model) else "full"
     audios = [load_audio(u.audio) for u in utterances]
     truth = [u.language(default="en") for u in utterances]
-    detected = detect_language(model, processor, audios, batch_size=options.batch_size,
-                               context=context, progress=progress)
-    forced = _decode_grouped(model, processor, utterances, truth, options, context, progress)
+    detected = detect_language(model, processor, audios, batch_size=settings.options.batch_size,
+                               context=context, policy=settings.policy,
+                               progress=settings.progress)
+    forced = _decode_grouped(model, processor, utterances, truth, settings, context)
     # Where the identified language is the true one, greedy decoding gives the forced text
     # again, so only the misidentified utterances are decoded a second time.
     wrong = [i for i, (t, d) in enumerate(zip(truth, detected, strict=True)) if t != d]
     identified = list(forced)
     if wrong:
         redo = _decode_grouped(model, processor, [utterances[i] for i in wrong],
-                               [detected[i] for i in wrong], options, context, progress)
+                               [detected[i] for i in wrong], settings, context)
         for i, text in zip(wrong, redo, strict=True):
             identified[i] = text
     records = []
@@ -257,19 +285,22 @@ def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utteranc
                         "reference": utt.text, "forced": forced[i], "identified": identified[i],
                         "forced_counts": dataclasses.asdict(c_forced),
                         "identified_counts": dataclasses.asdict(c_ident)})
-    return result_from_records(label, records)
+    return result_from_records(label, records, settings)
 
 
-def result_from_records(model: str, records: Sequence[dict[str, Any]]) -> RetentionResult:
+def result_from_records(model: str, records: Sequence[dict[str, Any]],
+                        settings: RetentionSettings | None = None) -> RetentionResult:
     """A :class:`RetentionResult` from per-utterance records (fresh, or read back from a run)."""
-    return RetentionResult(model=model, languages=_per_language(records), records=list(records))
+    return RetentionResult(model=model, records=list(records),
+                           languages=_per_language(records, settings or RetentionSettings()))
 
 
 def _counts(records: Sequence[dict[str, Any]], key: str) -> list[ErrorCounts]:
     return [ErrorCounts(**r[f"{key}_counts"]) for r in records]
 
 
-def _per_language(records: Sequence[dict[str, Any]]) -> dict[str, LanguageRetention]:
+def _per_language(records: Sequence[dict[str, Any]], settings: RetentionSettings
+                  ) -> dict[str, LanguageRetention]:
     result = {}
     for language in sorted({r["language"] for r in records}):
         rows = [r for r in records if r["language"] == language]
@@ -277,13 +308,15 @@ def _per_language(records: Sequence[dict[str, Any]]) -> dict[str, LanguageRetent
         result[language] = LanguageRetention(
             language=language, utterances=len(rows),
             words=sum(c.reference_length for c in forced),
-            wer_forced=_interval(forced), wer_identified=_interval(_counts(rows, "identified")),
+            wer_forced=_interval(forced, settings),
+            wer_identified=_interval(_counts(rows, "identified"), settings),
             lid_accuracy=sum(r["detected"] == language for r in rows) / len(rows),
             detected=dict(Counter(r["detected"] for r in rows).most_common()))
     return result
 
 
-def compare_retention(before: RetentionResult, after: RetentionResult) -> dict[str, Any]:
+def compare_retention(before: RetentionResult, after: RetentionResult,
+                      settings: RetentionSettings | None = None) -> dict[str, Any]:
     """Per-language change from ``before`` to ``after`` (after minus before).
 
     WER changes come with paired-bootstrap 95% intervals over the same utterances.
@@ -293,6 +326,7 @@ def compare_retention(before: RetentionResult, after: RetentionResult) -> dict[s
     """
     if [r["id"] for r in before.records] != [r["id"] for r in after.records]:
         raise ValueError("before and after were measured on different utterances")
+    settings = settings or RetentionSettings()
     changes: dict[str, Any] = {}
     for language, b in before.languages.items():
         a = after.languages[language]
@@ -303,7 +337,8 @@ def compare_retention(before: RetentionResult, after: RetentionResult) -> dict[s
             "delta": a.lid_accuracy - b.lid_accuracy}}
         for key in ("forced", "identified"):
             res = paired_bootstrap_counts(_counts(rows_b, key), _counts(rows_a, key),
-                                          metric="wer")
+                                          metric="wer", n_resamples=settings.n_resamples,
+                                          seed=settings.seed)
             change[f"wer_{key}"] = {"before": res.value_a, "after": res.value_b,
                                     "delta": res.delta, "low": res.low, "high": res.high,
                                     "p_value": res.p_value}

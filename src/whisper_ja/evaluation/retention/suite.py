@@ -26,18 +26,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from whisper_ja.config import ConfigError
 from whisper_ja.data.english import synthesize_retention_set
 from whisper_ja.data.manifest import read_manifest
 from whisper_ja.evaluation.plots import plot_retention
 from whisper_ja.evaluation.retention.measure import (
     RetentionResult,
+    RetentionSettings,
     compare_retention,
     evaluate_retention,
     result_from_records,
 )
 from whisper_ja.jsonl import iter_json_objects
 from whisper_ja.model import load_model
+from whisper_ja.model.context import saved_policy
 
 __all__ = ["load_adapted_result", "retention_markdown", "run_retention_suite"]
 
@@ -110,13 +114,14 @@ def load_adapted_result(run_dir: str | Path) -> RetentionResult:
 
 
 def _measure(model_name: str | Path, adapter: str | Path | None, utterances: list[Any],
-             options: Any, progress: bool) -> RetentionResult:
-
-    loaded = load_model(str(model_name), adapter=adapter)
+             settings: RetentionSettings, device: str, dtype: torch.dtype) -> RetentionResult:
+    loaded = load_model(str(model_name), adapter=adapter, device=device, dtype=dtype)
     loaded.model.eval()
     label = f"{model_name} + {adapter}" if adapter else str(model_name)
-    result = evaluate_retention(loaded.model, loaded.processor, utterances, options=options,
-                                label=label, progress=progress)
+    # The saved context policy of this model (adapter folder or model folder), as evaluate does.
+    policy = saved_policy(adapter, model_name if Path(model_name).is_dir() else None)
+    result = evaluate_retention(loaded.model, loaded.processor, utterances, label=label,
+                                settings=dataclasses.replace(settings, policy=policy))
     del loaded
     return result
 
@@ -137,8 +142,9 @@ def _utterances(out: Path, manifest: str | Path | None, languages: Sequence[str]
 def run_retention_suite(model: str | Path, adapter: str | Path | None, out_dir: str | Path, *,
                         baseline: str | Path | None = None, manifest: str | Path | None = None,
                         compare: str | Path | None = None, languages: Sequence[str] = ("en",),
-                        limit: int | None = None, options: Any = None,
-                        progress: bool = True) -> dict[str, Any]:
+                        limit: int | None = None, settings: RetentionSettings | None = None,
+                        device: str = "cpu", dtype: torch.dtype = torch.float32
+                        ) -> dict[str, Any]:
     """Measure, compare, and write ``report.json``, ``report.md`` and ``hypotheses.jsonl``.
 
     "Before" is ``baseline`` when given, else ``model`` without the adapter; "after" is
@@ -156,8 +162,10 @@ def run_retention_suite(model: str | Path, adapter: str | Path | None, out_dir: 
             is compared with this run's (e.g. mixing against no mixing).
         languages: Languages of the synthesized set.
         limit: Use at most this many utterances (the first ones), for quick runs.
-        options: ``DecodeOptions`` (beams, batch size, context frames).
-        progress: Show progress bars.
+        settings: Decoding options, bootstrap seed and resamples, progress bars (each model's
+            context policy is read from its folder).
+        device: Torch device of the models.
+        dtype: Their dtype (``torch.bfloat16`` when evaluate is given ``--bf16``).
 
     Returns:
         The report dict written to ``report.json``.
@@ -165,6 +173,8 @@ def run_retention_suite(model: str | Path, adapter: str | Path | None, out_dir: 
     Raises:
         ConfigError: ``compare`` is not a retention run, or was measured on other utterances.
     """
+    settings = settings or RetentionSettings()
+    progress = settings.progress
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     earlier = load_adapted_result(compare) if compare is not None else None  # fail early
@@ -172,17 +182,23 @@ def run_retention_suite(model: str | Path, adapter: str | Path | None, out_dir: 
     if earlier is not None and [r["id"] for r in earlier.records] != [u.id for u in utterances]:
         raise ConfigError(f"compare: {compare} was measured on other utterances than "
                          f"{manifest}; pass the same --manifest (and --limit)")
-    after = _measure(model, adapter, utterances, options, progress)
+    after = _measure(model, adapter, utterances, settings, device, dtype)
     results, changes = [after], None
     before_model = baseline if baseline else model if adapter else None
     if before_model is not None:
-        before = _measure(before_model, None, utterances, options, progress)
-        results, changes = [before, after], compare_retention(before, after)
+        before = _measure(before_model, None, utterances, settings, device, dtype)
+        results, changes = [before, after], compare_retention(before, after, settings)
     comparison = None
     if earlier is not None:
         comparison = {"report": str(compare), "model": earlier.model,
-                      "changes": compare_retention(earlier, after)}
+                      "changes": compare_retention(earlier, after, settings)}
+    used = {"device": device, "dtype": str(dtype).removeprefix("torch."),
+            "seed": settings.seed, "bootstrap": settings.n_resamples,
+            "num_beams": settings.options.num_beams,
+            "max_new_tokens": settings.options.max_new_tokens,
+            "normalizer": "Whisper's EnglishTextNormalizer (en), BasicTextNormalizer (others)"}
     report = {"suite": "retention", "synthetic": True, "manifest": str(manifest),
+              "settings": used,
               "models": [{"model": r.model, "languages": {k: dataclasses.asdict(v)
                                                           for k, v in r.languages.items()}}
                          for r in results],

@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from whisper_ja.audio.specaugment import SpecAugmentConfig
 from whisper_ja.config import ConfigError, config_to_dict, field, load_config, save_config
 from whisper_ja.data.manifest import read_manifest, write_manifest
@@ -39,6 +37,7 @@ from whisper_ja.errors import SweepError
 from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
 from whisper_ja.model.device import DEVICE_HELP, check_device
 from whisper_ja.training.settings import (
+    RESULT_NEUTRAL_SETTINGS,
     WHISPER_LINEAR_MODULES,
     DataSection,
     EfficiencySection,
@@ -46,6 +45,7 @@ from whisper_ja.training.settings import (
     OptimSection,
     RunSection,
     TrainConfig,
+    changed_settings,
 )
 from whisper_ja.training.sweep.report import SweepRow, select_rank, write_sweep_report
 
@@ -233,11 +233,9 @@ def _check_same_settings(config: TrainConfig) -> None:
     saved = config.out / "config.yaml"
     if not saved.is_file():
         return
-
-    old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-    new = config_to_dict(config)
-    differ = sorted(k for k in set(old) | set(new)
-                    if k != "resume" and old.get(k) != new.get(k))
+    old = config_to_dict(load_config(TrainConfig, saved))
+    differ = [key for key, _, _ in changed_settings(old, config_to_dict(config))
+              if key not in RESULT_NEUTRAL_SETTINGS]
     if differ:
         raise ConfigError(f"out: {config.out} holds a run with other settings "
                           f"({', '.join(differ)}); choose another --out or remove it")

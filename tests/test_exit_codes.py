@@ -1,0 +1,147 @@
+"""One exit-code policy for every command: each class of bad input gives its code and one line.
+
+- a bad setting: exit 2, named before any work (``bad setting: KEY``);
+- a bad input item (a file, a manifest line): exit 1, the file (and line) named;
+- an unusable model: exit 2 (``unusable model``).
+Never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from whisper_ja.cli import COMMANDS, main
+
+# Positional arguments some commands need before their settings are even read.
+POSITIONALS = {"transcribe": ["x.wav"], "import-ct2": ["src", "out"],
+               "prepare": ["folder", "src"], "split": ["m.jsonl"], "explore": ["eval_dir"]}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, clips_manifest, tiny_whisper_dir) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("exit_codes")
+    good = clips_manifest.read_text(encoding="utf-8").splitlines()
+    malformed = root / "malformed.jsonl"
+    malformed.write_text(good[0] + "\n{not json\n", encoding="utf-8")
+    first = json.loads(good[0])
+    missing_audio = root / "missing_audio.jsonl"
+    gone = {**json.loads(good[1]), "id": "gone", "audio": str(root / "gone.wav")}
+    readable = {**first, "audio": str(_first_audio(clips_manifest))}
+    missing_audio.write_text(json.dumps(readable) + "\n" + json.dumps(gone) + "\n",
+                             encoding="utf-8")
+    hyp = root / "hyp.jsonl"
+    hyp.write_text(json.dumps({"id": first["id"], "text": first["text"]}) + "\n",
+                   encoding="utf-8")
+    empty_model = root / "not_a_model"
+    empty_model.mkdir()
+    return {"good": clips_manifest, "malformed": malformed, "missing_audio": missing_audio,
+            "hyp": hyp, "empty_model": empty_model, "model": tiny_whisper_dir, "root": root}
+
+
+def _run(capsys, argv: list[str]) -> tuple[int, str]:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_an_unknown_setting_is_exit_2_naming_it(name, capsys):
+    code, err = _run(capsys, [name, *POSITIONALS.get(name, []), "no_such_setting=1"])
+    assert code == 2
+    assert err.startswith(f"whisper-ja {name}: bad setting: ") and "no_such_setting" in err
+    assert err.count("\n") == 1
+
+
+BAD_VALUES = {
+    "transcribe": ["x.wav", "--batch-size", "0"],
+    "split": ["m.jsonl", "--out", "o", "--ratios", "0.5", "0.5"],
+    "synth": ["--out", "o", "--size", "-1"],
+    "train": ["optim.lr=-1"],
+    "evaluate": ["--manifest", "m.jsonl", "--num-beams", "0"],
+    "score": ["--ref", "r", "--hyp", "h", "n_resamples=-1"],
+    "demo": ["--steps", "-5"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_VALUES))
+def test_an_out_of_range_value_is_exit_2_naming_the_setting(name, capsys, tmp_path,
+                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may be written anywhere that matters
+    code, err = _run(capsys, [name, *BAD_VALUES[name]])
+    assert code == 2, err
+    assert err.startswith(f"whisper-ja {name}: bad setting: ")
+    assert err.count("\n") == 1
+    assert not any(tmp_path.iterdir()), "a bad setting must fail before any work"
+
+
+def _bad_item_cases(inputs: dict[str, Path]) -> dict[str, tuple[list[str], str]]:
+    out = inputs["root"] / "out"
+    return {
+        "split": (["split", str(inputs["malformed"]), "--out", str(out / "split")],
+                  "malformed.jsonl:2"),
+        "evaluate": (["evaluate", "--manifest", str(inputs["malformed"]), "--model",
+                      str(inputs["model"]), "--out", str(out / "eval")], "malformed.jsonl:2"),
+        "train": (["train", f"model={inputs['model']}", f"data.train=[{inputs['malformed']}]",
+                   f"out={out / 'train'}", "run.progress=false", "run.tensorboard=false"],
+                  "malformed.jsonl:2"),
+        "score": (["score", "--ref", str(inputs["malformed"]), "--hyp", str(inputs["hyp"])],
+                  "malformed.jsonl:2"),
+        "transcribe": (["transcribe", str(inputs["root"] / "absent.wav"), "--model",
+                        str(inputs["model"]), "--max-new-tokens", "4"], "absent.wav"),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["split", "evaluate", "train", "score", "transcribe"])
+def test_a_bad_input_item_is_exit_1_naming_the_file_and_line(name, inputs, capsys):
+    argv, named = _bad_item_cases(inputs)[name]
+    code, err = _run(capsys, argv)
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.startswith(f"whisper-ja {name}:")]
+    assert lines and any(named in line for line in lines), err
+
+
+@pytest.mark.slow
+def test_evaluate_scores_the_readable_clips_and_counts_the_missing_one(inputs, capsys):
+    out = inputs["root"] / "eval_missing"
+    code, err = _run(capsys, ["evaluate", "--manifest", str(inputs["missing_audio"]),
+                              "--model", str(inputs["model"]), "--out", str(out),
+                              "--max-new-tokens", "4", "--bootstrap", "10", "--no-progress"])
+    assert code == 1
+    assert "gone.wav" in err and "1 of 2 utterance(s) left out" in err
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["overall"]["utterances"] == 1
+    assert list(report["failed"]) == ["gone"]
+    assert "left out: 1 utterance(s)" in (out / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["transcribe", "evaluate", "export", "import-ct2", "train"])
+def test_an_unusable_model_is_exit_2(name, inputs, capsys):
+    model, out = str(inputs["empty_model"]), inputs["root"] / f"unusable_{name}"
+    argv = {
+        "transcribe": ["transcribe", str(_first_audio(inputs["good"])), "--model", model],
+        "evaluate": ["evaluate", "--manifest", str(inputs["good"]), "--model", model,
+                     "--out", str(out)],
+        "export": ["export", "--model", model, "--out", str(out)],
+        "import-ct2": ["import-ct2", model, str(out)],
+        "train": ["train", f"model={model}", f"data.train=[{inputs['good']}]", f"out={out}",
+                  "run.progress=false", "run.tensorboard=false"],
+    }[name]
+    code, err = _run(capsys, argv)
+    assert code == 2, err
+    # Progress bars may precede it; the message itself is one line naming the model folder.
+    lines = [line for line in err.splitlines() if line.startswith(f"whisper-ja {name}: ")]
+    assert len(lines) == 1 and model in lines[0], err
+    # import-ct2 is given the folder as its `src` setting, and says so.
+    kind = "bad setting: src" if name == "import-ct2" else "unusable model"
+    assert lines[0].startswith(f"whisper-ja {name}: {kind}"), err
+
+
+def _first_audio(manifest: Path) -> Path:
+    first = json.loads(manifest.read_text(encoding="utf-8").splitlines()[0])
+    return Path(manifest.parent, first["audio"])
