@@ -28,8 +28,9 @@ from whisper_ja.audio.constants import SAMPLE_RATE, TOKENS_PER_SECOND
 from whisper_ja.data.timestamps import TimestampVocab
 from whisper_ja.inference.timestamps import Word
 
-__all__ = ["AlignmentSample", "alignment_sample", "default_heads", "dtw_path", "token_starts",
-           "select_alignment_heads", "word_timings", "write_alignment_heads"]
+__all__ = ["AlignmentSample", "alignment_sample", "anchor_error", "default_heads", "dtw_path",
+           "head_errors", "select_alignment_heads", "token_starts", "word_timings",
+           "write_alignment_heads"]
 
 MEDIAN_WIDTH = 7
 """Median filter width over encoder positions (OpenAI's ``medfilt_width``)."""
@@ -214,6 +215,16 @@ def head_errors(samples: Sequence[AlignmentSample]) -> np.ndarray:
                               if i < len(starts))
             errors[layer, head] = float(np.median(misses)) if misses else np.inf
     return errors
+
+
+def anchor_error(samples: Sequence[AlignmentSample], heads: Sequence[tuple[int, int]]) -> float:
+    """Median anchor error (seconds) of DTW over ``heads`` together (as word timing uses them)."""
+    misses: list[float] = []
+    for sample in samples:
+        chosen = torch.stack([sample.attention[layer, head] for layer, head in heads])
+        starts, _ = token_starts(chosen, sample.attention.shape[-1])
+        misses.extend(abs(float(starts[i]) - t) for i, t in sample.anchors if i < len(starts))
+    return float(np.median(misses)) if misses else float("inf")
 
 
 def select_alignment_heads(samples: Sequence[AlignmentSample], count: int = 8,
