@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from matplotlib.image import imread
 
+from tests.evaluation.png import assert_drawn_png
 from whisper_ja.evaluation.plots import _retention_rows, plot_retention
 
 
@@ -35,4 +38,12 @@ def test_retention_rows_put_the_compared_run_between_before_and_after():
 
 def test_plot_retention_writes_a_png(tmp_path):
     assert plot_retention(REPORT, tmp_path) == ["retention.png"]
-    assert (tmp_path / "retention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_drawn_png(tmp_path / "retention.png")
+    # Other numbers give another picture.
+    changed = {**REPORT, "models": [REPORT["models"][0],
+                                    {"model": "base + mix", "languages": {"en": _lang(
+                                        0.5, 0.6, 0.2)}}]}
+    (tmp_path / "changed").mkdir()
+    plot_retention(changed, tmp_path / "changed")
+    assert not np.array_equal(imread(tmp_path / "retention.png"),
+                              imread(tmp_path / "changed" / "retention.png"))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
+from matplotlib.image import imread
 
+from tests.evaluation.png import assert_drawn_png
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.evaluation.compare import compare_records
 from whisper_ja.evaluation.plots import plot_before_after, plot_groups, plot_training_curves
@@ -134,4 +137,11 @@ def test_plots_are_written(tmp_path):
     assert plot_training_curves(run, tmp_path) == ["training_curves.png"]
     assert plot_training_curves(tmp_path / "missing", tmp_path) == []
     for name in ("cer_by_group.png", "cer_before_after.png", "training_curves.png"):
-        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+        assert_drawn_png(tmp_path / name)
+    # The picture follows the data: other numbers, other pixels.
+    other = tmp_path / "other"
+    other.mkdir()
+    plot_groups(build_report(before, meta={"label": "before"}, n_resamples=50), other)
+    assert not np.array_equal(imread(other / "cer_by_group.png"),
+                              imread(tmp_path / "cer_by_group.png"))
+

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import AutoTokenizer
 
 import whisper_ja.training.loop as train_module
 from whisper_ja.config import ConfigError, load_config
@@ -193,11 +194,15 @@ def test_specaugment_reaches_training_only_and_modes_share_labels(
     assert lora["validation"] and len(lora["validation"]) == len(clean["validation"])
     for augmented, plain in zip(lora["validation"], clean["validation"], strict=True):
         assert torch.equal(augmented, plain)
-    # LoRA and full fine-tuning learn from byte-identical label ids.
+    # LoRA and full fine-tuning learn from byte-identical label ids, which start with the
+    # Japanese transcription prefix as the tokenizer spells it (ids looked up, not literals).
+    tokenizer = AutoTokenizer.from_pretrained(tiny_whisper_dir)
+    prefix = tokenizer.convert_tokens_to_ids(["<|ja|>", "<|transcribe|>", "<|notimestamps|>"])
+    assert tokenizer.decode(prefix) == "<|ja|><|transcribe|><|notimestamps|>"
     assert len(lora["labels"]) == len(full["labels"]) == 2
     for a, b in zip(lora["labels"], full["labels"], strict=True):
         assert torch.equal(a, b)
-        assert (a[:, :3] == torch.tensor([50266, 50359, 50363])).all()
+        assert (a[:, :3] == torch.tensor(prefix)).all()
 
 
 # --- output folder and resume --------------------------------------------------------------
