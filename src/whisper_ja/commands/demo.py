@@ -347,7 +347,9 @@ def format_summary(before: dict[str, Any], after: dict[str, Any], *, out: Path,
               f"(paired bootstrap, {comparison['n_resamples']} resamples, "
               f"{comparison['paired_utterances']} utterances): {verdict}.",
               f"Utterances that looped (repetition/hallucination): untouched "
-              f"{before['overall']['looped']}, fine-tuned {after['overall']['looped']}.",
+              f"{before['overall']['looped']}, fine-tuned {after['overall']['looped']} "
+              f"(before the decoding guards: {before.get('looped_unguarded', 'n/a')}, "
+              f"{after.get('looped_unguarded', 'n/a')}).",
               f"Decoding real-time factor: untouched {before['rtf']:.3f} "
               f"({before['context']}), fine-tuned {after['rtf']:.3f} ({after['context']})."]
     lines += ["", "| voice (CER %) | heard in training | untouched | fine-tuned |",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ from whisper_ja.training.gate import (
 )
 
 __all__ = ["GateRun", "gate_models", "load_check_sets", "measure_checks"]
+
+LOGGER = logging.getLogger(__name__)
 
 UNTOUCHED_FILE = "gate_untouched.json"
 
@@ -139,6 +142,27 @@ class GateRun:
             out.mkdir(parents=True, exist_ok=True)
             stored.write_text(json.dumps(_to_json(untouched)) + "\n", encoding="utf-8")
         return cls(settings, unseen, retention, options, policy, untouched)
+
+    @classmethod
+    def for_training(cls, run: Any) -> GateRun | None:
+        """The gate of a training run (``training.loop``'s run state), before its first step.
+
+        None when the gate is off, has no check sets, or the run has no validation (the gate
+        judges validations). Decodes as validation does: the run's token limit, batch size and
+        context policy, the guards on.
+        """
+        config = run.config
+        if not config.gate.active or not run.data.validation_utterances:
+            return None
+        if run.progress.step > 0 and not (config.out / UNTOUCHED_FILE).is_file():
+            LOGGER.warning("gate: resumed at step %d without %s; the untouched model cannot be "
+                           "measured any more, so this run has no gate", run.progress.step,
+                           UNTOUCHED_FILE)
+            return None
+        options = DecodeOptions(max_new_tokens=config.run.val_max_new_tokens,
+                                batch_size=config.optim.batch_size)
+        return cls.start(run.accelerator.unwrap_model(run.model), run.processor, config.gate,
+                         config.out, options=options, policy=config.efficiency.context)
 
     def check(self, model: Any, processor: Any, step: int, in_domain_cer: float
               ) -> tuple[bool, dict[str, Any]]:
