@@ -32,13 +32,21 @@ def eval_runs(clips_manifest, tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_whisper) -> TransformersEngine:
     # No fallback: random weights fail every confidence test and would be re-decoded 5 times.
-    return TransformersEngine(tiny_whisper, max_new_tokens=6,
+    # windows: one segment per clip, whatever random weights write (no timestamp tokens needed)
+    return TransformersEngine(tiny_whisper, max_new_tokens=6, timestamps="windows",
                               guards=GuardSettings(fallback=False))
 
 
 @pytest.fixture(scope="session")
 def base_engine(whisper_base) -> TransformersEngine:
+    """What `whisper-ja serve` runs by default: Whisper's timestamps after VAD."""
     return TransformersEngine(whisper_base, max_new_tokens=64)
+
+
+@pytest.fixture(scope="session")
+def base_windows_engine(whisper_base) -> TransformersEngine:
+    """timestamps=windows: uploads of a batch decoded together."""
+    return TransformersEngine(whisper_base, max_new_tokens=64, timestamps="windows")
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,13 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
 from openai import NotFoundError, OpenAI
 
+from tests.serve.support import start, wav_bytes
 from whisper_ja.serve.formats import timestamp
+from whisper_ja.serve.settings import LimitsConfig
 from whisper_ja.text import cer
 
 pytestmark = pytest.mark.slow
@@ -27,17 +30,40 @@ def test_models_and_health(client, base_server):
     assert health["status"] == "ok" and health["backend"] == "transformers"
 
 
-def test_concurrent_clips_are_batched_and_transcribed(client, base_server, ja_clips):
-    def one(clip):
-        with clip.path.open("rb") as f:
-            return client.audio.transcriptions.create(model="whisper-base-ja", file=f)
+def test_concurrent_clips_are_batched_and_transcribed(base_windows_engine, ja_clips):
+    limits = LimitsConfig(batch_wait_ms=500)  # generous: the test machine is shared
+    with start(base_windows_engine, model_id="whisper-base-ja", limits=limits) as server:
+        client = OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=300)
 
-    with ThreadPoolExecutor(len(ja_clips)) as pool:
-        results = list(pool.map(one, ja_clips))
+        def one(clip):
+            with clip.path.open("rb") as f:
+                return client.audio.transcriptions.create(model="whisper-base-ja", file=f)
+
+        with ThreadPoolExecutor(len(ja_clips)) as pool:
+            results = list(pool.map(one, ja_clips))
+        stats = httpx.get(f"{server.url}/health").json()
     texts = [r.text for r in results]
     assert cer([c.text for c in ja_clips], texts).rate < 0.3, texts
-    stats = httpx.get(f"{base_server.url}/health").json()
-    assert stats["largest_batch"] >= 2  # concurrent requests shared a batch
+    assert stats["largest_batch"] >= 2 and stats["batches"] < len(ja_clips)  # shared batches
+
+
+def test_model_timestamps_time_each_sentence_and_word(client, ja_clips):
+    """Two sentences with a pause between: two segments at their times, words inside them."""
+    first, second = ja_clips[0], ja_clips[3]
+    pause = np.zeros(int(1.5 * first.sample_rate), dtype=np.float32)
+    audio = np.concatenate([first.audio, pause, second.audio])
+    verbose = client.audio.transcriptions.create(
+        model="whisper-1", file=("two.wav", wav_bytes(audio, first.sample_rate)),
+        response_format="verbose_json", timestamp_granularities=["segment", "word"])
+    gap_start = len(first.audio) / first.sample_rate
+    assert len(verbose.segments) >= 2, verbose.segments
+    assert verbose.segments[0].start < 0.7 and verbose.segments[0].end < gap_start + 0.8
+    assert verbose.segments[-1].start > gap_start - 0.3
+    assert cer([first.text + second.text], [verbose.text]).rate < 0.3, verbose.text
+    words = verbose.words
+    assert words and all(w.start <= w.end for w in words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    assert words[-1].start > gap_start
 
 
 def test_text_format_is_the_transcript(client, ja_clips):

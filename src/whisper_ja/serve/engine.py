@@ -4,11 +4,17 @@ An engine turns a batch of 16 kHz clips that share :class:`RequestOptions` into 
 transcripts. It holds no HTTP knowledge; the batcher calls it from one worker thread, so an
 engine never runs two batches at once.
 
-- :class:`TransformersEngine`: ``whisper_ja.inference.decoding.decode_audio`` (Japanese forced,
-  silence skipped, loops flagged, the repetition guard and temperature fallback of
-  ``whisper_ja.inference.guards``: OpenAI's meaning of ``temperature=0``). Each window of at
-  most 30 s, cut at a quiet moment as ``transcribe`` cuts it, becomes one segment; word times
-  and sampling at a chosen temperature are not available.
+- :class:`TransformersEngine` (Japanese forced, loops flagged, the repetition guard and
+  temperature fallback of ``whisper_ja.inference.guards``: OpenAI's meaning of
+  ``temperature=0``), with ``timestamps``:
+
+  - ``model`` (default): ``whisper_ja.inference.longform.transcribe_segments``, what
+    ``transcribe`` runs: Silero VAD, Whisper's own timestamp tokens, previous-text
+    conditioning, word times by cross-attention DTW. Each upload is decoded on its own, one
+    after the other, in the batch the queue formed.
+  - ``windows``: ``whisper_ja.inference.decoding.decode_audio`` over the windows of every upload
+    of the batch together (cross-request batching: the throughput mode); each window of at most
+    30 s, cut at a quiet moment, becomes one segment, and there are no word times.
 - :class:`Ct2Engine`: faster-whisper (``whisper_ja.inference.faster.load_faster_whisper``)
   with its own segment and word timestamps and temperature.
 """
@@ -17,8 +23,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -28,6 +34,9 @@ from whisper_ja.errors import RequestError
 from whisper_ja.inference.decoding import DecodeOptions, decode_audio
 from whisper_ja.inference.faster import load_faster_whisper
 from whisper_ja.inference.guards import GuardSettings
+from whisper_ja.inference.longform import LongformOptions, transcribe_segments
+from whisper_ja.inference.timestamps import Segment
+from whisper_ja.inference.vad import VadSettings
 from whisper_ja.model import LoadedWhisper, load_model
 from whisper_ja.serve.settings import ServeConfig
 
@@ -114,13 +123,19 @@ class TransformersEngine:
     """A transformers Whisper (optionally with a LoRA adapter) decoding batches of windows."""
 
     backend = "transformers"
-    supports_words = False
     supports_temperature = False
 
     def __init__(self, loaded: LoadedWhisper, *, beams: int = 1, max_new_tokens: int = 224,
-                 batch_size: int = 8, guards: GuardSettings | None = None) -> None:
+                 batch_size: int = 8, guards: GuardSettings | None = None,
+                 timestamps: Literal["model", "windows"] = "model",
+                 longform: LongformOptions | None = None, vad: VadSettings | None = None,
+                 ) -> None:
         self.loaded = loaded
         self.guards = guards or GuardSettings()
+        self.timestamps = timestamps
+        self.longform = longform or LongformOptions()
+        self.vad = vad or VadSettings()
+        self.supports_words = timestamps == "model"
         self.beams = beams
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
@@ -137,9 +152,24 @@ class TransformersEngine:
         # OpenAI keeps the end of an over-long prompt (the words nearest the audio).
         return (ids[0], *ids[1:][-MAX_PROMPT_TOKENS:])
 
+    def _decode_options(self, options: RequestOptions, prompt: tuple[int, ...]) -> DecodeOptions:
+        return DecodeOptions(num_beams=self.beams, max_new_tokens=self.max_new_tokens,
+                             batch_size=self.batch_size, language=options.language,
+                             prompt_ids=prompt, guards=self.guards)
+
+    def _timed(self, audio: np.ndarray, options: RequestOptions) -> EngineResult:
+        # transcribe_segments takes the prompt without its <|startofprev|>.
+        decode = self._decode_options(options, self._prompt_ids(options.prompt)[1:])
+        longform = replace(self.longform, word_timestamps=options.words)
+        segments = tuple(_from_segment(s) for s in transcribe_segments(
+            audio, self.loaded.model, self.loaded.processor, longform, decode, self.vad))
+        return EngineResult(segments, audio.size / SAMPLE_RATE, options.language, 0.0)
+
     def transcribe(self, audios: Sequence[np.ndarray], options: RequestOptions,
                    ) -> list[EngineResult]:
-        """Decode every window of every clip in batches of ``batch_size``."""
+        """Timed segments of each clip (``model``) or all windows in batches (``windows``)."""
+        if self.timestamps == "model":
+            return [self._timed(audio, options) for audio in audios]
         windows: list[tuple[int, float, float, np.ndarray]] = []
         for index, audio in enumerate(audios):
             offset = 0
@@ -147,9 +177,7 @@ class TransformersEngine:
                 windows.append((index, offset / SAMPLE_RATE, (offset + chunk.size) / SAMPLE_RATE,
                                 chunk))
                 offset += chunk.size
-        decode = DecodeOptions(num_beams=self.beams, max_new_tokens=self.max_new_tokens,
-                               batch_size=self.batch_size, language=options.language,
-                               prompt_ids=self._prompt_ids(options.prompt), guards=self.guards)
+        decode = self._decode_options(options, self._prompt_ids(options.prompt))
         results = decode_audio(self.loaded.model, self.loaded.processor, [w[3] for w in windows],
                                decode, progress=False)
         segments: list[list[TimedSegment]] = [[] for _ in audios]
@@ -159,6 +187,14 @@ class TransformersEngine:
                                                     looped=result.looped))
         return [EngineResult(tuple(segs), audio.size / SAMPLE_RATE, options.language, 0.0)
                 for segs, audio in zip(segments, audios, strict=True)]
+
+
+def _from_segment(segment: Segment) -> TimedSegment:
+    """The long-form API's segment as the server's (its 0.0 means "unknown": None here)."""
+    return TimedSegment(segment.start, segment.end, segment.text, segment.token_ids,
+                        tuple(TimedWord(w.start, w.end, w.text) for w in segment.words),
+                        segment.avg_logprob or None, segment.no_speech_prob or None,
+                        segment.looped)
 
 
 class Ct2Engine:
@@ -210,7 +246,9 @@ def load_engine(config: ServeConfig) -> Engine:
         return Ct2Engine(config.model, beams=config.beams, max_new_tokens=config.max_new_tokens)
     loaded = load_model(config.model, adapter=config.adapter, device=config.device)
     return TransformersEngine(loaded, beams=config.beams, max_new_tokens=config.max_new_tokens,
-                              batch_size=config.limits.max_batch, guards=config.guards)
+                              batch_size=config.limits.max_batch, guards=config.guards,
+                              timestamps=config.timestamps, longform=config.longform,
+                              vad=config.vad)
 
 
 def check_options(engine: Engine, options: RequestOptions) -> None:
@@ -223,9 +261,9 @@ def check_options(engine: Engine, options: RequestOptions) -> None:
         raise RequestError(f"language: {options.language!r} is not a language this model "
                            "knows (ISO-639-1 code, e.g. ja, en)", param="language")
     if options.words and not engine.supports_words:
-        raise RequestError("timestamp_granularities[]: word timestamps need the ct2 backend "
-                           f"(this server runs {engine.backend}, which times segments only)",
-                           param="timestamp_granularities[]")
+        raise RequestError("timestamp_granularities[]: this server gives no word timestamps "
+                           "(it runs with timestamps=windows; start it with timestamps=model "
+                           "or --backend ct2)", param="timestamp_granularities[]")
     if options.temperature > 0 and not engine.supports_temperature:
         raise RequestError(f"temperature: {options.temperature} needs sampling, which the "
                            f"{engine.backend} backend does not do (it decodes greedily or "

@@ -8,6 +8,8 @@ from typing import Literal
 
 from whisper_ja.config import ConfigError, field
 from whisper_ja.inference.guards import GuardSettings
+from whisper_ja.inference.longform import LongformOptions
+from whisper_ja.inference.vad import VadSettings
 from whisper_ja.model.loading import DEFAULT_MODEL
 
 __all__ = ["ExploreConfig", "LimitsConfig", "ServeConfig"]
@@ -82,9 +84,16 @@ class ServeConfig:
     max_new_tokens: int = field(224, help="token limit per 30 s window")
     limits: LimitsConfig = field(default_factory=LimitsConfig,
                                  help="upload, timeout, queue and batch limits")
+    timestamps: Literal["model", "windows"] = field(
+        "model", help="transformers backend: model = Whisper's own timestamps after VAD, word "
+        "times on request, one upload decoded at a time (what transcribe does); windows = "
+        "uploads of a batch decoded together, one segment per <=30 s window (throughput)")
     guards: GuardSettings = field(default_factory=GuardSettings,
                                   help="repetition guard and temperature fallback "
                                        "(transformers backend)")
+    longform: LongformOptions = field(default_factory=LongformOptions,
+                                      help="long-form decoding of timestamps=model")
+    vad: VadSettings = field(default_factory=VadSettings, help="Silero VAD settings")
 
     def __post_init__(self) -> None:
         _check_host(self.host, self.allow_remote)
