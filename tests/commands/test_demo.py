@@ -12,6 +12,8 @@ from whisper_ja.data.manifest import read_manifest
 
 
 def test_settings_are_checked():
+    with pytest.raises(ConfigError, match="unseen_voices"):
+        DemoConfig(unseen_voices=("openjtalk:0",))
     with pytest.raises(ConfigError, match="test_voices"):
         DemoConfig(test_voices=())
     with pytest.raises(ConfigError, match="test_voices"):
@@ -54,7 +56,8 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path, tiny_whisper, capsys):
                         voices=("openjtalk:-2", "openjtalk:+2"), test_voices=("openjtalk:0",),
                         test_voice_utterances=4, test_seen_voices=4, validation=2, steps=2,
                         batch_size=4, validate_every=2, eval_batch_size=8, bootstrap=50,
-                        max_new_tokens=8, progress=False)
+                        max_new_tokens=8, unseen=2, unseen_voices=("openjtalk:+3",),
+                        english_clips=4, retention=2, progress=False)
     assert run(config) == 0
     out = tmp_path / "demo"
     train = {u.text for u in read_manifest(out / "split" / "train.jsonl")}
@@ -67,6 +70,13 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path, tiny_whisper, capsys):
     assert after["comparison"]["paired_utterances"] == len(test)
     summary = (out / "demo_summary.md").read_text("utf-8")
     assert f"{100 * after['overall']['cer']['rate']:.2f}" in summary
+    # Three rows before and after, and the gate's verdict.
+    for row in ("| test split", "| unseen-domain check", "| English retention"):
+        assert row in summary
+    assert "versatility gate" in summary
+    unseen = read_manifest(out / "unseen" / "manifest.jsonl")
+    assert not train & {u.text for u in unseen}
+    assert not train_speakers & {u.speaker for u in unseen}
     capsys.readouterr()
 
     assert run(config) == 0  # every step is found finished and skipped

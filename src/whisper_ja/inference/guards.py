@@ -164,8 +164,9 @@ class _Attempt:
     temperature: float
 
     def passes(self, settings: GuardSettings) -> bool:
-        return not (self.stopped or self.hit_limit
-                    or self.ratio > settings.compression_ratio_threshold
+        # OpenAI's rule plus a stopped loop; reaching the token limit alone is no reason to
+        # sample (a long transcript is not made shorter by temperature).
+        return not (self.stopped or self.ratio > settings.compression_ratio_threshold
                     or self.logprob < settings.logprob_threshold)
 
 
