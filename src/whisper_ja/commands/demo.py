@@ -91,6 +91,8 @@ class DemoConfig:
     batch_size: int = field(8, help="training batch size")
     lr: float = field(1e-3, help="peak learning rate")
     lora_rank: int = field(16, help="LoRA rank")
+    freeze_encoder: bool = field(False, help="adapt the decoder only (no encoder adapters): "
+                                 "no backward pass through the encoder, so cheaper steps")
     validate_every: int = field(40, help="validate every N steps (the best adapter that "
                                 "passes the gate is kept)")
     eval_batch_size: int = field(16, help="utterances decoded together when evaluating")
@@ -218,7 +220,7 @@ def _train(config: DemoConfig) -> None:
     english = [str(config.out / "english_train" / "manifest.jsonl")] if config.english_clips else []
     settings: dict[str, Any] = {
         "model": config.model, "mode": "lora", "out": str(config.out / "train"),
-        "precision": "auto", "seed": config.seed,
+        "precision": "auto", "seed": config.seed, "freeze_encoder": config.freeze_encoder,
         "resume": True,  # an interrupted demo continues from its last checkpoint
         "data": {"train": [str(split / "train.jsonl"), *english],
                  "validation": [str(split / "validation.jsonl")]},

@@ -24,6 +24,7 @@ from transformers.utils import logging as hf_logging
 
 from whisper_ja.audio.constants import FULL_CONTEXT_FRAMES, SAMPLE_RATE
 from whisper_ja.audio.io import is_silent, split_long_audio
+from whisper_ja.inference.guards import GuardSettings, guarded_generate
 from whisper_ja.model.tokens import SpecialTokens, language_id, special_tokens
 
 __all__ = ["DecodeOptions", "DecodeResult", "decode_audio", "decode_features", "is_looping"]
@@ -47,6 +48,7 @@ class DecodeOptions:
             is unconfident (see ``logprob_threshold``) counts as silence; None = never.
         logprob_threshold: Average token log-probability under which such a window's text
             is dropped.
+        guards: Repetition guard and temperature fallback (:mod:`whisper_ja.inference.guards`).
     """
 
     num_beams: int = 1
@@ -57,6 +59,7 @@ class DecodeOptions:
     batch_size: int = 8
     no_speech_threshold: float | None = 0.6
     logprob_threshold: float = -1.0
+    guards: GuardSettings = GuardSettings()
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:
@@ -81,12 +84,15 @@ class DecodeResult:
     Attributes:
         text: The transcript (special tokens removed, stripped).
         token_ids: Its text token ids (no prompt, no special tokens).
-        looped: The output repeats itself or hit the token limit (likely a hallucination).
+        looped: The output repeats itself or hit the token limit (likely a hallucination);
+            with the guards on, a loop they stopped but could not replace.
+        looped_unguarded: The first (greedy) attempt looped: what an unguarded decoder emits.
     """
 
     text: str
     token_ids: tuple[int, ...]
     looped: bool
+    looped_unguarded: bool = False
 
 
 def _tandem_repeat(ids: Sequence[int], n: int, min_repeats: int) -> bool:
@@ -200,16 +206,24 @@ def decode_features(model: Any, processor: Any, features: torch.Tensor,
     # One encoder pass, shared by the no-speech check and generation.
     hidden = base.get_encoder()(features).last_hidden_state
     no_speech = _no_speech_probs(base, processor, hidden, options)
-    with _quiet_transformers():
-        output = model.generate(
-            # a fresh container: beam search expands it in place
-            encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
-            language=options.language, task="transcribe",
-            return_timestamps=False, num_beams=options.num_beams,
-            max_new_tokens=options.max_new_tokens, do_sample=False, **kwargs,
-        )
-    sequences = output.sequences if hasattr(output, "sequences") else output
-    rows = [_text_ids(row, specials) for row in sequences.tolist()]
+
+    def generate(rows: list[int], extra: dict[str, Any]) -> list[list[int]]:
+        with _quiet_transformers():
+            output = model.generate(
+                # a fresh container: beam search expands it in place
+                encoder_outputs=BaseModelOutput(last_hidden_state=hidden[rows]),
+                language=options.language, task="transcribe", return_timestamps=False,
+                max_new_tokens=options.max_new_tokens,
+                **{"num_beams": options.num_beams, "do_sample": False, **kwargs, **extra})
+        sequences = output.sequences if hasattr(output, "sequences") else output
+        return [_text_ids(row, specials) for row in sequences.tolist()]
+
+    guarded = guarded_generate(
+        generate, lambda rows, ids: _avg_logprobs(base, processor, hidden[rows], ids, options),
+        lambda ids: processor.tokenizer.decode(ids, skip_special_tokens=True),
+        batch=hidden.shape[0], settings=options.guards, max_new_tokens=options.max_new_tokens,
+        start_id=specials.sot, eot_id=specials.eot)
+    rows = guarded.rows
     silent = _unconfident_rows(base, processor, hidden, rows, no_speech, options)
     results = []
     for index, ids in enumerate(rows):
@@ -217,9 +231,30 @@ def decode_features(model: Any, processor: Any, features: torch.Tensor,
             results.append(DecodeResult(text="", token_ids=(), looped=False))
             continue
         text = processor.tokenizer.decode(ids, skip_special_tokens=True).strip()
-        looped = len(ids) >= options.max_new_tokens or is_looping(ids)
-        results.append(DecodeResult(text=text, token_ids=tuple(ids), looped=looped))
+        looped = guarded.loop_kept[index] or len(ids) >= options.max_new_tokens or is_looping(ids)
+        results.append(DecodeResult(text=text, token_ids=tuple(ids), looped=looped,
+                                    looped_unguarded=guarded.looped_first[index] or looped))
     return results
+
+
+def _avg_logprobs(base: Any, processor: Any, hidden: torch.Tensor, rows: list[list[int]],
+                  options: DecodeOptions) -> list[float]:
+    """Average log-probability of each row's text and end-of-text (one teacher-forced pass).
+
+    OpenAI's ``avg_logprob``; a previous-text prompt is not part of the context scored.
+    """
+    specials = special_tokens(processor.tokenizer)
+    prefix = list(specials.prefix(language_id(processor.tokenizer, options.language)))
+    targets = [[*ids, specials.eot] for ids in rows]
+    width = len(prefix) + max(len(t) for t in targets) - 1
+    decoder_ids = torch.full((len(rows), width), specials.eot, dtype=torch.long)
+    for i, target in enumerate(targets):
+        decoder_ids[i, :len(prefix) + len(target) - 1] = torch.tensor(prefix + target[:-1])
+    logits = base(encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
+                  decoder_input_ids=decoder_ids.to(hidden.device)).logits
+    logprobs = logits[:, len(prefix) - 1:].float().log_softmax(-1)
+    return [float(logprobs[i, torch.arange(len(t)), torch.tensor(t)].mean())
+            for i, t in enumerate(targets)]
 
 
 def _no_speech_probs(base: Any, processor: Any, hidden: torch.Tensor,
@@ -316,5 +351,6 @@ def decode_audio(model: Any, processor: Any, audios: Sequence[np.ndarray],
             merged[owner].append(maybe)
     return [DecodeResult(text="".join(r.text for r in parts),
                          token_ids=tuple(t for r in parts for t in r.token_ids),
-                         looped=any(r.looped for r in parts))
+                         looped=any(r.looped for r in parts),
+                         looped_unguarded=any(r.looped_unguarded for r in parts))
             for parts in merged]
