@@ -2,9 +2,11 @@
 
 One model, one set of clips, one machine, one run:
 
-- ``in-process``: the clips decoded by the very code ``transcribe`` runs (windows at quiet
-  moments, ``decode_audio`` in batches of ``--max-batch``), once all together (the throughput
-  ceiling) and once one clip at a time (the latency floor);
+- ``in-process``: the clips decoded by the server's engine called directly, once all together
+  (the throughput ceiling) and once one clip at a time (the latency floor). With
+  ``--timestamps model`` that is ``transcribe``'s own long-form path (VAD, Whisper's timestamps,
+  one file at a time); with ``--timestamps windows`` (default) the windows of all clips are
+  decoded in batches of ``--max-batch``, as ``transcribe`` did before long-form landed;
 - ``server``: the same model behind ``whisper_ja.serve`` on 127.0.0.1 (a free port), with
   ``--clients`` concurrent clients each sending ``--requests`` requests (multipart uploads of the
   WAV files, as the OpenAI client sends them), cycling through the clips.
@@ -61,6 +63,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=300.0,
                         help="no request starts after this many seconds of load")
     parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--timestamps", choices=("windows", "model"), default="windows",
+                        help="the engine's mode: windows batches uploads together; model is "
+                             "transcribe's long-form path (VAD, timestamps), one upload at a time")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
     if not 1 <= args.clips <= len(SENTENCES):
@@ -147,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         clips = synthesize(Path(tmp), args.clips)
         audios = [load_audio(p) for p, _ in clips]
         seconds_of = {p.name: a.size / SAMPLE_RATE for (p, _), a in zip(clips, audios, strict=True)}
-        engine = TransformersEngine(load_model(args.model), batch_size=args.max_batch)
+        engine = TransformersEngine(load_model(args.model), batch_size=args.max_batch,
+                                    timestamps=args.timestamps)
         memory["loaded_mb"] = rss_mb()
         base = in_process(engine, audios)
         memory["after_in_process_mb"] = rss_mb()
@@ -162,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     refs = {p.name: ref for p, ref in clips}
     audio_seconds = sum(seconds_of[r["clip"]] for r in done)
     figures = {
-        "synthetic": True, "clips": len(clips), "clients": args.clients,
+        "synthetic": True, "timestamps": args.timestamps, "clips": len(clips),
+        "clients": args.clients,
         "requests_per_client": args.requests, "sent": len(run["results"]),
         "failed": len(run["results"]) - len(done),
         "server": {"wall_s": round(run["wall_seconds"], 2),

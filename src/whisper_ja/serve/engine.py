@@ -38,6 +38,7 @@ from whisper_ja.inference.longform import LongformOptions, transcribe_segments
 from whisper_ja.inference.timestamps import Segment
 from whisper_ja.inference.vad import VadSettings
 from whisper_ja.model import LoadedWhisper, load_model
+from whisper_ja.model.device import resolve_device
 from whisper_ja.serve.settings import ServeConfig
 
 __all__ = ["Ct2Engine", "Engine", "EngineResult", "RequestOptions", "TimedSegment",
@@ -244,7 +245,8 @@ def load_engine(config: ServeConfig) -> Engine:
     """
     if config.backend == "ct2":
         return Ct2Engine(config.model, beams=config.beams, max_new_tokens=config.max_new_tokens)
-    loaded = load_model(config.model, adapter=config.adapter, device=config.device)
+    loaded = load_model(config.model, adapter=config.adapter,
+                        device=resolve_device(config.device))
     return TransformersEngine(loaded, beams=config.beams, max_new_tokens=config.max_new_tokens,
                               batch_size=config.limits.max_batch, guards=config.guards,
                               timestamps=config.timestamps, longform=config.longform,

@@ -10,6 +10,7 @@ from whisper_ja.config import ConfigError, field
 from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.inference.longform import LongformOptions
 from whisper_ja.inference.vad import VadSettings
+from whisper_ja.model.device import check_device
 from whisper_ja.model.loading import DEFAULT_MODEL
 
 __all__ = ["ExploreConfig", "LimitsConfig", "ServeConfig"]
@@ -72,7 +73,8 @@ class ServeConfig:
     backend: Literal["transformers", "ct2"] = field(
         "transformers", help="transformers, or ct2 (faster-whisper; model = a CTranslate2 "
         "folder; gives word timestamps and temperature sampling)")
-    device: str = field("cpu", help="torch device of the transformers backend (cpu, cuda, ...)")
+    device: str = field("cpu", help="torch device of the transformers backend (cpu, cuda, "
+                        "cuda:1, auto = the first GPU when present)")
     model_id: str = field("", help="the name /v1/models lists (default: the model's folder "
                           "or hub id); requests may also say whisper-1")
     host: str = field("127.0.0.1", help="address to listen on (loopback unless --allow-remote)")
@@ -98,6 +100,7 @@ class ServeConfig:
     def __post_init__(self) -> None:
         _check_host(self.host, self.allow_remote)
         _check_port(self.port)
+        check_device(self.device)
         if self.beams < 1:
             raise ConfigError(f"beams: must be at least 1, got {self.beams}")
         if not 1 <= self.max_new_tokens <= 440:
