@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from whisper_ja.audio.features import pad_features
+from whisper_ja.data.batching import LengthGroupedSampler
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.data.timestamps import LabelMix, mixed_label_ids
 from whisper_ja.model.tokens import language_id, special_tokens
@@ -278,7 +279,6 @@ def epoch_batches(lengths: Sequence[int], corpora: Sequence[str], epoch: int, *,
     rng = np.random.default_rng([seed, epoch])
     indices = mixed_indices(corpora, weights, rng)
     if length_grouping:
-        from whisper_ja.data.batching import LengthGroupedSampler
 
         sampler = LengthGroupedSampler([lengths[i] for i in indices], batch_size, seed=seed,
                                        shuffle=True)

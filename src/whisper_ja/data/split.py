@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from whisper_ja.config import ConfigError, config_to_dict, field
 from whisper_ja.data.manifest import Utterance
+from whisper_ja.text import normalize
 
 __all__ = ["SPLIT_NAMES", "SplitConfig", "split_report", "split_utterances",
            "text_key"]
@@ -76,7 +77,6 @@ class SplitConfig:
 
 def _normalizer() -> Callable[[str], str]:
     try:  # the text engineer's normalizer, when present, matches how CER compares texts
-        from whisper_ja.text import normalize
 
         return lambda text: str(normalize(text))
     except ImportError:

@@ -163,6 +163,7 @@ def synthesize(voice: Voice, text: str, speed: float = 1.0) -> tuple[np.ndarray,
         Mono float32 audio in [-1, 1] and its sample rate (48 kHz Open JTalk, 24 kHz Kokoro).
     """
     if voice.engine == "openjtalk":
+        # Imported here, not at the top: Open JTalk loads its dictionary; only synthesis needs it.
         import pyopenjtalk
 
         wave, rate = pyopenjtalk.tts(text, speed=speed, half_tone=voice.half_tone)

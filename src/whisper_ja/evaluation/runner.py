@@ -30,6 +30,7 @@ from whisper_ja.audio.constants import FRAMES_PER_SECOND
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.io import AudioError
 from whisper_ja.config import ConfigError, config_to_dict, field, save_config
+from whisper_ja.data.domain import read_terms, terms_to_prompt_ids
 from whisper_ja.data.manifest import Utterance, read_manifest
 from whisper_ja.evaluation.compare import compare_runs
 from whisper_ja.evaluation.longform import evaluate_longform
@@ -213,7 +214,6 @@ def _decode_options(config: EvaluateConfig, processor: Any) -> Any:
 
     prompt: tuple[int, ...] = ()
     if config.prompt_terms is not None:
-        from whisper_ja.data.domain import TermFileError, read_terms, terms_to_prompt_ids
 
         try:
             prompt = terms_to_prompt_ids(read_terms(config.prompt_terms), processor.tokenizer)

@@ -80,8 +80,6 @@ def _adapter_weights(adapter: Path) -> dict[str, tuple[int, ...]]:
             return {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
     legacy = adapter / "adapter_model.bin"
     if legacy.is_file():
-        import torch
-
         state = torch.load(legacy, map_location="cpu", weights_only=True)
         return {k: tuple(v.shape) for k, v in state.items()}
     raise ConfigError(f"adapter: {adapter} has no adapter_model.safetensors (or .bin)")

@@ -344,6 +344,8 @@ def _segments(model: Any, folder: str, chunks: list[tuple[int, float, np.ndarray
     """Decode one batch of (index, offset seconds, audio) chunks at ``frames`` mel frames."""
     # Imported here, not at the top: CTranslate2 and faster-whisper load only for this backend.
     import ctranslate2
+
+    # Imported here, not at the top: faster-whisper loads only for the ct2 backend.
     from faster_whisper.transcribe import Segment, get_compression_ratio
 
     extractor = _feature_extractor(folder)

@@ -44,6 +44,7 @@ def check_quantization_possible(bits: QuantizeBase, setting: str = "quantize_bas
 
 
 def _quantized_linear(linear: nn.Linear, bits: QuantizeBase) -> nn.Module:
+    # Imported here, not at the top: bitsandbytes is optional (GPU only); CPU runs skip it.
     import bitsandbytes as bnb
 
     weight = linear.weight.data.to(torch.float16)

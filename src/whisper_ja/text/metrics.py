@@ -26,6 +26,7 @@ from typing import Literal
 import jiwer
 
 from whisper_ja.text.normalize import NormalizerLike, get_normalizer, tagger
+from whisper_ja.text.reading import to_reading
 
 __all__ = [
     "METRICS",
@@ -191,7 +192,6 @@ def utterance_counts(refs: Sequence[str], hyps: Sequence[str], metric: Metric = 
         def pair(r: str, h: str) -> ErrorCounts:
             return word_counts(norm(r), norm(h), norm)
     elif metric == "reading_cer":
-        from whisper_ja.text.reading import to_reading
 
         def pair(r: str, h: str) -> ErrorCounts:
             return char_counts(to_reading(r, norm), to_reading(h, norm))

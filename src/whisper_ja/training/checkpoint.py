@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from whisper_ja.config import config_to_dict
+from whisper_ja.model.context import save_context_marker
 
 __all__ = [
     "RunLog",
@@ -185,6 +186,7 @@ class RunLog:
                     if line.strip() and json.loads(line).get("step", 0) <= keep_until_step]
         self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         if tensorboard:
+            # Imported here, not at the top: TensorBoard pulls in protobuf; only runs using it pay.
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=keep_until_step + 1)
@@ -217,7 +219,6 @@ def _save_model_folder(model: Any, processor: Any, config: Any, folder: Path) ->
     model.save_pretrained(str(folder))
     processor.save_pretrained(str(folder))
     if hasattr(model, "peft_config"):
-        from whisper_ja.model.context import save_context_marker
 
         save_context_marker(model, folder)  # peft saves no base config to carry the flag
     meta = {"base_model": config.model, "mode": config.mode,

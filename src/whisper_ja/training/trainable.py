@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from transformers.optimization import Adafactor
 
 from whisper_ja.model.context import enable_dynamic_context
 from whisper_ja.model.quantize import quantize_frozen_base
@@ -31,6 +32,7 @@ def prepare_model(model: Any, config: TrainConfig) -> tuple[Any, dict[str, int]]
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.mode == "lora":
+        # Imported here, not at the top: peft is heavy; only LoRA runs need it.
         from peft import LoraConfig, get_peft_model
 
         modules = "|".join(config.lora.target_modules)
@@ -59,7 +61,6 @@ def build_optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
     groups = [{"params": decay, "weight_decay": config.optim.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     if config.optim.optimizer == "adafactor":
-        from transformers.optimization import Adafactor
 
         return Adafactor(groups, lr=config.learning_rate, scale_parameter=False,
                          relative_step=False, warmup_init=False)
