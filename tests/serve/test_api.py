@@ -57,8 +57,11 @@ def test_model_timestamps_time_each_sentence_and_word(client, ja_clips):
         response_format="verbose_json", timestamp_granularities=["segment", "word"])
     gap_start = len(first.audio) / first.sample_rate
     assert len(verbose.segments) >= 2, verbose.segments
-    assert verbose.segments[0].start < 0.7 and verbose.segments[0].end < gap_start + 0.8
-    assert verbose.segments[-1].start > gap_start - 0.3
+    pause_end = gap_start + 1.5
+    first_seg, last_seg = verbose.segments[0], verbose.segments[-1]
+    # Split at the pause: Whisper may end the first sentence anywhere inside the silence.
+    assert first_seg.start < 0.7 and first_seg.end <= pause_end + 0.3
+    assert last_seg.start > gap_start - 0.3 and first_seg.end <= last_seg.start + 0.05
     assert cer([first.text + second.text], [verbose.text]).rate < 0.3, verbose.text
     words = verbose.words
     assert words and all(w.start <= w.end for w in words)
