@@ -137,8 +137,10 @@ def test_generate_runs_encoder_on_short_input(model):
     assert torch.allclose(out.logits[0], logits, atol=1e-4)
 
 
-def test_peft_gradient_checkpointing_training_step(model):
+def test_peft_gradient_checkpointing_training_step(model, tiny_whisper):
     from peft import LoraConfig, get_peft_model
+
+    from whisper_ja.data.collate import build_labels
 
     peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
     enable_dynamic_context(peft_model)
@@ -146,7 +148,7 @@ def test_peft_gradient_checkpointing_training_step(model):
     model.config.use_cache = False
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     peft_model.train()
-    labels = torch.tensor([[50258, 50266, 50359, 50363, 100, 200, 50257]])
+    labels = torch.tensor([build_labels("テスト", tiny_whisper.processor.tokenizer)])
     loss = peft_model(input_features=_features(1, 200), labels=labels).loss
     loss.backward()
     grads = [p.grad for n, p in peft_model.named_parameters() if "lora_" in n]
