@@ -156,3 +156,19 @@ def test_vad_keeps_only_speech_for_the_decoder(paused_speech, tiny_whisper, voca
     assert len(calls) == 3 and all(c < 4.5 for c in calls)
     assert [round(s.start, 1) for s in segments] == pytest.approx(
         [round(s, 1) for s, _ in truth], abs=0.35)
+
+
+def test_sequential_vad_decodes_close_speech_as_one_stretch(paused_speech, tiny_whisper, vocab,
+                                                            monkeypatch):
+    audio, truth = paused_speech
+    calls: list = []
+
+    def decode(model, processor, windows, options, prompt=(), attention=False):
+        calls.extend(w.size / SAMPLE_RATE for w in windows)
+        return [WindowResult((vocab.to_token(0.0), 11, vocab.to_token(1.0)), -0.1, 0.0, False)
+                for _ in windows]
+
+    monkeypatch.setattr(longform, "decode_windows", decode)
+    list(transcribe_segments(audio, None, tiny_whisper.processor, LongformOptions()))
+    speech = truth[-1][1] - truth[0][0]
+    assert len(calls) == 1 and speech - 0.6 <= calls[0] < speech + 1.0  # pauses in, noise out

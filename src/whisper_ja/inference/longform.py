@@ -229,12 +229,18 @@ def _spans(audio: np.ndarray, longform: LongformOptions, vad: VadSettings) -> li
 
 
 def _sequential(model: Any, processor: Any, audio: np.ndarray, spans: Sequence[SpeechSpan],
-                longform: LongformOptions, options: DecodeOptions) -> Iterator[Segment]:
-    """OpenAI's loop over each speech stretch: decode 30 s, seek by the last timestamp."""
+                longform: LongformOptions, options: DecodeOptions, vad: VadSettings,
+                ) -> Iterator[Segment]:
+    """OpenAI's loop over each speech stretch: decode 30 s, seek by the last timestamp.
+
+    Speech stretches closer than ``vad.max_gap_s`` are decoded as one (pauses included), so a
+    window holds up to 30 s of speech and seeking, not VAD, decides where windows meet.
+    """
     tokenizer = processor.tokenizer
     specials = _Specials.of(tokenizer, options.language)
     prompt = [t for t in options.prompt_ids if t != specials.prev]
-    for span in spans:
+    stretches = merge_spans(spans, vad.max_gap_s, float("inf")) if longform.vad else spans
+    for span in stretches:
         clip = span.samples(audio)
         seek = 0
         while clip.size - seek >= MIN_WINDOW_SECONDS * SAMPLE_RATE:
@@ -322,4 +328,4 @@ def transcribe_segments(audio: np.ndarray, model: Any, processor: Any,
     if longform.mode == "batched":
         yield from _batched(model, processor, audio, spans, longform, options, vad)
     else:
-        yield from _sequential(model, processor, audio, spans, longform, options)
+        yield from _sequential(model, processor, audio, spans, longform, options, vad)
