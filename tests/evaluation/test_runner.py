@@ -151,6 +151,27 @@ def test_dynamic_context_and_beam_search(tiny_whisper_dir, manifest, tmp_path):
     assert report.data["overall"]["utterances"] == 2
 
 
+def test_int8_decoding_quantizes_the_linear_layers(tiny_whisper_dir, manifest, tmp_path,
+                                                   monkeypatch):
+    from whisper_ja.evaluation import runner
+
+    quantized = []
+    original = runner.quantize_linear_int8
+
+    def spy(model, *, inplace=False):
+        quantized.append(original(model, inplace=inplace))
+        return quantized[-1]
+
+    monkeypatch.setattr(runner, "quantize_linear_int8", spy)
+    report = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_whisper_dir),
+                                     out=tmp_path / "q", int8=True, device="cpu", limit=2,
+                                     **FAST))
+    assert len(quantized) == 1 and "int8 linear layers" in report.data["decoding"]
+    assert report.data["overall"]["utterances"] == 2
+    assert any(type(m).__name__ == "Linear" and "quantized" in type(m).__module__
+               for m in quantized[0].modules())
+
+
 def test_input_errors_name_the_setting(tiny_whisper_dir, manifest, tmp_path):
     with pytest.raises(ConfigError, match="manifest"):
         evaluate(EvaluateConfig(manifest=tmp_path / "missing.jsonl", model=str(tiny_whisper_dir)))
