@@ -178,7 +178,9 @@ def final_line(validations: Sequence[Validation]) -> str:
     if not validations:
         return "versatility gate: not run (no validation)"
     chosen = choose(validations)
-    best = min(validations, key=lambda v: (v.in_domain_cer, v.step))
+    # The best trained checkpoint (the untouched model at step 0 is judged only as a fallback).
+    trained = [v for v in validations if v.step > 0] or list(validations)
+    best = min(trained, key=lambda v: (v.in_domain_cer, v.step))
     if chosen is not None and chosen.step > 0:
         moves = "; ".join(d.describe() for d in chosen.verdict.drifts)
         note = "" if chosen is best else (f" (the best in-domain step {best.step}, CER "
