@@ -17,7 +17,8 @@ from whisper_ja.cli import COMMANDS, main
 
 # Positional arguments some commands need before their settings are even read.
 POSITIONALS = {"transcribe": ["x.wav"], "import-ct2": ["src", "out"],
-               "prepare": ["folder", "src"], "split": ["m.jsonl"], "explore": ["eval_dir"]}
+               "prepare": ["folder", "src"], "split": ["m.jsonl"], "explore": ["eval_dir"],
+               "align-heads": ["m.jsonl"], "make-longform": ["m.jsonl"]}
 
 
 @pytest.fixture(scope="module")

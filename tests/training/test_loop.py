@@ -11,11 +11,13 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 import whisper_ja.training.loop as train_module
+import whisper_ja.training.step as step_module
 from whisper_ja.config import ConfigError, load_config
 from whisper_ja.training.loop import TrainConfig, prepare_model, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PREPARE_MODEL = train_module.prepare_model
+TOKEN_LOSS_SUM = step_module.token_loss_sum
 
 
 @pytest.fixture
@@ -149,7 +151,7 @@ def test_full_trains_everything_and_freeze_encoder_exactly_the_encoder(tiny_whis
 # --- labels and SpecAugment reach the model --------------------------------------------------
 
 def _run_with_probes(monkeypatch, config: TrainConfig) -> dict[str, list[torch.Tensor]]:
-    """Train with hooks on the real model: conv1 inputs (train / validation) and labels."""
+    """Train with probes: conv1 inputs (train / validation) and the labels of the loss."""
     seen: dict[str, list[torch.Tensor]] = {"train": [], "validation": [], "labels": []}
     def probed(model, cfg):
         model, counts = PREPARE_MODEL(model, cfg)
@@ -158,15 +160,15 @@ def _run_with_probes(monkeypatch, config: TrainConfig) -> dict[str, list[torch.T
         def on_conv1(module, args):
             (seen["train"] if module.training else seen["validation"]).append(args[0].clone())
 
-        def on_forward(module, args, kwargs):
-            if kwargs.get("labels") is not None:
-                seen["labels"].append(kwargs["labels"].clone())
-
         whisper.model.encoder.conv1.register_forward_pre_hook(on_conv1)
-        whisper.register_forward_pre_hook(on_forward, with_kwargs=True)
         return model, counts
 
+    def recorded_loss(logits, labels):  # the labels the loss is computed against
+        seen["labels"].append(labels.clone())
+        return TOKEN_LOSS_SUM(logits, labels)
+
     monkeypatch.setattr(train_module, "prepare_model", probed)
+    monkeypatch.setattr(step_module, "token_loss_sum", recorded_loss)
     train(config)
     return seen
 

@@ -36,6 +36,9 @@ from whisper_ja.data.manifest import read_manifest, write_manifest
 from whisper_ja.errors import SweepError
 from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
 from whisper_ja.model.device import DEVICE_HELP, check_device
+from whisper_ja.model.quantize import QuantizeBase
+from whisper_ja.text.labels import LabelSettings
+from whisper_ja.training.gate import GateSettings
 from whisper_ja.training.settings import (
     RESULT_NEUTRAL_SETTINGS,
     WHISPER_LINEAR_MODULES,
@@ -120,6 +123,9 @@ class SweepConfig:
     optim: OptimSection = _as_in_train("optim")
     efficiency: EfficiencySection = _as_in_train("efficiency")
     run: RunSection = _as_in_train("run")
+    quantize_base: QuantizeBase = _as_in_train("quantize_base")
+    labels: LabelSettings = _as_in_train("labels")
+    gate: GateSettings = _as_in_train("gate")
 
     def __post_init__(self) -> None:
         check_device(self.eval_device, "eval_device")
