@@ -140,16 +140,20 @@ def test_vad_splits_at_known_pauses(paused_speech):
     assert spans[-1].end < audio.size / SAMPLE_RATE - 2.5  # the noise is not speech
 
 
-def test_vad_keeps_only_speech_for_the_decoder(paused_speech, tiny_whisper, vocab, monkeypatch):
-    audio, truth = paused_speech
-    calls: list = []
-
+def _one_segment_decoder(calls: list, vocab):
+    """A stand-in for ``decode_windows``: records each window's seconds, answers one segment."""
     def decode(model, processor, windows, options, prompt=(), attention=False):
         calls.extend(w.size / SAMPLE_RATE for w in windows)
         return [WindowResult((vocab.to_token(0.0), 11, vocab.to_token(1.0)), -0.1, 0.0, False)
                 for _ in windows]
+    return decode
 
-    monkeypatch.setattr(longform, "decode_windows", decode)
+
+def test_vad_keeps_only_speech_for_the_decoder(paused_speech, tiny_whisper, vocab, monkeypatch):
+    audio, truth = paused_speech
+    calls: list = []
+
+    monkeypatch.setattr(longform, "decode_windows", _one_segment_decoder(calls, vocab))
     segments = list(transcribe_segments(audio, None, tiny_whisper.processor,
                                         LongformOptions(mode="batched"),
                                         vad=VadSettings(max_gap_s=0.5)))
@@ -163,12 +167,7 @@ def test_sequential_vad_decodes_close_speech_as_one_stretch(paused_speech, tiny_
     audio, truth = paused_speech
     calls: list = []
 
-    def decode(model, processor, windows, options, prompt=(), attention=False):
-        calls.extend(w.size / SAMPLE_RATE for w in windows)
-        return [WindowResult((vocab.to_token(0.0), 11, vocab.to_token(1.0)), -0.1, 0.0, False)
-                for _ in windows]
-
-    monkeypatch.setattr(longform, "decode_windows", decode)
+    monkeypatch.setattr(longform, "decode_windows", _one_segment_decoder(calls, vocab))
     list(transcribe_segments(audio, None, tiny_whisper.processor, LongformOptions()))
     speech = truth[-1][1] - truth[0][0]
     assert len(calls) == 1 and speech - 0.6 <= calls[0] < speech + 1.0  # pauses in, noise out
