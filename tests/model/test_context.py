@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from transformers import WhisperForConditionalGeneration
+from transformers import LogitsProcessor, LogitsProcessorList, WhisperForConditionalGeneration
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from whisper_ja.model import context
@@ -217,3 +217,35 @@ def test_encoder_output_cache(model, tmp_path):
     with torch.no_grad():
         model.get_encoder().layer_norm.bias.add_(1.0)  # changed encoder: nothing stale
     assert EncoderOutputCache(tmp_path, model).fingerprint != cache.fingerprint
+
+
+class _SegmentThenText(LogitsProcessor):
+    """Row 0 closes a segment mid-window (two timestamps) and starts another; row 1 ends."""
+
+    def __init__(self, timestamp_id: int, text_id: int, eot_id: int) -> None:
+        # After the 4-token prompt: timestamp, timestamp, text, then <|endoftext|>.
+        self.script = {4: timestamp_id, 5: timestamp_id, 6: text_id}
+        self.eot_id = eot_id
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        forced = torch.full_like(scores, float("-inf"))
+        forced[:, self.eot_id] = 0.0
+        if input_ids.shape[1] in self.script:
+            forced[0] = float("-inf")
+            forced[0, self.script[input_ids.shape[1]]] = 0.0
+        return forced
+
+
+def test_batched_generate_with_a_sampled_timestamp_decodes_each_window_once(model, tiny_whisper):
+    # Found by CI: temperature fallback sampled a timestamp token in one row of a batch; stock
+    # generate then sought inside the window and crashed re-slicing input_features (None).
+    enable_dynamic_context(model)
+    tokenizer = tiny_whisper.processor.tokenizer
+    timestamp_id = tokenizer.convert_tokens_to_ids("<|3.00|>")
+    text_id = tokenizer.convert_tokens_to_ids("a")
+    processor = _SegmentThenText(timestamp_id, text_id, tokenizer.eos_token_id)
+    sequences = model.generate(input_features=_features(2, 800, seed=4), max_new_tokens=6,
+                               do_sample=True, temperature=0.5,
+                               logits_processor=LogitsProcessorList([processor]))
+    assert sequences.shape[0] == 2
+    assert timestamp_id in sequences[0].tolist()
