@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from whisper_ja.commands.demo import DemoConfig, format_summary, run
+from whisper_ja.commands.demo import DemoConfig, format_rows, format_summary, run
 from whisper_ja.config import ConfigError
 from whisper_ja.data.manifest import read_manifest
 
@@ -45,6 +45,32 @@ def test_summary_table_shows_measured_numbers(tmp_path):
     assert str(tmp_path / "eval_after" / "cer_before_after.png") in text
     assert "| kokoro-jf_alpha | no (held out) | 20.00 | 19.00 |" in text
     assert "| openjtalk-mei | yes | 15.00 | 10.00 |" in text
+
+
+def test_rows_show_the_kept_checkpoints_drifts():
+    before = {"overall": _overall(0.1667, 0.13, 0.20)}
+    after = {"overall": _overall(0.1016, 0.08, 0.13),
+             "comparison": {"metrics": {"cer": {"low": -0.0871, "high": -0.0407}}}}
+
+    def drift(check, untouched, value, low, high, loops=0):
+        return {"check": check, "untouched": untouched, "value": value, "low": low,
+                "high": high, "loops": loops, "loops_untouched": 0}
+
+    kept = [drift("unseen_cer", 0.2074, 0.1943, -0.05, 0.0235, loops=1),
+            drift("english_wer", 0.07, 0.0467, -0.0778, 0.023),
+            drift("language_id", 0.0, 0.0, 0.0, 0.0)]
+    summary = {"best_step": 80, "gate_sets": {"unseen": 30, "retention": 30},
+               "gate_validations": [{"step": 40, "drifts": []},
+                                    {"step": 80, "drifts": kept}]}
+    rows = format_rows(before, after, summary)
+    assert rows[2] == "| test split (160 utt.) | CER | 16.67 | 10.16 | -6.51 (-8.71 to -4.07) |"
+    assert rows[3] == ("| unseen-domain check (30 utt., loops 0 → 1) | CER | 20.74 | 19.43 | "
+                       "-1.31 (-5.00 to +2.35) |")
+    assert rows[4].startswith("| English retention (30 clips) | WER, English forced | 7.00 | 4.67")
+    # Accuracy is shown from the stored error rate: no "-0.00" for an unchanged 100%.
+    assert rows[5] == ("| English retention | language-ID accuracy | 100.00 | 100.00 | "
+                       "+0.00 (+0.00 to +0.00) |")
+    assert len(format_rows(before, after, {})) == 3  # no gate: the test split only
 
 
 @pytest.mark.slow

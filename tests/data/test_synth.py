@@ -70,16 +70,18 @@ def test_resume_rebuilds_only_missing_or_broken_audio(corpus):
 
 
 @pytest.mark.slow
-def test_same_seed_same_corpus(tmp_path):
-    a = synthesize_corpus(tmp_path / "a", size=4, seed=11, voices=OJT, progress=False)
-    b = synthesize_corpus(tmp_path / "b", size=4, seed=11, voices=OJT, progress=False)
+def test_same_seed_same_corpus_in_a_pool_or_in_process(tmp_path):
+    a = synthesize_corpus(tmp_path / "a", size=4, seed=11, voices=OJT, workers=2,
+                          progress=False)
+    b = synthesize_corpus(tmp_path / "b", size=4, seed=11, voices=OJT, workers=1,
+                          progress=False)
     c = synthesize_corpus(tmp_path / "c", size=4, seed=12, voices=OJT, progress=False)
     ua, ub, uc = read_manifest(a), read_manifest(b), read_manifest(c)
-    assert [(u.id, u.text, u.extra) for u in ua] == [(u.id, u.text, u.extra) for u in ub]
+    assert [(u.id, u.text, u.duration, u.extra) for u in ua] == [
+        (u.id, u.text, u.duration, u.extra) for u in ub]
     assert [u.id for u in ua] != [u.id for u in uc]
-    wa, _ = sf.read(ua[0].audio)
-    wb, _ = sf.read(ub[0].audio)
-    np.testing.assert_array_equal(wa, wb)
+    for pooled, in_process in zip(ua, ub, strict=True):
+        np.testing.assert_array_equal(sf.read(pooled.audio)[0], sf.read(in_process.audio)[0])
 
 
 @pytest.mark.slow
@@ -102,7 +104,8 @@ def test_digits_become_kanji_for_kokoro():
 @pytest.mark.parametrize("settings", [{"voices": ("espeak:x",)}, {"voices": ("kokoro:nobody",)},
                                       {"readings": 4, "voices": OJT}, {"speed_range": (1.2, 1.0)},
                                       {"size": 0}, {"sources": ("news=1",)},
-                                      {"sources": ("poems=1",)}, {"max_seconds": 40.0}])
+                                      {"sources": ("poems=1",)}, {"max_seconds": 40.0},
+                                      {"workers": -1}])
 def test_bad_settings_are_named(tmp_path, settings):
     with pytest.raises(ConfigError, match=next(iter(settings))):
         SynthConfig(out=tmp_path, **settings)

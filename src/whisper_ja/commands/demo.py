@@ -278,8 +278,10 @@ def _gate_drifts(train_summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _row(name: str, metric: str, before: float, after: float, low: float, high: float,
          scale: float = 100.0) -> str:
+    # "+ 0.0" turns a negated zero (accuracy shown from an error rate) into "+0.00".
+    low, high = scale * low + 0.0, scale * high + 0.0
     return (f"| {name} | {metric} | {scale * before:.2f} | {scale * after:.2f} | "
-            f"{scale * (after - before):+.2f} ({scale * low:+.2f} to {scale * high:+.2f}) |")
+            f"{scale * (after - before) + 0.0:+.2f} ({low:+.2f} to {high:+.2f}) |")
 
 
 def format_rows(before: dict[str, Any], after: dict[str, Any],

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
 import random
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,7 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
+from whisper_ja.audio.constants import SAMPLE_RATE
 from whisper_ja.config import ConfigError, field
 from whisper_ja.data import tatoeba
 from whisper_ja.data.manifest import Utterance, write_manifest
@@ -42,10 +46,9 @@ from whisper_ja.data.text_sources import (
 )
 from whisper_ja.data.voices import DEFAULT_VOICES, LICENCES, Voice, parse_voice, synthesize
 
-__all__ = ["DEFAULT_SOURCES", "MAX_SECONDS", "SAMPLE_RATE", "SynthConfig", "synthesize_corpus",
+__all__ = ["DEFAULT_SOURCES", "MAX_SECONDS", "SynthConfig", "synthesize_corpus",
            "synthesize_sentences"]
 
-SAMPLE_RATE = 16000
 MAX_SECONDS = 30.0
 """Whisper's window: longer synthetic utterances are skipped (and counted)."""
 DEFAULT_SOURCES = ("tatoeba=0.5", "numbers=0.1", "dates=0.1", "money=0.1", "names=0.05",
@@ -75,9 +78,13 @@ class SynthConfig:
                                      "addresses, long")
     min_seconds: float = field(1.0, help="shortest clip kept (shorter ones are counted)")
     max_seconds: float = field(20.0, help="longest clip kept (longer ones are counted)")
+    workers: int = field(0, help="processes rendering Open JTalk speech at once (0 = one per "
+                         "CPU core; Kokoro renders in the main process meanwhile)")
     progress: bool = field(True, help="show a progress bar")
 
     def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ConfigError(f"workers: must be >= 0, got {self.workers}")
         if self.size < 1:
             raise ConfigError(f"size: must be at least 1, got {self.size}")
         if not self.voices:
@@ -256,15 +263,53 @@ def synthesize_from_settings(config: SynthConfig) -> Path:
     return _synthesize_jobs(config, _plan(config))
 
 
+def _worker_count(config: SynthConfig) -> int:
+    return config.workers or len(os.sched_getaffinity(0))
+
+
+def _render_all(config: SynthConfig, jobs: list[_Job]) -> dict[str, float | None]:
+    """Render ``jobs``; returns each job's duration (None: outside the length limits).
+
+    Open JTalk renders one clip per call on one core, so its jobs go to a pool of processes
+    (spawned: the parent may hold torch's threads); Kokoro's jobs run here meanwhile, where torch
+    already uses every core.
+    """
+    limits = (config.min_seconds, config.max_seconds)
+    workers = _worker_count(config)
+    pooled = [j for j in jobs if j.voice.engine == "openjtalk"] if workers > 1 else []
+    pooled_ids = {j.uid for j in pooled}
+    durations: dict[str, float | None] = {}
+    with tqdm(total=len(jobs), desc="synthesizing", unit="utt",
+              disable=not config.progress) as bar:
+        if not pooled:
+            for job in jobs:
+                durations[job.uid] = _render(job, limits)
+                bar.update()
+            return durations
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(pooled)), mp_context=context) as pool:
+            futures: dict[Future[float | None], _Job] = {
+                pool.submit(_render, job, limits): job for job in pooled}
+            for job in jobs:
+                if job.uid not in pooled_ids:
+                    durations[job.uid] = _render(job, limits)
+                    bar.update()
+            for future in as_completed(futures):
+                durations[futures[future].uid] = future.result()
+                bar.update()
+    return durations
+
+
 def _synthesize_jobs(config: SynthConfig, jobs: list[_Job], corpus: str = "synthetic") -> Path:
     counts: Counter[str] = Counter()
+    existing = {job.uid: _existing_duration(job.path) for job in jobs}
+    counts["reused"] = sum(d is not None for d in existing.values())
+    rendered = _render_all(config, [job for job in jobs if existing[job.uid] is None])
     utts: list[Utterance] = []
-    for job in tqdm(jobs, desc="synthesizing", unit="utt", disable=not config.progress):
-        duration = _existing_duration(job.path)
-        if duration is not None:
-            counts["reused"] += 1
-        else:
-            duration = _render(job, (config.min_seconds, config.max_seconds))
+    for job in jobs:  # in plan order, whatever order the workers finished in
+        duration = existing[job.uid]
+        if duration is None:
+            duration = rendered[job.uid]
             if duration is None:
                 log.warning("skipped %s: shorter than %g s or longer than %g s", job.uid,
                             config.min_seconds, config.max_seconds)
@@ -272,6 +317,7 @@ def _synthesize_jobs(config: SynthConfig, jobs: list[_Job], corpus: str = "synth
                 continue
             counts["synthesized"] += 1
         utts.append(_utterance(job, duration, corpus))
+    counts = +counts  # drop zero counts (a fresh run reuses nothing)
     manifest = config.out / "manifest.jsonl"
     write_manifest(manifest, utts)
     report = {"utterances": len(utts), "hours": sum(u.duration for u in utts) / 3600,
