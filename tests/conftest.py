@@ -12,13 +12,25 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# Under pytest-xdist every worker would start as many threads as there are cores: two workers
+# with two torch (OpenMP) threads each on two cores made model-heavy tests 3-6x slower than
+# alone. Each worker, and every process it starts (CLI subprocesses, DDP ranks), gets its share.
+# Set before torch is imported so OpenMP reads it.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+if _WORKERS > 1:  # in case a plugin imported torch first
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,11 @@ pytestmark = pytest.mark.slow
 
 
 def _serve(args: list[str]) -> tuple[subprocess.Popen, str]:
+    # Ctrl-C reaches a command started from a terminal; a test run started in the background
+    # (`make test &`) ignores SIGINT, and its children would inherit that.
     process = subprocess.Popen([sys.executable, "-m", "whisper_ja.cli", *args, "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     assert process.stdout is not None
     for line in process.stdout:

@@ -3,13 +3,14 @@ import json
 import pytest
 
 from whisper_ja.errors import AudioError, RequestError
-from whisper_ja.serve.engine import EngineResult, TimedSegment, TimedWord
+from whisper_ja.inference.timestamps import Segment, Word
+from whisper_ja.serve.engine import EngineResult
 from whisper_ja.serve.formats import render, srt, timestamp, vtt
 from whisper_ja.serve.request import decode_upload, parse_fields
 
 RESULT = EngineResult(
-    segments=(TimedSegment(0.0, 2.5, "今日は", (1, 2), (TimedWord(0.0, 1.0, "今日"),)),
-              TimedSegment(2.5, 3661.0451, "良い天気です。", (3,), looped=True)),
+    segments=(Segment(0.0, 2.5, "今日は", (Word(0.0, 1.0, "今日"),), (1, 2)),
+              Segment(2.5, 3661.0451, "良い天気です。", token_ids=(3,), looped=True)),
     duration=3661.2, language="ja", temperature=0.0)
 
 

@@ -52,11 +52,11 @@ __all__ = ["DemoConfig", "Settings", "format_rows", "format_summary", "run"]
 
 log = logging.getLogger(__name__)
 
-# Sized for at most ~15 minutes on 2 CPU cores WITHOUT bf16 (fp32 LoRA step ~5.9 s on an AVX2
-# EPYC, /work/shared/performance-facts.md): fewer utterances and steps than before, the
-# untouched model evaluated at the 8 s context floor instead of 30 s, small check sets. Open
-# JTalk synthesizes ~10x faster than Kokoro, so training speech is Open JTalk's Mei at five
-# pitches; the held-out test voices add an unseen pitch and an unseen engine (Kokoro).
+# Sized by measurement (docs/versatility.md): the smallest recipe found that meets the
+# versatility targets; ~26 minutes on 2 CPU cores without bf16 (fp32 LoRA step ~5.3 s on an AVX2
+# EPYC), the untouched model evaluated at the 8 s context floor instead of 30 s. Open JTalk
+# synthesizes ~10x faster than Kokoro, so training speech is Open JTalk's Mei at five pitches;
+# the held-out test voices add an unseen pitch and an unseen engine (Kokoro).
 TRAIN_VOICES = ("openjtalk:-4", "openjtalk:-2", "openjtalk:0", "openjtalk:+2", "openjtalk:+4")
 TEST_VOICES = ("openjtalk:+1", "kokoro:jf_alpha")
 TRAIN_FIELDS = ("steps", "best_step", "best_val_cer", "stopped_early", "train_clips",
@@ -92,7 +92,8 @@ class DemoConfig:
     lr: float = field(1e-3, help="peak learning rate")
     lora_rank: int = field(16, help="LoRA rank")
     freeze_encoder: bool = field(False, help="adapt the decoder only (no encoder adapters): "
-                                 "no backward pass through the encoder, so cheaper steps")
+                                 "steps ~2x cheaper, but on the demo's data it broke English "
+                                 "(docs/versatility.md)")
     validate_every: int = field(40, help="validate every N steps (the best adapter that "
                                 "passes the gate is kept)")
     eval_batch_size: int = field(16, help="utterances decoded together when evaluating")

@@ -79,7 +79,8 @@ class SynthConfig:
     min_seconds: float = field(1.0, help="shortest clip kept (shorter ones are counted)")
     max_seconds: float = field(20.0, help="longest clip kept (longer ones are counted)")
     workers: int = field(0, help="processes rendering Open JTalk speech at once (0 = one per "
-                         "CPU core; Kokoro renders in the main process meanwhile)")
+                         "CPU core for 16 clips or more; Kokoro renders in the main process "
+                         "meanwhile)")
     progress: bool = field(True, help="show a progress bar")
 
     def __post_init__(self) -> None:
@@ -263,8 +264,15 @@ def synthesize_from_settings(config: SynthConfig) -> Path:
     return _synthesize_jobs(config, _plan(config))
 
 
-def _worker_count(config: SynthConfig) -> int:
-    return config.workers or len(os.sched_getaffinity(0))
+MIN_POOLED_CLIPS = 16
+"""With ``workers: 0`` (auto), fewer Open JTalk clips than this render in the main process:
+starting the worker processes (each imports the package) costs more than they would save."""
+
+
+def _worker_count(config: SynthConfig, open_jtalk_clips: int) -> int:
+    if config.workers:
+        return config.workers
+    return len(os.sched_getaffinity(0)) if open_jtalk_clips >= MIN_POOLED_CLIPS else 1
 
 
 def _render_all(config: SynthConfig, jobs: list[_Job]) -> dict[str, float | None]:
@@ -275,8 +283,8 @@ def _render_all(config: SynthConfig, jobs: list[_Job]) -> dict[str, float | None
     already uses every core.
     """
     limits = (config.min_seconds, config.max_seconds)
-    workers = _worker_count(config)
-    pooled = [j for j in jobs if j.voice.engine == "openjtalk"] if workers > 1 else []
+    open_jtalk = [j for j in jobs if j.voice.engine == "openjtalk"]
+    pooled = open_jtalk if _worker_count(config, len(open_jtalk)) > 1 else []
     pooled_ids = {j.uid for j in pooled}
     durations: dict[str, float | None] = {}
     with tqdm(total=len(jobs), desc="synthesizing", unit="utt",
@@ -287,7 +295,8 @@ def _render_all(config: SynthConfig, jobs: list[_Job]) -> dict[str, float | None
                 bar.update()
             return durations
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(workers, len(pooled)), mp_context=context) as pool:
+        workers = min(_worker_count(config, len(pooled)), len(pooled))
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
             futures: dict[Future[float | None], _Job] = {
                 pool.submit(_render, job, limits): job for job in pooled}
             for job in jobs:

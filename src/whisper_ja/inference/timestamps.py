@@ -43,8 +43,8 @@ class Segment:
         text: Its text.
         words: Word timings, when asked for.
         token_ids: Its text token ids (previous-text prompts are built from them).
-        avg_logprob: Mean log-probability of the window's tokens (0.0 when unknown).
-        no_speech_prob: Whisper's no-speech probability of the window (0.0 when unknown).
+        avg_logprob: Mean log-probability of the window's tokens (None when unknown).
+        no_speech_prob: Whisper's no-speech probability of the window (None when unknown).
         looped: The window's output repeated itself (a likely hallucination).
         timed: The window's timestamps were well formed (False: times are the window's).
     """
@@ -54,8 +54,8 @@ class Segment:
     text: str
     words: tuple[Word, ...] = ()
     token_ids: tuple[int, ...] = ()
-    avg_logprob: float = 0.0
-    no_speech_prob: float = 0.0
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
     looped: bool = False
     timed: bool = True
 

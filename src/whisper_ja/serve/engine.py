@@ -35,14 +35,14 @@ from whisper_ja.inference.decoding import DecodeOptions, decode_audio
 from whisper_ja.inference.faster import load_faster_whisper
 from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.inference.longform import LongformOptions, transcribe_segments
-from whisper_ja.inference.timestamps import Segment
+from whisper_ja.inference.timestamps import Segment, Word
 from whisper_ja.inference.vad import VadSettings
 from whisper_ja.model import LoadedWhisper, load_model
 from whisper_ja.model.device import resolve_device
 from whisper_ja.serve.settings import ServeConfig
 
-__all__ = ["Ct2Engine", "Engine", "EngineResult", "RequestOptions", "TimedSegment",
-           "TimedWord", "TransformersEngine", "check_options", "load_engine"]
+__all__ = ["Ct2Engine", "Engine", "EngineResult", "RequestOptions", "TransformersEngine",
+           "check_options", "load_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -61,33 +61,10 @@ class RequestOptions:
 
 
 @dataclass(frozen=True)
-class TimedWord:
-    """A word and its times (seconds from the start of the upload)."""
-
-    start: float
-    end: float
-    word: str
-
-
-@dataclass(frozen=True)
-class TimedSegment:
-    """A timed stretch of the transcript; decoder statistics are None where unknown."""
-
-    start: float
-    end: float
-    text: str
-    token_ids: tuple[int, ...] = ()
-    words: tuple[TimedWord, ...] = ()
-    avg_logprob: float | None = None
-    no_speech_prob: float | None = None
-    looped: bool = False
-
-
-@dataclass(frozen=True)
 class EngineResult:
     """The transcript of one upload."""
 
-    segments: tuple[TimedSegment, ...]
+    segments: tuple[Segment, ...]
     duration: float
     language: str
     temperature: float
@@ -162,7 +139,7 @@ class TransformersEngine:
         # transcribe_segments takes the prompt without its <|startofprev|>.
         decode = self._decode_options(options, self._prompt_ids(options.prompt)[1:])
         longform = replace(self.longform, word_timestamps=options.words)
-        segments = tuple(_from_segment(s) for s in transcribe_segments(
+        segments = tuple(transcribe_segments(
             audio, self.loaded.model, self.loaded.processor, longform, decode, self.vad))
         return EngineResult(segments, audio.size / SAMPLE_RATE, options.language, 0.0)
 
@@ -181,21 +158,13 @@ class TransformersEngine:
         decode = self._decode_options(options, self._prompt_ids(options.prompt))
         results = decode_audio(self.loaded.model, self.loaded.processor, [w[3] for w in windows],
                                decode, progress=False)
-        segments: list[list[TimedSegment]] = [[] for _ in audios]
+        segments: list[list[Segment]] = [[] for _ in audios]
         for (index, start, end, _), result in zip(windows, results, strict=True):
             if result.text:
-                segments[index].append(TimedSegment(start, end, result.text, result.token_ids,
-                                                    looped=result.looped))
+                segments[index].append(Segment(start, end, result.text,
+                                               token_ids=result.token_ids, looped=result.looped))
         return [EngineResult(tuple(segs), audio.size / SAMPLE_RATE, options.language, 0.0)
                 for segs, audio in zip(segments, audios, strict=True)]
-
-
-def _from_segment(segment: Segment) -> TimedSegment:
-    """The long-form API's segment as the server's (its 0.0 means "unknown": None here)."""
-    return TimedSegment(segment.start, segment.end, segment.text, segment.token_ids,
-                        tuple(TimedWord(w.start, w.end, w.text) for w in segment.words),
-                        segment.avg_logprob or None, segment.no_speech_prob or None,
-                        segment.looped)
 
 
 class Ct2Engine:
@@ -224,10 +193,11 @@ class Ct2Engine:
             word_timestamps=options.words, condition_on_previous_text=False,
             vad_filter=False, max_new_tokens=self.max_new_tokens)
         segments = tuple(
-            TimedSegment(float(s.start), float(s.end), s.text.strip(), tuple(s.tokens),
-                         tuple(TimedWord(float(w.start), float(w.end), w.word.strip())
-                               for w in (s.words or ())),
-                         float(s.avg_logprob), float(s.no_speech_prob))
+            Segment(float(s.start), float(s.end), s.text.strip(),
+                    words=tuple(Word(float(w.start), float(w.end), w.word.strip(),
+                                     float(w.probability)) for w in (s.words or ())),
+                    token_ids=tuple(s.tokens), avg_logprob=float(s.avg_logprob),
+                    no_speech_prob=float(s.no_speech_prob))
             for s in found if s.text.strip())
         return EngineResult(segments, duration, options.language, options.temperature)
 

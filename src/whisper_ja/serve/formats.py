@@ -15,7 +15,8 @@ from typing import Any
 from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
 from whisper_ja.audio.constants import FRAMES_PER_SECOND
-from whisper_ja.serve.engine import EngineResult, TimedSegment
+from whisper_ja.inference.timestamps import Segment
+from whisper_ja.serve.engine import EngineResult
 
 __all__ = ["MEDIA_TYPES", "render", "srt", "timestamp", "verbose_json", "vtt"]
 
@@ -33,13 +34,13 @@ def timestamp(seconds: float, separator: str = ",") -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def srt(segments: Sequence[TimedSegment]) -> str:
+def srt(segments: Sequence[Segment]) -> str:
     """SubRip cues, numbered from 1."""
     return "".join(f"{i}\n{timestamp(s.start)} --> {timestamp(s.end)}\n{s.text}\n\n"
                    for i, s in enumerate(segments, start=1))
 
 
-def vtt(segments: Sequence[TimedSegment]) -> str:
+def vtt(segments: Sequence[Segment]) -> str:
     """WebVTT: the header, then one cue per segment."""
     cues = "".join(f"{timestamp(s.start, '.')} --> {timestamp(s.end, '.')}\n{s.text}\n\n"
                    for s in segments)
@@ -68,7 +69,7 @@ def verbose_json(result: EngineResult, granularities: Sequence[str] = ("segment"
              "no_speech_prob": s.no_speech_prob, "looped": s.looped}
             for i, s in enumerate(result.segments)]
     if "word" in granularities:
-        body["words"] = [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3)}
+        body["words"] = [{"word": w.text, "start": round(w.start, 3), "end": round(w.end, 3)}
                          for s in result.segments for w in s.words]
     return body
 
