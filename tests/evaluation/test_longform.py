@@ -57,3 +57,29 @@ def test_suite_writes_a_side_by_side_report(tmp_path):
     assert "SYNTHETIC" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     lines = (tmp_path / "out" / "hypotheses_longform.jsonl").read_text("utf-8").splitlines()
     assert len(lines) == 6 and json.loads(lines[1])["system"] == "fine-tuned"
+
+
+def test_longform_and_guard_settings_reach_the_decoder(tmp_path, tiny_whisper_dir, monkeypatch):
+    from whisper_ja.config import load_config
+    from whisper_ja.evaluation import longform
+    from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
+
+    audio = tmp_path / "x.wav"
+    sf.write(audio, np.zeros(16000, np.float32), 16000)
+    manifest = tmp_path / "long.jsonl"
+    manifest.write_text(Utterance(**{**REFERENCE.__dict__, "audio": str(audio)}).to_json() + "\n",
+                        encoding="utf-8")
+    seen = []
+
+    def recording(audio, model, processor, options, decode, *args):
+        seen.append((options, decode))
+        return [Segment(s.start, s.end, s.text) for s in REFERENCE.segments]
+
+    monkeypatch.setattr(longform, "transcribe_segments", recording)
+    config = load_config(EvaluateConfig, base={
+        "suite": "longform", "manifest": str(manifest), "model": str(tiny_whisper_dir),
+        "out": str(tmp_path / "out"), "bootstrap": 20, "progress": False},
+        overrides=["longform.mode=batched", "longform.vad=false", "guards.fallback=false"])
+    evaluate(config)
+    assert seen and all(o.mode == "batched" and not o.vad for o, _ in seen)
+    assert all(not d.guards.fallback for _, d in seen)

@@ -238,11 +238,11 @@ def _system(model: str, adapter: Path | None, config: Any,
     dtype = torch.bfloat16 if config.bf16 else resolve_dtype(config.dtype, device)
     loaded = load_model(model, adapter=adapter, device=device, dtype=dtype)
     options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.max_new_tokens,
-                            batch_size=config.batch_size)
+                            batch_size=config.batch_size, guards=config.guards)
+    longform: LongformOptions = config.longform
 
     def transcribe(audio: np.ndarray) -> Iterable[Segment]:
-        return transcribe_segments(audio, loaded.model, loaded.processor, LongformOptions(),
-                                   options)
+        return transcribe_segments(audio, loaded.model, loaded.processor, longform, options)
 
     return transcribe
 

@@ -49,6 +49,7 @@ from whisper_ja.evaluation.retention.suite import run_retention_suite
 from whisper_ja.inference.batch import BatchDecoding, decode_utterances
 from whisper_ja.inference.decoding import DecodeOptions
 from whisper_ja.inference.guards import GuardSettings
+from whisper_ja.inference.longform import LongformOptions
 from whisper_ja.inference.quantize import quantize_linear_int8
 from whisper_ja.model import load_model
 from whisper_ja.model.context import apply_saved_context, enable_dynamic_context, saved_policy
@@ -106,6 +107,8 @@ class EvaluateConfig:
     train_run: Path | None = field(None, help="training run folder (log.jsonl) to plot curves")
     guards: GuardSettings = field(default_factory=GuardSettings,
                                   help="repetition guard and temperature fallback")
+    longform: LongformOptions = field(default_factory=LongformOptions,
+                                      help="suite longform: how recordings are cut and decoded")
     bootstrap: int = field(1000, help="bootstrap resamples for confidence intervals")
     seed: int = field(0, help="bootstrap seed")
     limit: int = field(0, help="evaluate only the first N utterances (0 = all)")
