@@ -279,7 +279,6 @@ def epoch_batches(lengths: Sequence[int], corpora: Sequence[str], epoch: int, *,
     rng = np.random.default_rng([seed, epoch])
     indices = mixed_indices(corpora, weights, rng)
     if length_grouping:
-
         sampler = LengthGroupedSampler([lengths[i] for i in indices], batch_size, seed=seed,
                                        shuffle=True)
         sampler.set_epoch(epoch)

@@ -76,11 +76,8 @@ class SplitConfig:
 
 
 def _normalizer() -> Callable[[str], str]:
-    try:  # the text engineer's normalizer, when present, matches how CER compares texts
-
-        return lambda text: str(normalize(text))
-    except ImportError:
-        return lambda text: text
+    # The text engineer's normalizer: matches how CER compares texts.
+    return lambda text: str(normalize(text))
 
 
 def text_key(text: str, normalize: Callable[[str], str] | None = None) -> str:

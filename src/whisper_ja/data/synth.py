@@ -26,6 +26,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,28 +285,24 @@ def _render_all(config: SynthConfig, jobs: list[_Job]) -> dict[str, float | None
     """
     limits = (config.min_seconds, config.max_seconds)
     open_jtalk = [j for j in jobs if j.voice.engine == "openjtalk"]
-    pooled = open_jtalk if _worker_count(config, len(open_jtalk)) > 1 else []
+    workers = min(_worker_count(config, len(open_jtalk)), len(open_jtalk))
+    pooled = open_jtalk if workers > 1 else []
     pooled_ids = {j.uid for j in pooled}
     durations: dict[str, float | None] = {}
     with tqdm(total=len(jobs), desc="synthesizing", unit="utt",
-              disable=not config.progress) as bar:
-        if not pooled:
-            for job in jobs:
+              disable=not config.progress) as bar, ExitStack() as stack:
+        futures: dict[Future[float | None], _Job] = {}
+        if pooled:
+            pool = stack.enter_context(ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn")))
+            futures = {pool.submit(_render, job, limits): job for job in pooled}
+        for job in jobs:
+            if job.uid not in pooled_ids:
                 durations[job.uid] = _render(job, limits)
                 bar.update()
-            return durations
-        context = multiprocessing.get_context("spawn")
-        workers = min(_worker_count(config, len(pooled)), len(pooled))
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures: dict[Future[float | None], _Job] = {
-                pool.submit(_render, job, limits): job for job in pooled}
-            for job in jobs:
-                if job.uid not in pooled_ids:
-                    durations[job.uid] = _render(job, limits)
-                    bar.update()
-            for future in as_completed(futures):
-                durations[futures[future].uid] = future.result()
-                bar.update()
+        for future in as_completed(futures):
+            durations[futures[future].uid] = future.result()
+            bar.update()
     return durations
 
 

@@ -228,7 +228,6 @@ def _decode_options(config: EvaluateConfig, processor: Any) -> Any:
 
     prompt: tuple[int, ...] = ()
     if config.prompt_terms is not None:
-
         try:
             prompt = terms_to_prompt_ids(read_terms(config.prompt_terms), processor.tokenizer)
         except TermFileError as err:

@@ -192,7 +192,6 @@ def utterance_counts(refs: Sequence[str], hyps: Sequence[str], metric: Metric = 
         def pair(r: str, h: str) -> ErrorCounts:
             return word_counts(norm(r), norm(h), norm)
     elif metric == "reading_cer":
-
         def pair(r: str, h: str) -> ErrorCounts:
             return char_counts(to_reading(r, norm), to_reading(h, norm))
     else:

@@ -219,7 +219,6 @@ def _save_model_folder(model: Any, processor: Any, config: Any, folder: Path) ->
     model.save_pretrained(str(folder))
     processor.save_pretrained(str(folder))
     if hasattr(model, "peft_config"):
-
         save_context_marker(model, folder)  # peft saves no base config to carry the flag
     meta = {"base_model": config.model, "mode": config.mode,
             "dynamic_context": config.efficiency.context.dynamic,

@@ -61,7 +61,6 @@ def build_optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
     groups = [{"params": decay, "weight_decay": config.optim.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     if config.optim.optimizer == "adafactor":
-
         return Adafactor(groups, lr=config.learning_rate, scale_parameter=False,
                          relative_step=False, warmup_init=False)
     return torch.optim.AdamW(groups, lr=config.learning_rate)
