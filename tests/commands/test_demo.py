@@ -20,6 +20,10 @@ def test_settings_are_checked():
         DemoConfig(voices=("openjtalk:0",), test_voices=("openjtalk:0",))
     with pytest.raises(ConfigError, match="utterances"):
         DemoConfig(utterances=130, test_seen_voices=80, validation=48)
+    with pytest.raises(ConfigError, match="pack_seconds"):
+        DemoConfig(pack_seconds=-1.0)
+    with pytest.raises(ConfigError, match="timestamp_probability"):
+        DemoConfig(timestamp_probability=1.5)
 
 
 def _overall(cer, low, high, looped=0):
@@ -92,12 +96,28 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path, tiny_whisper, capsys):
     assert {u.speaker for u in test} >= {"openjtalk-mei"}  # the held-out voice is tested
     train_speakers = {u.speaker for u in read_manifest(out / "split" / "train.jsonl")}
     assert "openjtalk-mei" not in train_speakers
+    # Training ran on the joined recordings: every training clip once, sentence times kept.
+    packed = read_manifest(out / "split_packed" / "manifest.jsonl")
+    assert sorted(s for r in packed for s in r.extra["sources"]) == sorted(
+        u.id for u in read_manifest(out / "split" / "train.jsonl"))
+    assert all(len(r.segments) == len(r.extra["sources"]) for r in packed)
+    assert any(len(r.segments) > 1 for r in packed)
+    assert all(r.duration <= config.pack_seconds or len(r.segments) == 1 for r in packed)
+    english = read_manifest(out / "english_train_packed" / "manifest.jsonl")
+    assert {r.language() for r in english} == {"en"}
+    trained = (out / "train" / "config.yaml").read_text("utf-8")
+    assert "split_packed" in trained and "timestamp_probability: 0.5" in trained
     after = json.loads((out / "eval_after" / "report.json").read_text("utf-8"))
     assert after["comparison"]["paired_utterances"] == len(test)
+    longform = json.loads((out / "eval_longform" / "report.json").read_text("utf-8"))
+    assert set(longform["systems"]) == {"untouched", "fine-tuned"}
+    joined = read_manifest(out / "longform" / "manifest.jsonl")
+    assert {s for r in joined for s in r.extra["sources"]} <= {u.id for u in test}
     summary = (out / "demo_summary.md").read_text("utf-8")
     assert f"{100 * after['overall']['cer']['rate']:.2f}" in summary
     # Three rows before and after, and the gate's verdict.
-    for row in ("| test split", "| unseen-domain check", "| English retention"):
+    for row in ("| test split", "| unseen-domain check", "| English retention", "| long audio",
+                "windows with well-formed timestamps"):
         assert row in summary
     assert "versatility gate" in summary
     unseen = read_manifest(out / "unseen" / "manifest.jsonl")
@@ -106,6 +126,6 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path, tiny_whisper, capsys):
     capsys.readouterr()
 
     assert run(config) == 0  # every step is found finished and skipped
-    assert capsys.readouterr().out.count("already done") == 5
+    assert capsys.readouterr().out.count("already done") == 7
     with pytest.raises(ConfigError, match="steps"):
         run(DemoConfig(**{**config.__dict__, "steps": 3}))

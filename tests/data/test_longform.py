@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import soundfile as sf
 
 from whisper_ja.audio.constants import SAMPLE_RATE
 from whisper_ja.cli import main
+from whisper_ja.config import ConfigError
 from whisper_ja.data.longform import LongformSettings, make_longform, speech_bounds
 from whisper_ja.data.manifest import Utterance, read_manifest, write_manifest
 
@@ -62,3 +65,14 @@ def test_command_writes_a_manifest_with_noise_stretches(tones, tmp_path, capsys)
     assert len(record.segments) == len(tones)
     for start, end in record.extra["noise"]:
         assert all(s.end <= start or s.start >= end for s in record.segments)
+
+
+def test_recordings_keep_their_clips_language(tones, tmp_path):
+    english = [dataclasses.replace(u, extra={"language": "en"}) for u in tones]
+    records = make_longform(english, tmp_path / "en", LongformSettings(max_seconds=6.0))
+    assert {r.language() for r in records} == {"en"}
+    japanese = make_longform(tones, tmp_path / "ja", LongformSettings(max_seconds=6.0))
+    assert all("language" not in r.extra for r in japanese)
+    with pytest.raises(ConfigError, match="several languages"):
+        make_longform([tones[0], english[1]], tmp_path / "mixed",
+                      LongformSettings(max_seconds=30.0))

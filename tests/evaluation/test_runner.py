@@ -13,7 +13,7 @@ from whisper_ja.config import ConfigError
 from whisper_ja.data.manifest import Utterance, write_manifest
 from whisper_ja.evaluation.report import read_hypotheses
 from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
-from whisper_ja.inference.decoding import is_looping
+from whisper_ja.inference.decoding import CLIP_MAX_TOKENS, WINDOW_MAX_TOKENS, is_looping
 from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.text.metrics import cer
 
@@ -200,3 +200,10 @@ def test_retention_suite_receives_the_baseline_model(tmp_path, monkeypatch):
                             out=tmp_path / "ret", compare=tmp_path / "nomix", progress=False))
     assert seen["model"] == "runs/full" and seen["baseline"] == "openai/whisper-base"
     assert seen["compare"] == tmp_path / "nomix"
+
+
+def test_token_limit_fits_the_suite():
+    # A dense 30 s window of Japanese with timestamps needs more tokens than a short clip.
+    assert EvaluateConfig().token_limit == CLIP_MAX_TOKENS
+    assert EvaluateConfig(suite="longform").token_limit == WINDOW_MAX_TOKENS
+    assert EvaluateConfig(suite="longform", max_new_tokens=64).token_limit == 64

@@ -7,15 +7,21 @@ Steps, each skipped when a re-run with the same ``--out`` and settings finds it 
    ones), the unseen-domain check set (a text source never trained on, long clips, voices never
    heard in training), the English retention set and English clips to mix into training;
 2. split the corpus so that test sentences, and at least one test voice, never occur in
-   training;
+   training; join the training clips into recordings of up to 8 s (the encoder's context
+   floor) with each sentence's exact times, so one encoder pass trains on several sentences
+   and half the labels teach Whisper's timestamps;
 3. evaluate the untouched model on the test split (at the 8 s context floor);
 4. fine-tune it with LoRA (CPU recipe: bf16 autocast where supported, dynamic context,
-   SpecAugment, English mixed in), with the versatility gate judging every validation on the
-   unseen-domain and English sets; the kept adapter is the best one that passes;
+   SpecAugment, English mixed in, timestamped and prompted labels mixed in), with the
+   versatility gate judging, on the unseen-domain and English sets, every validation that
+   could become the kept adapter; the kept adapter is the best one that passes;
 5. evaluate the adapted model on the same test split, compared utterance by utterance with 3;
-6. print three rows before and after (test split, unseen-domain check, English retention, with
-   paired intervals), the gate's verdict, the test split's detail table, and where the reports
-   and plots are.
+6. join test utterances into long recordings (pauses, a noise-only stretch) and transcribe them
+   with both models as long audio is transcribed (Silero VAD, Whisper's timestamps, batched
+   windows): CER, boundary F1 and the share of windows with well-formed timestamps;
+7. print the rows before and after (test split, unseen-domain check, English retention, long
+   audio, with paired intervals), the gate's verdict, the test split's detail table, and where
+   the reports and plots are.
 
 Every number printed is measured in this run. With hub access the same runs on another model:
 ``whisper-ja demo --model openai/whisper-tiny --out demo_tiny``.
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import shutil
 import time
 from collections.abc import Callable
@@ -32,18 +39,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from whisper_ja.audio.constants import FRAMES_PER_SECOND
+from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.commands import split as split_command
 from whisper_ja.config import ConfigError, config_to_dict, field, load_config
 from whisper_ja.data.english import (
     synthesize_english_training_set,
     synthesize_retention_set,
 )
-from whisper_ja.data.manifest import read_manifest
+from whisper_ja.data.longform import LongformSettings, make_longform
+from whisper_ja.data.manifest import Utterance, read_manifest, write_manifest
 from whisper_ja.data.split import SplitConfig
 from whisper_ja.data.synth import synthesize_corpus
 from whisper_ja.data.unseen import UNSEEN_VOICES, UnseenConfig, make_unseen_set
 from whisper_ja.data.voices import parse_voice
 from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
+from whisper_ja.inference.longform import LongformOptions
 from whisper_ja.model.device import DEVICE_HELP, check_device
 from whisper_ja.training.loop import train
 from whisper_ja.training.settings import WHISPER_LINEAR_MODULES, TrainConfig
@@ -53,8 +64,10 @@ __all__ = ["DemoConfig", "Settings", "format_rows", "format_summary", "run"]
 log = logging.getLogger(__name__)
 
 # Sized by measurement (docs/versatility.md): the smallest recipe found that meets the
-# versatility targets; ~26 minutes on 2 CPU cores without bf16 (fp32 LoRA step ~5.3 s on an AVX2
-# EPYC), the untouched model evaluated at the 8 s context floor instead of 30 s. Open JTalk
+# versatility targets. On 2 CPU cores without bf16 (fp32 LoRA step ~6.5 s on an AVX2 EPYC) the
+# 80-step run of joined recordings took 21.4 min and its best checkpoint was step 40 (one
+# epoch), hence 40 steps and one validation; the untouched model is evaluated at the 8 s
+# context floor instead of 30 s. Open JTalk
 # synthesizes ~10x faster than Kokoro, so training speech is Open JTalk's Mei at five pitches;
 # the held-out test voices add an unseen pitch and an unseen engine (Kokoro).
 TRAIN_VOICES = ("openjtalk:-4", "openjtalk:-2", "openjtalk:0", "openjtalk:+2", "openjtalk:+4")
@@ -87,7 +100,16 @@ class DemoConfig:
     english_clips: int = field(60, help="English clips mixed into training against forgetting "
                                "(0 = none)")
     retention: int = field(30, help="English retention clips judged by the gate (check b)")
-    steps: int = field(120, help="LoRA optimizer steps (early stopping may end sooner)")
+    pack_seconds: float = field(
+        ContextPolicy().min_frames / FRAMES_PER_SECOND,
+        help="join training clips into recordings of up to this many seconds (default: the "
+             "8 s context floor, which every clip fills anyway), each sentence's times kept; "
+             "0 = train on the clips as they are")
+    timestamp_probability: float = field(0.5, help="share of training labels with Whisper's "
+                                         "timestamp tokens (so timestamps survive)")
+    condition_on_prev: float = field(0.2, help="share of training labels prompted with the "
+                                     "previous text (as long-form decoding prompts)")
+    steps: int = field(40, help="LoRA optimizer steps (early stopping may end sooner)")
     batch_size: int = field(8, help="training batch size")
     lr: float = field(1e-3, help="peak learning rate")
     lora_rank: int = field(16, help="LoRA rank")
@@ -96,6 +118,8 @@ class DemoConfig:
                                  "(docs/versatility.md)")
     validate_every: int = field(40, help="validate every N steps (the best adapter that "
                                 "passes the gate is kept)")
+    longform_sentences: int = field(40, help="test utterances joined into long recordings "
+                                    "(up to 90 s) for the long-audio row (0 = no such row)")
     eval_batch_size: int = field(16, help="utterances decoded together when evaluating")
     max_new_tokens: int = field(128, help="longest transcript in tokens (evaluation and "
                                 "validation)")
@@ -120,6 +144,11 @@ class DemoConfig:
         shared = sorted(set(self.unseen_voices) & (set(self.voices) | set(self.test_voices)))
         if shared:
             raise ConfigError(f"unseen_voices: {shared} also read the main or test corpus")
+        if self.pack_seconds < 0:
+            raise ConfigError(f"pack_seconds: must be >= 0, got {self.pack_seconds}")
+        for name in ("timestamp_probability", "condition_on_prev"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name}: must be within 0..1, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "lora_rank", "validate_every", "eval_batch_size",
                      "test_voice_utterances", "validation", "max_new_tokens", "unseen",
                      "retention"):
@@ -208,6 +237,44 @@ def _split(config: DemoConfig, held_out: list[str]) -> None:
                            f"{report.get('test_speakers_outside_test')}")
 
 
+def _training_manifests(config: DemoConfig) -> list[Path]:
+    """The Japanese and English training manifests, as split and synthesized."""
+    english = [config.out / "english_train" / "manifest.jsonl"] if config.english_clips else []
+    return [config.out / "split" / "train.jsonl", *english]
+
+
+def _packed(manifest: Path) -> Path:
+    return manifest.parent.parent / f"{manifest.parent.name}_packed" / "manifest.jsonl"
+
+
+def _pack(config: DemoConfig) -> None:
+    """Join each training manifest's clips into recordings of up to ``pack_seconds``.
+
+    Clips of one voice are joined in a seeded random order (whisper-ja's ``make-longform``:
+    each trimmed to its speech, 0.2-0.6 s pauses, every sentence's start and end written as
+    ``segments``). Most clips are 2-4 s and the encoder runs on at least 8 s, so a recording
+    of two or three sentences costs one encoder pass where its clips cost two or three; its
+    segments give the timestamped labels several segments, as long audio has.
+    """
+    rng = random.Random(config.seed)
+    settings = LongformSettings(max_seconds=config.pack_seconds, min_pause=0.2, max_pause=0.6,
+                                seed=config.seed)
+    for manifest in _training_manifests(config):
+        by_voice: dict[str, list[Utterance]] = {}
+        for utt in read_manifest(manifest):
+            by_voice.setdefault(utt.speaker, []).append(utt)
+        ordered: list[Utterance] = []
+        for voice in sorted(by_voice):
+            rng.shuffle(by_voice[voice])
+            ordered += by_voice[voice]
+        target = _packed(manifest)
+        records = make_longform(ordered, target.parent / "audio", settings,
+                                prefix=f"packed-{manifest.parent.name}")
+        write_manifest(target, records)
+        print(f"[demo] joined {len(ordered)} clips of {manifest} into {len(records)} "
+              f"recordings of up to {config.pack_seconds:g} s")
+
+
 def _adapter_dir(train_dir: Path) -> Path:
     """The adapter ``train`` left at the top of its output folder (best by validation CER)."""
     if not (train_dir / "adapter_config.json").is_file():
@@ -218,13 +285,15 @@ def _adapter_dir(train_dir: Path) -> Path:
 def _train(config: DemoConfig) -> None:
 
     split = config.out / "split"
-    english = [str(config.out / "english_train" / "manifest.jsonl")] if config.english_clips else []
+    train_manifests = [str(_packed(m) if config.pack_seconds else m)
+                       for m in _training_manifests(config)]
     settings: dict[str, Any] = {
         "model": config.model, "mode": "lora", "out": str(config.out / "train"),
         "precision": "auto", "seed": config.seed, "freeze_encoder": config.freeze_encoder,
         "resume": True,  # an interrupted demo continues from its last checkpoint
-        "data": {"train": [str(split / "train.jsonl"), *english],
-                 "validation": [str(split / "validation.jsonl")]},
+        "data": {"train": train_manifests, "validation": [str(split / "validation.jsonl")],
+                 "timestamp_probability": config.timestamp_probability,
+                 "condition_on_prev": config.condition_on_prev},
         # The versatility gate: the kept adapter is the best one whose unseen-domain CER,
         # English WER and language ID stay within budget of the untouched model.
         "gate": {"unseen": [str(config.out / "unseen" / "manifest.jsonl")],
@@ -261,6 +330,37 @@ def _evaluate(config: DemoConfig, name: str, adapter: Path | None = None) -> Non
         device=config.device))
 
 
+def _evaluate_longform(config: DemoConfig, adapter: Path) -> None:
+    """Both models on long recordings joined from test utterances (never trained on)."""
+    test = read_manifest(config.out / "split" / "test.jsonl")[: config.longform_sentences]
+    folder = config.out / "longform"
+    recordings = make_longform(test, folder / "audio", LongformSettings(
+        max_seconds=90.0, noise_stretches=1, seed=config.seed))
+    write_manifest(folder / "manifest.jsonl", recordings)
+    evaluate(EvaluateConfig(
+        manifest=folder / "manifest.jsonl", model=config.model, adapter=adapter,
+        out=config.out / "eval_longform", suite="longform", batch_size=config.eval_batch_size,
+        longform=LongformOptions(mode="batched"), bootstrap=config.bootstrap, seed=config.seed,
+        progress=config.progress, device=config.device))
+
+
+def _longform_rows(report: dict[str, Any]) -> list[str]:
+    """Long-audio rows: CER, boundary F1 and timestamped windows, untouched and fine-tuned."""
+    before, after = report["systems"]["untouched"], report["systems"]["fine-tuned"]
+    change = report["comparison"]
+    name = (f"long audio ({report['files']} recordings, {60 * report['hours']:.1f} min; "
+            f"text over noise {before['chars_over_noise']} → {after['chars_over_noise']})")
+    rows = [_row(name, "CER", before["cer"], after["cer"], change["cer"]["low"],
+                 change["cer"]["high"]),
+            _row("long audio", "segment-start F1 (±0.5 s)", before["boundary_f1"],
+                 after["boundary_f1"], change["boundary_f1"]["low"],
+                 change["boundary_f1"]["high"])]
+    share = (f"| long audio | windows with well-formed timestamps | "
+             f"{100 * before['timestamped_share']:.2f} | {100 * after['timestamped_share']:.2f} | "
+             f"{100 * (after['timestamped_share'] - before['timestamped_share']):+.2f} |")
+    return [*rows, share]
+
+
 def _read(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
@@ -286,11 +386,13 @@ def _row(name: str, metric: str, before: float, after: float, low: float, high: 
 
 
 def format_rows(before: dict[str, Any], after: dict[str, Any],
-                train_summary: dict[str, Any]) -> list[str]:
-    """Three rows before and after: test split, unseen-domain check, English retention.
+                train_summary: dict[str, Any], longform: dict[str, Any] | None = None
+                ) -> list[str]:
+    """Rows before and after: test split, unseen-domain check, English retention, long audio.
 
-    The test split comes from the two evaluations; the other two from the versatility gate's
-    measurement of the kept checkpoint against the untouched model during training.
+    The test split comes from the two evaluations; the unseen-domain and English rows from the
+    versatility gate's measurement of the kept checkpoint against the untouched model during
+    training; the long-audio rows from ``evaluate --suite longform`` (``longform``, if run).
     """
     d = after["comparison"]["metrics"]["cer"]
     lines = ["| set (SYNTHETIC speech) | metric (%) | untouched | fine-tuned | "
@@ -313,12 +415,15 @@ def format_rows(before: dict[str, Any], after: dict[str, Any],
         lid = drifts["language_id"]
         lines.append(_row("English retention", "language-ID accuracy", 1 - lid["untouched"],
                           1 - lid["value"], -lid["high"], -lid["low"]))
+    if longform:
+        lines += _longform_rows(longform)
     return lines
 
 
 def format_summary(before: dict[str, Any], after: dict[str, Any], *, out: Path,
                    held_out: list[str], train_summary: dict[str, Any] | None = None,
-                   seconds: dict[str, float] | None = None) -> str:
+                   seconds: dict[str, float] | None = None,
+                   longform: dict[str, Any] | None = None) -> str:
     """The before/after table the demo prints (and writes to ``OUT/demo_summary.md``).
 
     Args:
@@ -328,12 +433,13 @@ def format_summary(before: dict[str, Any], after: dict[str, Any], *, out: Path,
         held_out: Voices heard only in the test split.
         train_summary: The training run's ``summary.json``, if any.
         seconds: Wall time of each step run now.
+        longform: ``report.json`` of the long-audio evaluation, if run.
     """
     test = after["overall"]
     names = {"cer": "CER", "wer": "WER", "reading_cer": "reading CER"}
     lines = [
         f"# whisper-ja demo: {before['label']} before and after LoRA, on SYNTHETIC speech", "",
-        *format_rows(before, after, train_summary or {}), "",
+        *format_rows(before, after, train_summary or {}, longform), "",
         (train_summary or {}).get("gate_line", "versatility gate: not run"), "",
         f"Test split: {test['utterances']} utterances ({test['audio_seconds'] / 60:.1f} min), "
         f"sentences never seen in training; voices never heard in training: "
@@ -388,17 +494,23 @@ def run(config: DemoConfig) -> int:
     held_out = _held_out_speakers(config)
     steps.run("synthesize", lambda: _synthesize(config))
     steps.run("split", lambda: _split(config, held_out))
+    if config.pack_seconds:
+        steps.run("join training clips", lambda: _pack(config))
     steps.run("evaluate untouched", lambda: _evaluate(config, "eval_before"))
     steps.run("train", lambda: _train(config))
     adapter = _adapter_dir(config.out / "train")
     steps.run("evaluate fine-tuned", lambda: _evaluate(config, "eval_after", adapter))
+    if config.longform_sentences:
+        steps.run("evaluate long audio", lambda: _evaluate_longform(config, adapter))
     # Times as measured when each step ran (a resumed demo shows the earlier run's times).
     seconds = {name: float(value) for name, value in steps.state["done"].items()}
     summary_file = config.out / "train" / "summary.json"
     text = format_summary(_read(config.out / "eval_before" / "report.json"),
                           _read(config.out / "eval_after" / "report.json"), out=config.out,
                           held_out=held_out, seconds=seconds,
-                          train_summary=_read(summary_file) if summary_file.is_file() else None)
+                          train_summary=_read(summary_file) if summary_file.is_file() else None,
+                          longform=_read(config.out / "eval_longform" / "report.json")
+                          if config.longform_sentences else None)
     (config.out / "demo_summary.md").write_text(text, encoding="utf-8")
     print("\n" + text)
     return 0

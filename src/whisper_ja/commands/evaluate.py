@@ -67,7 +67,7 @@ def _gate(config: EvaluateSettings) -> None:
     # evaluations do not need.
     from whisper_ja.training.gate_checks import gate_models
 
-    options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.max_new_tokens,
+    options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.token_limit,
                             batch_size=config.batch_size)
     verdict, line = gate_models(config.model, config.adapter, config.gate,
                                 baseline=config.baseline, options=options,

@@ -154,6 +154,12 @@ def _write(builder: _Builder, sources: Sequence[Utterance], out_dir: Path, name:
     sf.write(path, audio, SAMPLE_RATE, subtype="FLOAT")
     used = {u.id: u for u in sources if u.id in set(builder.sources)}
     synthetic = any(u.is_synthetic for u in used.values())
+    # A recording keeps its clips' language (English clips joined for training stay English).
+    languages = {u.language() for u in used.values()}
+    if len(languages) > 1:
+        raise ConfigError(f"{name}: joins clips of several languages ({sorted(languages)}); "
+                          "join each language's clips apart")
+    language = {} if languages == {"ja"} else {"language": languages.pop()}
     return Utterance(
         id=name, audio=str(path), text="".join(s.text for s in builder.segments),
         duration=round(audio.size / SAMPLE_RATE, 3),
@@ -162,5 +168,5 @@ def _write(builder: _Builder, sources: Sequence[Utterance], out_dir: Path, name:
         split=next(iter({u.split for u in used.values()})) if len(
             {u.split for u in used.values()}) == 1 else "",
         extra={"sources": builder.sources, "noise": [list(n) for n in builder.noise],
-               "previous_text": previous_text, "synthetic": synthetic},
+               "previous_text": previous_text, "synthetic": synthetic, **language},
         segments=tuple(builder.segments))

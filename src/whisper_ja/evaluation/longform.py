@@ -237,7 +237,7 @@ def _system(model: str, adapter: Path | None, config: Any,
     device = resolve_device(config.device)
     dtype = torch.bfloat16 if config.bf16 else resolve_dtype(config.dtype, device)
     loaded = load_model(model, adapter=adapter, device=device, dtype=dtype)
-    options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.max_new_tokens,
+    options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.token_limit,
                             batch_size=config.batch_size, guards=config.guards)
     longform: LongformOptions = config.longform
 

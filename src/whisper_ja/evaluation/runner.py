@@ -47,7 +47,7 @@ from whisper_ja.evaluation.report import (
 from whisper_ja.evaluation.retention.measure import RetentionSettings
 from whisper_ja.evaluation.retention.suite import run_retention_suite
 from whisper_ja.inference.batch import BatchDecoding, decode_utterances
-from whisper_ja.inference.decoding import DecodeOptions
+from whisper_ja.inference.decoding import CLIP_MAX_TOKENS, WINDOW_MAX_TOKENS, DecodeOptions
 from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.inference.longform import LongformOptions
 from whisper_ja.inference.quantize import quantize_linear_int8
@@ -83,7 +83,9 @@ class EvaluateConfig:
     label: str = field("", help="name of this run in reports (default: model [+ adapter])")
     num_beams: int = field(1, help="beam width; 1 = greedy decoding")
     batch_size: int = field(8, help="utterances decoded together")
-    max_new_tokens: int = field(128, help="longest transcript in tokens")
+    max_new_tokens: int = field(
+        0, help="longest transcript in tokens; 0 = per suite: 128 per clip (ja, retention), "
+                "224 per 30 s window (longform)")
     context: Literal["auto", "dynamic", "full"] = field(
         "auto", help="encoder input: auto = dynamic if the model was fine-tuned with dynamic "
         "context, else full (30 s); dynamic = shortened to the batch's longest clip")
@@ -122,12 +124,19 @@ class EvaluateConfig:
     dtype: DtypeName = field("auto", help=DTYPE_HELP + "; --bf16 means bfloat16")
     progress: bool = field(True, help="show a progress bar")
 
+    @property
+    def token_limit(self) -> int:
+        """``max_new_tokens``, or the suite's own limit when it is 0."""
+        if self.max_new_tokens:
+            return self.max_new_tokens
+        return WINDOW_MAX_TOKENS if self.suite == "longform" else CLIP_MAX_TOKENS
+
     def __post_init__(self) -> None:
         check_device(self.device)
         checks = {
             "num_beams": self.num_beams >= 1,
             "batch_size": self.batch_size >= 1,
-            "max_new_tokens": 1 <= self.max_new_tokens <= 440,
+            "max_new_tokens": 0 <= self.max_new_tokens <= 440,
             "bootstrap": self.bootstrap >= 10,
             "limit": self.limit >= 0,
             "worst": self.worst >= 0,
@@ -232,7 +241,7 @@ def _decode_options(config: EvaluateConfig, processor: Any) -> Any:
             prompt = terms_to_prompt_ids(read_terms(config.prompt_terms), processor.tokenizer)
         except TermFileError as err:
             raise ConfigError(f"prompt_terms: {err}") from err
-    return DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.max_new_tokens,
+    return DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.token_limit,
                          batch_size=config.batch_size, prompt_ids=prompt, guards=config.guards)
 
 
@@ -297,7 +306,7 @@ def _retention(config: EvaluateConfig) -> Report:
     """
     model, adapter = _model_and_adapter(config)
     device, dtype = _device_and_dtype(config)
-    options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.max_new_tokens,
+    options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.token_limit,
                             batch_size=config.batch_size, guards=config.guards)
     settings = RetentionSettings(options=options, seed=config.seed,
                                  n_resamples=config.bootstrap, progress=config.progress)
@@ -320,7 +329,7 @@ def _write_outputs(config: EvaluateConfig, records: list[HypothesisRecord], sour
         "label": label, "model": source, "adapter": str(adapter) if adapter else None,
         "manifest": str(config.manifest), "normalizer": config.normalizer, "suite": config.suite,
         "decoding": ("greedy" if config.num_beams == 1 else f"beam search ({config.num_beams})")
-        + f", max {config.max_new_tokens} tokens" + (", bf16" if config.bf16 else "")
+        + f", max {config.token_limit} tokens" + (", bf16" if config.bf16 else "")
         + (", int8 linear layers" if config.int8 else "")
         + (f", prompt from {config.prompt_terms}" if config.prompt_terms else ""),
         "context": context,

@@ -27,8 +27,16 @@ from whisper_ja.audio.io import is_silent, split_long_audio
 from whisper_ja.inference.guards import GuardSettings, guarded_generate
 from whisper_ja.model.tokens import SpecialTokens, language_id, special_tokens
 
-__all__ = ["DecodeOptions", "DecodeResult", "decode_audio", "decode_features", "is_looping"]
+__all__ = ["CLIP_MAX_TOKENS", "WINDOW_MAX_TOKENS", "DecodeOptions", "DecodeResult", "decode_audio",
+           "decode_features", "is_looping"]
 
+CLIP_MAX_TOKENS = 128
+"""Token limit of one short clip's transcript (evaluation of clips)."""
+
+WINDOW_MAX_TOKENS = 224
+"""Token limit of one 30 s window: OpenAI's ``sample_len``, half the decoder's 448 positions.
+
+A dense 30 s window of Japanese with timestamps runs past 128 tokens (the limit for clips)."""
 
 
 @dataclass(frozen=True)

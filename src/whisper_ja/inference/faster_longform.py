@@ -15,13 +15,13 @@ import numpy as np
 
 from whisper_ja.audio.constants import SAMPLES_PER_CHUNK
 from whisper_ja.audio.io import is_silent
-from whisper_ja.inference.decoding import DecodeOptions, is_looping
+from whisper_ja.inference.decoding import WINDOW_MAX_TOKENS, DecodeOptions, is_looping
 from whisper_ja.inference.faster import load_faster_whisper
 from whisper_ja.inference.longform import LongformOptions
 from whisper_ja.inference.timestamps import Segment, Word
 from whisper_ja.inference.vad import VadSettings
 
-__all__ = ["ct2_segments"]
+__all__ = ["ct2_segments", "segment_from_faster"]
 
 
 def _vad_parameters(vad: VadSettings) -> dict[str, Any]:
@@ -29,8 +29,13 @@ def _vad_parameters(vad: VadSettings) -> dict[str, Any]:
             "min_silence_duration_ms": vad.min_silence_ms, "speech_pad_ms": vad.speech_pad_ms}
 
 
-def _segment(found: Any, max_new_tokens: int) -> Segment:
-    words = tuple(Word(round(float(w.start), 3), round(float(w.end), 3), w.word,
+def segment_from_faster(found: Any, max_new_tokens: int) -> Segment:
+    """One faster-whisper segment (and its words) as a :class:`Segment`, times to the ms.
+
+    Used by ``transcribe --backend ct2`` and the server's ct2 engine alike. A segment counts
+    as looped when it hit the token limit or repeats itself (:func:`is_looping`).
+    """
+    words = tuple(Word(round(float(w.start), 3), round(float(w.end), 3), w.word.strip(),
                        float(w.probability)) for w in (found.words or ()))
     tokens = tuple(int(t) for t in found.tokens)
     return Segment(round(float(found.start), 3), round(float(found.end), 3), found.text.strip(),
@@ -59,7 +64,7 @@ def ct2_segments(audio: np.ndarray, model_dir: str,
     if is_silent(audio):  # the energy gate of the transformers backend: silence stays empty
         return
     longform = longform or LongformOptions()
-    options = options or DecodeOptions(max_new_tokens=224)
+    options = options or DecodeOptions(max_new_tokens=WINDOW_MAX_TOKENS)
     vad = vad or VadSettings()
     model = load_faster_whisper(str(model_dir), compute_type, cpu_threads, device)
     common: dict[str, Any] = {
@@ -87,6 +92,6 @@ def ct2_segments(audio: np.ndarray, model_dir: str,
             np.asarray(audio, dtype=np.float32),
             condition_on_previous_text=longform.condition_on_previous_text, **common)
     for item in found:
-        segment = _segment(item, options.max_new_tokens)
+        segment = segment_from_faster(item, options.max_new_tokens)
         if segment.text:
             yield segment

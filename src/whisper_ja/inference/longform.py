@@ -32,7 +32,12 @@ from whisper_ja.audio.io import is_silent, split_long_audio
 from whisper_ja.config import ConfigError, field
 from whisper_ja.data.timestamps import TimestampVocab
 from whisper_ja.inference.alignment import word_timings
-from whisper_ja.inference.decoding import DecodeOptions, _quiet_transformers, is_looping
+from whisper_ja.inference.decoding import (
+    WINDOW_MAX_TOKENS,
+    DecodeOptions,
+    _quiet_transformers,
+    is_looping,
+)
 from whisper_ja.inference.timestamps import Segment, WindowParse, parse_window
 from whisper_ja.inference.vad import SpeechSpan, VadSettings, merge_spans, speech_spans
 
@@ -321,7 +326,7 @@ def transcribe_segments(audio: np.ndarray, model: Any, processor: Any,
         Segments in time order, at file times (seconds).
     """
     longform = longform or LongformOptions()
-    options = options or DecodeOptions(max_new_tokens=224)
+    options = options or DecodeOptions(max_new_tokens=WINDOW_MAX_TOKENS)
     vad = vad or VadSettings()
     audio = np.asarray(audio, dtype=np.float32)
     spans = _spans(audio, longform, vad)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from whisper_ja.audio.io import AudioError, load_audio
 from whisper_ja.config import ConfigError, field
-from whisper_ja.inference.decoding import DecodeOptions
+from whisper_ja.inference.decoding import WINDOW_MAX_TOKENS, DecodeOptions
 from whisper_ja.inference.faster_longform import ct2_segments
 from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.inference.longform import LongformOptions, transcribe_segments
@@ -72,7 +72,7 @@ class TranscribeConfig:
         "transformers", help="transformers, or ct2 (CTranslate2 via faster-whisper; model = a "
                              "CTranslate2 folder)")
     beams: int = field(1, help="beam width (1 = greedy)")
-    max_new_tokens: int = field(224, help="token limit per 30 s window")
+    max_new_tokens: int = field(WINDOW_MAX_TOKENS, help="token limit per 30 s window")
     guards: GuardSettings = field(default_factory=GuardSettings,
                                   help="repetition guard and temperature fallback")
     batch_size: int = field(8, help="windows decoded together (batched mode)")

@@ -31,11 +31,12 @@ import numpy as np
 from whisper_ja.audio.constants import SAMPLE_RATE
 from whisper_ja.audio.io import is_silent, split_long_audio
 from whisper_ja.errors import RequestError
-from whisper_ja.inference.decoding import DecodeOptions, decode_audio
+from whisper_ja.inference.decoding import WINDOW_MAX_TOKENS, DecodeOptions, decode_audio
 from whisper_ja.inference.faster import load_faster_whisper
+from whisper_ja.inference.faster_longform import segment_from_faster
 from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.inference.longform import LongformOptions, transcribe_segments
-from whisper_ja.inference.timestamps import Segment, Word
+from whisper_ja.inference.timestamps import Segment
 from whisper_ja.inference.vad import VadSettings
 from whisper_ja.model import LoadedWhisper, load_model
 from whisper_ja.model.device import resolve_device
@@ -103,8 +104,9 @@ class TransformersEngine:
     backend = "transformers"
     supports_temperature = False
 
-    def __init__(self, loaded: LoadedWhisper, *, beams: int = 1, max_new_tokens: int = 224,
-                 batch_size: int = 8, guards: GuardSettings | None = None,
+    def __init__(self, loaded: LoadedWhisper, *, beams: int = 1,
+                 max_new_tokens: int = WINDOW_MAX_TOKENS, batch_size: int = 8,
+                 guards: GuardSettings | None = None,
                  timestamps: Literal["model", "windows"] = "model",
                  longform: LongformOptions | None = None, vad: VadSettings | None = None,
                  ) -> None:
@@ -174,7 +176,8 @@ class Ct2Engine:
     supports_words = True
     supports_temperature = True
 
-    def __init__(self, model_dir: str, *, beams: int = 1, max_new_tokens: int = 224) -> None:
+    def __init__(self, model_dir: str, *, beams: int = 1,
+                 max_new_tokens: int = WINDOW_MAX_TOKENS) -> None:
         self.model: Any = load_faster_whisper(model_dir, "int8")
         self.beams = beams
         self.max_new_tokens = max_new_tokens
@@ -192,13 +195,8 @@ class Ct2Engine:
             temperature=options.temperature, initial_prompt=options.prompt or None,
             word_timestamps=options.words, condition_on_previous_text=False,
             vad_filter=False, max_new_tokens=self.max_new_tokens)
-        segments = tuple(
-            Segment(float(s.start), float(s.end), s.text.strip(),
-                    words=tuple(Word(float(w.start), float(w.end), w.word.strip(),
-                                     float(w.probability)) for w in (s.words or ())),
-                    token_ids=tuple(s.tokens), avg_logprob=float(s.avg_logprob),
-                    no_speech_prob=float(s.no_speech_prob))
-            for s in found if s.text.strip())
+        converted = (segment_from_faster(s, self.max_new_tokens) for s in found)
+        segments = tuple(s for s in converted if s.text)
         return EngineResult(segments, duration, options.language, options.temperature)
 
     def transcribe(self, audios: Sequence[np.ndarray], options: RequestOptions,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from whisper_ja.config import ConfigError, field
+from whisper_ja.inference.decoding import WINDOW_MAX_TOKENS
 from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.inference.longform import LongformOptions
 from whisper_ja.inference.vad import VadSettings
@@ -83,7 +84,7 @@ class ServeConfig:
     explore: tuple[Path, ...] = field((), help="evaluate output folders shown at /explore")
     open: bool = field(False, help="open the web page in a browser once the server is up")
     beams: int = field(1, help="beam width (1 = greedy)")
-    max_new_tokens: int = field(224, help="token limit per 30 s window")
+    max_new_tokens: int = field(WINDOW_MAX_TOKENS, help="token limit per 30 s window")
     limits: LimitsConfig = field(default_factory=LimitsConfig,
                                  help="upload, timeout, queue and batch limits")
     timestamps: Literal["model", "windows"] = field(

@@ -301,12 +301,19 @@ def _validate_and_keep_best(run: _Run) -> float:
     if accelerator.is_main_process:
         model = accelerator.unwrap_model(run.model)
         cer = validate(model, run.processor, run.data.validation, config, accelerator)
-        # The versatility gate: only a checkpoint that passes may become the kept one.
-        result = [(cer, *(run.gate.check(model, run.processor, progress.step, cer)
-                          if run.gate else (True, {})))]
+        better = progress.best_cer is None or cer < progress.best_cer
+        # The versatility gate: only a checkpoint that passes may become the kept one. It
+        # judges only checkpoints better in-domain than the kept one (no other can be kept),
+        # which spares most of a validation's time and changes no outcome.
+        verdict: tuple[bool, dict[str, Any]] = (True, {})
+        if run.gate and better:
+            verdict = run.gate.check(model, run.processor, progress.step, cer)
+        elif run.gate:
+            verdict = (False, {"gate": "not judged (in-domain CER not better than kept)"})
+        result = [(cer, better, *verdict)]
     broadcast_object_list(result)
-    cer, passed, gate_log = float(result[0][0]), result[0][1], result[0][2]
-    improved = passed and (progress.best_cer is None or cer < progress.best_cer)
+    cer, better, passed, gate_log = float(result[0][0]), *result[0][1:]
+    improved = better and passed
     if improved:
         progress.best_cer, progress.best_step, progress.bad_validations = cer, progress.step, 0
         if accelerator.is_main_process:
