@@ -249,3 +249,19 @@ def test_batched_generate_with_a_sampled_timestamp_decodes_each_window_once(mode
                                logits_processor=LogitsProcessorList([processor]))
     assert sequences.shape[0] == 2
     assert timestamp_id in sequences[0].tolist()
+
+
+def test_generate_on_given_encoder_outputs_decodes_each_window_once(model, tiny_whisper):
+    # Found by CI again: decoding hands generate its own encoder outputs (no input features);
+    # a sampled timestamp must not make it seek inside the window either.
+    enable_dynamic_context(model)
+    tokenizer = tiny_whisper.processor.tokenizer
+    timestamp_id = tokenizer.convert_tokens_to_ids("<|3.00|>")
+    processor = _SegmentThenText(timestamp_id, tokenizer.convert_tokens_to_ids("a"),
+                                 tokenizer.eos_token_id)
+    with torch.no_grad():
+        hidden = model.get_encoder()(_features(2, 800, seed=4))
+    sequences = model.generate(encoder_outputs=hidden, max_new_tokens=6, do_sample=True,
+                               temperature=0.5, logits_processor=LogitsProcessorList([processor]))
+    assert sequences.shape[0] == 2
+    assert timestamp_id in sequences[0].tolist()

@@ -60,3 +60,11 @@ def test_never_crashes_on_numeral_soup(text: str) -> None:
 def test_to_kanji_is_idempotent(text: str) -> None:
     once = to_kanji(text)
     assert to_kanji(once) == once
+
+
+def test_numbers_too_long_for_kanji_numerals_are_spelled_digit_by_digit() -> None:
+    # A looping model can write 80 digits; kanji numerals end at 無量大数 (72 digits).
+    digits = "12" * 40
+    spelled = to_kanji(digits)
+    assert spelled == "一二" * 40 and to_kanji(spelled) == spelled
+    assert to_kanji("9" * 72) == str(number2kanji(int("9" * 72)))

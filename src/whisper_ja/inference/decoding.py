@@ -222,6 +222,9 @@ def decode_features(model: Any, processor: Any, features: torch.Tensor,
                 encoder_outputs=BaseModelOutput(last_hidden_state=hidden[rows]),
                 language=options.language, task="transcribe", return_timestamps=False,
                 max_new_tokens=options.max_new_tokens,
+                # one pass per clip: a timestamp sampled by the temperature fallback must not
+                # make generate seek inside the clip (it would re-slice absent input features)
+                force_unique_generate_call=True,
                 **{"num_beams": options.num_beams, "do_sample": False, **kwargs, **extra})
         sequences = output.sequences if hasattr(output, "sequences") else output
         return [_text_ids(row, specials) for row in sequences.tolist()]

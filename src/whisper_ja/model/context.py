@@ -136,10 +136,11 @@ def _dynamic_generate(self: WhisperForConditionalGeneration, input_features: Any
             and input_features.shape[-1] < _full_frames(self)):
         with torch.no_grad():
             kwargs["encoder_outputs"] = self.get_encoder()(input_features)
+        input_features = None
+    if input_features is None and "encoder_outputs" in kwargs:
         # One window, decoded once: without this, a sampled timestamp token makes stock
         # ``generate`` seek inside the window and re-slice ``input_features``, which is None.
         kwargs.setdefault("force_unique_generate_call", True)
-        return stock(self, None, *args, **kwargs)
     return stock(self, input_features, *args, **kwargs)
 
 

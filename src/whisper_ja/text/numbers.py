@@ -107,6 +107,10 @@ def to_arabic(text: str) -> str:
     return _RUN.sub(_arabic_run, _THOUSANDS.sub("", text))
 
 
+MAX_NUMERAL_DIGITS = 72
+"""Longest integer kanji numerals can write (up to 無量大数, 10^68 x 9999)."""
+
+
 def _spell_digits(digits: str) -> str:
     return "".join("〇一二三四五六七八九"[int(d)] for d in digits)
 
@@ -120,7 +124,10 @@ def _kanji_run(match: re.Match[str]) -> str:
     prefix, integer, fraction = parsed
     # Leading zeros are kept as spoken digits (0120 → 〇一二〇), and zero is always 〇
     # (number2kanji says 零), as in positional and decimal digits, so that 0.0 and 〇点〇 meet.
-    kanji = _spell_digits(integer) if integer.startswith("0") else str(number2kanji(int(integer)))
+    # Past 無量大数 (10^68, 72 digits) kanjize has no unit left: such runs (a looping model
+    # writes them) are spelled digit by digit, as leading zeros are.
+    spelled = integer.startswith("0") or len(integer) > MAX_NUMERAL_DIGITS
+    kanji = _spell_digits(integer) if spelled else str(number2kanji(int(integer)))
     if fraction:
         kanji += "点" + _spell_digits(fraction)
     return prefix + kanji

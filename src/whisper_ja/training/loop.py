@@ -312,8 +312,8 @@ def _validate_and_keep_best(run: _Run) -> float:
             verdict = (False, {"gate": "not judged (in-domain CER not better than kept)"})
         result = [(cer, better, *verdict)]
     broadcast_object_list(result)
-    cer, better, passed, gate_log = float(result[0][0]), *result[0][1:]
-    improved = better and passed
+    cer, better, passed, gate_log = result[0]
+    improved = bool(better and passed)
     if improved:
         progress.best_cer, progress.best_step, progress.bad_validations = cer, progress.step, 0
         if accelerator.is_main_process:
