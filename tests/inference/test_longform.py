@@ -81,7 +81,7 @@ def test_sequential_decoding_seeks_by_the_last_timestamp(tiny_whisper, vocab, mo
     audio = np.full(75 * SAMPLE_RATE, 0.1, dtype=np.float32)
     calls: list = []
     monkeypatch.setattr(longform, "decode_windows", _fake_decoder(audio, vocab, calls))
-    segments = list(transcribe_segments(audio, None, tiny_whisper.processor,
+    segments = list(transcribe_segments(audio, tiny_whisper.model, tiny_whisper.processor,
                                         LongformOptions(vad=False), DecodeOptions()))
     assert [s.token_ids for s in segments] == [(2000 + k,) for k in range(len(SENTENCES))]
     for segment, (start, stop) in zip(segments, SENTENCES, strict=True):
@@ -98,7 +98,7 @@ def test_without_previous_text_no_prompt_is_given(tiny_whisper, vocab, monkeypat
     audio = np.full(75 * SAMPLE_RATE, 0.1, dtype=np.float32)
     calls: list = []
     monkeypatch.setattr(longform, "decode_windows", _fake_decoder(audio, vocab, calls))
-    list(transcribe_segments(audio, None, tiny_whisper.processor,
+    list(transcribe_segments(audio, tiny_whisper.model, tiny_whisper.processor,
                              LongformOptions(vad=False, condition_on_previous_text=False)))
     assert len(calls) == 3 and all(prompt == () for _, prompt in calls)
 
@@ -154,7 +154,7 @@ def test_vad_keeps_only_speech_for_the_decoder(paused_speech, tiny_whisper, voca
     calls: list = []
 
     monkeypatch.setattr(longform, "decode_windows", _one_segment_decoder(calls, vocab))
-    segments = list(transcribe_segments(audio, None, tiny_whisper.processor,
+    segments = list(transcribe_segments(audio, tiny_whisper.model, tiny_whisper.processor,
                                         LongformOptions(mode="batched"),
                                         vad=VadSettings(max_gap_s=0.5)))
     assert len(calls) == 3 and all(c < 4.5 for c in calls)
@@ -168,6 +168,24 @@ def test_sequential_vad_decodes_close_speech_as_one_stretch(paused_speech, tiny_
     calls: list = []
 
     monkeypatch.setattr(longform, "decode_windows", _one_segment_decoder(calls, vocab))
-    list(transcribe_segments(audio, None, tiny_whisper.processor, LongformOptions()))
+    list(transcribe_segments(audio, tiny_whisper.model, tiny_whisper.processor, LongformOptions()))
     speech = truth[-1][1] - truth[0][0]
     assert len(calls) == 1 and speech - 0.6 <= calls[0] < speech + 1.0  # pauses in, noise out
+
+
+def test_a_long_previous_text_is_cut_to_fit_the_decoder(tiny_whisper, vocab, monkeypatch):
+    # 224 new tokens + the prefix + <|startofprev|> leave 220 of the decoder's 448 positions;
+    # transformers refuses a longer prompt, so the oldest previous tokens are dropped.
+    audio = np.full(75 * SAMPLE_RATE, 0.1, dtype=np.float32)
+    prompts: list = []
+    words = tuple(range(3000, 3300))  # each window 'hears' 300 tokens of text
+
+    def decode(model, processor, windows, options, prompt=(), attention=False):
+        prompts.append(tuple(prompt))
+        return [WindowResult((vocab.to_token(0.0), *words, vocab.to_token(20.0)), -0.1, 0.0,
+                             False) for _ in windows]
+    monkeypatch.setattr(longform, "decode_windows", decode)
+    list(transcribe_segments(audio, tiny_whisper.model, tiny_whisper.processor,
+                             LongformOptions(vad=False), DecodeOptions(max_new_tokens=224)))
+    assert prompts[0] == () and len(prompts) >= 2
+    assert all(p == words[-(448 - 224 - 3 - 1):] for p in prompts[1:])

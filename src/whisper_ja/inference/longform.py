@@ -227,6 +227,17 @@ def _segments(parse: WindowParse, result: WindowResult, offset: float, tokenizer
     return segments
 
 
+def _prompt_room(model: Any, options: DecodeOptions, specials: _Specials) -> int:
+    """Previous-text tokens a window may carry: OpenAI's 223, fewer if the decoder is full.
+
+    ``<|startofprev|>``, the prompt, the task prefix and ``max_new_tokens`` must fit the
+    decoder's positions (448), or transformers refuses to generate.
+    """
+    positions = int(_base(model).config.max_target_positions)
+    return max(0, min(MAX_PROMPT_TOKENS,
+                      positions - options.max_new_tokens - len(specials.prefix) - 1))
+
+
 def _spans(audio: np.ndarray, longform: LongformOptions, vad: VadSettings) -> list[SpeechSpan]:
     if longform.vad:
         return speech_spans(audio, vad)
@@ -254,7 +265,9 @@ def _sequential(model: Any, processor: Any, audio: np.ndarray, spans: Sequence[S
             if is_silent(window):
                 seek += window.size
                 continue
-            used = prompt[-MAX_PROMPT_TOKENS:] if longform.condition_on_previous_text else []
+            room = _prompt_room(model, options, specials)
+            used = prompt[len(prompt) - room:] if longform.condition_on_previous_text and room \
+                else []
             result = decode_windows(model, processor, [window], options, used,
                                     longform.word_timestamps)[0]
             if result.looped and used:
