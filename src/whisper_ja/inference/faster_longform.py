@@ -88,6 +88,11 @@ def ct2_segments(audio: np.ndarray, model_dir: str,
         found, _ = pipeline.transcribe(np.asarray(audio, dtype=np.float32),
                                        batch_size=options.batch_size, **common)
     else:
+        if longform.condition_on_previous_text:
+            # faster-whisper prompts with up to max_length // 2 - 1 previous tokens and refuses
+            # a window whose prompt, prefix and max_new_tokens exceed max_length (448).
+            room = model.max_length - (model.max_length // 2 - 1) - 4
+            common["max_new_tokens"] = min(options.max_new_tokens, room)
         found, _ = model.transcribe(
             np.asarray(audio, dtype=np.float32),
             condition_on_previous_text=longform.condition_on_previous_text, **common)
