@@ -31,6 +31,7 @@ import soxr
 from tqdm import tqdm
 
 from whisper_ja.data.manifest import Utterance, write_manifest
+from whisper_ja.data.timestamps import MAX_PROMPT_TOKENS
 from whisper_ja.data.voices import parse_voice, synthesize
 from whisper_ja.model.tokens import special_tokens
 from whisper_ja.text.terms import Term, TermFileError, load_terms
@@ -58,9 +59,6 @@ DOMAINS = ("medical", "technical")
 
 PROMPT_SEPARATOR = "、"
 """Terms are joined by the Japanese comma, so the prompt reads like a list of words."""
-
-MAX_PROMPT_TOKENS = 223
-"""Whisper keeps at most ``n_text_ctx // 2 - 1`` prompt tokens (OpenAI's decoding rule)."""
 
 DOMAIN_CORPUS = "synthetic"
 """Corpus name of the domain set: evaluation reports label corpus ``synthetic`` as synthetic."""

@@ -30,7 +30,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from whisper_ja.audio.constants import CHUNK_SECONDS, SAMPLE_RATE, SAMPLES_PER_CHUNK
 from whisper_ja.audio.io import is_silent, split_long_audio
 from whisper_ja.config import ConfigError, field
-from whisper_ja.data.timestamps import TimestampVocab
+from whisper_ja.data.timestamps import MAX_PROMPT_TOKENS, TimestampVocab
 from whisper_ja.inference.alignment import word_timings
 from whisper_ja.inference.decoding import (
     WINDOW_MAX_TOKENS,
@@ -42,9 +42,6 @@ from whisper_ja.inference.timestamps import Segment, WindowParse, parse_window
 from whisper_ja.inference.vad import SpeechSpan, VadSettings, merge_spans, speech_spans
 
 __all__ = ["LongformOptions", "WindowResult", "decode_windows", "transcribe_segments"]
-
-MAX_PROMPT_TOKENS = 223
-"""Previous-text tokens kept in the prompt: half the decoder context minus one (OpenAI)."""
 
 MIN_WINDOW_SECONDS = 0.3
 """A remainder shorter than this after seeking is not decoded (too short to hold a word)."""

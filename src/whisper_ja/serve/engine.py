@@ -30,6 +30,7 @@ import numpy as np
 
 from whisper_ja.audio.constants import SAMPLE_RATE
 from whisper_ja.audio.io import is_silent, split_long_audio
+from whisper_ja.data.timestamps import MAX_PROMPT_TOKENS
 from whisper_ja.errors import RequestError
 from whisper_ja.inference.decoding import WINDOW_MAX_TOKENS, DecodeOptions, decode_audio
 from whisper_ja.inference.faster import load_faster_whisper
@@ -46,9 +47,6 @@ __all__ = ["Ct2Engine", "Engine", "EngineResult", "RequestOptions", "Transformer
            "check_options", "load_engine"]
 
 log = logging.getLogger(__name__)
-
-MAX_PROMPT_TOKENS = 223
-"""Whisper keeps at most half its 448-token context for the previous-text prompt."""
 
 
 @dataclass(frozen=True)
