@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from whisper_ja.commands.demo import DemoConfig, format_rows, format_summary, run
+from whisper_ja.commands.demo import DemoConfig, run
 from whisper_ja.config import ConfigError
 from whisper_ja.data.manifest import read_manifest
+from whisper_ja.evaluation.before_after import format_rows, format_summary
 
 
 def test_settings_are_checked():
