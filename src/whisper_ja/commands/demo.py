@@ -41,6 +41,7 @@ from typing import Any
 
 from whisper_ja.audio.constants import FRAMES_PER_SECOND
 from whisper_ja.audio.features import ContextPolicy
+from whisper_ja.commands import make_longform as make_longform_command
 from whisper_ja.commands import split as split_command
 from whisper_ja.config import ConfigError, config_to_dict, field, load_config
 from whisper_ja.data.english import (
@@ -68,9 +69,9 @@ log = logging.getLogger(__name__)
 # versatility targets. On 2 CPU cores without bf16 (fp32 LoRA step ~6.5 s on an AVX2 EPYC) the
 # 80-step run of joined recordings took 21.4 min and its best checkpoint was step 40 (one
 # epoch), hence 40 steps and one validation; the untouched model is evaluated at the 8 s
-# context floor instead of 30 s. Open JTalk
-# synthesizes ~10x faster than Kokoro, so training speech is Open JTalk's Mei at five pitches;
-# the held-out test voices add an unseen pitch and an unseen engine (Kokoro).
+# context floor instead of 30 s. Open JTalk synthesizes ~10x faster than Kokoro, so training
+# speech is Open JTalk's Mei at five pitches; the held-out test voices add an unseen pitch and
+# an unseen engine (Kokoro).
 TRAIN_VOICES = ("openjtalk:-4", "openjtalk:-2", "openjtalk:0", "openjtalk:+2", "openjtalk:+4")
 TEST_VOICES = ("openjtalk:+1", "kokoro:jf_alpha")
 
@@ -329,11 +330,11 @@ def _evaluate(config: DemoConfig, name: str, adapter: Path | None = None) -> Non
 
 def _evaluate_longform(config: DemoConfig, adapter: Path) -> None:
     """Both models on long recordings joined from test utterances (never trained on)."""
-    test = read_manifest(config.out / "split" / "test.jsonl")[: config.longform_sentences]
     folder = config.out / "longform"
-    recordings = make_longform(test, folder / "audio", LongformSettings(
-        max_seconds=90.0, noise_stretches=1, seed=config.seed))
-    write_manifest(folder / "manifest.jsonl", recordings)
+    make_longform_command.run(make_longform_command.Settings(
+        manifests=(config.out / "split" / "test.jsonl",), out=folder,
+        limit=config.longform_sentences,
+        recording=LongformSettings(max_seconds=90.0, noise_stretches=1, seed=config.seed)))
     evaluate(EvaluateConfig(
         manifest=folder / "manifest.jsonl", model=config.model, adapter=adapter,
         out=config.out / "eval_longform", suite="longform", batch_size=config.eval_batch_size,

@@ -115,6 +115,12 @@ def make_longform(utterances: Sequence[Utterance], out_dir: Path,
         The recordings' records (corpus ``synthetic-longform`` when any source is synthetic);
         not yet written to a manifest.
     """
+    # A recording keeps its clips' language (English clips joined for training stay English),
+    # so the clips must share one; checked before any audio is written.
+    languages = {u.language() for u in utterances}
+    if len(languages) > 1:
+        raise ConfigError(f"clips of several languages ({sorted(languages)}): join each "
+                          "language's clips apart")
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(settings.seed)
     records: list[Utterance] = []
@@ -152,14 +158,11 @@ def _write(builder: _Builder, sources: Sequence[Utterance], out_dir: Path, name:
     audio = np.concatenate(builder.parts)
     path = out_dir / f"{name}.wav"
     sf.write(path, audio, SAMPLE_RATE, subtype="FLOAT")
-    used = {u.id: u for u in sources if u.id in set(builder.sources)}
+    joined = set(builder.sources)
+    used = {u.id: u for u in sources if u.id in joined}
     synthetic = any(u.is_synthetic for u in used.values())
-    # A recording keeps its clips' language (English clips joined for training stay English).
-    languages = {u.language() for u in used.values()}
-    if len(languages) > 1:
-        raise ConfigError(f"{name}: joins clips of several languages ({sorted(languages)}); "
-                          "join each language's clips apart")
-    language = {} if languages == {"ja"} else {"language": languages.pop()}
+    language = next(iter({u.language() for u in used.values()}))
+    extra_language = {} if language == "ja" else {"language": language}
     return Utterance(
         id=name, audio=str(path), text="".join(s.text for s in builder.segments),
         duration=round(audio.size / SAMPLE_RATE, 3),
@@ -168,5 +171,5 @@ def _write(builder: _Builder, sources: Sequence[Utterance], out_dir: Path, name:
         split=next(iter({u.split for u in used.values()})) if len(
             {u.split for u in used.values()}) == 1 else "",
         extra={"sources": builder.sources, "noise": [list(n) for n in builder.noise],
-               "previous_text": previous_text, "synthetic": synthetic, **language},
+               "previous_text": previous_text, "synthetic": synthetic, **extra_language},
         segments=tuple(builder.segments))

@@ -252,6 +252,7 @@ def _sequential(model: Any, processor: Any, audio: np.ndarray, spans: Sequence[S
     tokenizer = processor.tokenizer
     specials = _Specials.of(tokenizer, options.language)
     prompt = [t for t in options.prompt_ids if t != specials.prev]
+    room = _prompt_room(model, options, specials) if longform.condition_on_previous_text else 0
     stretches = merge_spans(spans, vad.max_gap_s, float("inf")) if longform.vad else spans
     for span in stretches:
         clip = span.samples(audio)
@@ -262,9 +263,7 @@ def _sequential(model: Any, processor: Any, audio: np.ndarray, spans: Sequence[S
             if is_silent(window):
                 seek += window.size
                 continue
-            room = _prompt_room(model, options, specials)
-            used = prompt[len(prompt) - room:] if longform.condition_on_previous_text and room \
-                else []
+            used = prompt[len(prompt) - room:] if room else []
             result = decode_windows(model, processor, [window], options, used,
                                     longform.word_timestamps)[0]
             if result.looped and used:
