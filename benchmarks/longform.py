@@ -1,13 +1,15 @@
 """Long-form transcription: whisper-ja against faster-whisper on the same model and recordings.
 
-One model, one long-form set, four ways of running it, side by side in one run:
+One model, one long-form set, five ways of running it, side by side in one run:
 
 - ``whisper-ja sequential``: Silero VAD, 30 s windows seeking by the last timestamp,
   previous text as prompt (transformers, float32);
 - ``whisper-ja batched``: VAD stretches joined into windows of at most 30 s, decoded together;
 - ``faster-whisper``: its ``transcribe`` with ``vad_filter=True`` (the model exported by
   ``whisper-ja export --to ct2``, int8 by default, as users run it);
-- ``faster-whisper batched``: its ``BatchedInferencePipeline`` (VAD on).
+- ``faster-whisper batched``: its stock ``BatchedInferencePipeline`` (VAD on), the reference;
+- ``whisper-ja ct2 batched``: whisper-ja's batched windows and timestamp parsing on CTranslate2
+  (``transcribe --backend ct2 longform.mode=batched``), on the same export as faster-whisper.
 
 All greedy, Japanese forced, the same CPU threads. The recordings are made by
 ``make-longform`` from SYNTHETIC speech (Open JTalk voices reading Tatoeba sentences): pauses of
@@ -41,6 +43,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compute-type", default="int8", help="faster-whisper compute type")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for every arm")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/longform"))
+    parser.add_argument("--arms", nargs="+", default=None, metavar="NAME",
+                        help="run only these arms (names as in the table; default: all)")
+    parser.add_argument("--max-gap", type=float, default=None,
+                        help="whisper-ja batched arms: VAD stretches closer than this share a "
+                             "window (s; default: VadSettings' own)")
     return parser.parse_args(argv)
 
 
@@ -70,8 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from whisper_ja.evaluation.longform import score_file, summarize
     from whisper_ja.export.writer import ExportConfig, export_model
     from whisper_ja.inference.decoding import DecodeOptions
-    from whisper_ja.inference.faster_longform import ct2_segments
+    from whisper_ja.inference.faster_longform import ct2_segments, faster_whisper_batched
     from whisper_ja.inference.longform import LongformOptions, transcribe_segments
+    from whisper_ja.inference.vad import VadSettings
     from whisper_ja.model import load_model
 
     args = parse_args(argv)
@@ -82,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hours = sum(a.size for a in audios) / 16000 / 3600
     loaded = load_model(args.model, adapter=args.adapter)
     options = DecodeOptions(max_new_tokens=224, batch_size=8)
+    vad = VadSettings() if args.max_gap is None else VadSettings(max_gap_s=args.max_gap)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="ct2-", dir=args.out) as ct2_dir:
         ct2 = str(Path(ct2_dir) / "model")
@@ -91,26 +100,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             "whisper-ja sequential": lambda a: transcribe_segments(
                 a, loaded.model, loaded.processor, LongformOptions(), options),
             "whisper-ja batched": lambda a: transcribe_segments(
-                a, loaded.model, loaded.processor, LongformOptions(mode="batched"), options),
+                a, loaded.model, loaded.processor, LongformOptions(mode="batched"), options,
+                vad),
             "faster-whisper": lambda a: ct2_segments(
                 a, ct2, LongformOptions(), options, compute_type=args.compute_type,
                 cpu_threads=args.threads),
-            "faster-whisper batched": lambda a: ct2_segments(
+            "faster-whisper batched": lambda a: faster_whisper_batched(
                 a, ct2, LongformOptions(mode="batched"), options,
                 compute_type=args.compute_type, cpu_threads=args.threads),
+            "whisper-ja ct2 batched": lambda a: ct2_segments(
+                a, ct2, LongformOptions(mode="batched"), options, vad,
+                compute_type=args.compute_type, cpu_threads=args.threads),
         }
+        unknown = sorted(set(args.arms or ()) - set(arms))
+        if unknown:
+            raise SystemExit(f"--arms: unknown {unknown}; choose from {sorted(arms)}")
         for name, arm in arms.items():
+            if args.arms and name not in args.arms:
+                continue
             segments, seconds = run_arm(arm, audios)
             scores = [score_file(u, s) for u, s in zip(utts, segments, strict=True)]
             results[name] = {**summarize(scores, 200), "wall_s": seconds}
             print(f"{name}: CER {results[name]['cer']:.4f}, F1 "
                   f"{results[name]['boundary_f1']:.3f}, {seconds:.1f} s", flush=True)
-    reference = results["faster-whisper"]["wall_s"]
+    against = "faster-whisper" if "faster-whisper" in results else next(iter(results))
+    reference = results[against]["wall_s"]
     lines = [f"Long-form, SYNTHETIC speech: {len(utts)} recordings, {hours * 60:.1f} min, "
              f"{sum(len(u.segments) for u in utts)} sentences; {args.model}"
              f"{' + ' + str(args.adapter) if args.adapter else ''}; {args.threads} threads", "",
              "| system | CER | boundary F1 | segments | start error (median ms) | "
-             "chars over noise | wall time vs faster-whisper |", "|---|---|---|---|---|---|---|"]
+             f"chars over noise | wall time vs {against} |", "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         error = r["start_error_median_ms"]
         lines.append(f"| {name} | {r['cer']:.4f} ({r['cer_low']:.3f}-{r['cer_high']:.3f}) | "

@@ -83,3 +83,47 @@ def test_longform_and_guard_settings_reach_the_decoder(tmp_path, tiny_whisper_di
     evaluate(config)
     assert seen and all(o.mode == "batched" and not o.vad for o, _ in seen)
     assert all(not d.guards.fallback for _, d in seen)
+
+
+def test_longform_suite_runs_through_ct2_on_an_export(tmp_path, tiny_whisper_dir, monkeypatch):
+    from whisper_ja.config import load_config
+    from whisper_ja.evaluation import longform
+    from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
+    from whisper_ja.export.writer import ExportConfig, export_model
+
+    ct2 = tmp_path / "ct2"
+    export_model(ExportConfig(model=str(tiny_whisper_dir), to="ct2", out=ct2,
+                              quantization="int8"))
+    audio = tmp_path / "x.wav"
+    rng = np.random.default_rng(0)
+    sf.write(audio, (0.1 * rng.standard_normal(6 * 16000)).astype(np.float32), 16000)
+    manifest = tmp_path / "long.jsonl"
+    manifest.write_text(Utterance(**{**REFERENCE.__dict__, "audio": str(audio)}).to_json() + "\n",
+                        encoding="utf-8")
+
+    def transformers(*args):
+        raise AssertionError("backend ct2 must not run the transformers path")
+
+    monkeypatch.setattr(longform, "transcribe_segments", transformers)
+    config = load_config(EvaluateConfig, base={
+        "suite": "longform", "manifest": str(manifest), "model": str(ct2), "backend": "ct2",
+        "compute_type": "default", "max_new_tokens": 6, "out": str(tmp_path / "out"),
+        "bootstrap": 20, "progress": False},
+        overrides=["longform.mode=batched", "longform.vad=false"])
+    data = evaluate(config).data
+    assert list(data["systems"]) == [str(ct2)] and data["systems"][str(ct2)]["segments"] >= 1
+    line = json.loads((tmp_path / "out" / "hypotheses_longform.jsonl").read_text("utf-8"))
+    assert line["segments"] and all(0.0 <= s["start"] <= s["end"] for s in line["segments"])
+
+
+def test_backend_ct2_is_for_suite_longform_without_adapter():
+    from pathlib import Path
+
+    from whisper_ja.config import ConfigError
+    from whisper_ja.evaluation.runner import EvaluateConfig
+
+    with pytest.raises(ConfigError, match="backend: ct2 runs suite longform only"):
+        EvaluateConfig(backend="ct2")
+    with pytest.raises(ConfigError, match="adapter: not supported with backend ct2"):
+        EvaluateConfig(backend="ct2", suite="longform", adapter=Path("lora"))
+    assert EvaluateConfig(backend="ct2", suite="longform").backend == "ct2"

@@ -114,7 +114,7 @@ def test_batched_path_feeds_the_recorded_context_with_its_floor(tiny_ct2, tmp_pa
     assert frames_seen == [1000, 1400]
     assert len(clips) == 3 and all(clip.segments for clip in clips)
     # The same ids as CTranslate2 on those very features: nothing else changed.
-    extractor = faster._feature_extractor(str(folder))
+    extractor = faster.export_feature_extractor(str(folder))
     feats = pad_features([log_mel(audios[1], extractor)], 1400).numpy()
     assert list(clips[1].segments[0].tokens) == list(
         faster.decode_features_ct2(folder, feats, max_new_tokens=6)[0])

@@ -44,6 +44,12 @@ def test_a_dangling_opening_timestamp_is_where_the_next_window_starts(vocab):
     assert parse.seek == 26.0 and parse.segments == ((0.0, 2.0, (11,)),)
 
 
+def test_times_past_a_short_window_are_held_to_its_end(vocab):
+    t = vocab.to_token
+    parse = parse_window([t(0.0), 11, t(4.0), t(21.0), 12, t(22.0)], vocab, EOT, 8.0)
+    assert parse.segments == ((0.0, 4.0, (11,)), (8.0, 8.0, (12,)))
+
+
 def test_text_without_timestamps_covers_the_window(vocab):
     parse = parse_window([11, 12], vocab, EOT, 12.0)
     assert parse.segments == ((0.0, 12.0, (11, 12)),) and parse.seek == 12.0

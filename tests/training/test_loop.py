@@ -122,6 +122,29 @@ def test_lora_trains_only_adapters(tiny_whisper_dir):
     assert counts["trainable_params"] == 8 * 2 * 8 * (384 + 384)
 
 
+def test_lora_on_the_top_encoder_layers_only_stops_the_backward_pass_there(tiny_whisper_dir):
+    from whisper_ja.model import load_model
+
+    config = load_config(TrainConfig, overrides=["lora.rank=8", "lora.encoder_layers=1"])
+    model, counts = prepare_model(load_model(tiny_whisper_dir).model, config)
+    names = _counts(model)[2]
+    # the tiny model has 4 encoder layers: only layer 3 is adapted, and every decoder layer
+    assert {n.split(".layers.")[1].split(".")[0] for n in names if ".encoder." in n} == {"3"}
+    assert counts["trainable_params"] == (1 + 8) * 2 * 8 * (384 + 384)
+    features = torch.randn(1, 80, 3000, requires_grad=False)
+    seen: list[str] = []
+    for index, layer in enumerate(model.get_base_model().model.encoder.layers):
+        layer.register_full_backward_hook(lambda *_, i=index: seen.append(str(i)))
+    labels = torch.tensor([[1000, 1001, 1002]])  # any text ids: only the graph matters
+    model(input_features=features, labels=labels).loss.backward()
+    assert seen == ["3"]  # no backward through the unadapted layers below
+    with pytest.raises(ConfigError, match="encoder_layers"):
+        prepare_model(load_model(tiny_whisper_dir).model,
+                      load_config(TrainConfig, overrides=["lora.encoder_layers=5"]))
+    with pytest.raises(ConfigError, match="freeze_encoder"):
+        load_config(TrainConfig, overrides=["lora.encoder_layers=1", "freeze_encoder=true"])
+
+
 @pytest.mark.parametrize(("rslora", "scale"), [(False, 32.0 / 16), (True, 32.0 / 4)])
 def test_lora_update_scale_is_alpha_over_rank_or_its_square_root(tiny_whisper_dir, rslora,
                                                                  scale):

@@ -1,7 +1,8 @@
 """``evaluate --suite longform``: long recordings with reference segments, scored as used.
 
-Per file, the transcript (segments from :func:`whisper_ja.inference.longform.transcribe_segments`)
-is scored against the record's ``segments`` (``make-longform`` writes them):
+Per file, the transcript (segments from :func:`whisper_ja.inference.longform.transcribe_segments`,
+or with ``backend=ct2`` from :func:`whisper_ja.inference.faster_longform.ct2_segments` on a
+CTranslate2 export) is scored against the record's ``segments`` (``make-longform`` writes them):
 
 - CER of the whole text (normalized), with its deletion and insertion rates: text lost on long
   audio shows as deletions, text invented as insertions;
@@ -32,6 +33,7 @@ from whisper_ja.config import ConfigError
 from whisper_ja.data.manifest import Utterance, read_manifest
 from whisper_ja.evaluation.report import Report
 from whisper_ja.inference.decoding import DecodeOptions
+from whisper_ja.inference.faster_longform import ct2_segments
 from whisper_ja.inference.longform import LongformOptions, transcribe_segments
 from whisper_ja.inference.timestamps import Segment
 from whisper_ja.model import load_model
@@ -234,12 +236,18 @@ def run_longform_suite(utterances: Sequence[Utterance],
 
 def _system(model: str, adapter: Path | None, config: Any,
             ) -> Callable[[np.ndarray], Iterable[Segment]]:
-    device = resolve_device(config.device)
-    dtype = torch.bfloat16 if config.bf16 else resolve_dtype(config.dtype, device)
-    loaded = load_model(model, adapter=adapter, device=device, dtype=dtype)
     options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.token_limit,
                             batch_size=config.batch_size, guards=config.guards)
     longform: LongformOptions = config.longform
+    if config.backend == "ct2":
+        def ct2(audio: np.ndarray) -> Iterable[Segment]:
+            return ct2_segments(audio, model, longform, options,
+                                compute_type=config.compute_type, device=config.device)
+
+        return ct2
+    device = resolve_device(config.device)
+    dtype = torch.bfloat16 if config.bf16 else resolve_dtype(config.dtype, device)
+    loaded = load_model(model, adapter=adapter, device=device, dtype=dtype)
 
     def transcribe(audio: np.ndarray) -> Iterable[Segment]:
         return transcribe_segments(audio, loaded.model, loaded.processor, longform, options)
@@ -251,7 +259,8 @@ def evaluate_longform(config: Any) -> Report:
     """``evaluate --suite longform`` with an :class:`~whisper_ja.evaluation.runner.EvaluateConfig`.
 
     Systems: the model alone; with an adapter, ``untouched`` (the model without it, or
-    ``--baseline``) and ``fine-tuned`` side by side.
+    ``--baseline``) and ``fine-tuned`` side by side. ``backend=ct2`` runs them on CTranslate2
+    folders as ``transcribe --backend ct2`` does (batched mode: whisper-ja's VAD windows).
 
     Raises:
         ConfigError: no manifest, or no record with ``segments`` in it.

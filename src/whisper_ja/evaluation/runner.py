@@ -54,6 +54,7 @@ from whisper_ja.inference.quantize import quantize_linear_int8
 from whisper_ja.model import load_model
 from whisper_ja.model.context import apply_saved_context, enable_dynamic_context, saved_policy
 from whisper_ja.model.device import (
+    CT2_COMPUTE_TYPES,
     DEVICE_HELP,
     DTYPE_HELP,
     DtypeName,
@@ -78,6 +79,12 @@ class EvaluateConfig:
         None, help="test manifest (JSONL of Utterance records); required for suite ja; for "
         "suite retention, default: a synthesized non-Japanese set")
     model: str = field("openai/whisper-base", help="hub id, local model folder or CT2 folder")
+    backend: Literal["transformers", "ct2"] = field(
+        "transformers", help="transformers, or ct2 (suite longform only: CTranslate2 via "
+        "faster-whisper as `transcribe --backend ct2` runs it; model and baseline = CTranslate2 "
+        "folders, e.g. from `whisper-ja export --to ct2`)")
+    compute_type: str = field("int8", help="backend ct2: CTranslate2 compute type (int8 is "
+                              "fastest on CPU, int8_float16 on a GPU)")
     adapter: Path | None = field(None, help="PEFT (LoRA) adapter folder applied on the model")
     out: Path = field(Path("eval_out"), help="output folder for hypotheses, report and plots")
     label: str = field("", help="name of this run in reports (default: model [+ adapter])")
@@ -144,6 +151,14 @@ class EvaluateConfig:
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"{name}: out of range ({getattr(self, name)!r})")
+        if self.compute_type not in CT2_COMPUTE_TYPES:
+            raise ConfigError(f"compute_type: must be one of {', '.join(CT2_COMPUTE_TYPES)}, "
+                              f"got {self.compute_type!r}")
+        if self.backend == "ct2" and self.suite != "longform":
+            raise ConfigError(f"backend: ct2 runs suite longform only, not suite {self.suite}")
+        if self.backend == "ct2" and self.adapter is not None:
+            raise ConfigError("adapter: not supported with backend ct2 (export a merged model "
+                              "with 'whisper-ja export --to ct2' first)")
 
 
 def _context_mode(model: Any, requested: str, adapter: Path | None) -> str:

@@ -29,7 +29,7 @@ from whisper_ja.data.timestamps import TimestampVocab
 from whisper_ja.inference.timestamps import Word
 
 __all__ = ["AlignmentSample", "alignment_sample", "anchor_error", "default_heads", "dtw_path",
-           "head_errors", "select_alignment_heads", "token_starts", "word_timings",
+           "group_words", "head_errors", "select_alignment_heads", "token_starts", "word_timings",
            "write_alignment_heads"]
 
 MEDIAN_WIDTH = 7
@@ -135,17 +135,39 @@ def word_timings(model: Any, tokenizer: Any, token_ids: Sequence[int],
     heads = default_heads(base)
     chosen = torch.stack([cross_attention[layer, head] for layer, head in heads])[:, keep]
     starts, ends = token_starts(chosen, round(window_seconds * TOKENS_PER_SECOND))
-    text_ids = [token_ids[i] for i in keep]
+    return group_words([token_ids[i] for i in keep], starts, ends, tokenizer, offset)
+
+
+def group_words(text_ids: Sequence[int], starts: Sequence[float] | np.ndarray,
+                ends: Sequence[float] | np.ndarray, tokenizer: Any, offset: float,
+                probabilities: Sequence[float] | None = None) -> list[Word]:
+    """Words of a window's text tokens, given each token's start and end.
+
+    Words are runs of tokens that decode to whole characters (Japanese has no spaces; a
+    character may span tokens), as OpenAI splits Japanese. Shared by the cross-attention DTW
+    here and CTranslate2's own alignment (:mod:`whisper_ja.inference.ct2_longform`).
+
+    Args:
+        text_ids: Text token ids (no specials, no timestamps).
+        starts: Each token's start, seconds from the window's start.
+        ends: Each token's end, seconds from the window's start.
+        tokenizer: Anything with ``decode(ids)`` (transformers or ``tokenizers``).
+        offset: The window's start in the file (seconds).
+        probabilities: Each token's probability (a word gets its tokens' mean); None: 1.0.
+    """
     words: list[Word] = []
     group: list[int] = []
+    first = 0
     for index, token in enumerate(text_ids):
         if not group:
             first = index
         group.append(token)
         text = tokenizer.decode(group)
         if "\ufffd" not in text:
+            probability = (float(np.mean(probabilities[first:index + 1]))
+                           if probabilities is not None else 1.0)
             words.append(Word(round(offset + float(starts[first]), 3),
-                              round(offset + float(ends[index]), 3), text))
+                              round(offset + float(ends[index]), 3), text, probability))
             group = []
     return words
 

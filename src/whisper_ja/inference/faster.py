@@ -6,7 +6,8 @@
 - :func:`transcribe_ct2`: files to transcripts, Japanese forced, greedy by default, no
   timestamps, no conditioning on previous text (whisper-ja's batched path below, or stock
   faster-whisper with ``context="stock"``; ``whisper-ja transcribe --backend ct2`` runs
-  faster-whisper's long-form pipeline, :mod:`whisper_ja.inference.faster_longform`).
+  faster-whisper's sequential long-form pipeline or whisper-ja's batched one,
+  :mod:`whisper_ja.inference.faster_longform`).
 - :func:`decode_features_ct2` runs CTranslate2 on given log-mel features, so an export can be
   compared like with like against transformers: faster-whisper itself pads *features* to 3000
   frames while transformers pads the *waveform* to 30 s, and on short clips the two inputs (and
@@ -49,9 +50,11 @@ __all__ = [
     "convert_ct2",
     "export_context",
     "resolve_context",
+    "task_prompt",
     "transcribe_audio_ct2",
     "write_context_record",
     "decode_features_ct2",
+    "export_feature_extractor",
     "load_faster_whisper",
     "transcribe_ct2",
     "verify_ct2",
@@ -135,7 +138,7 @@ def verify_ct2(folder: Path, device: str = "cpu") -> None:
     model = load_faster_whisper.__wrapped__(str(folder), "default", 0, device)
     if not model.model.is_multilingual:
         raise Ct2Error(f"{folder}: faster-whisper sees an English-only model")
-    _prompt(model.hf_tokenizer, "ja")  # raises when a prompt token is missing
+    task_prompt(model.hf_tokenizer, "ja")  # raises when a prompt token is missing
     n_mels = json.loads((folder / "preprocessor_config.json").read_text("utf-8"))["feature_size"]
     if model.model.n_mels != n_mels:
         raise Ct2Error(f"{folder}: model expects {model.model.n_mels} mel bands, "
@@ -168,7 +171,7 @@ def decode_features_ct2(model_dir: str | Path, features: np.ndarray, *, beam_siz
         raise ValueError(f"features must be (batch, n_mels, frames), got shape {batch.shape}")
     results = whisper.model.generate(
         ctranslate2.StorageView.from_array(batch),
-        [_prompt(whisper.hf_tokenizer, "ja")] * len(batch),
+        [task_prompt(whisper.hf_tokenizer, "ja")] * len(batch),
         # CTranslate2 4.x's Whisper generate stops after max_length / 2 new tokens (measured),
         # hence the doubling; transformers counts max_new_tokens after the prefix.
         beam_size=beam_size, max_length=2 * max_new_tokens,
@@ -322,16 +325,29 @@ class Ct2Clip:
 
 
 @functools.lru_cache(maxsize=2)
-def _feature_extractor(model_dir: str) -> Any:
-    # transformers' extractor, so features equal whisper-ja's transformers path exactly.
+def export_feature_extractor(model_dir: str) -> Any:
+    """The log-mel extractor of a CTranslate2 export (cached: one per folder in use)."""
+    # transformers' extractor, so features equal whisper-ja's transformers path exactly;
+    # imported here, not at the top: this module otherwise loads without transformers.
     from transformers import WhisperFeatureExtractor
 
     return WhisperFeatureExtractor.from_pretrained(model_dir)
 
 
-def _prompt(tokenizer: Any, language: str) -> list[int]:
-    """``<|startoftranscript|><|lang|><|transcribe|><|notimestamps|>``, ids from the tokenizer."""
-    names = ("<|startoftranscript|>", f"<|{language}|>", "<|transcribe|>", "<|notimestamps|>")
+def task_prompt(tokenizer: Any, language: str, timestamps: bool = False) -> list[int]:
+    """``<|startoftranscript|><|lang|><|transcribe|>`` (+ ``<|notimestamps|>``), ids looked up.
+
+    Args:
+        tokenizer: faster-whisper's ``hf_tokenizer`` (a ``tokenizers.Tokenizer``).
+        language: Forced language code.
+        timestamps: Leave ``<|notimestamps|>`` out: CTranslate2 then applies Whisper's
+            timestamp rules and the model writes timestamps.
+
+    Raises:
+        Ct2Error: a prompt token is missing (not a multilingual Whisper tokenizer).
+    """
+    names = ("<|startoftranscript|>", f"<|{language}|>", "<|transcribe|>",
+             *(() if timestamps else ("<|notimestamps|>",)))
     ids = [tokenizer.token_to_id(name) for name in names]
     if None in ids:
         raise Ct2Error(f"tokenizer.json lacks one of {', '.join(names)}: not a multilingual "
@@ -348,13 +364,13 @@ def _segments(model: Any, folder: str, chunks: list[tuple[int, float, np.ndarray
     # Imported here, not at the top: faster-whisper loads only for the ct2 backend.
     from faster_whisper.transcribe import Segment, get_compression_ratio
 
-    extractor = _feature_extractor(folder)
+    extractor = export_feature_extractor(folder)
     feats = pad_features([log_mel(audio, extractor) for _, _, audio in chunks], frames)
     tokenizer = model.hf_tokenizer
     eot = tokenizer.token_to_id("<|endoftext|>")
     results = model.model.generate(
         ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.numpy())),
-        [_prompt(tokenizer, options.language)] * len(chunks), beam_size=options.beam_size,
+        [task_prompt(tokenizer, options.language)] * len(chunks), beam_size=options.beam_size,
         # CTranslate2's Whisper generate stops after max_length / 2 new tokens (measured).
         max_length=2 * options.max_new_tokens, return_scores=True, return_no_speech_prob=True,
         suppress_blank=True)

@@ -7,9 +7,12 @@ Two modes, both after Silero VAD (:mod:`whisper_ja.inference.vad`) has found the
   window starts at the last timestamp the model wrote, so no sentence is cut at a window border.
   A window that loops is decoded again without the prompt (OpenAI resets the prompt when it
   falls back; greedy decoding is kept so results stay reproducible).
-- ``batched`` (faster-whisper's ``BatchedInferencePipeline``): speech stretches are joined into
-  windows of at most 30 s and decoded together, without previous text. Faster, and a window
-  never depends on another.
+- ``batched`` (after faster-whisper's ``BatchedInferencePipeline``, but whisper-ja's own):
+  speech stretches are joined into windows of at most 30 s (:func:`batch_windows`) and decoded
+  together with timestamps, without previous text; each window's timestamps cut it into
+  segments (:func:`window_segments`). Faster, and a window never depends on another. The
+  CTranslate2 backend runs the same windows and parsing
+  (:mod:`whisper_ja.inference.ct2_longform`).
 
 Non-speech between VAD stretches is never decoded, so noise cannot turn into stock phrases. A
 window Whisper itself judges silent (no-speech probability above the threshold and
@@ -38,10 +41,11 @@ from whisper_ja.inference.decoding import (
     _quiet_transformers,
     is_looping,
 )
-from whisper_ja.inference.timestamps import Segment, WindowParse, parse_window
+from whisper_ja.inference.timestamps import Segment, WindowParse, Word, parse_window
 from whisper_ja.inference.vad import SpeechSpan, VadSettings, merge_spans, speech_spans
 
-__all__ = ["LongformOptions", "WindowResult", "decode_windows", "transcribe_segments"]
+__all__ = ["LongformOptions", "WindowResult", "batch_windows", "decode_windows",
+           "transcribe_segments", "window_segments"]
 
 MIN_WINDOW_SECONDS = 0.3
 """A remainder shorter than this after seeking is not decoded (too short to hold a word)."""
@@ -205,23 +209,41 @@ def _score(base: Any, hidden: torch.Tensor, ids: list[int], prompt: Sequence[int
     return WindowResult(tuple(ids), float(chosen.mean()), no_speech, looped, cross)
 
 
-def _segments(parse: WindowParse, result: WindowResult, offset: float, tokenizer: Any,
-              specials: _Specials, model: Any, with_words: bool) -> list[Segment]:
-    """The window's segments at file times (``offset``: the window's start in the file)."""
+def window_segments(parse: WindowParse, result: WindowResult, offset: float, tokenizer: Any,
+                    words: Sequence[Word] = (),
+                    segment_words: Sequence[Sequence[Word]] | None = None) -> list[Segment]:
+    """One window's segments at file times; the transformers and CTranslate2 paths share it.
+
+    Args:
+        parse: The window's parse (:func:`~whisper_ja.inference.timestamps.parse_window`).
+        result: The decoded window (scores and loop flag go on every segment).
+        offset: The window's start in the file (seconds).
+        tokenizer: Anything with ``decode(ids, skip_special_tokens=True)``: a transformers
+            tokenizer or the ``tokenizers.Tokenizer`` faster-whisper holds.
+        words: The window's words at file times; each segment keeps those starting inside it.
+        segment_words: Instead, the words of each of ``parse.segments`` (same order).
+    """
     segments = []
-    words = (word_timings(model, tokenizer, result.token_ids, result.cross_attention,
-                          specials.vocab, specials.eot, offset)
-             if with_words and result.cross_attention is not None else [])
-    for start, end, ids in parse.segments:
+    for index, (start, end, ids) in enumerate(parse.segments):
         text = tokenizer.decode(list(ids), skip_special_tokens=True).strip()
         if not text:
             continue
         seg_start, seg_end = offset + start, offset + end
-        inside = tuple(w for w in words if seg_start - 1e-6 <= w.start < seg_end + 1e-6)
+        inside = (tuple(segment_words[index]) if segment_words is not None else
+                  tuple(w for w in words if seg_start - 1e-6 <= w.start < seg_end + 1e-6))
         segments.append(Segment(round(seg_start, 3), round(seg_end, 3), text, inside, ids,
                                 result.avg_logprob, result.no_speech_prob, result.looped,
                                 parse.well_formed))
     return segments
+
+
+def _segments(parse: WindowParse, result: WindowResult, offset: float, tokenizer: Any,
+              specials: _Specials, model: Any, with_words: bool) -> list[Segment]:
+    """The window's segments at file times, words by cross-attention DTW when asked for."""
+    words = (word_timings(model, tokenizer, result.token_ids, result.cross_attention,
+                          specials.vocab, specials.eot, offset)
+             if with_words and result.cross_attention is not None else [])
+    return window_segments(parse, result, offset, tokenizer, words)
 
 
 def _prompt_room(model: Any, options: DecodeOptions, specials: _Specials) -> int:
@@ -290,15 +312,29 @@ def _quiet_cuts(audio: np.ndarray) -> list[SpeechSpan]:
     return spans
 
 
-def _batched(model: Any, processor: Any, audio: np.ndarray, spans: Sequence[SpeechSpan],
-             longform: LongformOptions, options: DecodeOptions, vad: VadSettings,
-             ) -> Iterator[Segment]:
-    """VAD stretches joined into windows of at most 30 s, decoded ``batch_size`` at a time."""
+def batch_windows(audio: np.ndarray, longform: LongformOptions,
+                  vad: VadSettings) -> list[SpeechSpan]:
+    """The windows of batched mode, in time order (both backends decode these).
+
+    Silero VAD stretches closer than ``vad.max_gap_s`` joined into windows of at most 30 s
+    (without VAD: the file cut at quiet moments into windows of at most 30 s); windows the
+    energy gate finds silent are dropped without running the model.
+
+    Args:
+        audio: ``(samples,)`` float32 at 16 kHz.
+        longform: Whether VAD runs.
+        vad: Silero VAD settings.
+    """
+    windows = (merge_spans(_spans(audio, longform, vad), vad.max_gap_s, CHUNK_SECONDS)
+               if longform.vad else _quiet_cuts(audio))
+    return [w for w in windows if not is_silent(w.samples(audio))]
+
+
+def _batched(model: Any, processor: Any, audio: np.ndarray, windows: Sequence[SpeechSpan],
+             longform: LongformOptions, options: DecodeOptions) -> Iterator[Segment]:
+    """The :func:`batch_windows` of a file decoded ``batch_size`` at a time."""
     tokenizer = processor.tokenizer
     specials = _Specials.of(tokenizer, options.language)
-    windows = [w for w in (merge_spans(spans, vad.max_gap_s, CHUNK_SECONDS) if longform.vad
-                           else _quiet_cuts(audio))
-               if not is_silent(w.samples(audio))]
     for first in range(0, len(windows), options.batch_size):
         batch = windows[first:first + options.batch_size]
         results = decode_windows(model, processor, [w.samples(audio) for w in batch], options,
@@ -338,8 +374,9 @@ def transcribe_segments(audio: np.ndarray, model: Any, processor: Any,
     options = options or DecodeOptions(max_new_tokens=WINDOW_MAX_TOKENS)
     vad = vad or VadSettings()
     audio = np.asarray(audio, dtype=np.float32)
-    spans = _spans(audio, longform, vad)
     if longform.mode == "batched":
-        yield from _batched(model, processor, audio, spans, longform, options, vad)
+        yield from _batched(model, processor, audio, batch_windows(audio, longform, vad),
+                            longform, options)
     else:
-        yield from _sequential(model, processor, audio, spans, longform, options, vad)
+        yield from _sequential(model, processor, audio, _spans(audio, longform, vad), longform,
+                               options, vad)

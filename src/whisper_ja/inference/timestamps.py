@@ -96,7 +96,9 @@ def parse_window(token_ids: Sequence[int], vocab: TimestampVocab, text_limit: in
             back to it (windows that are never decoded again: batched mode).
     """
     pieces, well_formed = vocab.split(token_ids, text_limit)
-    closed = [(s, min(e, window_seconds), tuple(t)) for s, e, t in pieces if e >= 0]
+    # Times past the window's audio (a window shorter than 30 s) are held to its end.
+    closed = [(min(s, window_seconds), min(e, window_seconds), tuple(t))
+              for s, e, t in pieces if e >= 0]
     open_text = [(s, tuple(t)) for s, e, t in pieces if e < 0]
     stamps = [t for t in token_ids if vocab.is_timestamp(t)]
     seek = window_seconds

@@ -129,8 +129,14 @@ class LoraSection:
                     "alpha/rank: one learning rate then stays stable from small to large ranks")
     target_modules: tuple[str, ...] = field(
         ("q_proj", "v_proj"), help=f"Whisper linear layers to adapt, of {WHISPER_LINEAR_MODULES}")
+    encoder_layers: int = field(
+        0, help="adapt only the top N encoder layers (0 = all): the backward pass then stops "
+                "N layers from the encoder's top, so a step costs less (decoder layers are "
+                "always adapted)")
 
     def __post_init__(self) -> None:
+        if self.encoder_layers < 0:
+            raise ConfigError(f"lora.encoder_layers: must be >= 0, got {self.encoder_layers}")
         if self.rank < 1:
             raise ConfigError(f"lora.rank: must be >= 1, got {self.rank}")
         _positive("lora.alpha", self.alpha)
@@ -252,6 +258,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.model.strip():
             raise ConfigError("model: name a hub id or a local folder")
+        if self.freeze_encoder and self.lora.encoder_layers:
+            raise ConfigError("lora.encoder_layers: adapts encoder layers, but freeze_encoder "
+                              "keeps the encoder without adapters; set one of them")
         if self.quantize_base != "none":
             if self.mode != "lora":
                 raise ConfigError("quantize_base: only a frozen base can be quantized; use "

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from transformers.optimization import Adafactor
 
+from whisper_ja.config import ConfigError
 from whisper_ja.model.context import enable_dynamic_context
 from whisper_ja.model.quantize import quantize_frozen_base
 from whisper_ja.training.settings import TrainConfig
@@ -35,10 +36,7 @@ def prepare_model(model: Any, config: TrainConfig) -> tuple[Any, dict[str, int]]
         # Imported here, not at the top: peft is heavy; only LoRA runs need it.
         from peft import LoraConfig, get_peft_model
 
-        modules = "|".join(config.lora.target_modules)
-        targets: Any = list(config.lora.target_modules)
-        if config.freeze_encoder:  # a regex over full module names: decoder layers only
-            targets = rf"model\.decoder\..*\.({modules})"
+        targets = _lora_targets(config, int(model.config.encoder_layers))
         # peft annotates lora_alpha as int but only divides by it; fractional alphas work.
         alpha: Any = config.lora.alpha
         lora = LoraConfig(r=config.lora.rank, lora_alpha=alpha, use_rslora=config.lora.rslora,
@@ -49,6 +47,26 @@ def prepare_model(model: Any, config: TrainConfig) -> tuple[Any, dict[str, int]]
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return model, {"trainable_params": trainable, "total_params": total}
+
+
+def _lora_targets(config: TrainConfig, encoder_layers: int) -> list[str] | str:
+    """The LoRA ``target_modules``: names, or a regex over full names when layers go without.
+
+    Layers go without adapters under ``freeze_encoder`` (every encoder layer) and
+    ``lora.encoder_layers`` (all but the top N): no trainable weight below them, so autograd
+    stops there and their backward pass is never computed.
+    """
+    modules = "|".join(config.lora.target_modules)
+    top = config.lora.encoder_layers
+    if config.freeze_encoder:
+        return rf"model\.decoder\..*\.({modules})"
+    if top == 0 or top == encoder_layers:
+        return list(config.lora.target_modules)
+    if top > encoder_layers:
+        raise ConfigError(f"lora.encoder_layers: {top}, but the model has {encoder_layers} "
+                          "encoder layers")
+    adapted = "|".join(str(i) for i in range(encoder_layers - top, encoder_layers))
+    return rf"model\.(encoder\.layers\.({adapted})|decoder)\..*\.({modules})"
 
 
 def build_optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
