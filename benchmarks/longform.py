@@ -1,6 +1,6 @@
 """Long-form transcription: whisper-ja against faster-whisper on the same model and recordings.
 
-One model, one long-form set, five ways of running it, side by side in one run:
+One model, one long-form set, six ways of running it, side by side in one run:
 
 - ``whisper-ja sequential``: Silero VAD, 30 s windows seeking by the last timestamp,
   previous text as prompt (transformers, float32);
@@ -9,7 +9,9 @@ One model, one long-form set, five ways of running it, side by side in one run:
   ``whisper-ja export --to ct2``, int8 by default, as users run it);
 - ``faster-whisper batched``: its stock ``BatchedInferencePipeline`` (VAD on), the reference;
 - ``whisper-ja ct2 batched``: whisper-ja's batched windows and timestamp parsing on CTranslate2
-  (``transcribe --backend ct2 longform.mode=batched``), on the same export as faster-whisper.
+  (``transcribe --backend ct2 longform.mode=batched``), on the same export as faster-whisper;
+- ``whisper-ja ct2 batched float32``: the same on an unquantized export (the precision of the
+  transformers arms).
 
 All greedy, Japanese forced, the same CPU threads. The recordings are made by
 ``make-longform`` from SYNTHETIC speech (Open JTalk voices reading Tatoeba sentences): pauses of
@@ -93,9 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     vad = VadSettings() if args.max_gap is None else VadSettings(max_gap_s=args.max_gap)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="ct2-", dir=args.out) as ct2_dir:
-        ct2 = str(Path(ct2_dir) / "model")
+        ct2, ct2_float32 = str(Path(ct2_dir) / "model"), str(Path(ct2_dir) / "float32")
         export_model(ExportConfig(model=args.model, adapter=args.adapter, to="ct2",
                                   out=Path(ct2), quantization=args.compute_type))
+        # Unquantized too: whisper-ja's ct2 path at the precision of the transformers arms.
+        export_model(ExportConfig(model=args.model, adapter=args.adapter, to="ct2",
+                                  out=Path(ct2_float32)))
         arms: dict[str, Callable[[np.ndarray], Iterable[Any]]] = {
             "whisper-ja sequential": lambda a: transcribe_segments(
                 a, loaded.model, loaded.processor, LongformOptions(), options),
@@ -111,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "whisper-ja ct2 batched": lambda a: ct2_segments(
                 a, ct2, LongformOptions(mode="batched"), options, vad,
                 compute_type=args.compute_type, cpu_threads=args.threads),
+            "whisper-ja ct2 batched float32": lambda a: ct2_segments(
+                a, ct2_float32, LongformOptions(mode="batched"), options, vad,
+                compute_type="float32", cpu_threads=args.threads),
         }
         unknown = sorted(set(args.arms or ()) - set(arms))
         if unknown:

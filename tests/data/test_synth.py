@@ -11,16 +11,8 @@ import soundfile as sf
 
 from whisper_ja.config import ConfigError
 from whisper_ja.data.manifest import read_manifest
-from whisper_ja.data.split import text_key
-from whisper_ja.data.synth import (
-    CorpusRequest,
-    SynthConfig,
-    planned_texts,
-    synthesize_corpora,
-    synthesize_corpus,
-)
+from whisper_ja.data.synth import SynthConfig, synthesize_corpus
 from whisper_ja.data.tatoeba import load_sentences
-from whisper_ja.data.unseen import UNSEEN_CORPUS, UnseenConfig, unseen_request
 from whisper_ja.data.voices import digits_to_kanji, parse_voice
 
 OJT = ("openjtalk:0", "openjtalk:+3", "openjtalk:-2")
@@ -90,32 +82,6 @@ def test_same_seed_same_corpus_in_a_pool_or_in_process(tmp_path):
     assert [u.id for u in ua] != [u.id for u in uc]
     for pooled, in_process in zip(ua, ub, strict=True):
         np.testing.assert_array_equal(sf.read(pooled.audio)[0], sf.read(in_process.audio)[0])
-
-
-@pytest.mark.slow
-def test_corpora_rendered_in_one_pass_equal_corpora_made_one_by_one(tmp_path):
-    one = SynthConfig(out=tmp_path / "one", size=3, seed=1, voices=OJT, progress=False)
-    other = SynthConfig(out=tmp_path / "other", size=2, seed=2,
-                        voices=("kokoro:jf_alpha",), progress=False)
-    planned = {text for c in (one, other) for text in planned_texts(c)}
-    unseen = unseen_request(UnseenConfig(out=tmp_path / "unseen", size=2, seed=3,
-                                         voices=("openjtalk:+1",), progress=False),
-                            {text_key(t) for t in planned})
-    together = synthesize_corpora([CorpusRequest(one), CorpusRequest(other), unseen])
-    apart = [synthesize_corpus(tmp_path / "apart_one", size=3, seed=1, voices=OJT,
-                               progress=False),
-             synthesize_corpus(tmp_path / "apart_other", size=2, seed=2,
-                               voices=("kokoro:jf_alpha",), progress=False)]
-    for joint, alone in zip(together, apart, strict=False):
-        ja, al = read_manifest(joint), read_manifest(alone)
-        assert [(u.id, u.text, u.duration) for u in ja] == [(u.id, u.text, u.duration)
-                                                            for u in al]
-        assert sorted(u.text for u in ja) == sorted(planned_texts(
-            one if joint.parent.name == "one" else other))
-    checks = read_manifest(together[2])
-    assert {u.corpus for u in checks} == {UNSEEN_CORPUS} and len(checks) == 2
-    assert not planned & {u.text for u in checks}
-    assert synthesize_corpora([]) == []
 
 
 @pytest.mark.slow

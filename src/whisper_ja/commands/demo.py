@@ -17,8 +17,9 @@ Steps, each skipped when a re-run with the same ``--out`` and settings finds it 
    could become the kept adapter; the kept adapter is the best one that passes;
 5. evaluate the adapted model on the same test split, compared utterance by utterance with 3;
 6. join test utterances into long recordings (pauses, a noise-only stretch) and transcribe them
-   with both models as long audio is transcribed (Silero VAD, Whisper's timestamps, batched
-   windows): CER, boundary F1 and the share of windows with well-formed timestamps;
+   with both models as long audio is deployed (float32 CTranslate2 exports, Silero VAD,
+   Whisper's timestamps, batched windows): CER, boundary F1 and the share of windows with
+   well-formed timestamps;
 7. print the rows before and after (test split, unseen-domain check, English retention, long
    audio, with paired intervals), the gate's verdict, the test split's detail table, and where
    the reports and plots are.
@@ -50,9 +51,9 @@ from whisper_ja.data.english import (
 )
 from whisper_ja.data.longform import LongformSettings, make_longform
 from whisper_ja.data.manifest import Utterance, read_manifest, write_manifest
-from whisper_ja.data.split import SplitConfig, text_key
-from whisper_ja.data.synth import CorpusRequest, SynthConfig, planned_texts, synthesize_corpora
-from whisper_ja.data.unseen import UNSEEN_VOICES, UnseenConfig, unseen_request
+from whisper_ja.data.split import SplitConfig
+from whisper_ja.data.synth import synthesize_corpus
+from whisper_ja.data.unseen import UNSEEN_VOICES, UnseenConfig, make_unseen_set
 from whisper_ja.data.voices import parse_voice
 from whisper_ja.evaluation.before_after import format_summary
 from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
@@ -197,25 +198,16 @@ class _Steps:
 
 
 def _synthesize(config: DemoConfig) -> None:
-    """The Japanese corpora in one rendering pass, then the English sets.
-
-    One pass, because Kokoro renders on about one core in this process while Open JTalk's
-    worker pool renders the rest: corpus by corpus, one core idled through every Kokoro
-    stretch (~2 of the 5 minutes on 2 cores). The unseen-domain check excludes every planned
-    training and test sentence (the plans are pure functions of the seed); DemoConfig has
-    already refused any of its voices that speak in training.
-    """
-    corpus = SynthConfig(out=config.out / "corpus", size=config.utterances, seed=config.seed,
-                         voices=config.voices, progress=config.progress)
+    """The Japanese corpora (main, held-out voices, unseen-domain check), then English."""
+    corpus = synthesize_corpus(config.out / "corpus", size=config.utterances, seed=config.seed,
+                               voices=config.voices, progress=config.progress)
     # A different seed: other sentences (any shared one is pulled into test by the split).
-    test_voices = SynthConfig(out=config.out / "corpus_test_voices",
-                              size=config.test_voice_utterances, seed=config.seed + 1,
-                              voices=config.test_voices, progress=config.progress)
-    planned = {text_key(text) for c in (corpus, test_voices) for text in planned_texts(c)}
-    unseen = unseen_request(UnseenConfig(out=config.out / "unseen", size=config.unseen,
-                                         seed=config.seed, voices=config.unseen_voices,
-                                         progress=config.progress), planned)
-    synthesize_corpora([CorpusRequest(corpus), CorpusRequest(test_voices), unseen])
+    test_voices = synthesize_corpus(config.out / "corpus_test_voices",
+                                    size=config.test_voice_utterances, seed=config.seed + 1,
+                                    voices=config.test_voices, progress=config.progress)
+    make_unseen_set(UnseenConfig(out=config.out / "unseen", size=config.unseen,
+                                 seed=config.seed, voices=config.unseen_voices,
+                                 exclude=(corpus, test_voices), progress=config.progress))
     synthesize_retention_set(config.out / "english_retention", seed=config.seed,
                              progress=config.progress)
     if config.english_clips:

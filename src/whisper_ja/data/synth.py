@@ -47,8 +47,8 @@ from whisper_ja.data.text_sources import (
 )
 from whisper_ja.data.voices import DEFAULT_VOICES, LICENCES, Voice, parse_voice, synthesize
 
-__all__ = ["DEFAULT_SOURCES", "MAX_SECONDS", "CorpusRequest", "SynthConfig", "planned_texts",
-           "synthesize_corpora", "synthesize_corpus", "synthesize_sentences"]
+__all__ = ["DEFAULT_SOURCES", "MAX_SECONDS", "SynthConfig", "synthesize_corpus",
+           "synthesize_sentences"]
 
 MAX_SECONDS = 30.0
 """Whisper's window: longer synthetic utterances are skipped (and counted)."""
@@ -276,57 +276,42 @@ def _worker_count(config: SynthConfig, open_jtalk_clips: int) -> int:
     return len(os.sched_getaffinity(0)) if open_jtalk_clips >= MIN_POOLED_CLIPS else 1
 
 
-@dataclass(frozen=True)
-class _Task:
-    """One job to render, with the length limits of its corpus."""
-
-    job: _Job
-    limits: tuple[float, float]
-
-
-def _render_all(config: SynthConfig, tasks: list[_Task]) -> dict[str, float | None]:
-    """Render ``tasks``; returns each job's duration (None: outside its length limits).
+def _render_all(config: SynthConfig, jobs: list[_Job]) -> dict[str, float | None]:
+    """Render ``jobs``; returns each job's duration (None: outside the length limits).
 
     Open JTalk renders one clip per call on one core, so its jobs go to a pool of processes
-    (spawned: the parent may hold torch's threads); Kokoro's jobs run here meanwhile (its ONNX
-    model runs on about one core: RTF 0.65 with one thread, 0.63 with two, measured).
-    ``config`` gives the worker count and the progress bar.
+    (spawned: the parent may hold torch's threads); Kokoro's jobs run here meanwhile, where torch
+    already uses every core.
     """
-    open_jtalk = [t for t in tasks if t.job.voice.engine == "openjtalk"]
+    limits = (config.min_seconds, config.max_seconds)
+    open_jtalk = [j for j in jobs if j.voice.engine == "openjtalk"]
     workers = min(_worker_count(config, len(open_jtalk)), len(open_jtalk))
     pooled = open_jtalk if workers > 1 else []
-    pooled_ids = {t.job.uid for t in pooled}
+    pooled_ids = {j.uid for j in pooled}
     durations: dict[str, float | None] = {}
-    with tqdm(total=len(tasks), desc="synthesizing", unit="utt",
+    with tqdm(total=len(jobs), desc="synthesizing", unit="utt",
               disable=not config.progress) as bar, ExitStack() as stack:
         futures: dict[Future[float | None], _Job] = {}
         if pooled:
             pool = stack.enter_context(ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn")))
-            futures = {pool.submit(_render, t.job, t.limits): t.job for t in pooled}
-        for task in tasks:
-            if task.job.uid not in pooled_ids:
-                durations[task.job.uid] = _render(task.job, task.limits)
+            futures = {pool.submit(_render, job, limits): job for job in pooled}
+            for future in futures:  # the bar counts pooled clips while Kokoro renders here
+                future.add_done_callback(lambda _: bar.update())
+        for job in jobs:
+            if job.uid not in pooled_ids:
+                durations[job.uid] = _render(job, limits)
                 bar.update()
         for future in as_completed(futures):
             durations[futures[future].uid] = future.result()
-            bar.update()
     return durations
 
 
-def _pending(config: SynthConfig, jobs: list[_Job]) -> tuple[dict[str, float | None],
-                                                             list[_Task]]:
-    """Durations of the jobs an earlier run left valid audio for, and the tasks still to do."""
-    existing = {job.uid: _existing_duration(job.path) for job in jobs}
-    limits = (config.min_seconds, config.max_seconds)
-    return existing, [_Task(job, limits) for job in jobs if existing[job.uid] is None]
-
-
-def _write_corpus(config: SynthConfig, jobs: list[_Job], existing: dict[str, float | None],
-                  rendered: dict[str, float | None], corpus: str) -> Path:
-    """Write the manifest, report and attribution of one synthesized corpus."""
+def _synthesize_jobs(config: SynthConfig, jobs: list[_Job], corpus: str = "synthetic") -> Path:
     counts: Counter[str] = Counter()
+    existing = {job.uid: _existing_duration(job.path) for job in jobs}
     counts["reused"] = sum(d is not None for d in existing.values())
+    rendered = _render_all(config, [job for job in jobs if existing[job.uid] is None])
     utts: list[Utterance] = []
     for job in jobs:  # in plan order, whatever order the workers finished in
         duration = existing[job.uid]
@@ -348,46 +333,3 @@ def _write_corpus(config: SynthConfig, jobs: list[_Job], existing: dict[str, flo
                                                   encoding="utf-8")
     _write_attribution(config, utts, counts)
     return manifest
-
-
-def _synthesize_jobs(config: SynthConfig, jobs: list[_Job], corpus: str = "synthetic") -> Path:
-    existing, tasks = _pending(config, jobs)
-    return _write_corpus(config, jobs, existing, _render_all(config, tasks), corpus)
-
-
-@dataclass(frozen=True)
-class CorpusRequest:
-    """One corpus of :func:`synthesize_corpora`.
-
-    Attributes:
-        config: Its settings (output folder, size, seed, voices, limits).
-        sentences: Given sentences (as :func:`synthesize_sentences` takes), or None for the
-            config's text sources.
-        corpus: The manifest's corpus name.
-    """
-
-    config: SynthConfig
-    sentences: list[SourceSentence] | None = None
-    corpus: str = "synthetic"
-
-
-def planned_texts(config: SynthConfig) -> list[str]:
-    """The sentences ``config`` synthesizes, without rendering any (the plan is pure)."""
-    return [job.sentence.text for job in _plan(config)]
-
-
-def synthesize_corpora(requests: Sequence[CorpusRequest]) -> list[Path]:
-    """Synthesize several corpora in one rendering pass; returns their manifests in order.
-
-    The same corpora as one :func:`synthesize_from_settings` / :func:`synthesize_sentences`
-    call each, but Kokoro's clips of every corpus render in this process while Open JTalk's
-    render in the worker pool, so neither engine waits for the other corpus by corpus. The
-    first request's ``workers`` and ``progress`` apply to all.
-    """
-    if not requests:
-        return []
-    plans = [_plan(r.config, r.sentences) for r in requests]
-    pending = [_pending(r.config, jobs) for r, jobs in zip(requests, plans, strict=True)]
-    rendered = _render_all(requests[0].config, [t for _, tasks in pending for t in tasks])
-    return [_write_corpus(r.config, jobs, existing, rendered, r.corpus)
-            for r, jobs, (existing, _) in zip(requests, plans, pending, strict=True)]

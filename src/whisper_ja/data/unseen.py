@@ -24,12 +24,12 @@ from pathlib import Path
 from whisper_ja.config import ConfigError, field
 from whisper_ja.data.manifest import read_manifest
 from whisper_ja.data.split import text_key
-from whisper_ja.data.synth import MAX_SECONDS, CorpusRequest, SynthConfig, synthesize_sentences
+from whisper_ja.data.synth import MAX_SECONDS, SynthConfig, synthesize_sentences
 from whisper_ja.data.text_sources import SourceSentence, generate_sentences, sentence_id
 from whisper_ja.data.voices import parse_voice
 
 __all__ = ["UNSEEN_CORPUS", "UNSEEN_VOICES", "UnseenConfig", "make_unseen_set",
-           "unseen_request", "unseen_sentences"]
+           "unseen_sentences"]
 
 UNSEEN_CORPUS = "synthetic-unseen"
 UNSEEN_VOICES = ("openjtalk:-1", "openjtalk:+3", "kokoro:jf_nezumi")
@@ -93,20 +93,10 @@ def make_unseen_set(config: UnseenConfig) -> Path:
     if shared:
         raise ConfigError(f"voices: {shared} speak in the training manifests; the check needs "
                           "voices never heard in training")
-    request = unseen_request(config, {text_key(u.text) for u in training})
-    return synthesize_sentences(request.config, request.sentences or [], corpus=request.corpus)
-
-
-def unseen_request(config: UnseenConfig, training_texts: set[str]) -> CorpusRequest:
-    """What :func:`make_unseen_set` synthesizes, to render with other corpora at once.
-
-    For :func:`whisper_ja.data.synth.synthesize_corpora`: the caller passes the text keys of
-    every training sentence (for instance of :func:`~whisper_ja.data.synth.planned_texts`)
-    and checks itself that the check's voices are never heard in training.
-    """
-    sentences = unseen_sentences(config.size, config.seed, training_texts, config.long_share)
+    sentences = unseen_sentences(config.size, config.seed, {text_key(u.text) for u in training},
+                                 config.long_share)
     synth = SynthConfig(out=config.out, size=config.size, seed=config.seed,
                         voices=config.voices, speed_range=config.speed_range,
                         sources=("tatoeba",), min_seconds=1.0, max_seconds=MAX_SECONDS,
                         progress=config.progress)
-    return CorpusRequest(synth, sentences, UNSEEN_CORPUS)
+    return synthesize_sentences(synth, sentences, corpus=UNSEEN_CORPUS)
