@@ -236,16 +236,6 @@ def test_ct2_batched_mode_runs_whisper_ja_algorithm(folder, tokenizer, vocab, mo
     assert len(fake.calls) == 1 and [s.text for s in found] == ["はい"]
 
 
-@pytest.fixture(scope="module")
-def tiny_ct2(tmp_path_factory, tiny_whisper_dir) -> Path:
-    from whisper_ja.export.writer import ExportConfig, export_model
-
-    out = tmp_path_factory.mktemp("ct2-longform") / "ct2-int8"
-    export_model(ExportConfig(model=str(tiny_whisper_dir), to="ct2", out=out,
-                              quantization="int8"))
-    return out
-
-
 def test_silence_gives_nothing_on_a_real_export(tiny_ct2):
     silence = np.zeros(20 * SAMPLE_RATE, np.float32)
     for vad in (True, False):

@@ -19,16 +19,6 @@ from whisper_ja.inference.faster import (
 
 
 @pytest.fixture(scope="module")
-def tiny_ct2(tmp_path_factory, tiny_whisper_dir) -> Path:
-    from whisper_ja.export.writer import ExportConfig, export_model
-
-    out = tmp_path_factory.mktemp("faster") / "ct2-int8"
-    export_model(ExportConfig(model=str(tiny_whisper_dir), to="ct2", out=out,
-                              quantization="int8"))
-    return out
-
-
-@pytest.fixture(scope="module")
 def wavs(tmp_path_factory) -> list[Path]:
     folder = tmp_path_factory.mktemp("wavs")
     rng = np.random.default_rng(0)
