@@ -15,6 +15,7 @@ from transformers import WhisperFeatureExtractor
 from whisper_ja.audio.features import (
     FULL_CONTEXT_FRAMES,
     ContextPolicy,
+    batch_context_frames,
     context_frames,
     log_mel,
     pad_features,
@@ -96,6 +97,14 @@ def test_context_frames_examples():
     assert context_frames(10, ContextPolicy(min_frames=0, bucket_frames=4)) == 12
     with pytest.raises(ValueError):
         context_frames(-1, policy)
+
+
+def test_batch_context_frames_follow_the_longest_clip_and_the_policy():
+    clips = [np.zeros(3 * 16000, np.float32), np.zeros(int(13.3 * 16000), np.float32)]
+    assert batch_context_frames(clips, ContextPolicy(dynamic=False)) == 3000
+    assert batch_context_frames(clips, ContextPolicy(bucket_frames=200, min_frames=1000)) == 1400
+    short = ContextPolicy(bucket_frames=200, min_frames=1000)
+    assert batch_context_frames(clips[:1], short) == 1000
 
 
 @settings(max_examples=200, deadline=None)

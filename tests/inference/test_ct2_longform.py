@@ -19,7 +19,7 @@ from whisper_ja.audio.constants import SAMPLE_RATE
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.data.timestamps import TimestampVocab
 from whisper_ja.inference import ct2_longform, faster_longform
-from whisper_ja.inference.ct2_longform import ct2_batched_segments, decode_order, window_frames
+from whisper_ja.inference.ct2_longform import ct2_batched_segments, decode_order
 from whisper_ja.inference.decoding import DecodeOptions
 from whisper_ja.inference.faster import write_context_record
 from whisper_ja.inference.faster_longform import ct2_segments
@@ -110,11 +110,7 @@ WINDOWS = [SpeechSpan(0.0, 20.0), SpeechSpan(25.0, 28.0), SpeechSpan(30.0, 55.0)
            SpeechSpan(60.0, 62.0)]
 
 
-def test_window_frames_follow_the_policy():
-    clips = [np.zeros(3 * SAMPLE_RATE, np.float32), np.zeros(int(13.3 * SAMPLE_RATE), np.float32)]
-    assert window_frames(clips, ContextPolicy(dynamic=False)) == 3000
-    assert window_frames(clips, ContextPolicy(bucket_frames=200, min_frames=1000)) == 1400
-    assert window_frames(clips[:1], ContextPolicy(bucket_frames=200, min_frames=1000)) == 1000
+def test_decode_order_is_shortest_first_only_under_a_dynamic_policy():
     assert decode_order(WINDOWS, ContextPolicy(dynamic=False)) == [0, 1, 2, 3]
     assert decode_order(WINDOWS, ContextPolicy()) == [3, 1, 0, 2]
 

@@ -30,6 +30,7 @@ __all__ = [
     "HOP_LENGTH",
     "SILENCE",
     "ContextPolicy",
+    "batch_context_frames",
     "context_frames",
     "log_mel",
     "pad_features",
@@ -124,6 +125,11 @@ def context_frames(longest_frames: int, policy: ContextPolicy) -> int:
     # At least one bucket, so an empty clip still gives the encoder a valid input.
     rounded = max(1, math.ceil(longest_frames / policy.bucket_frames)) * policy.bucket_frames
     return min(FULL_CONTEXT_FRAMES, max(policy.min_frames, rounded))
+
+
+def batch_context_frames(audios: Sequence[np.ndarray], policy: ContextPolicy) -> int:
+    """:func:`context_frames` of a batch of 16 kHz waveforms (their longest clip's frames)."""
+    return context_frames(max(math.ceil(len(audio) / HOP_LENGTH) for audio in audios), policy)
 
 
 def pad_features(feats: Sequence[np.ndarray | torch.Tensor], frames: int) -> torch.Tensor:

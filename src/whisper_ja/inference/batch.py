@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,8 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from whisper_ja.audio.constants import HOP_LENGTH
-from whisper_ja.audio.features import ContextPolicy, context_frames
+from whisper_ja.audio.features import ContextPolicy, batch_context_frames
 from whisper_ja.audio.io import AudioError, load_audio
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.inference.decoding import DecodeOptions, DecodeResult, decode_audio
@@ -91,9 +89,8 @@ def decode_utterances(model: Any, processor: Any, utts: Sequence[Utterance],
             continue
         batch_options = options
         if context == "dynamic":
-            longest = max(math.ceil(len(a) / HOP_LENGTH) for a in audios)
             batch_options = dataclasses.replace(
-                options, context_frames=context_frames(longest, policy))
+                options, context_frames=batch_context_frames(audios, policy))
         began = time.perf_counter()
         with torch.inference_mode():
             decoded = decode_audio(model, processor, audios, batch_options, progress=False)

@@ -13,9 +13,10 @@ silent gives none (OpenAI's rule, :meth:`~whisper_ja.inference.longform.WindowRe
 and one that repeats itself or hits the token limit is flagged ``looped``.
 
 Encoder input: 30 s (3000 frames) for a stock export; an export whose ``whisper_ja.json``
-records a dynamic-context policy gets each batch's features cut to it (:func:`window_frames`:
-the batch's longest window rounded up to the bucket, floor honoured), and its windows are
-decoded shortest first so a batch holds similar lengths. Segments are yielded in time order all
+records a dynamic-context policy gets each batch's features cut to it
+(:func:`~whisper_ja.audio.features.batch_context_frames`: the batch's longest window rounded
+up to the bucket, floor honoured), and its windows are decoded shortest first so a batch holds
+similar lengths. Segments are yielded in time order all
 the same, each window's as soon as every earlier window is decoded (stock: after each batch).
 
 Word timestamps (``longform.word_timestamps``) come from CTranslate2's ``Whisper.align``
@@ -37,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from whisper_ja.audio.constants import HOP_LENGTH, TOKENS_PER_SECOND
-from whisper_ja.audio.features import ContextPolicy, context_frames, log_mel, pad_features
+from whisper_ja.audio.features import ContextPolicy, batch_context_frames, log_mel, pad_features
 from whisper_ja.data.timestamps import TimestampVocab
 from whisper_ja.errors import Ct2Error
 from whisper_ja.inference.alignment import group_words
@@ -57,7 +58,7 @@ from whisper_ja.inference.longform import (
 from whisper_ja.inference.timestamps import Segment, WindowParse, Word, parse_window
 from whisper_ja.inference.vad import SpeechSpan, VadSettings
 
-__all__ = ["ct2_batched_segments", "decode_order", "window_frames"]
+__all__ = ["ct2_batched_segments", "decode_order"]
 
 
 class _TokenLookup:
@@ -95,15 +96,6 @@ class _Specials:
         if eot is None:
             raise Ct2Error(f"{folder}: tokenizer.json has no <|endoftext|> token")
         return cls(tuple(task_prompt(tokenizer, language, timestamps=True)), int(eot), vocab)
-
-
-def window_frames(clips: Sequence[np.ndarray], policy: ContextPolicy) -> int:
-    """Mel frames the encoder runs on for a batch of windows.
-
-    3000 (30 s) unless ``policy`` is dynamic; then the longest window's frames rounded up to
-    the policy's bucket, never under its floor (:func:`~whisper_ja.audio.features.context_frames`).
-    """
-    return context_frames(max(math.ceil(clip.size / HOP_LENGTH) for clip in clips), policy)
 
 
 def decode_order(windows: Sequence[SpeechSpan], policy: ContextPolicy) -> list[int]:
@@ -175,7 +167,7 @@ def _decode(model: Any, extractor: Any, audio: np.ndarray, windows: Sequence[Spe
     import ctranslate2
 
     clips = [window.samples(audio) for window in windows]
-    frames = window_frames(clips, policy)
+    frames = batch_context_frames(clips, policy)
     feats = pad_features([log_mel(clip, extractor) for clip in clips], frames)
     encoded = model.model.encode(
         ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.numpy())), to_cpu=False)

@@ -25,7 +25,6 @@ import dataclasses
 import functools
 import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +33,12 @@ import numpy as np
 from tqdm import tqdm
 
 from whisper_ja.audio.constants import HOP_LENGTH, SAMPLE_RATE
-from whisper_ja.audio.features import ContextPolicy, context_frames, log_mel, pad_features
+from whisper_ja.audio.features import (
+    ContextPolicy,
+    batch_context_frames,
+    log_mel,
+    pad_features,
+)
 from whisper_ja.audio.io import is_silent, load_audio, split_long_audio
 from whisper_ja.config import ConfigError, field
 from whisper_ja.errors import Ct2Error
@@ -432,7 +436,7 @@ def transcribe_audio_ct2(audios: Sequence[np.ndarray], model_dir: str | Path,
     with tqdm(total=len(windows), desc="ct2", unit="window", disable=not progress) as bar:
         for start in range(0, len(windows), options.batch_size):
             batch = windows[start:start + options.batch_size]
-            frames = context_frames(math.ceil(batch[-1][2].size / HOP_LENGTH), policy)
+            frames = batch_context_frames([clip for _, _, clip in batch], policy)
             results = _segments(model, folder, batch, frames, options)
             for (index, _, _), result in zip(batch, results, strict=True):
                 decoded[index].append(result)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -36,8 +35,12 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 from transformers.modeling_outputs import BaseModelOutput
 
-from whisper_ja.audio.constants import HOP_LENGTH
-from whisper_ja.audio.features import ContextPolicy, context_frames, log_mel, pad_features
+from whisper_ja.audio.features import (
+    ContextPolicy,
+    batch_context_frames,
+    log_mel,
+    pad_features,
+)
 from whisper_ja.audio.io import load_audio
 from whisper_ja.config import ConfigError, field, save_config
 from whisper_ja.data.manifest import read_manifest
@@ -199,8 +202,7 @@ def _encode_and_label(teacher: Any, processor: Any, audios: list[Any], policy: C
     for start in tqdm(range(0, len(order), config.batch_size), desc="pseudo-labels",
                       disable=not config.progress):
         rows = order[start:start + config.batch_size]
-        frames = context_frames(max(math.ceil(audios[i].size / HOP_LENGTH) for i in rows),
-                                policy)
+        frames = batch_context_frames([audios[i] for i in rows], policy)
         feats = pad_features([log_mel(audios[i], extractor) for i in rows], frames)
         hidden = teacher.get_encoder()(feats).last_hidden_state
         if ct2_labels is not None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,8 +36,8 @@ from transformers.models.whisper.english_normalizer import (
 )
 from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
-from whisper_ja.audio.constants import HOP_LENGTH, SAMPLE_RATE
-from whisper_ja.audio.features import ContextPolicy, context_frames
+from whisper_ja.audio.constants import SAMPLE_RATE
+from whisper_ja.audio.features import ContextPolicy, batch_context_frames
 from whisper_ja.audio.io import AudioError, load_audio
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.inference.batch import decode_utterances
@@ -147,8 +146,7 @@ def _features(processor: Any, audios: Sequence[np.ndarray], context: str,
 
     # Cutting 30 s features keeps Whisper's normalization (computed over the padded window),
     # which is what a dynamic-context model saw in training.
-    longest = max(math.ceil(len(a) / HOP_LENGTH) for a in audios)
-    return feats[..., :context_frames(longest, policy)]
+    return feats[..., :batch_context_frames(audios, policy)]
 
 
 @torch.no_grad()
