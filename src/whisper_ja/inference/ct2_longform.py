@@ -44,7 +44,9 @@ from whisper_ja.errors import Ct2Error
 from whisper_ja.inference.alignment import group_words
 from whisper_ja.inference.decoding import WINDOW_MAX_TOKENS, DecodeOptions, is_looping
 from whisper_ja.inference.faster import (
+    ct2_avg_logprob,
     export_feature_extractor,
+    generate_ct2,
     load_faster_whisper,
     resolve_context,
     task_prompt,
@@ -113,8 +115,7 @@ def _result(raw: Any, specials: _Specials, options: DecodeOptions) -> WindowResu
     """One ``WhisperGenerationResult`` as a :class:`WindowResult` (timestamps kept)."""
     generated = raw.sequences_ids[0]
     ids = tuple(int(t) for t in generated if t < specials.eot or specials.vocab.is_timestamp(t))
-    # faster-whisper's average log-probability (CTranslate2's score is length-normalized).
-    avg_logprob = float(raw.scores[0]) * len(generated) / (len(generated) + 1)
+    avg_logprob = ct2_avg_logprob(raw, len(generated))
     text = [t for t in ids if t < specials.eot]
     looped = len(ids) >= options.max_new_tokens or is_looping(text)
     return WindowResult(ids, avg_logprob, float(raw.no_speech_prob), looped)
@@ -171,11 +172,8 @@ def _decode(model: Any, extractor: Any, audio: np.ndarray, windows: Sequence[Spe
     feats = pad_features([log_mel(clip, extractor) for clip in clips], frames)
     encoded = model.model.encode(
         ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.numpy())), to_cpu=False)
-    raw = model.model.generate(
-        encoded, [list(specials.prompt)] * len(clips), beam_size=options.num_beams,
-        # CTranslate2's Whisper generate stops after max_length / 2 new tokens (measured).
-        max_length=2 * options.max_new_tokens, return_scores=True, return_no_speech_prob=True,
-        suppress_blank=True)
+    raw = generate_ct2(model, encoded, specials.prompt, len(clips), beam_size=options.num_beams,
+                       max_new_tokens=options.max_new_tokens)
     results = [_result(item, specials, options) for item in raw]
     parses = [None if result.silent(options) else
               parse_window(result.token_ids, specials.vocab, specials.eot, window.duration,

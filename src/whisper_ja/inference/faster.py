@@ -52,6 +52,7 @@ __all__ = [
     "Ct2Error",
     "Ct2Options",
     "convert_ct2",
+    "ct2_avg_logprob",
     "export_context",
     "resolve_context",
     "task_prompt",
@@ -59,6 +60,7 @@ __all__ = [
     "write_context_record",
     "decode_features_ct2",
     "export_feature_extractor",
+    "generate_ct2",
     "load_faster_whisper",
     "transcribe_ct2",
     "verify_ct2",
@@ -149,6 +151,35 @@ def verify_ct2(folder: Path, device: str = "cpu") -> None:
                        f"preprocessor_config.json gives {n_mels}")
 
 
+def generate_ct2(whisper: Any, inputs: Any, prompt: Sequence[int], rows: int, *,
+                 beam_size: int, max_new_tokens: int, scores: bool = True) -> list[Any]:
+    """CTranslate2's ``Whisper.generate`` as whisper-ja calls it, on every path.
+
+    Args:
+        whisper: A faster-whisper ``WhisperModel`` (its ``model`` is CTranslate2's).
+        inputs: ``StorageView`` of ``(rows, n_mels, frames)`` features or of their encoding.
+        prompt: The task prompt every row starts with (:func:`task_prompt`).
+        rows: Batch size.
+        beam_size: Beam width (1 = greedy).
+        max_new_tokens: Most tokens generated after the prompt, as transformers counts them.
+        scores: Also return each result's score and no-speech probability.
+    """
+    return list(whisper.model.generate(
+        inputs, [list(prompt)] * rows, beam_size=beam_size,
+        # CTranslate2 4.x's Whisper generate stops after max_length / 2 new tokens (measured),
+        # hence the doubling; transformers counts max_new_tokens after the prefix.
+        max_length=2 * max_new_tokens, suppress_blank=True, return_scores=scores,
+        return_no_speech_prob=scores))
+
+
+def ct2_avg_logprob(result: Any, length: int) -> float:
+    """faster-whisper's average log-probability of a result of ``length`` generated tokens.
+
+    CTranslate2's score is length-normalized; faster-whisper counts the end token too.
+    """
+    return float(result.scores[0]) * length / (length + 1)
+
+
 def decode_features_ct2(model_dir: str | Path, features: np.ndarray, *, beam_size: int = 1,
                         max_new_tokens: int = 128, compute_type: str = "default",
                         ) -> list[tuple[int, ...]]:
@@ -173,13 +204,9 @@ def decode_features_ct2(model_dir: str | Path, features: np.ndarray, *, beam_siz
     batch = np.ascontiguousarray(features, dtype=np.float32)
     if batch.ndim != 3:
         raise ValueError(f"features must be (batch, n_mels, frames), got shape {batch.shape}")
-    results = whisper.model.generate(
-        ctranslate2.StorageView.from_array(batch),
-        [task_prompt(whisper.hf_tokenizer, "ja")] * len(batch),
-        # CTranslate2 4.x's Whisper generate stops after max_length / 2 new tokens (measured),
-        # hence the doubling; transformers counts max_new_tokens after the prefix.
-        beam_size=beam_size, max_length=2 * max_new_tokens,
-        suppress_blank=True, return_scores=False)
+    results = generate_ct2(whisper, ctranslate2.StorageView.from_array(batch),
+                           task_prompt(whisper.hf_tokenizer, "ja"), len(batch),
+                           beam_size=beam_size, max_new_tokens=max_new_tokens, scores=False)
     return [tuple(result.sequences_ids[0]) for result in results]
 
 
@@ -372,17 +399,14 @@ def _segments(model: Any, folder: str, chunks: list[tuple[int, float, np.ndarray
     feats = pad_features([log_mel(audio, extractor) for _, _, audio in chunks], frames)
     tokenizer = model.hf_tokenizer
     eot = tokenizer.token_to_id("<|endoftext|>")
-    results = model.model.generate(
-        ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.numpy())),
-        [task_prompt(tokenizer, options.language)] * len(chunks), beam_size=options.beam_size,
-        # CTranslate2's Whisper generate stops after max_length / 2 new tokens (measured).
-        max_length=2 * options.max_new_tokens, return_scores=True, return_no_speech_prob=True,
-        suppress_blank=True)
+    results = generate_ct2(
+        model, ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.numpy())),
+        task_prompt(tokenizer, options.language), len(chunks), beam_size=options.beam_size,
+        max_new_tokens=options.max_new_tokens)
     out = []
     for (index, offset, audio), result in zip(chunks, results, strict=True):
         ids = [t for t in result.sequences_ids[0] if t < eot]
-        # faster-whisper's own average log-probability (scores are length-normalized).
-        avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1)
+        avg_logprob = ct2_avg_logprob(result, len(ids))
         silent = (options.no_speech_threshold is not None
                   and result.no_speech_prob > options.no_speech_threshold
                   and avg_logprob < options.logprob_threshold)
