@@ -14,7 +14,7 @@ CLI mode, the reference arm of ``benchmarks/longform.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from whisper_ja.inference.longform import LongformOptions
 from whisper_ja.inference.timestamps import Segment, Word
 from whisper_ja.inference.vad import VadSettings
 
-__all__ = ["ct2_segments", "faster_whisper_batched", "segment_from_faster"]
+__all__ = ["ct2_segments", "faster_segments", "faster_whisper_batched", "segment_from_faster"]
 
 
 def _vad_parameters(vad: VadSettings) -> dict[str, Any]:
@@ -65,8 +65,8 @@ def _faster_options(longform: LongformOptions, options: DecodeOptions,
     }
 
 
-def _kept(found: Iterator[Any], max_new_tokens: int) -> Iterator[Segment]:
-    """faster-whisper's non-empty segments as :class:`Segment` objects."""
+def faster_segments(found: Iterable[Any], max_new_tokens: int) -> Iterator[Segment]:
+    """faster-whisper's non-empty segments as :class:`Segment` objects (CLI and server)."""
     for item in found:
         segment = segment_from_faster(item, max_new_tokens)
         if segment.text:
@@ -111,7 +111,7 @@ def ct2_segments(audio: np.ndarray, model_dir: str | Path,
     found, _ = model.transcribe(
         np.asarray(audio, dtype=np.float32),
         condition_on_previous_text=longform.condition_on_previous_text, **common)
-    yield from _kept(found, options.max_new_tokens)
+    yield from faster_segments(found, options.max_new_tokens)
 
 
 def faster_whisper_batched(audio: np.ndarray, model_dir: str | Path,
@@ -142,4 +142,4 @@ def faster_whisper_batched(audio: np.ndarray, model_dir: str | Path,
             for start in range(0, audio.size, SAMPLES_PER_CHUNK)]
     found, _ = BatchedInferencePipeline(model).transcribe(
         np.asarray(audio, dtype=np.float32), batch_size=options.batch_size, **common)
-    yield from _kept(found, options.max_new_tokens)
+    yield from faster_segments(found, options.max_new_tokens)

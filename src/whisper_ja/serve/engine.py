@@ -34,7 +34,7 @@ from whisper_ja.data.timestamps import MAX_PROMPT_TOKENS
 from whisper_ja.errors import RequestError
 from whisper_ja.inference.decoding import WINDOW_MAX_TOKENS, DecodeOptions, decode_audio
 from whisper_ja.inference.faster import load_faster_whisper
-from whisper_ja.inference.faster_longform import segment_from_faster
+from whisper_ja.inference.faster_longform import faster_segments
 from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.inference.longform import LongformOptions, transcribe_segments
 from whisper_ja.inference.timestamps import Segment
@@ -193,8 +193,7 @@ class Ct2Engine:
             temperature=options.temperature, initial_prompt=options.prompt or None,
             word_timestamps=options.words, condition_on_previous_text=False,
             vad_filter=False, max_new_tokens=self.max_new_tokens)
-        converted = (segment_from_faster(s, self.max_new_tokens) for s in found)
-        segments = tuple(s for s in converted if s.text)
+        segments = tuple(faster_segments(found, self.max_new_tokens))
         return EngineResult(segments, duration, options.language, options.temperature)
 
     def transcribe(self, audios: Sequence[np.ndarray], options: RequestOptions,
