@@ -13,7 +13,9 @@ so a machine whose load changes during the run slows every arm alike:
 - ``fw-stock``: stock faster-whisper int8 on the same weights (``whisper-ja export --to ct2
   --quantization int8``), one clip at a time, features padded to 30 s, as users run it;
 - ``ct2-dynamic``: whisper-ja's CTranslate2 path on that folder (batches of 8, dynamic context
-  with the floor): ``whisper_ja.inference.faster.transcribe_audio_ct2``;
+  with the floor): ``whisper_ja.inference.ct2_clips.transcribe_audio_ct2``;
+- ``ct2-dynamic-float32``: the same path on a float32 export, decoded in float32 (what the demo
+  and ``evaluate --backend ct2 --compute-type float32`` measure with);
 - ``student-hf-dynamic`` / ``student-ct2-dynamic``: a student made by ``whisper-ja distill``
   (``--student FOLDER``), with transformers and exported to CTranslate2 int8.
 
@@ -42,7 +44,7 @@ import numpy as np
 import torch
 
 ARMS = ("hf-30s", "hf-dynamic", "hf-dynamic-int8", "fw-stock", "ct2-dynamic",
-        "student-hf-dynamic", "student-ct2-dynamic")
+        "ct2-dynamic-float32", "student-hf-dynamic", "student-ct2-dynamic")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -60,12 +62,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def export_ct2(model: str, out: Path) -> Path:
-    """``whisper-ja export --to ct2 --quantization int8`` of ``model`` (cached in ``out``)."""
+def export_ct2(model: str, out: Path, quantization: str = "int8") -> Path:
+    """``whisper-ja export --to ct2 --quantization Q`` of ``model`` (cached in ``out``)."""
     from whisper_ja.export.writer import ExportConfig, export_model
 
     if not (out / "model.bin").is_file():
-        export_model(ExportConfig(model=model, to="ct2", out=out, quantization="int8"))
+        export_model(ExportConfig(model=model, to="ct2", out=out, quantization=quantization))
     return out
 
 
@@ -111,13 +113,14 @@ def stock_arm(folder: Path, threads: int) -> Callable[[list[np.ndarray]], list[A
     return run
 
 
-def ct2_arm(folder: Path, threads: int, batch_size: int,
+def ct2_arm(folder: Path, threads: int, batch_size: int, compute_type: str = "int8",
             ) -> Callable[[list[np.ndarray]], list[Any]]:
     """whisper-ja's CTranslate2 path, dynamic context with the floor, batched."""
+    from whisper_ja.inference.ct2_clips import Ct2Options, transcribe_audio_ct2
     from whisper_ja.inference.decoding import DecodeResult
-    from whisper_ja.inference.faster import Ct2Options, transcribe_audio_ct2
 
-    options = Ct2Options(context="dynamic", batch_size=batch_size, cpu_threads=threads)
+    options = Ct2Options(context="dynamic", batch_size=batch_size, cpu_threads=threads,
+                         compute_type=compute_type)
 
     def run(audios: list[np.ndarray]) -> list[Any]:
         return [DecodeResult(c.text, (), c.looped)
@@ -146,6 +149,10 @@ def build_arms(args: argparse.Namespace, work: Path) -> dict[str, Callable[..., 
         folder = export_ct2(args.model, work / "model-ct2-int8")
         arms["fw-stock"] = stock_arm(folder, args.threads)
         arms["ct2-dynamic"] = ct2_arm(folder, args.threads, args.batch_size)
+    if "ct2-dynamic-float32" in wanted:
+        folder = export_ct2(args.model, work / "model-ct2-float32", quantization="float32")
+        arms["ct2-dynamic-float32"] = ct2_arm(folder, args.threads, args.batch_size,
+                                              compute_type="float32")
     if args.student is not None:
         student = load_model(args.student)
         arms["student-hf-dynamic"] = hf_arm(student.model, student.processor, args.batch_size,

@@ -95,8 +95,9 @@ def timed(run: Callable[[], list[str]]) -> tuple[list[str], float]:
 def main(argv: Sequence[str] | None = None) -> int:
     from whisper_ja.audio.io import load_audio
     from whisper_ja.export.writer import ExportConfig, export_model
+    from whisper_ja.inference.ct2_clips import transcribe_ct2
     from whisper_ja.inference.decoding import DecodeOptions, decode_audio
-    from whisper_ja.inference.faster import load_faster_whisper, transcribe_ct2
+    from whisper_ja.inference.faster import load_faster_whisper
     from whisper_ja.model import load_model
     from whisper_ja.model.context import apply_saved_context, enable_dynamic_context
     from whisper_ja.text.bootstrap import metric_interval

@@ -116,14 +116,20 @@ def test_longform_suite_runs_through_ct2_on_an_export(tmp_path, tiny_whisper_dir
     assert line["segments"] and all(0.0 <= s["start"] <= s["end"] for s in line["segments"])
 
 
-def test_backend_ct2_is_for_suite_longform_without_adapter():
+def test_backend_ct2_refuses_what_it_cannot_do_by_name():
     from pathlib import Path
 
     from whisper_ja.config import ConfigError
     from whisper_ja.evaluation.runner import EvaluateConfig
 
-    with pytest.raises(ConfigError, match="backend: ct2 runs suite longform only"):
-        EvaluateConfig(backend="ct2")
+    with pytest.raises(ConfigError, match="backend: ct2 runs suites ja and longform"):
+        EvaluateConfig(backend="ct2", suite="retention")
     with pytest.raises(ConfigError, match="adapter: not supported with backend ct2"):
         EvaluateConfig(backend="ct2", suite="longform", adapter=Path("lora"))
+    for flag in ("int8", "bf16"):
+        with pytest.raises(ConfigError, match=f"{flag}: not supported with backend ct2"):
+            EvaluateConfig(backend="ct2", **{flag: True})
+    with pytest.raises(ConfigError, match="prompt_terms: not supported with backend ct2"):
+        EvaluateConfig(backend="ct2", prompt_terms=Path("terms.txt"))
     assert EvaluateConfig(backend="ct2", suite="longform").backend == "ct2"
+    assert EvaluateConfig(backend="ct2").suite == "ja"

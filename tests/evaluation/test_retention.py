@@ -21,12 +21,11 @@ from whisper_ja.data.manifest import read_manifest
 from whisper_ja.evaluation.retention.measure import (
     RetentionResult,
     compare_retention,
-    detect_language,
-    language_token_ids,
     result_from_records,
     word_error_counts,
 )
 from whisper_ja.evaluation.retention.suite import load_adapted_result, run_retention_suite
+from whisper_ja.inference.language_id import detect_language, language_token_ids
 
 
 def test_english_wer_uses_whisper_normalization():

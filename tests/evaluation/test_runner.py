@@ -207,3 +207,32 @@ def test_token_limit_fits_the_suite():
     assert EvaluateConfig().token_limit == CLIP_MAX_TOKENS
     assert EvaluateConfig(suite="longform").token_limit == WINDOW_MAX_TOKENS
     assert EvaluateConfig(suite="longform", max_new_tokens=64).token_limit == 64
+
+
+def test_backend_ct2_evaluates_an_export_with_the_ct2_path(tiny_whisper_dir, manifest, tmp_path):
+    from whisper_ja.audio.io import load_audio
+    from whisper_ja.data.manifest import read_manifest
+    from whisper_ja.export.writer import ExportConfig, export_model
+    from whisper_ja.inference.ct2_clips import Ct2Options, transcribe_audio_ct2
+
+    folder = tmp_path / "ct2"
+    export_model(ExportConfig(model=str(tiny_whisper_dir), to="ct2", out=folder))
+    utts = read_manifest(manifest)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio")
+    with_bad = tmp_path / "with_bad.jsonl"
+    write_manifest(with_bad, [*utts, Utterance(id="bad", audio=str(broken), text="x",
+                                               duration=1.0, corpus="synthetic")])
+    greedy = GuardSettings(repetition=False, fallback=False)
+    report = evaluate(EvaluateConfig(manifest=with_bad, model=str(folder), backend="ct2",
+                                     compute_type="float32", out=tmp_path / "run",
+                                     guards=greedy, **FAST))
+    rows = read_hypotheses(tmp_path / "run" / "hypotheses.jsonl")
+    assert [r.id for r in rows] == [u.id for u in utts]  # the unreadable one left out...
+    assert set(report.data["failed"]) == {"bad"}  # ...and named
+    assert "CTranslate2 float32" in report.data["decoding"]
+    assert report.data["context"].startswith("dynamic")
+    # The texts are the ct2 path's own on those clips (nothing lost or reordered on the way).
+    clips = transcribe_audio_ct2([load_audio(u.audio) for u in utts], folder, Ct2Options(
+        context="dynamic", max_new_tokens=8, compute_type="float32", guards=greedy))
+    assert [r.hyp for r in rows] == [c.text for c in clips]

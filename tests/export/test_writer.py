@@ -18,10 +18,10 @@ import torch
 import yaml
 
 from whisper_ja.errors import ConfigError
-from whisper_ja.export.checks import HF_REQUIRED_FILES
 from whisper_ja.export.writer import ExportConfig, export_model
 from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.model.context import CONTEXT_MARKER
+from whisper_ja.model.saving import HF_REQUIRED_FILES
 from whisper_ja.model.tokens import special_tokens
 
 # Equivalence checks compare plain greedy ids with other decoders (the transformers pipeline,
@@ -350,7 +350,8 @@ def test_exports_keep_the_adapters_cer_on_whisper_base(ja_clips, tmp_path):
     from whisper_ja.audio.io import load_audio
     from whisper_ja.data.manifest import Utterance, write_manifest
     from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
-    from whisper_ja.inference.faster import convert_ct2, decode_features_ct2, transcribe_ct2
+    from whisper_ja.inference.ct2_clips import transcribe_ct2
+    from whisper_ja.inference.faster import convert_ct2, decode_features_ct2
     from whisper_ja.model import load_model
     from whisper_ja.text.metrics import cer
 

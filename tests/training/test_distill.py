@@ -97,8 +97,9 @@ def test_filter_drops_high_error_looped_and_empty_labels_and_counts_them():
 def test_distilled_student_saves_reloads_decodes_and_exports(tiny_whisper_dir, clips_manifest,
                                                              tmp_path, monkeypatch):
     from whisper_ja.export.writer import ExportConfig, export_model
+    from whisper_ja.inference.ct2_clips import Ct2Options, transcribe_audio_ct2
     from whisper_ja.inference.decoding import DecodeOptions, decode_audio
-    from whisper_ja.inference.faster import Ct2Options, export_context, transcribe_audio_ct2
+    from whisper_ja.inference.faster import export_context
     from whisper_ja.model import load_model
     from whisper_ja.model.context import uses_dynamic_context
     from whisper_ja.training import distill as distill_module

@@ -26,8 +26,6 @@ from typing import Any, Literal
 
 import torch
 
-from whisper_ja.audio.constants import FRAMES_PER_SECOND
-from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.io import AudioError
 from whisper_ja.config import ConfigError, config_to_dict, field, save_config
 from whisper_ja.data.domain import read_terms, terms_to_prompt_ids
@@ -46,7 +44,9 @@ from whisper_ja.evaluation.report import (
 )
 from whisper_ja.evaluation.retention.measure import RetentionSettings
 from whisper_ja.evaluation.retention.suite import run_retention_suite
-from whisper_ja.inference.batch import BatchDecoding, decode_utterances
+from whisper_ja.inference.batch import BatchDecoding
+from whisper_ja.inference.clip_decoders import ClipDecoder, Ct2Decoder, TransformersDecoder
+from whisper_ja.inference.ct2_clips import Ct2Options
 from whisper_ja.inference.decoding import CLIP_MAX_TOKENS, WINDOW_MAX_TOKENS, DecodeOptions
 from whisper_ja.inference.guards import GuardSettings
 from whisper_ja.inference.longform import LongformOptions
@@ -80,9 +80,9 @@ class EvaluateConfig:
         "suite retention, default: a synthesized non-Japanese set")
     model: str = field("openai/whisper-base", help="hub id, local model folder or CT2 folder")
     backend: Literal["transformers", "ct2"] = field(
-        "transformers", help="transformers, or ct2 (suite longform only: CTranslate2 via "
-        "faster-whisper as `transcribe --backend ct2` runs it; model and baseline = CTranslate2 "
-        "folders, e.g. from `whisper-ja export --to ct2`)")
+        "transformers", help="transformers, or ct2 (suites ja and longform: CTranslate2 as "
+        "whisper-ja's ct2 paths run it, guards on; model and baseline = CTranslate2 folders, "
+        "e.g. from `whisper-ja export --to ct2`)")
     compute_type: str = field("int8", help="backend ct2: CTranslate2 compute type (int8 is "
                               "fastest on CPU, int8_float16 on a GPU)")
     adapter: Path | None = field(None, help="PEFT (LoRA) adapter folder applied on the model")
@@ -154,11 +154,20 @@ class EvaluateConfig:
         if self.compute_type not in CT2_COMPUTE_TYPES:
             raise ConfigError(f"compute_type: must be one of {', '.join(CT2_COMPUTE_TYPES)}, "
                               f"got {self.compute_type!r}")
-        if self.backend == "ct2" and self.suite != "longform":
-            raise ConfigError(f"backend: ct2 runs suite longform only, not suite {self.suite}")
-        if self.backend == "ct2" and self.adapter is not None:
+        if self.backend == "ct2":
+            self._check_ct2()
+
+    def _check_ct2(self) -> None:
+        """What backend ct2 cannot do is refused by name."""
+        if self.suite == "retention":
+            raise ConfigError("backend: ct2 runs suites ja and longform, not retention")
+        if self.adapter is not None:
             raise ConfigError("adapter: not supported with backend ct2 (export a merged model "
                               "with 'whisper-ja export --to ct2' first)")
+        for name in ("prompt_terms", "int8", "bf16"):
+            if getattr(self, name):
+                raise ConfigError(f"{name}: not supported with backend ct2 (--compute-type "
+                                  "sets CTranslate2's precision)")
 
 
 def _context_mode(model: Any, requested: str, adapter: Path | None) -> str:
@@ -283,34 +292,41 @@ def evaluate(config: EvaluateConfig) -> Report:
         utts = utts[:config.limit]
     if not utts:
         raise ConfigError(f"manifest: {config.manifest} holds no utterances")
-    loaded, adapter = _load(config)
-    context = _context_mode(loaded.model, config.context, adapter)
-    options = _decode_options(config, loaded.processor)
-    log.info("evaluate: %d utterances, %s, context %s", len(utts),
-             "greedy" if config.num_beams == 1 else f"beam {config.num_beams}", context)
-    policy = saved_policy(adapter, _local_folder(config.model))
-    decoded = decode_utterances(loaded.model, loaded.processor, utts, options, context,
-                                progress=config.progress, policy=policy)
+    decoder, source, adapter = _decoder(config)
+    log.info("evaluate: %d utterances, %s, context %s, backend %s", len(utts),
+             "greedy" if config.num_beams == 1 else f"beam {config.num_beams}", decoder.context,
+             config.backend)
+    decoded = decoder.decode(utts, "ja")
     # Utterances whose audio cannot be read are named, counted and left out (exit 1).
     kept = [u for u, r in zip(utts, decoded.results, strict=True) if r is not None]
     if not kept:
         raise AudioError(f"manifest: no audio of {config.manifest} could be read, e.g. "
                          f"{next(iter(decoded.failed.values()))}")
     records = score_utterances(kept, decoded.decoded(), config.normalizer)
-    return _write_outputs(config, records, f"{loaded.source}", adapter,
-                          context_description(context, policy), decoded)
+    return _write_outputs(config, records, source, adapter, decoder.context, decoded)
+
+
+def _decoder(config: EvaluateConfig) -> tuple[ClipDecoder, str, Path | None]:
+    """The model to evaluate on its backend, what it is, and its adapter (if any)."""
+    if config.backend == "ct2":
+        folder = Path(config.model).expanduser()
+        options = Ct2Options(context=config.context, batch_size=config.batch_size,
+                             beam_size=config.num_beams, max_new_tokens=config.token_limit,
+                             compute_type=config.compute_type, device=config.device,
+                             guards=config.guards)
+        return Ct2Decoder(folder, options, config.progress), str(folder), None
+    loaded, adapter = _load(config)
+    context = _context_mode(loaded.model, config.context, adapter)
+    policy = saved_policy(adapter, _local_folder(config.model))
+    decoder = TransformersDecoder(loaded.model, loaded.processor,
+                                  _decode_options(config, loaded.processor), policy,
+                                  config.progress, mode="dynamic" if context == "dynamic"
+                                  else "full")
+    return decoder, f"{loaded.source}", adapter
 
 
 def _local_folder(name: str) -> Path | None:
     return Path(name) if Path(name).is_dir() else None
-
-
-def context_description(context: str, policy: ContextPolicy) -> str:
-    """How the encoder input was sized, as the report states it (the floor actually used)."""
-    if context != "dynamic":
-        return "full (30 s)"
-    floor = policy.min_frames / FRAMES_PER_SECOND
-    return f"dynamic (batch's longest clip, {floor:g} s floor)"
 
 
 def _retention(config: EvaluateConfig) -> Report:
@@ -346,6 +362,7 @@ def _write_outputs(config: EvaluateConfig, records: list[HypothesisRecord], sour
         "decoding": ("greedy" if config.num_beams == 1 else f"beam search ({config.num_beams})")
         + f", max {config.token_limit} tokens" + (", bf16" if config.bf16 else "")
         + (", int8 linear layers" if config.int8 else "")
+        + (f", CTranslate2 {config.compute_type}" if config.backend == "ct2" else "")
         + (f", prompt from {config.prompt_terms}" if config.prompt_terms else ""),
         "context": context,
         "device": config.device, "torch_threads": torch.get_num_threads(),

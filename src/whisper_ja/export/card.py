@@ -340,7 +340,7 @@ def _context_notes(info: CardInfo) -> list[str]:
                   "features padded to 3000 frames), whatever the model was fine-tuned with, "
                   "and so does `whisper-ja transcribe --backend ct2` (faster-whisper's "
                   "long-form pipeline). For short clips, "
-                  "`whisper_ja.inference.faster.transcribe_audio_ct2` decodes this folder "
+                  "`whisper_ja.inference.ct2_clips.transcribe_audio_ct2` decodes this folder "
                   "with CTranslate2 in batches at the recorded context instead, returning "
                   "faster-whisper segments."
                   + (" For this dynamic-context model stock faster-whisper may lose some of "

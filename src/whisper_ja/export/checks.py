@@ -17,25 +17,19 @@ from safetensors import safe_open
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from whisper_ja.errors import ConfigError, ExportError
-from whisper_ja.model.processor import force_japanese, set_japanese_prefix
 from whisper_ja.model.tokens import special_tokens
 
 __all__ = [
-    "HF_REQUIRED_FILES",
     "ExportError",
     "check_adapter_matches",
     "check_output_folder",
     "find_adapter_folder",
-    "save_hf",
     "verify_hf",
 ]
 
 log = logging.getLogger(__name__)
 
-HF_REQUIRED_FILES = ("config.json", "generation_config.json", "model.safetensors",
-                     "tokenizer.json", "tokenizer_config.json", "preprocessor_config.json")
-"""Files every hf export holds (``preprocessor_config.json`` is what faster-whisper, CTranslate2's
-converter and transformers 4 read; transformers 5 alone writes only ``processor_config.json``)."""
+
 
 
 def check_output_folder(out: Path) -> None:
@@ -164,27 +158,6 @@ def check_adapter_matches(adapter: Path, model: Any, *, accepted_names: tuple[st
             "weights under another name")
     if not made_for:
         log.warning("%s names no base model; only tensor shapes were checked", config_path)
-
-
-def save_hf(model: Any, processor: Any, folder: Path) -> None:
-    """Save a merged model with its processor and Japanese-forced generation config.
-
-    Args:
-        model: A plain ``WhisperForConditionalGeneration`` (adapter already merged).
-        processor: Its ``WhisperProcessor`` (tokenizer prefix already Japanese).
-        folder: Where to write (created if needed).
-    """
-    set_japanese_prefix(processor.tokenizer)
-    force_japanese(model.generation_config)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    # transformers 5 writes only processor_config.json; the others read this file.
-    processor.feature_extractor.save_pretrained(folder)
-    missing = [name for name in HF_REQUIRED_FILES if not (folder / name).is_file()]
-    if missing:
-        raise ExportError(f"out: saving left out {', '.join(missing)} (transformers changed "
-                          "what it writes?); export aborted")
 
 
 def verify_hf(folder: Path, model: Any) -> None:

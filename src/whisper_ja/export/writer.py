@@ -42,7 +42,6 @@ from whisper_ja.export.checks import (
     check_adapter_matches,
     check_output_folder,
     find_adapter_folder,
-    save_hf,
     verify_hf,
 )
 from whisper_ja.inference.faster import (
@@ -54,6 +53,7 @@ from whisper_ja.inference.faster import (
 from whisper_ja.model import load_model
 from whisper_ja.model.context import uses_dynamic_context
 from whisper_ja.model.device import DEVICE_HELP, check_device
+from whisper_ja.model.saving import save_hf
 
 __all__ = [
     "QUANTIZATIONS",

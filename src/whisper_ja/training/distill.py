@@ -44,13 +44,9 @@ from whisper_ja.audio.features import (
 from whisper_ja.audio.io import load_audio
 from whisper_ja.config import ConfigError, field, save_config
 from whisper_ja.data.manifest import read_manifest
+from whisper_ja.inference.ct2_clips import Ct2Options, transcribe_audio_ct2
 from whisper_ja.inference.decoding import is_looping
-from whisper_ja.inference.faster import (
-    CONTEXT_RECORD,
-    Ct2Options,
-    export_context,
-    transcribe_audio_ct2,
-)
+from whisper_ja.inference.faster import CONTEXT_RECORD, export_context
 from whisper_ja.model import load_model
 from whisper_ja.model.context import enable_dynamic_context
 from whisper_ja.model.tokens import special_tokens

@@ -10,10 +10,11 @@ validation, and writes them to the run log.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,10 @@ import torch
 
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.data.manifest import Utterance, read_manifest
-from whisper_ja.evaluation.retention.measure import RetentionSettings, evaluate_retention
-from whisper_ja.inference.batch import decode_utterances
+from whisper_ja.evaluation.retention.measure import measure_retention
+from whisper_ja.inference.clip_decoders import ClipDecoder, Ct2Decoder, TransformersDecoder
+from whisper_ja.inference.ct2_clips import Ct2Options
+from whisper_ja.inference.ct2_snapshot import ct2_snapshot
 from whisper_ja.inference.decoding import DecodeOptions
 from whisper_ja.model import load_model
 from whisper_ja.model.context import (
@@ -43,7 +46,7 @@ from whisper_ja.training.gate import (
     language_id_counts,
 )
 
-__all__ = ["GateRun", "gate_models", "load_check_sets", "measure_checks"]
+__all__ = ["GateDecoding", "GateRun", "gate_models", "load_check_sets", "measure_checks"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -59,45 +62,77 @@ def load_check_sets(settings: GateSettings) -> tuple[list[Utterance], list[Utter
 
 
 @torch.no_grad()
-def measure_checks(model: Any, processor: Any, unseen: Sequence[Utterance],
-                   retention: Sequence[Utterance], *, options: DecodeOptions,
-                   policy: ContextPolicy | None = None, progress: bool = False
-                   ) -> list[CheckScores]:
-    """Per-utterance scores of ``model`` on the gate's check sets.
+def measure_checks(decoder: ClipDecoder, unseen: Sequence[Utterance],
+                   retention: Sequence[Utterance]) -> list[CheckScores]:
+    """Per-utterance scores of one model (on its backend) on the gate's check sets.
 
     Args:
-        model: A Whisper model (plain or peft-wrapped), decoded with the context it runs with.
-        processor: Its processor.
+        decoder: The model on transformers or as a CTranslate2 export, decoding with the
+            context it runs with, the guards on.
         unseen: The unseen-domain Japanese check (may be empty).
         retention: The other-language retention set (may be empty).
-        options: Decoding options (guards included).
-        policy: The dynamic context policy, if the model runs with dynamic context.
-        progress: Show progress bars.
     """
-    was_training = model.training
-    model.eval()
     scores: list[CheckScores] = []
-    try:
-        context = "dynamic" if uses_dynamic_context(model) else "full"
-        if unseen:
-            decoded = decode_utterances(model, processor, unseen, options, context,
-                                        progress=progress, policy=policy)
-            results = decoded.results
-            hyps = [r.text if r is not None else "" for r in results]
-            counts = utterance_counts([u.text for u in unseen], hyps, "cer")
-            scores.append(CheckScores("unseen_cer", tuple(counts),
-                                      sum(bool(r and r.looped) for r in results)))
-        if retention:
-            result = evaluate_retention(model, processor, retention, settings=RetentionSettings(
-                options=options, policy=policy or ContextPolicy(), progress=progress))
-            records = result.records
-            scores.append(CheckScores("english_wer", tuple(
-                ErrorCounts(**r["forced_counts"]) for r in records)))
-            scores.append(CheckScores("language_id", tuple(
-                c for r in records for c in language_id_counts([r["detected"]], r["language"]))))
-    finally:
-        model.train(was_training)
+    if unseen:
+        results = decoder.decode(unseen, "ja").results
+        hyps = [r.text if r is not None else "" for r in results]
+        counts = utterance_counts([u.text for u in unseen], hyps, "cer")
+        scores.append(CheckScores("unseen_cer", tuple(counts),
+                                  sum(bool(r and r.looped) for r in results)))
+    if retention:
+        records = measure_retention(decoder, retention).records
+        scores.append(CheckScores("english_wer", tuple(
+            ErrorCounts(**r["forced_counts"]) for r in records)))
+        scores.append(CheckScores("language_id", tuple(
+            c for r in records for c in language_id_counts([r["detected"]], r["language"]))))
     return scores
+
+
+def _ct2_device(model: Any) -> str:
+    """Where the model's export runs: the model's GPU, else the CPU."""
+    device = next(model.parameters()).device
+    return str(device) if device.type == "cuda" else "cpu"
+
+
+@dataclass(frozen=True)
+class GateDecoding:
+    """How the gate decodes a model: backend, options, context policy."""
+
+    settings: GateSettings
+    options: DecodeOptions
+    policy: ContextPolicy
+    progress: bool = False
+
+    @contextlib.contextmanager
+    def decoder(self, model: Any, processor: Any) -> Iterator[ClipDecoder]:
+        """``model`` as it is now, ready to decode (in eval mode; its mode restored after).
+
+        With ``backend: ct2`` that is a temporary CTranslate2 export of it
+        (:func:`whisper_ja.inference.ct2_snapshot.ct2_snapshot`).
+        """
+        was_training = model.training
+        model.eval()
+        try:
+            if self.settings.backend == "transformers":
+                yield TransformersDecoder(model, processor, self.options, self.policy,
+                                          self.progress)
+                return
+            quantization = None if self.settings.compute_type == "float32" \
+                else self.settings.compute_type
+            policy = dataclasses.replace(self.policy, dynamic=uses_dynamic_context(model))
+            with ct2_snapshot(model, processor, policy, quantization) as folder:
+                yield Ct2Decoder(folder, Ct2Options(
+                    batch_size=self.options.batch_size, max_new_tokens=self.options.max_new_tokens,
+                    compute_type=self.settings.compute_type, guards=self.options.guards,
+                    device=_ct2_device(model)), self.progress)
+        finally:
+            model.train(was_training)
+
+    def measure(self, model: Any, processor: Any, unseen: Sequence[Utterance],
+                retention: Sequence[Utterance]) -> list[CheckScores]:
+        """:func:`measure_checks` of ``model`` on this backend."""
+        with self.decoder(model, processor) as decoder:
+            return measure_checks(decoder, unseen, retention)
 
 
 def _to_json(scores: Sequence[CheckScores]) -> list[dict[str, Any]]:
@@ -117,8 +152,7 @@ class GateRun:
     settings: GateSettings
     unseen: list[Utterance]
     retention: list[Utterance]
-    options: DecodeOptions
-    policy: ContextPolicy
+    decoding: GateDecoding
     untouched: list[CheckScores]
     validations: list[Validation] = dataclasses.field(default_factory=list)
 
@@ -133,15 +167,15 @@ class GateRun:
         if not settings.active:
             return None
         unseen, retention = load_check_sets(settings)
+        decoding = GateDecoding(settings, options, policy)
         stored = out / UNTOUCHED_FILE
         if stored.is_file():
             untouched = _from_json(json.loads(stored.read_text(encoding="utf-8")))
         else:
-            untouched = measure_checks(model, processor, unseen, retention, options=options,
-                                       policy=policy)
+            untouched = decoding.measure(model, processor, unseen, retention)
             out.mkdir(parents=True, exist_ok=True)
             stored.write_text(json.dumps(_to_json(untouched)) + "\n", encoding="utf-8")
-        return cls(settings, unseen, retention, options, policy, untouched)
+        return cls(settings, unseen, retention, decoding, untouched)
 
     @classmethod
     def for_training(cls, run: Any) -> GateRun | None:
@@ -168,8 +202,7 @@ class GateRun:
               ) -> tuple[bool, dict[str, Any]]:
         """Judge ``model`` at ``step``; returns whether it passed and a log entry."""
         scores = (self.untouched if step == 0 else
-                  measure_checks(model, processor, self.unseen, self.retention,
-                                 options=self.options, policy=self.policy))
+                  self.decoding.measure(model, processor, self.unseen, self.retention))
         verdict = judge(self.untouched, scores, self.settings, seed=step)
         self.validations.append(Validation(step, in_domain_cer, verdict))
         entry: dict[str, Any] = {"step": step, "gate_passed": verdict.passed}
@@ -201,8 +234,8 @@ def gate_models(model: str, adapter: Path | None, settings: GateSettings, *,
     """Run the gate on any model: ``model`` (+ ``adapter``) against the untouched one.
 
     The untouched model is ``baseline`` when given, else ``model`` without its adapter; both
-    decode with the adapted model's context (its saved policy, the 8 s floor by default), as
-    the gate does during training.
+    decode with the adapted model's context (its saved policy, the 8 s floor by default) on
+    ``settings.backend``, as the gate does during training.
 
     Returns:
         The verdict and its one line.
@@ -211,15 +244,13 @@ def gate_models(model: str, adapter: Path | None, settings: GateSettings, *,
     unseen, retention = load_check_sets(settings)
     after = load_model(model, adapter=adapter, device=device, dtype=torch.float32)
     dynamic = apply_saved_context(after.model, adapter)
-    policy = saved_policy(adapter, _local(model))
-    scores_after = measure_checks(after.model, after.processor, unseen, retention,
-                                  options=options, policy=policy, progress=progress)
+    decoding = GateDecoding(settings, options, saved_policy(adapter, _local(model)), progress)
+    scores_after = decoding.measure(after.model, after.processor, unseen, retention)
     del after
     before = load_model(baseline or model, device=device, dtype=torch.float32)
     if dynamic:
         enable_dynamic_context(before.model)
-    scores_before = measure_checks(before.model, before.processor, unseen, retention,
-                                   options=options, policy=policy, progress=progress)
+    scores_before = decoding.measure(before.model, before.processor, unseen, retention)
     verdict = judge(scores_before, scores_after, settings)
     moves = "; ".join(d.describe() for d in verdict.drifts)
     line = (f"versatility gate {'passed' if verdict.passed else 'FAILED'} "

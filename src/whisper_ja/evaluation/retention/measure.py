@@ -27,23 +27,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import jiwer
-import numpy as np
-import torch
-from tqdm import tqdm
 from transformers.models.whisper.english_normalizer import (
     BasicTextNormalizer,
     EnglishTextNormalizer,
 )
-from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
-from whisper_ja.audio.constants import SAMPLE_RATE
-from whisper_ja.audio.features import ContextPolicy, batch_context_frames
+from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.io import AudioError, load_audio
 from whisper_ja.data.manifest import Utterance
-from whisper_ja.inference.batch import decode_utterances
+from whisper_ja.inference.clip_decoders import ClipDecoder, TransformersDecoder
 from whisper_ja.inference.decoding import DecodeOptions
-from whisper_ja.model.context import uses_dynamic_context
-from whisper_ja.model.tokens import special_tokens
 from whisper_ja.text.bootstrap import interval_from_counts, paired_bootstrap_counts
 from whisper_ja.text.metrics import ErrorCounts
 
@@ -52,9 +45,8 @@ __all__ = [
     "RetentionResult",
     "RetentionSettings",
     "compare_retention",
-    "detect_language",
     "evaluate_retention",
-    "language_token_ids",
+    "measure_retention",
     "result_from_records",
     "word_error_counts",
 ]
@@ -122,71 +114,6 @@ class RetentionResult:
     synthetic: bool = True
 
 
-def language_token_ids(tokenizer: Any) -> dict[str, int]:
-    """The language tokens this Whisper tokenizer knows, as ``{code: token id}``."""
-    unk = tokenizer.unk_token_id
-    specials = special_tokens(tokenizer)
-    found: dict[str, int] = {}
-    for code in LANGUAGES:
-        token_id = tokenizer.convert_tokens_to_ids(f"<|{code}|>")
-        if isinstance(token_id, int) and token_id != unk and (
-                specials.sot < token_id < specials.translate):
-            found[code] = token_id
-    if not found:
-        raise ValueError("the tokenizer has no language tokens: not a multilingual Whisper")
-    return found
-
-
-def _features(processor: Any, audios: Sequence[np.ndarray], context: str,
-              policy: ContextPolicy) -> torch.Tensor:
-    feats = processor.feature_extractor(list(audios), sampling_rate=SAMPLE_RATE,
-                                        return_tensors="pt").input_features
-    if context != "dynamic":
-        return feats
-
-    # Cutting 30 s features keeps Whisper's normalization (computed over the padded window),
-    # which is what a dynamic-context model saw in training.
-    return feats[..., :batch_context_frames(audios, policy)]
-
-
-@torch.no_grad()
-def detect_language(model: Any, processor: Any, audios: Sequence[np.ndarray], *,
-                    batch_size: int = 8, context: str = "full",
-                    policy: ContextPolicy | None = None, progress: bool = True) -> list[str]:
-    """Whisper's language identification: the most likely language token after SOT.
-
-    Args:
-        model: A Whisper model (plain or peft-wrapped).
-        processor: Its ``WhisperProcessor``.
-        audios: 16 kHz mono float32 waveforms.
-        batch_size: Utterances per forward pass.
-        context: ``full`` (30 s encoder input) or ``dynamic`` (the batch's longest clip), as
-            the model was trained.
-        policy: The dynamic context policy (default: the library default).
-        progress: Show a progress bar.
-
-    Returns:
-        One language code per waveform.
-    """
-    lang_ids = language_token_ids(processor.tokenizer)
-    sot_id = special_tokens(processor.tokenizer).sot
-    codes = list(lang_ids)
-    id_tensor = torch.tensor([lang_ids[c] for c in codes])
-    dtype = next(model.parameters()).dtype
-    device = next(model.parameters()).device
-    detected: list[str] = []
-    for start in tqdm(range(0, len(audios), batch_size), desc="language id",
-                      disable=not progress):
-        batch = audios[start:start + batch_size]
-        feats = _features(processor, batch, context, policy or ContextPolicy()).to(
-            device=device, dtype=dtype)
-        sot = torch.full((len(batch), 1), sot_id, dtype=torch.long, device=device)
-        logits = model(input_features=feats, decoder_input_ids=sot).logits[:, -1, :]
-        best = logits[:, id_tensor.to(device)].argmax(dim=-1).tolist()
-        detected.extend(codes[i] for i in best)
-    return detected
-
-
 def _normalizer(language: str) -> Any:
 
     # An empty spelling map: British/American variants are not unified, numbers are.
@@ -213,17 +140,13 @@ def word_error_counts(ref: str, hyp: str, language: str) -> ErrorCounts:
                        reference_length=out.hits + out.substitutions + out.deletions)
 
 
-def _decode_grouped(model: Any, processor: Any, utts: Sequence[Utterance],
-                    languages: Sequence[str], settings: RetentionSettings,
-                    context: str) -> list[str]:
+def _decode_grouped(decoder: ClipDecoder, utts: Sequence[Utterance],
+                    languages: Sequence[str]) -> list[str]:
     """Decode each utterance with its own language forced, one batch run per language."""
     texts = [""] * len(utts)
     for language in sorted(set(languages)):
         idx = [i for i, lang in enumerate(languages) if lang == language]
-        decoded = decode_utterances(
-            model, processor, [utts[i] for i in idx],
-            dataclasses.replace(settings.options, language=language, prompt_ids=()), context,
-            progress=settings.progress, policy=settings.policy)
+        decoded = decoder.decode([utts[i] for i in idx], language)
         if decoded.failed:  # the suite read every file before; a file gone since is an error
             first = next(iter(decoded.failed.values()))
             raise AudioError(f"{first} ({len(decoded.failed)} retention clip(s) unreadable)")
@@ -242,10 +165,11 @@ def _interval(counts: Sequence[ErrorCounts], settings: RetentionSettings
 def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utterance], *,
                        settings: RetentionSettings | None = None, label: str = ""
                        ) -> RetentionResult:
-    """Measure a model on non-Japanese utterances, language forced and identified.
+    """Measure a transformers model on non-Japanese utterances, language forced and identified.
 
     Args:
-        model: A Whisper model (plain or peft-wrapped).
+        model: A Whisper model (plain or peft-wrapped), decoded with the encoder input it was
+            trained with (as ``evaluate`` does).
         processor: Its ``WhisperProcessor``.
         utterances: Manifest records whose ``extra["language"]`` (default English) names the
             language, e.g. from :func:`synthesize_retention_set`.
@@ -255,24 +179,42 @@ def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utteranc
     Returns:
         Scores per language and per-utterance records.
     """
+    settings = settings or RetentionSettings()
+    # No previous-text prompt: the suite decodes other languages than any prompt's.
+    decoder = TransformersDecoder(model, processor,
+                                  dataclasses.replace(settings.options, prompt_ids=()),
+                                  settings.policy, settings.progress)
+    return measure_retention(decoder, utterances, settings=settings, label=label)
+
+
+def measure_retention(decoder: ClipDecoder, utterances: Sequence[Utterance], *,
+                      settings: RetentionSettings | None = None, label: str = ""
+                      ) -> RetentionResult:
+    """Measure any :class:`ClipDecoder` on non-Japanese utterances, forced and identified.
+
+    Args:
+        decoder: The model on its backend (transformers or a CTranslate2 export).
+        utterances: Manifest records naming their language (default English).
+        settings: Bootstrap seed and resamples (decoding settings live in ``decoder``).
+        label: Name of the model in the report.
+
+    Returns:
+        Scores per language and per-utterance records.
+    """
     if not utterances:
         raise ValueError("retention suite: no utterances to evaluate")
     settings = settings or RetentionSettings()
-    # Decode with the encoder input the model was trained with (as ``evaluate`` does).
-    context = "dynamic" if uses_dynamic_context(model) else "full"
     audios = [load_audio(u.audio) for u in utterances]
     truth = [u.language(default="en") for u in utterances]
-    detected = detect_language(model, processor, audios, batch_size=settings.options.batch_size,
-                               context=context, policy=settings.policy,
-                               progress=settings.progress)
-    forced = _decode_grouped(model, processor, utterances, truth, settings, context)
+    detected = decoder.detect_language(audios)
+    forced = _decode_grouped(decoder, utterances, truth)
     # Where the identified language is the true one, greedy decoding gives the forced text
     # again, so only the misidentified utterances are decoded a second time.
     wrong = [i for i, (t, d) in enumerate(zip(truth, detected, strict=True)) if t != d]
     identified = list(forced)
     if wrong:
-        redo = _decode_grouped(model, processor, [utterances[i] for i in wrong],
-                               [detected[i] for i in wrong], settings, context)
+        redo = _decode_grouped(decoder, [utterances[i] for i in wrong],
+                               [detected[i] for i in wrong])
         for i, text in zip(wrong, redo, strict=True):
             identified[i] = text
     records = []
