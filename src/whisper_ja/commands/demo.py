@@ -10,16 +10,19 @@ Steps, each skipped when a re-run with the same ``--out`` and settings finds it 
    training; join the training clips into recordings of up to 8 s (the encoder's context
    floor) with each sentence's exact times, so one encoder pass trains on several sentences
    and half the labels teach Whisper's timestamps;
-3. evaluate the untouched model on the test split (at the 8 s context floor);
+3. evaluate the untouched model on the test split (at the 8 s context floor), as it is
+   deployed: a float32 CTranslate2 export decoded by whisper-ja's batched ct2 path, guards on
+   (``--backend transformers`` decodes with transformers instead);
 4. fine-tune it with LoRA (CPU recipe: bf16 autocast where supported, dynamic context,
    SpecAugment, English mixed in, timestamped and prompted labels mixed in), with the
    versatility gate judging, on the unseen-domain and English sets, every validation that
-   could become the kept adapter; the kept adapter is the best one that passes;
-5. evaluate the adapted model on the same test split, compared utterance by utterance with 3;
+   could become the kept adapter (each judged on a temporary float32 CTranslate2 snapshot);
+   the kept adapter is the best one that passes;
+5. evaluate the adapted model (its export) on the same test split, compared utterance by
+   utterance with 3;
 6. join test utterances into long recordings (pauses, a noise-only stretch) and transcribe them
-   with both models as long audio is deployed (float32 CTranslate2 exports, Silero VAD,
-   Whisper's timestamps, batched windows): CER, boundary F1 and the share of windows with
-   well-formed timestamps;
+   with both exports as long audio is deployed (Silero VAD, Whisper's timestamps, batched
+   windows): CER, boundary F1 and the share of windows with well-formed timestamps;
 7. print the rows before and after (test split, unseen-domain check, English retention, long
    audio, with paired intervals), the gate's verdict, the test split's detail table, and where
    the reports and plots are.
@@ -38,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from whisper_ja.audio.constants import FRAMES_PER_SECOND
 from whisper_ja.audio.features import ContextPolicy
@@ -123,6 +126,10 @@ class DemoConfig:
     longform_sentences: int = field(40, help="test utterances joined into long recordings "
                                     "(up to 90 s) for the long-audio row (0 = no such row)")
     eval_batch_size: int = field(16, help="utterances decoded together when evaluating")
+    backend: Literal["ct2", "transformers"] = field(
+        "ct2", help="what decodes the evaluations and the gate's check sets: float32 "
+        "CTranslate2 exports (as deployed; ~2x faster on a CPU than transformers, same "
+        "transcripts to float rounding, benchmarks/decode_speed.py) or transformers")
     max_new_tokens: int = field(128, help="longest transcript in tokens (evaluation and "
                                 "validation)")
     bootstrap: int = field(1000, help="bootstrap resamples for confidence intervals")
@@ -301,7 +308,8 @@ def _train(config: DemoConfig) -> None:
         "gate": {"unseen": [str(config.out / "unseen" / "manifest.jsonl")],
                  "retention": [str(config.out / "english_retention" / "manifest.jsonl")],
                  "limit": max(config.unseen, config.retention),
-                 "bootstrap": config.bootstrap},
+                 "bootstrap": config.bootstrap, "backend": config.backend,
+                 "compute_type": "float32"},
         # LoRA dropout costs ~20% of a CPU step; SpecAugment and early stopping regularize.
         "lora": {"rank": config.lora_rank, "alpha": 2.0 * config.lora_rank, "dropout": 0.0,
                  "target_modules": list(WHISPER_LINEAR_MODULES),
@@ -317,10 +325,19 @@ def _train(config: DemoConfig) -> None:
 
 
 def _evaluate(config: DemoConfig, name: str, adapter: Path | None = None) -> None:
+    """Evaluate the untouched (``adapter`` None) or the adapted model on the test split.
 
+    With ``backend: ct2`` the model is exported first (float32, ``OUT/ct2/...``; the long-audio
+    step decodes the same exports) and decoded by whisper-ja's CTranslate2 path.
+    """
     after = adapter is not None
+    model: str = config.model
+    if config.backend == "ct2":
+        model = str(_ct2_export(config, "fine-tuned" if after else "untouched", adapter))
     evaluate(EvaluateConfig(
-        manifest=config.out / "split" / "test.jsonl", model=config.model, adapter=adapter,
+        manifest=config.out / "split" / "test.jsonl", model=model,
+        adapter=adapter if config.backend == "transformers" else None,
+        backend=config.backend, compute_type="float32",
         out=config.out / name, label=f"{config.model} + LoRA" if after
         else f"{config.model} (untouched)", batch_size=config.eval_batch_size,
         # The untouched model at the 8 s context floor: as good as 30 s (performance facts)
@@ -334,9 +351,15 @@ def _evaluate(config: DemoConfig, name: str, adapter: Path | None = None) -> Non
 
 
 def _ct2_export(config: DemoConfig, name: str, adapter: Path | None) -> Path:
-    """A float32 CTranslate2 export of the untouched or the adapted model (made afresh)."""
+    """A float32 CTranslate2 export of the untouched or the adapted model.
+
+    Made afresh unless a finished one is there (the evaluation steps make them, the long-audio
+    step reuses them); a folder without its model card is a half-written one.
+    """
     folder = config.out / "ct2" / name
-    shutil.rmtree(folder, ignore_errors=True)  # a half-written export of an interrupted run
+    if (folder / "README.md").is_file():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
     export_model(ExportConfig(model=config.model, adapter=adapter, to="ct2", out=folder,
                               device=config.device))
     return folder
