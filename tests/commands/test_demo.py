@@ -110,6 +110,9 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path, tiny_whisper, capsys):
     assert "split_packed" in trained and "timestamp_probability: 0.5" in trained
     after = json.loads((out / "eval_after" / "report.json").read_text("utf-8"))
     assert after["comparison"]["paired_utterances"] == len(test)
+    # Decoded as deployed: the evaluation exports are the long-audio step's too.
+    assert "CTranslate2 float32" in after["decoding"]
+    assert after["model"] == str(out / "ct2" / "fine-tuned")
     longform = json.loads((out / "eval_longform" / "report.json").read_text("utf-8"))
     assert set(longform["systems"]) == {"untouched", "fine-tuned"}
     joined = read_manifest(out / "longform" / "manifest.jsonl")

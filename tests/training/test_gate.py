@@ -78,6 +78,14 @@ def test_failed_gate_says_which_set_drifted_and_by_how_much() -> None:
     assert "unseen-domain CER +25.00 points" in line and "untouched model (step 0)" in line
 
 
+def test_no_trained_candidate_is_not_called_a_drift() -> None:
+    # Only checkpoints better in-domain than the kept one are judged; here none was.
+    validations = [Validation(0, 0.17, judge(UNTOUCHED, UNTOUCHED, GateSettings(bootstrap=50)))]
+    line = final_line(validations)
+    assert line == ("versatility gate: no trained checkpoint beat the untouched model "
+                    "in-domain (CER 17.00%); kept the untouched model (step 0)")
+
+
 def test_checks_must_match_and_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="checks differ"):
         judge(UNTOUCHED, UNTOUCHED[:1], GateSettings())

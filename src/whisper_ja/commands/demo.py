@@ -35,10 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import shutil
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -47,13 +44,14 @@ from whisper_ja.audio.constants import FRAMES_PER_SECOND
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.commands import make_longform as make_longform_command
 from whisper_ja.commands import split as split_command
+from whisper_ja.commands.steps import ResumableSteps
 from whisper_ja.config import ConfigError, config_to_dict, field, load_config
 from whisper_ja.data.english import (
     synthesize_english_training_set,
     synthesize_retention_set,
 )
-from whisper_ja.data.longform import LongformSettings, make_longform
-from whisper_ja.data.manifest import Utterance, read_manifest, write_manifest
+from whisper_ja.data.longform import LongformSettings, pack_by_voice
+from whisper_ja.data.manifest import read_manifest, write_manifest
 from whisper_ja.data.split import SplitConfig
 from whisper_ja.data.synth import synthesize_corpus
 from whisper_ja.data.unseen import UNSEEN_VOICES, UnseenConfig, make_unseen_set
@@ -165,45 +163,6 @@ class DemoConfig:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
 
 
-class _Steps:
-    """Records finished steps in ``OUT/demo_state.json`` so a re-run skips them."""
-
-    def __init__(self, config: DemoConfig) -> None:
-        self.out = config.out
-        self.file = config.out / "demo_state.json"
-        settings = {k: v for k, v in config_to_dict(config).items()
-                    if k not in ("out", "fresh", "progress")}
-        if config.fresh and config.out.exists():
-            shutil.rmtree(config.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        state = (json.loads(self.file.read_text(encoding="utf-8")) if self.file.is_file()
-                 else {"settings": settings, "done": {}})
-        if state["settings"] != settings:
-            changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
-            raise ConfigError(f"out: {self.out} holds a demo run with other settings "
-                              f"({', '.join(changed)}); pass --fresh or choose another --out")
-        self.state = state
-        self._save()
-
-    def _save(self) -> None:
-        self.file.write_text(json.dumps(self.state, indent=2, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
-
-    def run(self, name: str, work: Callable[[], Any]) -> float:
-        """Run ``work`` unless ``name`` is done; returns its wall time (0 when skipped)."""
-        if name in self.state["done"]:
-            print(f"[demo] {name}: already done in an earlier run, skipped")
-            return 0.0
-        print(f"[demo] {name} ...", flush=True)
-        began = time.perf_counter()
-        work()
-        seconds = time.perf_counter() - began
-        self.state["done"][name] = round(seconds, 1)
-        self._save()
-        print(f"[demo] {name}: done in {seconds:.0f} s", flush=True)
-        return seconds
-
-
 def _synthesize(config: DemoConfig) -> None:
     """The Japanese corpora (main, held-out voices, unseen-domain check), then English."""
     corpus = synthesize_corpus(config.out / "corpus", size=config.utterances, seed=config.seed,
@@ -259,28 +218,18 @@ def _packed(manifest: Path) -> Path:
 def _pack(config: DemoConfig) -> None:
     """Join each training manifest's clips into recordings of up to ``pack_seconds``.
 
-    Clips of one voice are joined in a seeded random order (whisper-ja's ``make-longform``:
-    each trimmed to its speech, 0.2-0.6 s pauses, every sentence's start and end written as
-    ``segments``). Most clips are 2-4 s and the encoder runs on at least 8 s, so a recording
-    of two or three sentences costs one encoder pass where its clips cost two or three; its
-    segments give the timestamped labels several segments, as long audio has.
+    whisper-ja's ``pack_by_voice``: clips of one voice in a seeded random order, each trimmed
+    to its speech, 0.2-0.6 s pauses, every sentence's start and end written as ``segments``.
     """
-    rng = random.Random(config.seed)
     settings = LongformSettings(max_seconds=config.pack_seconds, min_pause=0.2, max_pause=0.6,
                                 seed=config.seed)
     for manifest in _training_manifests(config):
-        by_voice: dict[str, list[Utterance]] = {}
-        for utt in read_manifest(manifest):
-            by_voice.setdefault(utt.speaker, []).append(utt)
-        ordered: list[Utterance] = []
-        for voice in sorted(by_voice):
-            rng.shuffle(by_voice[voice])
-            ordered += by_voice[voice]
+        clips = read_manifest(manifest)
         target = _packed(manifest)
-        records = make_longform(ordered, target.parent / "audio", settings,
+        records = pack_by_voice(clips, target.parent / "audio", settings,
                                 prefix=f"packed-{manifest.parent.name}")
         write_manifest(target, records)
-        print(f"[demo] joined {len(ordered)} clips of {manifest} into {len(records)} "
+        print(f"[demo] joined {len(clips)} clips of {manifest} into {len(records)} "
               f"recordings of up to {config.pack_seconds:g} s")
 
 
@@ -399,7 +348,9 @@ Settings = DemoConfig
 
 def run(config: DemoConfig) -> int:
     """Entry point of ``whisper-ja demo``: run (or resume) every step and print the table."""
-    steps = _Steps(config)
+    steps = ResumableSteps(config.out, "demo", {
+        k: v for k, v in config_to_dict(config).items() if k not in ("out", "fresh", "progress")},
+        fresh=config.fresh)
     held_out = _held_out_speakers(config)
     steps.run("synthesize", lambda: _synthesize(config))
     steps.run("split", lambda: _split(config, held_out))

@@ -13,6 +13,7 @@ before the recording's first one (the previous-text prompt of training).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from whisper_ja.config import ConfigError, field
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.data.timestamps import TimedText
 
-__all__ = ["LongformSettings", "make_longform", "speech_bounds"]
+__all__ = ["LongformSettings", "make_longform", "pack_by_voice", "speech_bounds"]
 
 FRAME = SAMPLE_RATE // 100
 """10 ms frames for trimming."""
@@ -151,6 +152,30 @@ def make_longform(utterances: Sequence[Utterance], out_dir: Path,
                               previous_text))
         previous_text = builder.segments[-1].text
     return records
+
+
+def pack_by_voice(utterances: Sequence[Utterance], out_dir: Path, settings: LongformSettings,
+                  prefix: str) -> list[Utterance]:
+    """Join training clips of one voice at a time into recordings of up to ``max_seconds``.
+
+    Each voice's clips are joined in a seeded random order (``settings.seed``), so a recording
+    never mixes voices and its sentences are not in corpus order. Most clips are 2-4 s while
+    the encoder runs on at least 8 s, so a recording of two or three sentences costs one
+    encoder pass where its clips cost two or three, and its ``segments`` give timestamped
+    labels several segments, as long audio has.
+
+    Returns:
+        The recordings' records (see :func:`make_longform`).
+    """
+    rng = random.Random(settings.seed)
+    by_voice: dict[str, list[Utterance]] = {}
+    for utt in utterances:
+        by_voice.setdefault(utt.speaker, []).append(utt)
+    ordered: list[Utterance] = []
+    for voice in sorted(by_voice):
+        rng.shuffle(by_voice[voice])
+        ordered += by_voice[voice]
+    return make_longform(ordered, out_dir, settings, prefix=prefix)
 
 
 def _write(builder: _Builder, sources: Sequence[Utterance], out_dir: Path, name: str,

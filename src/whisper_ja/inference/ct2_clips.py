@@ -111,23 +111,33 @@ class _Window:
     looped_unguarded: bool
 
 
-def _seeded_sampler(folder: str, options: Ct2Options) -> Any:
-    """A fresh copy of the model whose sampling is seeded by ``options.guards.seed``.
+class _SeededSampler:
+    """A copy of the model for the fallback's samples, loaded right after seeding, on demand.
 
     CTranslate2 seeds a model's worker threads when the model is loaded
-    (``set_random_seed`` after that changes nothing, measured), so reproducible samples need
-    a model loaded right after seeding: one per batch that falls back, about a second for
-    whisper-base, paid only when a row fails the guards.
+    (``set_random_seed`` after that changes nothing, measured), so reproducible samples need a
+    model loaded right after seeding. One copy per call, made on the first row that fails the
+    guards (about a second for whisper-base): a call on the same clips samples the same.
     """
-    # Imported here, not at the top: CTranslate2 loads only for this backend.
-    import ctranslate2
 
-    ctranslate2.set_random_seed(options.guards.seed)
-    return load_faster_whisper.__wrapped__(folder, options.compute_type, options.cpu_threads,
-                                           options.device)
+    def __init__(self, folder: str, options: Ct2Options) -> None:
+        self.folder, self.options = folder, options
+        self._model: Any = None
+
+    def get(self) -> Any:
+        """The seeded copy (loaded on first use)."""
+        # Imported here, not at the top: CTranslate2 loads only for this backend.
+        import ctranslate2
+
+        if self._model is None:
+            ctranslate2.set_random_seed(self.options.guards.seed)
+            self._model = load_faster_whisper.__wrapped__(
+                self.folder, self.options.compute_type, self.options.cpu_threads,
+                self.options.device)
+        return self._model
 
 
-def _guarded_ids(model: Any, folder: str, feats: np.ndarray, options: Ct2Options
+def _guarded_ids(model: Any, sampler: _SeededSampler, feats: np.ndarray, options: Ct2Options
                  ) -> tuple[Any, list[Any], list[float]]:
     """Generate a batch with the guards: the guard's rows, greedy results, kept scores.
 
@@ -144,13 +154,10 @@ def _guarded_ids(model: Any, folder: str, feats: np.ndarray, options: Ct2Options
     greedy: dict[int, Any] = {}
     scores: dict[tuple[int, float], float] = {}
     latest: dict[int, float] = {}
-    sampler: list[Any] = []  # made on the first fallback attempt
 
     def generate(rows: list[int], extra: dict[str, Any]) -> list[list[int]]:
         temperature = float(extra.get("temperature", 0.0)) if extra.get("do_sample") else 0.0
-        if temperature > 0 and not sampler:
-            sampler.append(_seeded_sampler(folder, options))
-        whisper = sampler[0] if temperature > 0 else model
+        whisper = sampler.get() if temperature > 0 else model
         view = ctranslate2.StorageView.from_array(np.ascontiguousarray(feats[rows]))
         results = generate_ct2(whisper, view, prompt, len(rows), beam_size=options.beam_size,
                                max_new_tokens=options.max_new_tokens, temperature=temperature)
@@ -171,15 +178,16 @@ def _guarded_ids(model: Any, folder: str, feats: np.ndarray, options: Ct2Options
     return guarded, [greedy[row] for row in range(len(feats))], kept_scores
 
 
-def _decode_batch(model: Any, folder: str, chunks: list[tuple[int, float, np.ndarray]],
-                  frames: int, options: Ct2Options) -> list[_Window]:
+def _decode_batch(model: Any, sampler: _SeededSampler, folder: str,
+                  chunks: list[tuple[int, float, np.ndarray]], frames: int,
+                  options: Ct2Options) -> list[_Window]:
     """Decode one batch of (index, offset seconds, audio) chunks at ``frames`` mel frames."""
     # Imported here, not at the top: faster-whisper loads only for the ct2 backend.
     from faster_whisper.transcribe import Segment, get_compression_ratio
 
     extractor = export_feature_extractor(folder)
     feats = pad_features([log_mel(audio, extractor) for _, _, audio in chunks], frames).numpy()
-    guarded, greedy, avg_logprobs = _guarded_ids(model, folder, feats, options)
+    guarded, greedy, avg_logprobs = _guarded_ids(model, sampler, feats, options)
     out = []
     for row, (index, offset, audio) in enumerate(chunks):
         ids, avg_logprob = guarded.rows[row], avg_logprobs[row]
@@ -244,13 +252,14 @@ def transcribe_audio_ct2(audios: Sequence[np.ndarray], model_dir: str | Path,
     model = load_faster_whisper(folder, options.compute_type, options.cpu_threads,
                                 options.device)
     windows = _windows(audios)
+    sampler = _SeededSampler(folder, options)
     decoded: list[list[_Window]] = [[] for _ in audios]
     with tqdm(total=len(windows), desc="ct2", unit="window", disable=not progress) as bar:
         for start in range(0, len(windows), options.batch_size):
             batch = windows[start:start + options.batch_size]
             frames = batch_context_frames([clip for _, _, clip in batch], policy)
-            for (index, _, _), result in zip(batch, _decode_batch(model, folder, batch, frames,
-                                                                   options), strict=True):
+            found = _decode_batch(model, sampler, folder, batch, frames, options)
+            for (index, _, _), result in zip(batch, found, strict=True):
                 decoded[index].append(result)
             bar.update(len(batch))
     clips = []

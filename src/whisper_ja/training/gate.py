@@ -191,7 +191,11 @@ def final_line(validations: Sequence[Validation]) -> str:
         return "versatility gate: not run (no validation)"
     chosen = choose(validations)
     # The best trained checkpoint (the untouched model at step 0 is judged only as a fallback).
-    trained = [v for v in validations if v.step > 0] or list(validations)
+    trained = [v for v in validations if v.step > 0]
+    if not trained:  # only checkpoints better in-domain are judged: none was
+        return (f"versatility gate: no trained checkpoint beat the untouched model in-domain "
+                f"(CER {100 * validations[0].in_domain_cer:.2f}%); kept the untouched model "
+                f"(step {validations[0].step})")
     best = min(trained, key=lambda v: (v.in_domain_cer, v.step))
     if chosen is not None and chosen.step > 0:
         moves = "; ".join(d.describe() for d in chosen.verdict.drifts)
