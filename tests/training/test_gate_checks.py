@@ -75,8 +75,12 @@ def test_train_runs_the_gate_on_ct2_snapshots(tmp_path, tiny_whisper_dir, clips_
                                               monkeypatch):
     from whisper_ja.training import loop
 
-    queue = [0.5, 0.4]  # step 2 better in-domain: judged (the tiny model's CERs are arbitrary)
-    monkeypatch.setattr(loop, "validate", lambda *args: queue.pop(0))
+    # Validation decodes the gate's snapshot (not the transformers model); step 2 is made
+    # better in-domain so that it is judged (the tiny model's own CERs are arbitrary).
+    queue, decoders = [0.5, 0.4], []
+    monkeypatch.setattr(loop, "validate", lambda *args: pytest.fail("transformers validation"))
+    monkeypatch.setattr(loop, "validate_decoded", lambda decoder, utts: (
+        decoders.append(type(decoder).__name__), queue.pop(0))[1])
     out = tmp_path / "run"
     config = tiny_config(out, tiny_whisper_dir, clips_manifest, "mode=lora",
                          f"data.validation=[{clips_manifest}]", "run.validate_at_start=true",
@@ -85,6 +89,7 @@ def test_train_runs_the_gate_on_ct2_snapshots(tmp_path, tiny_whisper_dir, clips_
                          "gate.backend=ct2")
     summary = train(config).summary
     assert [v["step"] for v in summary["gate_validations"]] == [0, 2]
+    assert decoders == ["Ct2Decoder", "Ct2Decoder"]
     n = len(read_manifest(clips_manifest))
     assert summary["gate_sets"] == {"unseen": n, "retention": n}
     assert (out / "gate_untouched.json").is_file()

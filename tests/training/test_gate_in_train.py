@@ -56,8 +56,9 @@ def test_gate_skips_checkpoints_that_cannot_be_kept(tmp_path, tiny_whisper_dir, 
                                                     monkeypatch):
     judged = []
     real_check = gate_checks.GateRun.check
-    monkeypatch.setattr(gate_checks.GateRun, "check", lambda self, model, processor, step, cer: (
-        judged.append(step), real_check(self, model, processor, step, cer))[1])
+    monkeypatch.setattr(gate_checks.GateRun, "check", lambda self, model, processor, step, cer,
+                        **kwargs: (judged.append(step),
+                                   real_check(self, model, processor, step, cer, **kwargs))[1])
     _in_domain_cers(monkeypatch, 0.5, 0.4, 0.45)  # step 4 is worse than the kept step 2
     out = tmp_path / "run"
     config = tiny_config(out, tiny_whisper_dir, clips_manifest, "mode=lora", "optim.max_steps=4",

@@ -198,11 +198,19 @@ class GateRun:
         return cls.start(run.accelerator.unwrap_model(run.model), run.processor, config.gate,
                          config.out, options=options, policy=config.efficiency.context)
 
-    def check(self, model: Any, processor: Any, step: int, in_domain_cer: float
-              ) -> tuple[bool, dict[str, Any]]:
-        """Judge ``model`` at ``step``; returns whether it passed and a log entry."""
-        scores = (self.untouched if step == 0 else
-                  self.decoding.measure(model, processor, self.unseen, self.retention))
+    def check(self, model: Any, processor: Any, step: int, in_domain_cer: float, *,
+              decoder: ClipDecoder | None = None) -> tuple[bool, dict[str, Any]]:
+        """Judge ``model`` at ``step``; returns whether it passed and a log entry.
+
+        ``decoder``: the model ready on the gate's backend, when the caller has one (the
+        validation's snapshot); else it is made here.
+        """
+        if step == 0:
+            scores = self.untouched
+        elif decoder is not None:
+            scores = measure_checks(decoder, self.unseen, self.retention)
+        else:
+            scores = self.decoding.measure(model, processor, self.unseen, self.retention)
         verdict = judge(self.untouched, scores, self.settings, seed=step)
         self.validations.append(Validation(step, in_domain_cer, verdict))
         entry: dict[str, Any] = {"step": step, "gate_passed": verdict.passed}

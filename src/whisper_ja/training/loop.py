@@ -44,14 +44,12 @@ from transformers import get_scheduler
 from whisper_ja.audio.features import context_frames
 from whisper_ja.config import ConfigError, save_config
 from whisper_ja.data.collate import (
-    Example,
     collate,
     epoch_batches,
     epoch_composition,
 )
-from whisper_ja.inference.decoding import DecodeOptions, decode_features
+from whisper_ja.inference.clip_decoders import ClipDecoder
 from whisper_ja.model import load_model
-from whisper_ja.text.metrics import cer
 from whisper_ja.training.checkpoint import (
     RunLog,
     TrainProgress,
@@ -66,6 +64,7 @@ from whisper_ja.training.gate_checks import GateRun
 from whisper_ja.training.settings import TrainConfig, check_paths, parse_mixing, resolve_precision
 from whisper_ja.training.step import train_step
 from whisper_ja.training.trainable import build_optimizer, prepare_model
+from whisper_ja.training.validation import validate, validate_decoded
 
 __all__ = [
     "TrainConfig",
@@ -299,18 +298,7 @@ def _validate_and_keep_best(run: _Run) -> float:
     started = time.monotonic()
     result: list[Any] = [None]
     if accelerator.is_main_process:
-        model = accelerator.unwrap_model(run.model)
-        cer = validate(model, run.processor, run.data.validation, config, accelerator)
-        better = progress.best_cer is None or cer < progress.best_cer
-        # The versatility gate: only a checkpoint that passes may become the kept one. It
-        # judges only checkpoints better in-domain than the kept one (no other can be kept),
-        # which spares most of a validation's time and changes no outcome.
-        verdict: tuple[bool, dict[str, Any]] = (True, {})
-        if run.gate and better:
-            verdict = run.gate.check(model, run.processor, progress.step, cer)
-        elif run.gate:
-            verdict = (False, {"gate": "not judged (in-domain CER not better than kept)"})
-        result = [(cer, better, *verdict)]
+        result = [_judge(run, accelerator.unwrap_model(run.model))]
     broadcast_object_list(result)
     cer, better, passed, gate_log = result[0]
     improved = bool(better and passed)
@@ -324,6 +312,37 @@ def _validate_and_keep_best(run: _Run) -> float:
                    "val_time_s": round(time.monotonic() - started, 2), **gate_log})
     accelerator.wait_for_everyone()
     return cer
+
+
+def _judge(run: _Run, model: Any) -> tuple[float, bool, bool, dict[str, Any]]:
+    """In-domain CER, whether it beats the kept one, the gate's verdict and its log entry.
+
+    With ``gate.backend: ct2`` one CTranslate2 snapshot of the model decodes both the
+    validation set and the gate's check sets.
+    """
+    if run.gate is not None and run.gate.settings.backend == "ct2":
+        with run.gate.decoding.decoder(model, run.processor) as decoder:
+            cer = validate_decoded(decoder, run.data.validation_utterances)
+            return (cer, *_gate_verdict(run, model, cer, decoder))
+    cer = validate(model, run.processor, run.data.validation, run.config, run.accelerator)
+    return (cer, *_gate_verdict(run, model, cer, None))
+
+
+def _gate_verdict(run: _Run, model: Any, cer: float, decoder: ClipDecoder | None
+                  ) -> tuple[bool, bool, dict[str, Any]]:
+    """Whether ``cer`` beats the kept one, whether the gate passes, and the gate's log entry.
+
+    Only a checkpoint that passes may become the kept one. The gate judges only checkpoints
+    better in-domain than the kept one (no other can be kept), which spares most of a
+    validation's time and changes no outcome.
+    """
+    better = run.progress.best_cer is None or cer < run.progress.best_cer
+    if run.gate is None:
+        return better, True, {}
+    if not better:
+        return better, False, {"gate": "not judged (in-domain CER not better than kept)"}
+    return (better, *run.gate.check(model, run.processor, run.progress.step, cer,
+                                    decoder=decoder))
 
 
 def _summary(run: _Run, model: Any, loss: float) -> dict[str, Any]:
@@ -353,32 +372,6 @@ def _summary(run: _Run, model: Any, loss: float) -> dict[str, Any]:
         "context_min_frames": config.efficiency.context.min_frames,
         "replica_checksums": gather_object([checksum]),
     }
-
-
-def validate(model: Any, processor: Any, examples: list[Example], config: TrainConfig,
-             accelerator: Accelerator) -> float:
-    """Corpus CER of greedy decoding (Japanese forced) on ``examples``.
-
-    Decoding uses the run's context policy, so validation sees the encoder input training sees.
-    """
-    policy = config.efficiency.context
-    was_training = model.training
-    model.eval()
-    hypotheses: list[str] = []
-    size = config.optim.batch_size
-    for start in tqdm(range(0, len(examples), size), desc="validate", leave=False,
-                      disable=not config.run.progress):
-        batch = collate(examples[start:start + size],
-                        frames=lambda longest: context_frames(longest, policy))
-        features = batch["input_features"].to(accelerator.device)
-        options = DecodeOptions(context_frames=features.shape[-1] if policy.dynamic else None,
-                                batch_size=len(batch["lengths"]),
-                                max_new_tokens=config.run.val_max_new_tokens)
-        with torch.no_grad(), accelerator.autocast():
-            results = decode_features(model, processor, features, options)
-        hypotheses.extend(r.text for r in results)
-    model.train(was_training)
-    return float(cer([e.text for e in examples], hypotheses).rate)
 
 
 def peak_memory_mb() -> float:
