@@ -4,7 +4,8 @@ One model, one long-form set, six ways of running it, side by side in one run:
 
 - ``whisper-ja sequential``: Silero VAD, 30 s windows seeking by the last timestamp,
   previous text as prompt (transformers, float32);
-- ``whisper-ja batched``: VAD stretches joined into windows of at most 30 s, decoded together;
+- ``whisper-ja batched``: VAD stretches joined into windows of at most 30 s, decoded together,
+  segments cut at sentence pauses and snapped onto speech (``--no-pauses``: not);
 - ``faster-whisper``: its ``transcribe`` with ``vad_filter=True`` (the model exported by
   ``whisper-ja export --to ct2``, int8 by default, as users run it);
 - ``faster-whisper batched``: its stock ``BatchedInferencePipeline`` (VAD on), the reference;
@@ -50,6 +51,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-gap", type=float, default=None,
                         help="whisper-ja batched arms: VAD stretches closer than this share a "
                              "window (s; default: VadSettings' own)")
+    parser.add_argument("--no-pauses", action="store_true",
+                        help="whisper-ja batched arms: no pause pass (segments neither cut at "
+                             "sentence pauses nor snapped onto speech)")
     return parser.parse_args(argv)
 
 
@@ -81,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from whisper_ja.inference.decoding import DecodeOptions
     from whisper_ja.inference.faster_longform import ct2_segments, faster_whisper_batched
     from whisper_ja.inference.longform import LongformOptions, transcribe_segments
+    from whisper_ja.inference.pause_split import PauseSettings
     from whisper_ja.inference.vad import VadSettings
     from whisper_ja.model import load_model
 
@@ -93,7 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = load_model(args.model, adapter=args.adapter)
     options = DecodeOptions(max_new_tokens=224, batch_size=8)
     vad = VadSettings() if args.max_gap is None else VadSettings(max_gap_s=args.max_gap)
+    batched = LongformOptions(mode="batched", pauses=PauseSettings(split=False, snap_s=0.0)
+                              if args.no_pauses else PauseSettings())
     results: dict[str, Any] = {}
+    timed: dict[str, list[list[list[Any]]]] = {}
     with tempfile.TemporaryDirectory(prefix="ct2-", dir=args.out) as ct2_dir:
         ct2, ct2_float32 = str(Path(ct2_dir) / "model"), str(Path(ct2_dir) / "float32")
         export_model(ExportConfig(model=args.model, adapter=args.adapter, to="ct2",
@@ -105,8 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "whisper-ja sequential": lambda a: transcribe_segments(
                 a, loaded.model, loaded.processor, LongformOptions(), options),
             "whisper-ja batched": lambda a: transcribe_segments(
-                a, loaded.model, loaded.processor, LongformOptions(mode="batched"), options,
-                vad),
+                a, loaded.model, loaded.processor, batched, options, vad),
             "faster-whisper": lambda a: ct2_segments(
                 a, ct2, LongformOptions(), options, compute_type=args.compute_type,
                 cpu_threads=args.threads),
@@ -114,10 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 a, ct2, LongformOptions(mode="batched"), options,
                 compute_type=args.compute_type, cpu_threads=args.threads),
             "whisper-ja ct2 batched": lambda a: ct2_segments(
-                a, ct2, LongformOptions(mode="batched"), options, vad,
+                a, ct2, batched, options, vad,
                 compute_type=args.compute_type, cpu_threads=args.threads),
             "whisper-ja ct2 batched float32": lambda a: ct2_segments(
-                a, ct2_float32, LongformOptions(mode="batched"), options, vad,
+                a, ct2_float32, batched, options, vad,
                 compute_type="float32", cpu_threads=args.threads),
         }
         unknown = sorted(set(args.arms or ()) - set(arms))
@@ -129,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             segments, seconds = run_arm(arm, audios)
             scores = [score_file(u, s) for u, s in zip(utts, segments, strict=True)]
             results[name] = {**summarize(scores, 200), "wall_s": seconds}
+            # every segment, so arms meant to agree (float32 ct2 and transformers) can be diffed
+            timed[name] = [[[s.start, s.end, s.text] for s in found] for found in segments]
             print(f"{name}: CER {results[name]['cer']:.4f}, F1 "
                   f"{results[name]['boundary_f1']:.3f}, {seconds:.1f} s", flush=True)
     against = "faster-whisper" if "faster-whisper" in results else next(iter(results))
@@ -148,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n", "utf-8")
     (args.out / "results.md").write_text(table + "\n", "utf-8")
+    (args.out / "segments.json").write_text(json.dumps(timed, ensure_ascii=False, indent=1)
+                                            + "\n", "utf-8")
     return 0
 
 

@@ -14,7 +14,9 @@ from whisper_ja.inference.alignment import (
     alignment_sample,
     dtw_path,
     select_alignment_heads,
+    timed_text,
     token_starts,
+    word_spans,
     write_alignment_heads,
 )
 
@@ -100,3 +102,35 @@ def test_heads_are_written_where_each_backend_reads_them(tmp_path):
     assert json.loads((hf / "generation_config.json").read_text("utf-8")) == {
         "max_length": 448, "alignment_heads": [[1, 2], [3, 4]]}
     assert json.loads((ct2 / "config.json").read_text("utf-8"))["alignment_heads"] == [[1, 2]]
+
+
+def test_timed_text_times_the_text_and_reads_the_probe_in_one_pass(tiny_whisper):
+    model, processor = tiny_whisper.model, tiny_whisper.processor
+    tokenizer = processor.tokenizer
+    prefix = [tokenizer.convert_tokens_to_ids(t) for t in
+              ("<|startoftranscript|>", "<|ja|>", "<|transcribe|>")]
+    text = tokenizer.encode("今日は雨です", add_special_tokens=False)
+    probe = tokenizer.encode("。", add_special_tokens=False)[0]
+    audio = (0.1 * np.random.default_rng(1).standard_normal(4 * SAMPLE_RATE)).astype(np.float32)
+    features = processor.feature_extractor([audio], sampling_rate=SAMPLE_RATE,
+                                           return_tensors="pt").input_features
+    with torch.inference_mode():
+        state = model.get_encoder()(features).last_hidden_state
+        logits = model(encoder_outputs=(state,),
+                       decoder_input_ids=torch.tensor([prefix + text])).logits[0]
+    starts, probs = timed_text(model, state, prefix, text, 4.0, probe)
+    assert starts.shape == (len(text),) and (np.diff(starts) >= 0).all()
+    assert starts[0] >= 0.0 and starts[-1] < 4.0  # inside the window's audio
+    # P(probe | prefix + text[:k]) for k = 0 .. len(text): rows len(prefix) - 1 onwards
+    expected = logits[len(prefix) - 1:].float().softmax(-1)[:, probe].numpy()
+    assert probs == pytest.approx(expected, rel=1e-4, abs=1e-7)
+
+
+def test_words_are_runs_of_tokens_that_decode_to_whole_characters(tiny_whisper):
+    tokenizer = tiny_whisper.processor.tokenizer
+    text = tokenizer.encode("元気出しなよ、", add_special_tokens=False)
+    spans = word_spans(text, tokenizer)
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert "".join(tokenizer.decode(text[a:b]) for a, b in spans) == "元気出しなよ、"
+    assert all("\ufffd" not in tokenizer.decode(text[a:b]) for a, b in spans)

@@ -24,6 +24,7 @@ from whisper_ja.inference.decoding import DecodeOptions
 from whisper_ja.inference.faster import write_context_record
 from whisper_ja.inference.faster_longform import ct2_segments
 from whisper_ja.inference.longform import LongformOptions, batch_windows
+from whisper_ja.inference.pause_split import PauseSettings
 from whisper_ja.inference.vad import SpeechSpan, VadSettings
 
 
@@ -50,7 +51,7 @@ class _FakeCt2:
     aligned: list[tuple[list[list[int]], list[int]]] = field(default_factory=list)
 
     def encode(self, features, to_cpu=False):
-        return np.asarray(features)
+        return features  # a StorageView, as CTranslate2's encoder output is
 
     def generate(self, encoded, prompts, **kwargs):
         self.frames.append(encoded.shape[-1])
@@ -282,3 +283,32 @@ def test_faster_whisper_stock_batched_pipeline_stays_reachable(tiny_ct2, monkeyp
                                         DecodeOptions(max_new_tokens=6, batch_size=3),
                                         compute_type="default"))
     assert asked == [3] and all(isinstance(s, Segment) for s in found)
+
+
+def test_a_segment_is_cut_at_a_sentence_pause_by_the_alignment(folder, tokenizer, vocab,
+                                                               monkeypatch):
+    left, right = _text(tokenizer, "元気出しなよ、"), _text(tokenizer, "この本は安い。")
+    ids = [vocab.to_token(0.0), *left, *right, vocab.to_token(2.8)]
+    fake = _install(monkeypatch, tokenizer, lambda b, r, f: _Result([ids], [-0.2], 0.0))
+    monkeypatch.setattr(ct2_longform, "batch_windows", lambda *args: [
+        SpeechSpan(25.0, 28.0), SpeechSpan(40.0, 43.0)])
+    # the fake aligns token i at 25 + 0.2 i s: the pause ends just before この; the second
+    # window is one stretch of speech
+    pause = SpeechSpan(25.0 + 0.2 * len(left) - 0.15, 25.0 + 0.2 * len(left) - 0.05)
+    monkeypatch.setattr(ct2_longform, "pause_stretches", lambda *args: [
+        SpeechSpan(25.0, pause.start), SpeechSpan(pause.end, 28.0), SpeechSpan(40.0, 43.0)])
+    first, second, third = ct2_batched_segments(_noise(45.0), folder,
+                                                LongformOptions(mode="batched"))
+    assert (first.start, first.end, first.text) == (25.0, round(pause.start, 3), "元気出しなよ、")
+    assert (second.start, second.end, second.text) == (round(pause.end, 3), 27.8,
+                                                       "この本は安い。")
+    assert (third.start, third.text) == (40.0, "元気出しなよ、この本は安い。")
+    # only the first window is aligned: timed once, then 。 scored after なよ (the 、
+    # dropped), align's last probability (0.5) being P(。)
+    end = tokenizer.encode("。", add_special_tokens=False).ids
+    assert fake.aligned == [([left + right], [300]), ([left[:-1] + end], [300])]
+    fake.aligned.clear()
+    strict = PauseSettings(end_probability=0.6)
+    kept = list(ct2_batched_segments(_noise(45.0), folder,
+                                     LongformOptions(mode="batched", pauses=strict)))
+    assert [s.text for s in kept][0] == "元気出しなよ、この本は安い。" and len(kept) == 2

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soxr
+import torch
 
 from whisper_ja.audio.constants import SAMPLE_RATE
 from whisper_ja.data.timestamps import TimestampVocab
 from whisper_ja.inference import longform
 from whisper_ja.inference.decoding import DecodeOptions
 from whisper_ja.inference.longform import LongformOptions, WindowResult, transcribe_segments
+from whisper_ja.inference.pause_split import PauseSettings
 from whisper_ja.inference.timestamps import parse_window
 from whisper_ja.inference.vad import SpeechSpan, VadSettings, merge_spans, speech_spans
 
@@ -148,7 +150,8 @@ def test_vad_splits_at_known_pauses(paused_speech):
 
 def _one_segment_decoder(calls: list, vocab):
     """A stand-in for ``decode_windows``: records each window's seconds, answers one segment."""
-    def decode(model, processor, windows, options, prompt=(), attention=False):
+    def decode(model, processor, windows, options, prompt=(), attention=False,
+               keep_encoder=False):
         calls.extend(w.size / SAMPLE_RATE for w in windows)
         return [WindowResult((vocab.to_token(0.0), 11, vocab.to_token(1.0)), -0.1, 0.0, False)
                 for _ in windows]
@@ -195,3 +198,44 @@ def test_a_long_previous_text_is_cut_to_fit_the_decoder(tiny_whisper, vocab, mon
                              LongformOptions(vad=False), DecodeOptions(max_new_tokens=224)))
     assert prompts[0] == () and len(prompts) >= 2
     assert all(p == words[-(448 - 224 - 3 - 1):] for p in prompts[1:])
+
+
+def test_batched_segments_are_cut_at_a_sentence_pause(tiny_whisper, vocab, monkeypatch):
+    tokenizer = tiny_whisper.processor.tokenizer
+    left = tokenizer.encode("元気出しなよ、", add_special_tokens=False)
+    right = tokenizer.encode("この本は安い。", add_special_tokens=False)
+    text = [*left, *right]
+    asked: list = []
+
+    def decode(model, processor, windows, options, prompt=(), attention=False,
+               keep_encoder=False):
+        asked.append(keep_encoder)
+        return [WindowResult((vocab.to_token(0.5), *text, vocab.to_token(3.0)), -0.1, 0.0,
+                             False, encoder_state=torch.zeros(1)) for _ in windows]
+
+    def timed(model, state, prefix, ids, seconds, probe):
+        assert list(ids) == text and [probe] == tokenizer.encode("。", add_special_tokens=False)
+        starts = np.array([0.6 + 0.05 * i if i < len(left) else 1.8 + 0.05 * i
+                           for i in range(len(ids))])
+        return starts, np.full(len(ids) + 1, probability)
+
+    monkeypatch.setattr(longform, "decode_windows", decode)
+    monkeypatch.setattr(longform, "timed_text", timed)
+    monkeypatch.setattr(longform, "pause_stretches", lambda *args: [
+        SpeechSpan(0.8, 1.5), SpeechSpan(1.8, 2.9)])
+    audio = np.full(10 * SAMPLE_RATE, 0.1, dtype=np.float32)
+    batched = LongformOptions(mode="batched", vad=False)
+    probability = 0.3
+    found = list(transcribe_segments(audio, tiny_whisper.model, tiny_whisper.processor,
+                                     batched))
+    # cut at the pause; the start (0.5, in silence) snapped onto the onset, the end onto the
+    # offset
+    assert [(s.start, s.end, s.text) for s in found] == [
+        (0.8, 1.5, "元気出しなよ、"), (1.8, 2.9, "この本は安い。")]
+    assert asked == [True]
+    probability = 0.01  # Whisper would not end the sentence there: one segment
+    (whole,) = transcribe_segments(audio, tiny_whisper.model, tiny_whisper.processor, batched)
+    assert (whole.start, whole.end) == (0.8, 2.9)
+    off = LongformOptions(mode="batched", vad=False, pauses=PauseSettings(split=False))
+    list(transcribe_segments(audio, tiny_whisper.model, tiny_whisper.processor, off))
+    assert asked[-1] is False  # no encoder output kept when nothing is cut

@@ -14,8 +14,9 @@ transformers folder's ``generation_config.json`` and a CTranslate2 folder's ``co
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,8 @@ from whisper_ja.data.timestamps import TimestampVocab
 from whisper_ja.inference.timestamps import Word
 
 __all__ = ["AlignmentSample", "alignment_sample", "anchor_error", "default_heads", "dtw_path",
-           "group_words", "head_errors", "select_alignment_heads", "token_starts", "word_timings",
-           "write_alignment_heads"]
+           "eager_attention", "group_words", "head_errors", "select_alignment_heads",
+           "timed_text", "token_starts", "word_spans", "word_timings", "write_alignment_heads"]
 
 MEDIAN_WIDTH = 7
 """Median filter width over encoder positions (OpenAI's ``medfilt_width``)."""
@@ -110,6 +111,57 @@ def token_starts(attention: torch.Tensor, positions: int) -> tuple[np.ndarray, n
     return starts, ends
 
 
+@contextlib.contextmanager
+def eager_attention(base: Any, needed: bool = True) -> Iterator[None]:
+    """Switch to eager attention for a pass that must return attention weights (SDPA cannot)."""
+    previous = getattr(base.config, "_attn_implementation", None)
+    if not needed or previous in (None, "eager"):
+        yield
+        return
+    base.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        base.set_attn_implementation(previous)
+
+
+@torch.inference_mode()
+def timed_text(model: Any, encoder_state: torch.Tensor, prefix: Sequence[int],
+               text: Sequence[int], window_seconds: float,
+               probe: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token starts of a window's text by DTW, and the probability of ``probe`` after each.
+
+    One teacher-forced pass of ``prefix + text`` without timestamps: the context in which
+    CTranslate2's ``Whisper.align`` times tokens and scores them, so the two backends read
+    the same numbers.
+
+    Args:
+        model: The Whisper model (peft wrappers allowed).
+        encoder_state: ``(1, positions, width)`` encoder output of the window.
+        prefix: The task prefix (``<|startoftranscript|><|ja|><|transcribe|>``).
+        text: The window's text token ids.
+        window_seconds: Audio in the window.
+        probe: A token id.
+
+    Returns:
+        Each text token's start (seconds from the window's start), and
+        ``P(probe | prefix + text[:k])`` for ``k = 0 .. len(text)``.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    with eager_attention(base):
+        out = base(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_state),
+                   decoder_input_ids=torch.tensor([[*prefix, *text]],
+                                                  device=encoder_state.device),
+                   output_attentions=True)
+    # the row of input i predicts token i + 1: text token k's row is len(prefix) - 1 + k
+    first = len(prefix) - 1
+    attention = torch.stack([out.cross_attentions[layer][0, head, first:first + len(text)]
+                             for layer, head in default_heads(base)]).cpu()
+    starts, _ = token_starts(attention, round(window_seconds * TOKENS_PER_SECOND))
+    probs = out.logits[0, first:first + len(text) + 1].float().softmax(-1)[:, probe]
+    return starts, probs.cpu().numpy()
+
+
 def word_timings(model: Any, tokenizer: Any, token_ids: Sequence[int],
                  cross_attention: torch.Tensor, vocab: TimestampVocab, eot: int,
                  offset: float, window_seconds: float = 30.0) -> list[Word]:
@@ -138,14 +190,33 @@ def word_timings(model: Any, tokenizer: Any, token_ids: Sequence[int],
     return group_words([token_ids[i] for i in keep], starts, ends, tokenizer, offset)
 
 
+def word_spans(text_ids: Sequence[int], tokenizer: Any) -> list[tuple[int, int]]:
+    """``(first, stop)`` token indices of each word of ``text_ids``, in order.
+
+    Words are runs of tokens that decode to whole characters (Japanese has no spaces; a
+    character may span tokens), as OpenAI splits Japanese. Tokens left over at the end (an
+    incomplete character) form no word.
+
+    Args:
+        text_ids: Text token ids (no specials, no timestamps).
+        tokenizer: Anything with ``decode(ids)`` (transformers or ``tokenizers``).
+    """
+    spans: list[tuple[int, int]] = []
+    first = 0
+    for index in range(len(text_ids)):
+        if "\ufffd" not in tokenizer.decode(list(text_ids[first:index + 1])):
+            spans.append((first, index + 1))
+            first = index + 1
+    return spans
+
+
 def group_words(text_ids: Sequence[int], starts: Sequence[float] | np.ndarray,
                 ends: Sequence[float] | np.ndarray, tokenizer: Any, offset: float,
                 probabilities: Sequence[float] | None = None) -> list[Word]:
     """Words of a window's text tokens, given each token's start and end.
 
-    Words are runs of tokens that decode to whole characters (Japanese has no spaces; a
-    character may span tokens), as OpenAI splits Japanese. Shared by the cross-attention DTW
-    here and CTranslate2's own alignment (:mod:`whisper_ja.inference.ct2_longform`).
+    Words are :func:`word_spans`. Shared by the cross-attention DTW here and CTranslate2's
+    own alignment (:mod:`whisper_ja.inference.ct2_longform`).
 
     Args:
         text_ids: Text token ids (no specials, no timestamps).
@@ -156,19 +227,12 @@ def group_words(text_ids: Sequence[int], starts: Sequence[float] | np.ndarray,
         probabilities: Each token's probability (a word gets its tokens' mean); None: 1.0.
     """
     words: list[Word] = []
-    group: list[int] = []
-    first = 0
-    for index, token in enumerate(text_ids):
-        if not group:
-            first = index
-        group.append(token)
-        text = tokenizer.decode(group)
-        if "\ufffd" not in text:
-            probability = (float(np.mean(probabilities[first:index + 1]))
-                           if probabilities is not None else 1.0)
-            words.append(Word(round(offset + float(starts[first]), 3),
-                              round(offset + float(ends[index]), 3), text, probability))
-            group = []
+    for first, stop in word_spans(text_ids, tokenizer):
+        probability = (float(np.mean(probabilities[first:stop]))
+                       if probabilities is not None else 1.0)
+        words.append(Word(round(offset + float(starts[first]), 3),
+                          round(offset + float(ends[stop - 1]), 3),
+                          tokenizer.decode(list(text_ids[first:stop])), probability))
     return words
 
 
@@ -208,14 +272,10 @@ def alignment_sample(model: Any, processor: Any, audio: np.ndarray,
     features = processor.feature_extractor([audio], sampling_rate=SAMPLE_RATE,
                                            return_tensors="pt").input_features
     hidden = base.get_encoder()(features.to(base.device, base.dtype)).last_hidden_state
-    previous = base.config._attn_implementation
-    base.set_attn_implementation("eager")  # SDPA returns no attention weights
-    try:
+    with eager_attention(base):
         out = base(encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
                    decoder_input_ids=torch.tensor([prefix + ids], device=base.device),
                    output_attentions=True)
-    finally:
-        base.set_attn_implementation(previous)
     positions = round(audio.size / SAMPLE_RATE * TOKENS_PER_SECOND)
     # the row of input i predicts token i + 1: token k's attention is at row len(prefix)-1+k
     rows = slice(len(prefix) - 1, len(prefix) - 1 + len(ids))

@@ -10,8 +10,9 @@ Two modes, both after Silero VAD (:mod:`whisper_ja.inference.vad`) has found the
 - ``batched`` (after faster-whisper's ``BatchedInferencePipeline``, but whisper-ja's own):
   speech stretches are joined into windows of at most 30 s (:func:`batch_windows`) and decoded
   together with timestamps, without previous text; each window's timestamps cut it into
-  segments (:func:`window_segments`). Faster, and a window never depends on another. The
-  CTranslate2 backend runs the same windows and parsing
+  segments (:func:`window_segments`), cut again at the sentence pauses Whisper wrote through
+  and snapped onto speech (:mod:`whisper_ja.inference.pause_split`). Faster, and a window
+  never depends on another. The CTranslate2 backend runs the same windows, parsing and cuts
   (:mod:`whisper_ja.inference.ct2_longform`).
 
 Non-speech between VAD stretches is never decoded, so noise cannot turn into stock phrases. A
@@ -21,9 +22,8 @@ unconfident text, OpenAI's rule) gives no segment.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -34,12 +34,19 @@ from whisper_ja.audio.constants import CHUNK_SECONDS, SAMPLE_RATE, SAMPLES_PER_C
 from whisper_ja.audio.io import is_silent, split_long_audio
 from whisper_ja.config import ConfigError, field
 from whisper_ja.data.timestamps import MAX_PROMPT_TOKENS, TimestampVocab
-from whisper_ja.inference.alignment import word_timings
+from whisper_ja.inference.alignment import eager_attention, timed_text, word_timings
 from whisper_ja.inference.decoding import (
     WINDOW_MAX_TOKENS,
     DecodeOptions,
     _quiet_transformers,
     is_looping,
+)
+from whisper_ja.inference.pause_split import (
+    PauseSettings,
+    Timing,
+    cut_window,
+    pause_stretches,
+    sentence_end_id,
 )
 from whisper_ja.inference.timestamps import Segment, WindowParse, Word, parse_window
 from whisper_ja.inference.vad import SpeechSpan, VadSettings, merge_spans, speech_spans
@@ -63,6 +70,9 @@ class LongformOptions:
         True, help="sequential mode: prompt each window with the text decoded before it")
     word_timestamps: bool = field(
         False, help="word times by cross-attention DTW over the model's alignment heads")
+    pauses: PauseSettings = field(
+        default_factory=PauseSettings,
+        help="batched mode: segments cut at sentence pauses and snapped onto speech")
 
     def __post_init__(self) -> None:
         if self.mode not in ("sequential", "batched"):
@@ -79,6 +89,7 @@ class _Specials:
     no_speech: int | None
     prefix: tuple[int, ...]
     vocab: TimestampVocab
+    end: int | None
 
     @classmethod
     def of(cls, tokenizer: Any, language: str) -> _Specials:
@@ -91,7 +102,8 @@ class _Specials:
         return cls(sot=sot, eot=ids["<|endoftext|>"], prev=ids["<|startofprev|>"],
                    no_speech=no_speech,
                    prefix=(sot, ids[f"<|{language}|>"], ids["<|transcribe|>"]),
-                   vocab=TimestampVocab.from_tokenizer(tokenizer))
+                   vocab=TimestampVocab.from_tokenizer(tokenizer),
+                   end=sentence_end_id(tokenizer))
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,8 @@ class WindowResult:
         looped: The text repeats itself or hit the token limit.
         cross_attention: ``(layers, heads, tokens, 1500)`` cross-attention of the generated
             ids (only when word timestamps were asked for).
+        encoder_state: ``(1, 1500, width)`` encoder output of the window (only when asked
+            for: cutting segments at pauses times the text again).
     """
 
     token_ids: tuple[int, ...]
@@ -112,6 +126,7 @@ class WindowResult:
     no_speech_prob: float
     looped: bool
     cross_attention: torch.Tensor | None = None
+    encoder_state: torch.Tensor | None = None
 
     def silent(self, options: DecodeOptions) -> bool:
         """Whisper judges the window silent (OpenAI's rule)."""
@@ -125,20 +140,6 @@ def _base(model: Any) -> Any:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-@contextlib.contextmanager
-def _eager_attention(base: Any, needed: bool) -> Iterator[None]:
-    """Switch to eager attention for a pass that must return attention weights (SDPA cannot)."""
-    previous = getattr(base.config, "_attn_implementation", None)
-    if not needed or previous in (None, "eager"):
-        yield
-        return
-    base.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        base.set_attn_implementation(previous)
-
-
 def _after_last_sot(row: Sequence[int], sot: int) -> list[int]:
     row = list(row)
     start = len(row) - row[::-1].index(sot) if sot in row else 0
@@ -148,7 +149,7 @@ def _after_last_sot(row: Sequence[int], sot: int) -> list[int]:
 @torch.inference_mode()
 def decode_windows(model: Any, processor: Any, windows: Sequence[np.ndarray],
                    options: DecodeOptions, prompt: Sequence[int] = (),
-                   attention: bool = False) -> list[WindowResult]:
+                   attention: bool = False, keep_encoder: bool = False) -> list[WindowResult]:
     """Decode up to 30 s windows with timestamps on, Japanese (``options.language``) forced.
 
     Args:
@@ -158,6 +159,7 @@ def decode_windows(model: Any, processor: Any, windows: Sequence[np.ndarray],
         options: Beams, token limit and language (``prompt_ids`` is ignored: see ``prompt``).
         prompt: Previous-text ids (without ``<|startofprev|>``), shared by every window.
         attention: Also return the generated ids' cross-attention (word timestamps).
+        keep_encoder: Also return each window's encoder output.
     """
     base = _base(model)
     specials = _Specials.of(processor.tokenizer, options.language)
@@ -179,8 +181,11 @@ def decode_windows(model: Any, processor: Any, windows: Sequence[np.ndarray],
     rows = [[t for t in _after_last_sot(row, specials.sot)
              if t < specials.eot or specials.vocab.is_timestamp(t)]
             for row in sequences.tolist()]
-    return [_score(base, hidden[i:i + 1], rows[i], prompt, specials, options, attention)
-            for i in range(len(rows))]
+    results = [_score(base, hidden[i:i + 1], rows[i], prompt, specials, options, attention)
+               for i in range(len(rows))]
+    if keep_encoder:
+        results = [replace(r, encoder_state=hidden[i:i + 1]) for i, r in enumerate(results)]
+    return results
 
 
 def _score(base: Any, hidden: torch.Tensor, ids: list[int], prompt: Sequence[int],
@@ -190,7 +195,7 @@ def _score(base: Any, hidden: torch.Tensor, ids: list[int], prompt: Sequence[int
     sot_at = len(head)
     inputs = [*head, *specials.prefix, *ids]
     targets = [*ids, specials.eot]
-    with _eager_attention(base, attention):
+    with eager_attention(base, attention):
         out = base(encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
                    decoder_input_ids=torch.tensor([inputs], device=hidden.device),
                    output_attentions=attention)
@@ -331,21 +336,44 @@ def batch_windows(audio: np.ndarray, longform: LongformOptions,
 
 
 def _batched(model: Any, processor: Any, audio: np.ndarray, windows: Sequence[SpeechSpan],
-             longform: LongformOptions, options: DecodeOptions) -> Iterator[Segment]:
-    """The :func:`batch_windows` of a file decoded ``batch_size`` at a time."""
+             longform: LongformOptions, options: DecodeOptions,
+             stretches: Sequence[SpeechSpan] | None) -> Iterator[Segment]:
+    """The :func:`batch_windows` of a file decoded ``batch_size`` at a time.
+
+    With ``stretches`` (the pause pass), each window's segments are cut at pauses and
+    snapped onto speech (:mod:`whisper_ja.inference.pause_split`).
+    """
     tokenizer = processor.tokenizer
     specials = _Specials.of(tokenizer, options.language)
+    split = stretches is not None and longform.pauses.split
     for first in range(0, len(windows), options.batch_size):
         batch = windows[first:first + options.batch_size]
         results = decode_windows(model, processor, [w.samples(audio) for w in batch], options,
-                                 (), longform.word_timestamps)
+                                 (), longform.word_timestamps, keep_encoder=split)
         for window, result in zip(batch, results, strict=True):
             if result.silent(options):
                 continue
             parse = parse_window(result.token_ids, specials.vocab, specials.eot,
                                  window.duration, keep_open=True)
-            yield from _segments(parse, result, window.start, tokenizer, specials, model,
-                                 longform.word_timestamps)
+            found = _segments(parse, result, window.start, tokenizer, specials, model,
+                              longform.word_timestamps)
+            if stretches is not None:
+                found = cut_window(found, stretches, longform.pauses, tokenizer,
+                                   _timing(model, result, window, specials))
+            yield from found
+
+
+def _timing(model: Any, result: WindowResult, window: SpeechSpan,
+            specials: _Specials) -> Timing | None:
+    """A window's text timed again without timestamps, with P(。) (:func:`timed_text`)."""
+    state, end = result.encoder_state, specials.end
+    if state is None or end is None:
+        return None
+
+    def timing(text: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        starts, probs = timed_text(model, state, specials.prefix, text, window.duration, end)
+        return starts + window.start, probs
+    return timing
 
 
 def transcribe_segments(audio: np.ndarray, model: Any, processor: Any,
@@ -375,8 +403,10 @@ def transcribe_segments(audio: np.ndarray, model: Any, processor: Any,
     vad = vad or VadSettings()
     audio = np.asarray(audio, dtype=np.float32)
     if longform.mode == "batched":
+        stretches = (pause_stretches(audio, vad, longform.pauses) if longform.pauses.active
+                     else None)
         yield from _batched(model, processor, audio, batch_windows(audio, longform, vad),
-                            longform, options)
+                            longform, options, stretches)
     else:
         yield from _sequential(model, processor, audio, _spans(audio, longform, vad), longform,
                                options, vad)

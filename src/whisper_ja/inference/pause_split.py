@@ -1,0 +1,298 @@
+"""Batched-mode segments cut at the sentence pauses Whisper wrote through, and put on speech.
+
+An untouched Whisper often writes two sentences as one segment when the pause between them is
+short (whisper-base on ``benchmarks/longform.py``: 20 segments for 23 sentences, "元気出しなよ、
+この本は200円でした。" over a 0.3 s pause). Decoding each VAD stretch alone cuts there but loses
+the context that keeps CER low, so windows stay merged and their segments are cut afterwards:
+
+1. A second Silero pass (:func:`pause_stretches`: short pauses count, little padding) finds
+   the pauses inside each segment (:func:`plan_cuts`).
+2. The window's text tokens are timed (cross-attention DTW over the alignment heads: the
+   transformers backend's own, CTranslate2's ``align`` on the ct2 backend) and the cut goes
+   before the first word that starts after the pause's middle; a cut needs words on both
+   sides (:func:`find_cuts`).
+3. A pause alone does not tell a sentence end from a comma: Open JTalk's pauses at 、 (Silero
+   silence 0.38-0.45 s) are as long as the sentence pauses it missed (0.19-0.38 s), and
+   Whisper writes 、 at both. Its probability of 。 there does: a cut is kept when
+   P(。 | the window's text before the cut, trailing punctuation dropped), teacher-forced
+   after ``<|startoftranscript|><|ja|><|transcribe|>`` without timestamps (CTranslate2's
+   ``align`` context, so both backends read the same number), reaches
+   ``end_probability`` (:func:`apply_cuts`). Measured there (CTranslate2, float32): 0.14-0.43
+   at the sentence ends it missed, at most 0.005 at its commas; the margin is one order of
+   magnitude, found on two small synthetic sets (see ``PauseSettings``).
+
+Segment starts (and ends) lying in silence then move onto the nearest speech onset (offset) of
+the finer pass when it is close (:func:`snap_segments`); a cut's two sides start and end at
+its pause. The times a cut or a snap sets come from VAD, never from word times, so the two
+backends give the same segments as long as they put the words on the same side of a pause.
+
+Cost: one more Silero pass per file (~0.3 s for 1.5 min of audio on 2 CPU threads) and, only
+for a window with a pause inside a segment, one decoder pass over its text (transformers), or
+one ``align`` row for it and one per cut (CTranslate2). A model that writes no 。 (trained on
+unpunctuated labels) is never cut; its starts are still snapped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from whisper_ja.config import ConfigError, field
+from whisper_ja.inference.alignment import word_spans
+from whisper_ja.inference.timestamps import Segment
+from whisper_ja.inference.vad import SpeechSpan, VadSettings, speech_spans
+
+__all__ = ["Cut", "PauseSettings", "Timing", "apply_cuts", "cut_window", "end_context",
+           "find_cuts", "pause_stretches", "plan_cuts", "sentence_end_id", "snap_segments"]
+
+SENTENCE_END = "。"
+"""The token whose probability says a Japanese sentence could end at a cut."""
+
+Timing = Callable[[list[int]], tuple[np.ndarray, np.ndarray]]
+"""A window's text -> each token's start (file seconds) and P(。) after its first k tokens
+(k = 0 .. len(text))."""
+
+
+@dataclass(frozen=True)
+class PauseSettings:
+    """Cutting segments at pauses and snapping them onto speech (``longform.pauses.*``)."""
+
+    split: bool = field(True, help="batched mode: cut a segment at a pause inside it where "
+                                   "Whisper would have ended the sentence (needs word times)")
+    # 100-200 ms cut the same sentences on benchmarks/longform.py, 300 ms lost one; 150 ms
+    # stays clear of the ~100 ms closures of geminates (っ) inside words.
+    min_pause_ms: int = field(150, help="silence (Silero) that counts as a pause (ms)")
+    # measured (whisper-base, float32): at sentence ends 0.14-0.43 (benchmarks/longform.py)
+    # and 0.77-0.85 (the demo's long audio); at commas at most 0.005 and 0.009, the demo
+    # adapter's 0.053 (a cut that cost it boundary F1 at 0.05)
+    end_probability: float = field(
+        0.1, help="Whisper's probability of 。 before a pause at which a segment is cut")
+    snap_s: float = field(0.5, help="a segment start (end) in silence moves onto the speech "
+                                    "onset (offset) at most this far away (s; 0: off)")
+    pad_ms: int = field(30, help="padding each side of the pause pass's speech (ms)")
+
+    def __post_init__(self) -> None:
+        if self.min_pause_ms <= 0:
+            raise ConfigError(f"longform.pauses.min_pause_ms: must be > 0, got "
+                              f"{self.min_pause_ms}")
+        if not 0.0 < self.end_probability <= 1.0:
+            raise ConfigError(f"longform.pauses.end_probability: must be in (0, 1], got "
+                              f"{self.end_probability}")
+        if self.snap_s < 0 or self.pad_ms < 0:
+            raise ConfigError(f"longform.pauses: snap_s and pad_ms must be >= 0, got "
+                              f"{self.snap_s}, {self.pad_ms}")
+
+    @property
+    def active(self) -> bool:
+        """Whether anything here runs (the pause pass is skipped otherwise)."""
+        return self.split or self.snap_s > 0
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A cut of one of a window's segments, waiting for Whisper's verdict.
+
+    Attributes:
+        segment: Index of the segment among the window's segments.
+        at: Tokens of the segment left of the cut (a word boundary).
+        context: Tokens of the window's text read before the cut (trailing punctuation
+            dropped): P(。) is asked after them.
+        pause: The pause (file seconds).
+    """
+
+    segment: int
+    at: int
+    context: int
+    pause: SpeechSpan
+
+
+def pause_stretches(audio: np.ndarray, vad: VadSettings,
+                    settings: PauseSettings) -> list[SpeechSpan]:
+    """Speech stretches separated by every pause of at least ``settings.min_pause_ms``.
+
+    Short stretches are kept (``min_speech_ms=0``): dropping a short word would make a
+    longer pause out of two.
+    """
+    fine = VadSettings(threshold=vad.threshold, min_speech_ms=0,
+                       min_silence_ms=settings.min_pause_ms, speech_pad_ms=settings.pad_ms,
+                       max_gap_s=vad.max_gap_s)
+    return speech_spans(audio, fine)
+
+
+def _pauses_inside(stretches: Sequence[SpeechSpan], start: float,
+                   end: float) -> list[SpeechSpan]:
+    """Gaps between consecutive stretches whose middle lies inside ``(start, end)``."""
+    # Bisection keeps a long file's thousands of stretches out of every segment's search.
+    first = max(0, bisect.bisect_left(stretches, start, key=_end) - 1)
+    last = bisect.bisect_right(stretches, end, key=_start) + 1
+    near = stretches[first:last]
+    gaps = (SpeechSpan(a.end, b.start) for a, b in zip(near, near[1:], strict=False))
+    return [g for g in gaps if start < (g.start + g.end) / 2 < end]
+
+
+def _start(span: SpeechSpan) -> float:
+    return span.start
+
+
+def _end(span: SpeechSpan) -> float:
+    return span.end
+
+
+def plan_cuts(segments: Sequence[Segment],
+              stretches: Sequence[SpeechSpan]) -> list[tuple[int, SpeechSpan]]:
+    """``(segment index, pause)`` of every pause inside one of a window's segments."""
+    return [(index, pause) for index, segment in enumerate(segments)
+            for pause in _pauses_inside(stretches, segment.start, segment.end)]
+
+
+def _is_punctuation(text: str) -> bool:
+    """Only punctuation and spaces (、。「」 and the like), nothing spoken."""
+    return all(unicodedata.category(c).startswith(("P", "Z")) or c.isspace() for c in text)
+
+
+def end_context(text: Sequence[int], stop: int, tokenizer: Any) -> int:
+    """``stop`` less the punctuation tokens just before it (a 、 Whisper wrote instead of 。)."""
+    while stop > 0 and _is_punctuation(tokenizer.decode([text[stop - 1]])):
+        stop -= 1
+    return stop
+
+
+def find_cuts(segments: Sequence[Segment], candidates: Sequence[tuple[int, SpeechSpan]],
+              starts: Sequence[float] | np.ndarray, tokenizer: Any) -> list[Cut]:
+    """Where each candidate pause cuts its segment, by word times.
+
+    Args:
+        segments: The window's segments; their ``token_ids`` in order are the window's text.
+        candidates: From :func:`plan_cuts`.
+        starts: Start (file seconds) of each token of the window's text.
+        tokenizer: Anything with ``decode(ids)``.
+
+    Returns:
+        Cuts with a spoken word on both sides, in the order of ``candidates``.
+    """
+    offsets = np.cumsum([0, *(len(s.token_ids) for s in segments)])
+    text = [t for s in segments for t in s.token_ids]
+    cuts = []
+    for index, pause in candidates:
+        ids, first = segments[index].token_ids, int(offsets[index])
+        middle = (pause.start + pause.end) / 2
+        at = next((a for a, _ in word_spans(ids, tokenizer) if starts[first + a] >= middle), 0)
+        left = tokenizer.decode(list(ids[:at]))
+        right = tokenizer.decode(list(ids[at:]))
+        if at and not _is_punctuation(left) and not _is_punctuation(right):
+            cuts.append(Cut(index, at, end_context(text, first + at, tokenizer), pause))
+    return cuts
+
+
+def sentence_end_id(tokenizer: Any) -> int | None:
+    """The id of 。 when it is a single token (Whisper's multilingual vocabularies), else None.
+
+    Works with a transformers tokenizer and with the ``tokenizers.Tokenizer`` of an export.
+    """
+    encoded = tokenizer.encode(SENTENCE_END, add_special_tokens=False)
+    ids = list(getattr(encoded, "ids", encoded))
+    return int(ids[0]) if len(ids) == 1 else None
+
+
+def _piece(segment: Segment, first: int, stop: int, span: tuple[float, float],
+           words_from: float, words_to: float, tokenizer: Any) -> Segment:
+    """Tokens ``first:stop`` of ``segment`` over ``span``, with the words starting in between."""
+    ids = segment.token_ids[first:stop]
+    text = tokenizer.decode(list(ids), skip_special_tokens=True).strip()
+    words = tuple(w for w in segment.words if words_from - 1e-6 <= w.start < words_to)
+    return replace(segment, start=round(span[0], 3), end=round(span[1], 3), text=text,
+                   words=words, token_ids=ids)
+
+
+def _cut_segment(segment: Segment, cuts: Sequence[Cut], tokenizer: Any) -> list[Segment]:
+    """One segment in pieces at ``cuts`` (its own, accepted, sorted by ``at``).
+
+    Each side of a cut ends (starts) at its pause; words go left when they start before the
+    pause's middle, as the cut was placed.
+    """
+    pieces, first, start, words_from = [], 0, segment.start, -np.inf
+    for cut in cuts:
+        if cut.at <= first:
+            continue
+        middle = (cut.pause.start + cut.pause.end) / 2
+        pieces.append(_piece(segment, first, cut.at, (start, max(start, cut.pause.start)),
+                             words_from, middle, tokenizer))
+        first, start, words_from = cut.at, min(cut.pause.end, segment.end), middle
+    pieces.append(_piece(segment, first, len(segment.token_ids), (start, segment.end),
+                         words_from, np.inf, tokenizer))
+    return pieces
+
+
+def apply_cuts(segments: Sequence[Segment], cuts: Sequence[Cut],
+               probabilities: Sequence[float], settings: PauseSettings,
+               tokenizer: Any) -> list[Segment]:
+    """The window's segments with the cuts Whisper agrees with made.
+
+    Args:
+        segments: The window's segments.
+        cuts: From :func:`find_cuts`.
+        probabilities: P(。) after each cut's ``context``.
+        settings: ``end_probability`` decides.
+        tokenizer: Anything with ``decode(ids, skip_special_tokens=True)``.
+    """
+    kept: dict[int, list[Cut]] = {}
+    for cut, probability in zip(cuts, probabilities, strict=True):
+        if probability >= settings.end_probability:
+            kept.setdefault(cut.segment, []).append(cut)
+    out: list[Segment] = []
+    for index, segment in enumerate(segments):
+        mine = sorted(kept.get(index, []), key=lambda c: c.at)
+        out.extend(_cut_segment(segment, mine, tokenizer) if mine else [segment])
+    return out
+
+
+def snap_segments(segments: Sequence[Segment], stretches: Sequence[SpeechSpan],
+                  settings: PauseSettings) -> list[Segment]:
+    """Starts in silence moved onto the next onset, ends onto the last offset, when close.
+
+    Whisper's segment times on a stock model sit up to ~0.4 s before the speech (a window
+    starts at the padded VAD stretch, and the model's first timestamp there); the pause pass
+    knows the onset to ~30 ms. A time inside speech, or with no onset (offset) within
+    ``settings.snap_s`` inside the segment, is kept.
+    """
+    if settings.snap_s <= 0 or not stretches:
+        return list(segments)
+    out = []
+    for segment in segments:
+        start, end = segment.start, segment.end
+        index = bisect.bisect_right(stretches, start, key=_start)  # the next onset's
+        in_speech = index > 0 and stretches[index - 1].end > start
+        if not in_speech and index < len(stretches):
+            onset = stretches[index].start
+            if onset - start <= settings.snap_s and onset < end:
+                start = onset
+        before = bisect.bisect_left(stretches, end, key=_start) - 1  # the last one before end
+        if before >= 0 and stretches[before].end < end:
+            offset = stretches[before].end
+            if end - offset <= settings.snap_s and offset > start:
+                end = offset
+        out.append(replace(segment, start=round(start, 3), end=round(end, 3)))
+    return out
+
+
+def cut_window(segments: Sequence[Segment], stretches: Sequence[SpeechSpan],
+               settings: PauseSettings, tokenizer: Any,
+               timing: Timing | None) -> list[Segment]:
+    """One window's segments cut where Whisper would end a sentence at a pause, then snapped.
+
+    ``timing`` (None: no cut) runs only when a pause lies inside a segment. The transformers
+    backend times one window at a time; CTranslate2's aligns a batch at once and calls the
+    steps itself (:mod:`whisper_ja.inference.ct2_longform`).
+    """
+    candidates = plan_cuts(segments, stretches) if settings.split and timing else []
+    if candidates and timing is not None:
+        starts, probs = timing([t for segment in segments for t in segment.token_ids])
+        cuts = find_cuts(segments, candidates, starts, tokenizer)
+        segments = apply_cuts(segments, cuts, [float(probs[c.context]) for c in cuts],
+                              settings, tokenizer)
+    return snap_segments(segments, stretches, settings)

@@ -1,0 +1,117 @@
+"""Cutting segments at sentence pauses and snapping them onto speech (scripted times)."""
+
+from __future__ import annotations
+
+import pytest
+
+from whisper_ja.config import ConfigError, load_config
+from whisper_ja.inference.longform import LongformOptions
+from whisper_ja.inference.pause_split import (
+    Cut,
+    PauseSettings,
+    apply_cuts,
+    end_context,
+    find_cuts,
+    plan_cuts,
+    sentence_end_id,
+    snap_segments,
+)
+from whisper_ja.inference.timestamps import Segment, Word
+from whisper_ja.inference.vad import SpeechSpan
+
+
+class _Chars:
+    """A tokenizer whose token i is the i-th character of ``alphabet`` (one word each)."""
+
+    alphabet = "元気出しなよ、この本は安い。"
+
+    def decode(self, ids, skip_special_tokens=False):
+        return "".join(self.alphabet[i] for i in ids)
+
+    def encode(self, text, add_special_tokens=False):
+        return [self.alphabet.index(c) for c in text]
+
+
+TOK = _Chars()
+IDS = tuple(TOK.encode("元気出しなよ、この本は安い。"))
+# token k starts at 10 + 0.2 k, but the pause (11.3-11.6) pushes この and after by 0.4 s
+STARTS = [10.0 + 0.2 * k + (0.4 if k >= 7 else 0.0) for k in range(len(IDS))]
+STRETCHES = [SpeechSpan(10.2, 11.3), SpeechSpan(11.6, 13.0), SpeechSpan(14.0, 15.0)]
+WORDS = tuple(Word(round(s, 3), round(s + 0.2, 3), TOK.decode([t])) for s, t in
+              zip(STARTS, IDS, strict=True))
+
+
+def _segment(start: float = 10.0, end: float = 13.4) -> Segment:
+    return Segment(start, end, TOK.decode(IDS), WORDS, IDS, -0.2, 0.01)
+
+
+def test_settings_are_checked_and_reachable_as_a_config_section():
+    with pytest.raises(ConfigError, match="min_pause_ms"):
+        PauseSettings(min_pause_ms=0)
+    with pytest.raises(ConfigError, match="end_probability"):
+        PauseSettings(end_probability=0.0)
+    with pytest.raises(ConfigError, match="snap_s"):
+        PauseSettings(snap_s=-1.0)
+    options = load_config(LongformOptions, overrides=["pauses.end_probability=0.2",
+                                                      "pauses.split=false"])
+    assert options.pauses == PauseSettings(split=False, end_probability=0.2)
+    assert not PauseSettings(split=False, snap_s=0.0).active
+
+
+def test_only_pauses_inside_a_segment_are_candidates():
+    # the second pause's middle (13.5) is inside the first segment only when it ends later
+    assert plan_cuts([_segment()], STRETCHES) == [(0, SpeechSpan(11.3, 11.6))]
+    first, second = _segment(end=13.6), Segment(13.9, 15.0, "本", (), (IDS[8],))
+    assert plan_cuts([first, second], STRETCHES) == [(0, SpeechSpan(11.3, 11.6)),
+                                                    (0, SpeechSpan(13.0, 14.0))]
+    assert plan_cuts([Segment(11.5, 13.2, "x")], STRETCHES) == []
+
+
+def test_a_cut_goes_before_the_first_word_after_the_pause_with_words_on_both_sides():
+    pause = SpeechSpan(11.3, 11.6)
+    (cut,) = find_cuts([_segment()], [(0, pause)], STARTS, TOK)
+    assert cut == Cut(0, 7, 6, pause)  # before この; 。 is asked after なよ (、 dropped)
+    # a pause after every word (the last pause of the window) cuts nothing
+    assert find_cuts([_segment()], [(0, SpeechSpan(13.0, 14.0))], STARTS, TOK) == []
+    # nor one that would leave only punctuation on one side
+    tail = tuple(TOK.encode("安い。"))
+    late = [12.0, 12.2, 12.9]
+    assert find_cuts([Segment(11.9, 13.4, "安い。", (), tail)],
+                     [(0, SpeechSpan(12.5, 12.8))], late, TOK) == []
+
+
+def test_end_context_drops_the_comma_whisper_wrote_instead_of_a_full_stop():
+    text = TOK.encode("なよ、、この")
+    assert end_context(text, 4, TOK) == 2 and end_context(text, 2, TOK) == 2
+
+
+def test_a_cut_is_made_only_where_whisper_would_end_the_sentence():
+    cut = Cut(0, 7, 6, SpeechSpan(11.3, 11.6))
+    settings = PauseSettings(end_probability=0.1)
+    assert apply_cuts([_segment()], [cut], [0.05], settings, TOK) == [_segment()]
+    left, right = apply_cuts([_segment()], [cut], [0.3], settings, TOK)
+    assert (left.start, left.end, left.text) == (10.0, 11.3, "元気出しなよ、")
+    assert (right.start, right.end, right.text) == (11.6, 13.4, "この本は安い。")
+    assert left.token_ids + right.token_ids == IDS
+    assert "".join(w.text for w in left.words) == "元気出しなよ、"
+    assert "".join(w.text for w in right.words) == "この本は安い。"
+    assert right.avg_logprob == -0.2 and right.no_speech_prob == 0.01
+
+
+def test_starts_and_ends_in_silence_move_onto_speech_when_close():
+    settings = PauseSettings(snap_s=0.5)
+    early = Segment(9.8, 13.4, "a")  # starts 0.4 s before the onset, ends 0.4 s after
+    inside = Segment(10.5, 12.0, "b")  # starts and ends in speech: kept
+    far = Segment(13.2, 13.9, "c")  # the next onset is 0.8 s away, past its end
+    snapped = snap_segments([early, inside, far], STRETCHES, settings)
+    assert [(s.start, s.end) for s in snapped] == [(10.2, 13.0), (10.5, 12.0), (13.2, 13.9)]
+    assert snap_segments([early], STRETCHES, PauseSettings(snap_s=0.0)) == [early]
+
+
+def test_the_full_stop_is_one_token_in_whisper_vocabularies(tiny_whisper, tiny_whisper_dir):
+    from tokenizers import Tokenizer
+
+    hf = sentence_end_id(tiny_whisper.processor.tokenizer)
+    raw = sentence_end_id(Tokenizer.from_file(str(tiny_whisper_dir / "tokenizer.json")))
+    assert hf is not None and hf == raw
+    assert tiny_whisper.processor.tokenizer.decode([hf]) == "。"
