@@ -23,9 +23,9 @@ from whisper_ja.inference.ct2_longform import ct2_batched_segments, decode_order
 from whisper_ja.inference.decoding import DecodeOptions
 from whisper_ja.inference.faster import write_context_record
 from whisper_ja.inference.faster_longform import ct2_segments
-from whisper_ja.inference.longform import LongformOptions, batch_windows
+from whisper_ja.inference.longform import LongformOptions
 from whisper_ja.inference.pause_split import PauseSettings
-from whisper_ja.inference.vad import SpeechSpan, VadSettings
+from whisper_ja.inference.vad import SpeechSpan, VadSettings, batch_windows
 
 
 @dataclass
@@ -246,7 +246,7 @@ def test_a_real_export_decodes_windows_at_file_times(tiny_ct2):
     # their window at file times, and batching changes nothing at a fixed (30 s) context.
     audio = _noise(45.0, seed=3)
     longform = LongformOptions(mode="batched", vad=False, word_timestamps=True)
-    windows = batch_windows(audio, longform, VadSettings())
+    windows = batch_windows(audio, VadSettings(), longform.vad)
     assert len(windows) == 2 and windows[1].start > 25.0
 
     def run(batch_size: int) -> list:

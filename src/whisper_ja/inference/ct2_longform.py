@@ -1,7 +1,7 @@
 """whisper-ja's batched long-form algorithm on CTranslate2 (``--backend ct2``, batched mode).
 
 The windows are those of the transformers backend's batched mode
-(:func:`whisper_ja.inference.longform.batch_windows`: Silero VAD stretches joined into windows
+(:func:`whisper_ja.inference.vad.batch_windows`: Silero VAD stretches joined into windows
 of at most 30 s, silent ones dropped), decoded ``batch_size`` at a time by CTranslate2's
 ``Whisper.generate`` (the ``ctranslate2.models.Whisper`` inside faster-whisper's model) with
 timestamps on: the prompt ``<|startoftranscript|><|ja|><|transcribe|>`` lacks
@@ -58,7 +58,6 @@ from whisper_ja.inference.faster import (
 from whisper_ja.inference.longform import (
     LongformOptions,
     WindowResult,
-    batch_windows,
     window_segments,
 )
 from whisper_ja.inference.pause_split import (
@@ -71,7 +70,7 @@ from whisper_ja.inference.pause_split import (
     snap_segments,
 )
 from whisper_ja.inference.timestamps import Segment, WindowParse, Word, parse_window
-from whisper_ja.inference.vad import SpeechSpan, VadSettings
+from whisper_ja.inference.vad import SpeechSpan, VadSettings, batch_windows
 
 __all__ = ["ct2_batched_segments", "decode_order"]
 
@@ -298,7 +297,7 @@ def ct2_batched_segments(audio: np.ndarray, model_dir: str | Path,
     policy = resolve_context(folder, "auto")
     specials = _Specials.of(model.hf_tokenizer, options.language, folder)
     extractor = export_feature_extractor(folder)
-    windows = batch_windows(audio, longform, vad)
+    windows = batch_windows(audio, vad, longform.vad)
     stretches = (pause_stretches(audio, vad, longform.pauses) if longform.pauses.active
                  else None)
     order = decode_order(windows, policy)

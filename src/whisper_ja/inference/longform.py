@@ -8,10 +8,11 @@ Two modes, both after Silero VAD (:mod:`whisper_ja.inference.vad`) has found the
   A window that loops is decoded again without the prompt (OpenAI resets the prompt when it
   falls back; greedy decoding is kept so results stay reproducible).
 - ``batched`` (after faster-whisper's ``BatchedInferencePipeline``, but whisper-ja's own):
-  speech stretches are joined into windows of at most 30 s (:func:`batch_windows`) and decoded
-  together with timestamps, without previous text; each window's timestamps cut it into
-  segments (:func:`window_segments`), cut again at the sentence pauses Whisper wrote through
-  and snapped onto speech (:mod:`whisper_ja.inference.pause_split`). Faster, and a window
+  speech stretches are joined into windows of at most 30 s
+  (:func:`whisper_ja.inference.vad.batch_windows`) and decoded together with timestamps,
+  without previous text; each window's timestamps cut it into segments
+  (:func:`window_segments`), cut again at the sentence pauses Whisper wrote through and
+  snapped onto speech (:mod:`whisper_ja.inference.pause_split`). Faster, and a window
   never depends on another. The CTranslate2 backend runs the same windows, parsing and cuts
   (:mod:`whisper_ja.inference.ct2_longform`).
 
@@ -30,8 +31,8 @@ import numpy as np
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
-from whisper_ja.audio.constants import CHUNK_SECONDS, SAMPLE_RATE, SAMPLES_PER_CHUNK
-from whisper_ja.audio.io import is_silent, split_long_audio
+from whisper_ja.audio.constants import SAMPLE_RATE, SAMPLES_PER_CHUNK
+from whisper_ja.audio.io import is_silent
 from whisper_ja.config import ConfigError, field
 from whisper_ja.data.timestamps import MAX_PROMPT_TOKENS, TimestampVocab
 from whisper_ja.inference.alignment import eager_attention, timed_text, word_timings
@@ -49,9 +50,15 @@ from whisper_ja.inference.pause_split import (
     sentence_end_id,
 )
 from whisper_ja.inference.timestamps import Segment, WindowParse, Word, parse_window
-from whisper_ja.inference.vad import SpeechSpan, VadSettings, merge_spans, speech_spans
+from whisper_ja.inference.vad import (
+    SpeechSpan,
+    VadSettings,
+    batch_windows,
+    merge_spans,
+    speech_spans,
+)
 
-__all__ = ["LongformOptions", "WindowResult", "batch_windows", "decode_windows",
+__all__ = ["LongformOptions", "WindowResult", "decode_windows",
            "transcribe_segments", "window_segments"]
 
 MIN_WINDOW_SECONDS = 0.3
@@ -308,33 +315,6 @@ def _sequential(model: Any, processor: Any, audio: np.ndarray, spans: Sequence[S
             seek += max(1, round(parse.seek * SAMPLE_RATE))
 
 
-def _quiet_cuts(audio: np.ndarray) -> list[SpeechSpan]:
-    """Windows of at most 30 s cut at quiet moments (no VAD)."""
-    spans, start = [], 0
-    for chunk in split_long_audio(audio):
-        spans.append(SpeechSpan(start / SAMPLE_RATE, (start + chunk.size) / SAMPLE_RATE))
-        start += chunk.size
-    return spans
-
-
-def batch_windows(audio: np.ndarray, longform: LongformOptions,
-                  vad: VadSettings) -> list[SpeechSpan]:
-    """The windows of batched mode, in time order (both backends decode these).
-
-    Silero VAD stretches closer than ``vad.max_gap_s`` joined into windows of at most 30 s
-    (without VAD: the file cut at quiet moments into windows of at most 30 s); windows the
-    energy gate finds silent are dropped without running the model.
-
-    Args:
-        audio: ``(samples,)`` float32 at 16 kHz.
-        longform: Whether VAD runs.
-        vad: Silero VAD settings.
-    """
-    windows = (merge_spans(_spans(audio, longform, vad), vad.max_gap_s, CHUNK_SECONDS)
-               if longform.vad else _quiet_cuts(audio))
-    return [w for w in windows if not is_silent(w.samples(audio))]
-
-
 def _batched(model: Any, processor: Any, audio: np.ndarray, windows: Sequence[SpeechSpan],
              longform: LongformOptions, options: DecodeOptions,
              stretches: Sequence[SpeechSpan] | None) -> Iterator[Segment]:
@@ -405,7 +385,7 @@ def transcribe_segments(audio: np.ndarray, model: Any, processor: Any,
     if longform.mode == "batched":
         stretches = (pause_stretches(audio, vad, longform.pauses) if longform.pauses.active
                      else None)
-        yield from _batched(model, processor, audio, batch_windows(audio, longform, vad),
+        yield from _batched(model, processor, audio, batch_windows(audio, vad, longform.vad),
                             longform, options, stretches)
     else:
         yield from _sequential(model, processor, audio, _spans(audio, longform, vad), longform,

@@ -6,7 +6,8 @@ The Silero model is the ONNX file that ships inside the ``faster-whisper`` wheel
 uses, so the two backends see the same speech.
 
 :func:`speech_spans` gives the speech stretches of a file; :func:`merge_spans` joins them into
-contiguous stretches of at most 30 s (gaps included), the windows of batched decoding. Stretches
+contiguous stretches of at most 30 s (gaps included), and :func:`batch_windows` makes those the
+windows of batched decoding (both backends decode the same windows). Stretches
 are contiguous pieces of the original audio, so a time inside one maps back by adding its start.
 """
 
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from whisper_ja.audio.constants import CHUNK_SECONDS, SAMPLE_RATE
+from whisper_ja.audio.io import is_silent, split_long_audio
 from whisper_ja.config import ConfigError, field
 
-__all__ = ["SpeechSpan", "VadSettings", "merge_spans", "speech_spans"]
+__all__ = ["SpeechSpan", "VadSettings", "batch_windows", "merge_spans", "speech_spans"]
 
 
 @dataclass(frozen=True)
@@ -119,3 +121,30 @@ def merge_spans(spans: Sequence[SpeechSpan], max_gap: float,
         else:
             merged.append(piece)
     return merged
+
+
+def _quiet_cuts(audio: np.ndarray) -> list[SpeechSpan]:
+    """Windows of at most 30 s cut at quiet moments (no VAD)."""
+    spans, start = [], 0
+    for chunk in split_long_audio(audio):
+        spans.append(SpeechSpan(start / SAMPLE_RATE, (start + chunk.size) / SAMPLE_RATE))
+        start += chunk.size
+    return spans
+
+
+def batch_windows(audio: np.ndarray, vad: VadSettings, use_vad: bool = True
+                  ) -> list[SpeechSpan]:
+    """The windows of batched long-form decoding, in time order (both backends decode these).
+
+    Silero VAD stretches closer than ``vad.max_gap_s`` joined into windows of at most 30 s
+    (``use_vad`` off: the file cut at quiet moments into windows of at most 30 s); windows the
+    energy gate finds silent are dropped without running the model.
+
+    Args:
+        audio: ``(samples,)`` float32 at 16 kHz.
+        vad: Silero VAD settings.
+        use_vad: Run VAD (``longform.vad``).
+    """
+    windows = (merge_spans(speech_spans(audio, vad), vad.max_gap_s, CHUNK_SECONDS)
+               if use_vad else _quiet_cuts(audio))
+    return [w for w in windows if not is_silent(w.samples(audio))]
