@@ -10,6 +10,9 @@ so a machine whose load changes during the run slows every arm alike:
   100 frames, floor 800);
 - ``hf-dynamic-int8``: the same with ``torch.ao.quantization.quantize_dynamic`` int8 linear
   layers (``whisper_ja.inference.quantize``);
+- ``hf-dynamic-static``: ``hf-dynamic`` with transformers' static KV cache
+  (``generation_config.cache_implementation = "static"``: preallocated key/value tensors
+  instead of growing ones; no ``torch.compile``);
 - ``fw-stock``: stock faster-whisper int8 on the same weights (``whisper-ja export --to ct2
   --quantization int8``), one clip at a time, features padded to 30 s, as users run it;
 - ``ct2-dynamic``: whisper-ja's CTranslate2 path on that folder (batches of 8, dynamic context
@@ -43,8 +46,8 @@ from typing import Any
 import numpy as np
 import torch
 
-ARMS = ("hf-30s", "hf-dynamic", "hf-dynamic-int8", "fw-stock", "ct2-dynamic",
-        "ct2-dynamic-float32", "student-hf-dynamic", "student-ct2-dynamic")
+ARMS = ("hf-30s", "hf-dynamic", "hf-dynamic-int8", "hf-dynamic-static", "fw-stock",
+        "ct2-dynamic", "ct2-dynamic-float32", "student-hf-dynamic", "student-ct2-dynamic")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -140,6 +143,12 @@ def build_arms(args: argparse.Namespace, work: Path) -> dict[str, Callable[..., 
         enable_dynamic_context(base.model)  # 30 s input stays bit-identical (tests/model)
         arms["hf-30s"] = hf_arm(base.model, base.processor, args.batch_size, dynamic=False)
         arms["hf-dynamic"] = hf_arm(base.model, base.processor, args.batch_size, dynamic=True)
+    if "hf-dynamic-static" in wanted:
+        static = load_model(args.model)
+        enable_dynamic_context(static.model)
+        static.model.generation_config.cache_implementation = "static"
+        arms["hf-dynamic-static"] = hf_arm(static.model, static.processor, args.batch_size,
+                                           dynamic=True)
     if "hf-dynamic-int8" in wanted:
         quant = load_model(args.model)
         enable_dynamic_context(quant.model)
