@@ -27,6 +27,41 @@ def test_settings_are_checked():
         DemoConfig(timestamp_probability=1.5)
 
 
+@pytest.mark.parametrize("backend", ["ct2", "transformers"])
+def test_evaluations_decode_on_the_chosen_backend(tmp_path, monkeypatch, backend):
+    from whisper_ja.commands import demo
+
+    exported, evaluated = [], []
+
+    def export(config):
+        exported.append((config.adapter, config.out))
+        (config.out).mkdir(parents=True)
+        (config.out / "README.md").write_text("card", encoding="utf-8")
+
+    monkeypatch.setattr(demo, "export_model", export)
+    monkeypatch.setattr(demo, "evaluate", evaluated.append)
+    config = DemoConfig(out=tmp_path, backend=backend)
+    adapter = tmp_path / "train"
+    adapter.mkdir()
+    demo._evaluate(config, "eval_before")
+    demo._evaluate(config, "eval_after", adapter)
+    demo._evaluate(config, "eval_after", adapter)  # a finished export is reused
+    before, after = evaluated[0], evaluated[1]
+    assert {e.backend for e in evaluated} == {backend}
+    if backend == "ct2":
+        assert exported == [(None, tmp_path / "ct2" / "untouched"),
+                            (adapter, tmp_path / "ct2" / "fine-tuned")]
+        assert before.model == str(tmp_path / "ct2" / "untouched") and before.adapter is None
+        assert after.model == str(tmp_path / "ct2" / "fine-tuned") and after.adapter is None
+        assert after.compute_type == "float32"
+    else:
+        assert exported == []
+        assert before.model == after.model == config.model
+        assert before.adapter is None and after.adapter == adapter
+    assert before.context == "dynamic" and after.context == "auto"
+    assert after.compare == tmp_path / "eval_before"
+
+
 def _overall(cer, low, high, looped=0):
     entry = {"rate": cer, "low": low, "high": high}
     return {"utterances": 160, "audio_seconds": 480.0, "looped": looped,
