@@ -111,7 +111,7 @@ def test_batched_path_keeps_faster_whisper_segments_and_order(tiny_ct2):
     assert one_by_one[::-1] == batched
 
 
-def _fake_generate(loop_id: int, clean: list[int], seen: list[float]):
+def _fake_generate(loop_id: int, clean: list[int], seen: list[float], greedy=None):
     """A generate_ct2 whose greedy rows loop and whose sampled rows are clean and confident."""
 
     class Result:
@@ -123,7 +123,7 @@ def _fake_generate(loop_id: int, clean: list[int], seen: list[float]):
     def generate(whisper, inputs, prompt, rows, *, beam_size, max_new_tokens, scores=True,
                  temperature=0.0):
         seen.append(temperature)
-        ids = [loop_id] * max_new_tokens if temperature == 0 else clean
+        ids = (greedy or [loop_id] * max_new_tokens) if temperature == 0 else clean
         return [Result(list(ids)) for _ in range(rows)]
     return generate
 
@@ -171,3 +171,20 @@ def test_language_id_matches_transformers_on_the_same_weights(tiny_whisper, tiny
     found = detect_language_ct2(audios, folder, Ct2Options(compute_type="float32",
                                                            context="full", batch_size=2))
     assert found == expected
+
+
+def test_a_repeat_mid_text_is_stopped_as_the_transformers_guard_stops_it(tiny_ct2, monkeypatch):
+    # CTranslate2 ran on after the repeat ("の予算の予算の予算" then more text): the row is
+    # cut where the transformers guard would have ended it, so the fallback replaces it.
+    from whisper_ja.inference.faster import load_faster_whisper
+
+    tokenizer = load_faster_whisper(str(tiny_ct2), "default").hf_tokenizer
+    unit = [tokenizer.token_to_id(t) for t in ("a", "b", "c")]  # three tokens, three times
+    clean = [tokenizer.token_to_id(t) for t in ("x", "y")]
+    greedy = [*clean, *unit * 3, *clean]
+    seen: list[float] = []
+    monkeypatch.setattr(ct2_clips, "generate_ct2", _fake_generate(0, clean, seen, greedy))
+    clip = transcribe_audio_ct2([_noise(2.0, 13)], tiny_ct2,
+                                Ct2Options(max_new_tokens=40, compute_type="default"))[0]
+    assert seen == [0.0, 0.2] and clip.looped_unguarded and not clip.looped
+    assert clip.segments[0].tokens == clean

@@ -14,6 +14,7 @@ from whisper_ja.inference.guards import (
     RepetitionStop,
     compression_ratio,
     guarded_generate,
+    stop_at_first_repeat,
     tail_repeat,
     trim_tail_repeat,
 )
@@ -39,6 +40,18 @@ def test_tail_repeat(ids: list[int], unit: int) -> None:
 def test_trim_keeps_one_copy_of_the_repeated_unit() -> None:
     assert trim_tail_repeat([7, 8] + [4, 5, 6] * 5) == ([7, 8, 4, 5, 6], True)
     assert trim_tail_repeat([1, 2, 3]) == ([1, 2, 3], False)
+
+
+def test_stop_at_first_repeat_ends_where_generation_would_have_stopped() -> None:
+    # A repeat in the middle (the text went on after it): cut right after its third copy.
+    ids = [7, 8] + [4, 5, 6] * 3 + [9, 10, 11]
+    assert stop_at_first_repeat(ids) == [7, 8] + [4, 5, 6] * 3
+    assert trim_tail_repeat(stop_at_first_repeat(ids)) == ([7, 8, 4, 5, 6], True)
+    assert stop_at_first_repeat([5] * 20) == [5] * 8
+    assert stop_at_first_repeat([1, 2, 3, 4, 5, 6, 7, 8, 9]) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    # Exactly what RepetitionStop leaves: the shortest prefix tail_repeat flags.
+    assert tail_repeat(stop_at_first_repeat(ids)) and not any(
+        tail_repeat(ids[:end]) for end in range(len(stop_at_first_repeat(ids))))
 
 
 def test_repetition_stop_forces_end_of_text_on_a_looping_row_only() -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "RepetitionStop",
     "compression_ratio",
     "guarded_generate",
+    "stop_at_first_repeat",
     "tail_repeat",
     "trim_tail_repeat",
 ]
@@ -105,6 +106,23 @@ def trim_tail_repeat(ids: Sequence[int], max_ngram: int = 32) -> tuple[list[int]
     while len(ids) >= 2 * n and ids[-2 * n:-n] == unit:
         del ids[-n:]
     return ids, True
+
+
+def stop_at_first_repeat(ids: Sequence[int], max_ngram: int = 32) -> list[int]:
+    """``ids`` up to where their text first ends in a back-to-back repeat, as generated.
+
+    What :class:`RepetitionStop` leaves, for a decoder that cannot be stopped mid-generation
+    (CTranslate2 runs a row to its end): the shortest prefix that :func:`tail_repeat` flags,
+    else ``ids`` unchanged. :func:`trim_tail_repeat` then cuts it to one copy, and the
+    attempt counts as stopped, so the fallback decodes it again.
+    """
+    ids = list(ids)
+    # No prefix under 8 tokens can be flagged (1 token 8 times, 2 tokens 4 times, 3 tokens
+    # 3 times is 9): checking from there keeps this cheap.
+    for end in range(8, len(ids) + 1):
+        if tail_repeat(ids[:end], max_ngram):
+            return ids[:end]
+    return ids
 
 
 class RepetitionStop(LogitsProcessor):
