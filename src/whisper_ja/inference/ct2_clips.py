@@ -9,7 +9,7 @@
   (:func:`whisper_ja.inference.guards.guarded_generate`): a row that repeats itself has its
   repeats cut, and a repetitive or unconfident row is decoded again by sampling at rising
   temperatures (OpenAI's fallback). CTranslate2 cannot stop a row mid-generation from Python,
-  so each row is cut afterwards where the transformers guard would have stopped it (the first
+  so the guard cuts each row afterwards where it would have stopped it (the first
   back-to-back repeat, even mid-text); the fallback is what replaces it.
 - :func:`detect_language_ct2`: Whisper's language identification on CTranslate2 (the most
   likely language token after ``<|startoftranscript|>``), at the same context.
@@ -41,7 +41,7 @@ from whisper_ja.inference.faster import (
     resolve_context,
     task_prompt,
 )
-from whisper_ja.inference.guards import GuardSettings, guarded_generate, stop_at_first_repeat
+from whisper_ja.inference.guards import GuardSettings, guarded_generate
 from whisper_ja.model.device import CT2_COMPUTE_TYPES, DEVICE_HELP, check_device
 
 __all__ = ["Ct2Clip", "Ct2Options", "detect_language_ct2", "transcribe_audio_ct2",
@@ -165,8 +165,6 @@ def _guarded_ids(model: Any, sampler: _SeededSampler, feats: np.ndarray, options
         out = []
         for row, result in zip(rows, results, strict=True):
             ids = [t for t in result.sequences_ids[0] if t < eot]
-            if options.guards.repetition:  # where the transformers guard would have stopped
-                ids = stop_at_first_repeat(ids, options.guards.max_ngram)
             greedy.setdefault(row, result)
             latest[row] = scores[(row, temperature)] = ct2_avg_logprob(result, len(ids))
             out.append(ids)

@@ -219,7 +219,10 @@ def guarded_generate(generate: GenerateFn, score: ScoreFn, detokenize: Detokeniz
         if temperature > 0:
             extra.update(do_sample=True, temperature=temperature, num_beams=1)
         raw = generate(rows, extra)
-        cut = [trim_tail_repeat(ids, settings.max_ngram) if settings.repetition else (ids, False)
+        # Cut where the repetition stop ends a row; a generator that cannot be stopped
+        # mid-generation (CTranslate2) ran on past that point, so its rows are cut there too.
+        cut = [trim_tail_repeat(stop_at_first_repeat(ids, settings.max_ngram),
+                                settings.max_ngram) if settings.repetition else (ids, False)
                for ids in raw]
         logprobs = score(rows, [ids for ids, _ in cut]) if settings.fallback else [0.0] * len(rows)
         return [_Attempt(ids, stopped, len(full) >= max_new_tokens,
