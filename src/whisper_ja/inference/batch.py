@@ -17,7 +17,7 @@ from whisper_ja.audio.io import AudioError, load_audio
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.inference.decoding import DecodeOptions, DecodeResult, decode_audio
 
-__all__ = ["BatchDecoding", "decode_utterances"]
+__all__ = ["BatchDecoding", "decode_utterances", "readable_audio"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class BatchDecoding:
         return [r for r in self.results if r is not None]
 
 
-def _readable(utts: Sequence[Utterance], batch: list[int], failed: dict[str, str]
-              ) -> tuple[list[int], list[np.ndarray]]:
+def readable_audio(utts: Sequence[Utterance], batch: list[int], failed: dict[str, str]
+                   ) -> tuple[list[int], list[np.ndarray]]:
     """The batch's utterances whose audio loads, and their audio; the others go to ``failed``."""
     kept, audios = [], []
     for i in batch:
@@ -82,7 +82,7 @@ def decode_utterances(model: Any, processor: Any, utts: Sequence[Utterance],
     seconds = 0.0
     bar = tqdm(total=len(utts), desc="decoding", unit="utt", disable=not progress)
     for start in range(0, len(order), options.batch_size):
-        batch, audios = _readable(utts, order[start:start + options.batch_size], failed)
+        batch, audios = readable_audio(utts, order[start:start + options.batch_size], failed)
         bar.update(options.batch_size if start + options.batch_size <= len(order)
                    else len(order) - start)
         if not batch:

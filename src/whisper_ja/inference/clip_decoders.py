@@ -20,9 +20,8 @@ import numpy as np
 
 from whisper_ja.audio.constants import FRAMES_PER_SECOND
 from whisper_ja.audio.features import ContextPolicy
-from whisper_ja.audio.io import AudioError, load_audio
 from whisper_ja.data.manifest import Utterance
-from whisper_ja.inference.batch import BatchDecoding, decode_utterances
+from whisper_ja.inference.batch import BatchDecoding, decode_utterances, readable_audio
 from whisper_ja.inference.ct2_clips import Ct2Options, detect_language_ct2, transcribe_audio_ct2
 from whisper_ja.inference.decoding import DecodeOptions, DecodeResult
 from whisper_ja.inference.faster import resolve_context
@@ -124,14 +123,7 @@ class Ct2Decoder:
     def decode(self, utts: Sequence[Utterance], language: str) -> BatchDecoding:
         """Transcribe ``utts`` with ``language`` forced."""
         failed: dict[str, str] = {}
-        kept: list[int] = []
-        audios: list[np.ndarray] = []
-        for i, utt in enumerate(utts):
-            try:
-                audios.append(load_audio(utt.audio))
-                kept.append(i)
-            except AudioError as err:
-                failed[utt.id] = str(err)
+        kept, audios = readable_audio(utts, list(range(len(utts))), failed)
         began = time.perf_counter()
         clips = transcribe_audio_ct2(audios, self.folder,
                                      dataclasses.replace(self.options, language=language),
