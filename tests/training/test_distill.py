@@ -103,14 +103,15 @@ def test_distilled_student_saves_reloads_decodes_and_exports(tiny_whisper_dir, c
     from whisper_ja.model import load_model
     from whisper_ja.model.context import uses_dynamic_context
     from whisper_ja.training import distill as distill_module
+    from whisper_ja.training import distill_data
 
     # A random teacher's text repeats itself and has nothing to do with the references: let
     # every label through (the filter has its own test), so the student has something to learn.
-    monkeypatch.setattr(distill_module, "_looped", lambda ids, limit: False)
+    monkeypatch.setattr(distill_data, "looped_label", lambda ids, limit: False)
     out = tmp_path / "student"
     config = DistillConfig(train=clips_manifest, out=out, teacher=str(tiny_whisper_dir),
                            decoder_layers=1, max_label_cer=1e9, epochs=2, batch_size=2,
-                           lr=1e-3, max_new_tokens=6, progress=False)
+                           lr=1e-3, max_new_tokens=6, precision="fp32", progress=False)
     report = distill_module.distill(config)
     assert report["student_layers_from_teacher"] == [3]
     assert report["pseudo_labels"]["kept"] == 4 and report["steps"] == 4
