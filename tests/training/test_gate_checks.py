@@ -73,11 +73,14 @@ def test_compute_type_is_a_weight_type():
 @pytest.mark.slow
 def test_train_runs_the_gate_on_ct2_snapshots(tmp_path, tiny_whisper_dir, clips_manifest,
                                               monkeypatch):
-    from whisper_ja.training import loop
+    from whisper_ja.training import gate_checks, loop
 
     # Validation decodes the gate's snapshot (not the transformers model); step 2 is made
     # better in-domain so that it is judged (the tiny model's own CERs are arbitrary).
-    queue, decoders = [0.5, 0.4], []
+    queue, decoders, snapshots = [0.5, 0.4], [], []
+    real_snapshot = gate_checks.ct2_snapshot
+    monkeypatch.setattr(gate_checks, "ct2_snapshot", lambda *args: (
+        snapshots.append(1), real_snapshot(*args))[1])
     monkeypatch.setattr(loop, "validate", lambda *args: pytest.fail("transformers validation"))
     monkeypatch.setattr(loop, "validate_decoded", lambda decoder, utts: (
         decoders.append(type(decoder).__name__), queue.pop(0))[1])
@@ -90,6 +93,8 @@ def test_train_runs_the_gate_on_ct2_snapshots(tmp_path, tiny_whisper_dir, clips_
     summary = train(config).summary
     assert [v["step"] for v in summary["gate_validations"]] == [0, 2]
     assert decoders == ["Ct2Decoder", "Ct2Decoder"]
+    # One snapshot at step 0 serves the gate's untouched scores and the validation.
+    assert len(snapshots) == 2
     n = len(read_manifest(clips_manifest))
     assert summary["gate_sets"] == {"unseen": n, "retention": n}
     assert (out / "gate_untouched.json").is_file()

@@ -45,8 +45,10 @@ from whisper_ja.training.gate import (
     judge,
     language_id_counts,
 )
+from whisper_ja.training.settings import TrainConfig
 
-__all__ = ["GateDecoding", "GateRun", "gate_models", "load_check_sets", "measure_checks"]
+__all__ = ["GateDecoding", "GateRun", "gate_models", "load_check_sets", "measure_checks",
+           "training_decoding", "untouched_decoder"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -135,6 +137,32 @@ class GateDecoding:
             return measure_checks(decoder, unseen, retention)
 
 
+def training_decoding(config: TrainConfig) -> GateDecoding:
+    """How a training run's gate decodes (and its validation, on ``gate.backend: ct2``).
+
+    As validation does: the run's token limit, batch size and context policy, the guards on.
+    """
+    options = DecodeOptions(max_new_tokens=config.run.val_max_new_tokens,
+                            batch_size=config.optim.batch_size)
+    return GateDecoding(config.gate, options, config.efficiency.context)
+
+
+@contextlib.contextmanager
+def untouched_decoder(config: TrainConfig, model: Any, processor: Any, *,
+                      wanted: bool) -> Iterator[ClipDecoder | None]:
+    """The model before its first step on the gate's ct2 backend, for the gate and step 0.
+
+    Yields None (each then decodes as it would) unless ``wanted`` (the step-0 validation runs
+    here) and the gate decodes on ``ct2``: then one snapshot serves the gate's untouched scores
+    and the step-0 validation, instead of two exports of the same weights (~5-8 s on a CPU).
+    """
+    if not (wanted and config.gate.active and config.gate.backend == "ct2"):
+        yield None
+        return
+    with training_decoding(config).decoder(model, processor) as decoder:
+        yield decoder
+
+
 def _to_json(scores: Sequence[CheckScores]) -> list[dict[str, Any]]:
     return [{"check": s.check, "loops": s.loops,
              "counts": [dataclasses.asdict(c) for c in s.counts]} for s in scores]
@@ -158,11 +186,14 @@ class GateRun:
 
     @classmethod
     def start(cls, model: Any, processor: Any, settings: GateSettings, out: Path, *,
-              options: DecodeOptions, policy: ContextPolicy) -> GateRun | None:
+              options: DecodeOptions, policy: ContextPolicy,
+              decoder: ClipDecoder | None = None) -> GateRun | None:
         """Measure the untouched model (or reload its scores when resuming); None if inactive.
 
         Call before the first optimizer step: a fresh LoRA adapter (B = 0) or an untrained
-        full model decodes exactly as the untouched model does.
+        full model decodes exactly as the untouched model does. ``decoder``: the model ready
+        on the gate's backend when the caller has one (the step-0 validation's snapshot, so
+        one export serves both), else one is made here.
         """
         if not settings.active:
             return None
@@ -172,18 +203,19 @@ class GateRun:
         if stored.is_file():
             untouched = _from_json(json.loads(stored.read_text(encoding="utf-8")))
         else:
-            untouched = decoding.measure(model, processor, unseen, retention)
+            untouched = (measure_checks(decoder, unseen, retention) if decoder is not None
+                         else decoding.measure(model, processor, unseen, retention))
             out.mkdir(parents=True, exist_ok=True)
             stored.write_text(json.dumps(_to_json(untouched)) + "\n", encoding="utf-8")
         return cls(settings, unseen, retention, decoding, untouched)
 
     @classmethod
-    def for_training(cls, run: Any) -> GateRun | None:
+    def for_training(cls, run: Any, decoder: ClipDecoder | None = None) -> GateRun | None:
         """The gate of a training run (``training.loop``'s run state), before its first step.
 
         None when the gate is off, has no check sets, or the run has no validation (the gate
         judges validations). Decodes as validation does: the run's token limit, batch size and
-        context policy, the guards on.
+        context policy, the guards on; ``decoder`` as in :meth:`start`.
         """
         config = run.config
         if not config.gate.active or not run.data.validation_utterances:
@@ -193,10 +225,10 @@ class GateRun:
                            "measured any more, so this run has no gate", run.progress.step,
                            UNTOUCHED_FILE)
             return None
-        options = DecodeOptions(max_new_tokens=config.run.val_max_new_tokens,
-                                batch_size=config.optim.batch_size)
+        decoding = training_decoding(config)
         return cls.start(run.accelerator.unwrap_model(run.model), run.processor, config.gate,
-                         config.out, options=options, policy=config.efficiency.context)
+                         config.out, options=decoding.options, policy=decoding.policy,
+                         decoder=decoder)
 
     def check(self, model: Any, processor: Any, step: int, in_domain_cer: float, *,
               decoder: ClipDecoder | None = None) -> tuple[bool, dict[str, Any]]:

@@ -60,7 +60,7 @@ from whisper_ja.training.checkpoint import (
     write_final_model,
 )
 from whisper_ja.training.datasets import Datasets, build_datasets
-from whisper_ja.training.gate_checks import GateRun
+from whisper_ja.training.gate_checks import GateRun, untouched_decoder
 from whisper_ja.training.settings import TrainConfig, check_paths, parse_mixing, resolve_precision
 from whisper_ja.training.step import train_step
 from whisper_ja.training.trainable import build_optimizer, prepare_model
@@ -116,10 +116,16 @@ def train(config: TrainConfig) -> TrainResult:
     check_paths(config)
     run = _set_up(config)
     progress = run.progress
-    run.gate = GateRun.for_training(run) if run.accelerator.is_main_process else None
-    run.clock = time.monotonic()
-    if progress.step == 0 and config.run.validate_at_start and run.data.validation_utterances:
-        progress.initial_cer = _validate_and_keep_best(run)
+    validate_now = (progress.step == 0 and config.run.validate_at_start
+                    and bool(run.data.validation_utterances))
+    # One CTranslate2 snapshot of the untouched model serves the gate's untouched scores and
+    # the step-0 validation (two exports of the same weights cost ~5-8 s on a CPU).
+    with untouched_decoder(config, run.accelerator.unwrap_model(run.model), run.processor,
+                           wanted=validate_now and run.accelerator.is_main_process) as decoder:
+        run.gate = GateRun.for_training(run, decoder) if run.accelerator.is_main_process else None
+        run.clock = time.monotonic()
+        if validate_now:
+            progress.initial_cer = _validate_and_keep_best(run, decoder)
     bar = tqdm(total=run.total_steps, initial=progress.step, desc=f"train ({config.mode})",
                disable=not (run.accelerator.is_main_process and config.run.progress),
                dynamic_ncols=True)
@@ -292,13 +298,16 @@ def _samples(batches: list[dict[str, torch.Tensor]], accelerator: Accelerator) -
     return int(accelerator.reduce(count, reduction="sum").item())
 
 
-def _validate_and_keep_best(run: _Run) -> float:
-    """Validate on the main process, share the CER, keep the best model, count patience."""
+def _validate_and_keep_best(run: _Run, decoder: ClipDecoder | None = None) -> float:
+    """Validate on the main process, share the CER, keep the best model, count patience.
+
+    ``decoder``: the model ready on the gate's backend when the caller has one.
+    """
     accelerator, progress, config = run.accelerator, run.progress, run.config
     started = time.monotonic()
     result: list[Any] = [None]
     if accelerator.is_main_process:
-        result = [_judge(run, accelerator.unwrap_model(run.model))]
+        result = [_judge(run, accelerator.unwrap_model(run.model), decoder)]
     broadcast_object_list(result)
     cer, better, passed, gate_log = result[0]
     improved = bool(better and passed)
@@ -314,12 +323,16 @@ def _validate_and_keep_best(run: _Run) -> float:
     return cer
 
 
-def _judge(run: _Run, model: Any) -> tuple[float, bool, bool, dict[str, Any]]:
+def _judge(run: _Run, model: Any, decoder: ClipDecoder | None = None
+           ) -> tuple[float, bool, bool, dict[str, Any]]:
     """In-domain CER, whether it beats the kept one, the gate's verdict and its log entry.
 
-    With ``gate.backend: ct2`` one CTranslate2 snapshot of the model decodes both the
-    validation set and the gate's check sets.
+    With ``gate.backend: ct2`` one CTranslate2 snapshot of the model (``decoder`` when the
+    caller has one) decodes both the validation set and the gate's check sets.
     """
+    if decoder is not None:
+        cer = validate_decoded(decoder, run.data.validation_utterances)
+        return (cer, *_gate_verdict(run, model, cer, decoder))
     if run.gate is not None and run.gate.settings.backend == "ct2":
         with run.gate.decoding.decoder(model, run.processor) as decoder:
             cer = validate_decoded(decoder, run.data.validation_utterances)
