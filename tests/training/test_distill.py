@@ -158,3 +158,80 @@ def test_decoding_with_shared_encoder_output_matches_full_forward(tiny_whisper):
                          decoder_input_ids=ids).logits
         own = student(features, decoder_input_ids=ids).logits
     assert torch.equal(shared, own)
+
+
+def test_batch_order_shuffles_each_epoch_and_resumes_where_it_stopped():
+    from whisper_ja.training.distill_train import batch_order
+
+    full = list(batch_order(5, 12, seed=3))
+    assert sorted(full[:5]) == sorted(full[5:10]) == list(range(5))  # every epoch: each once
+    assert full[:5] != full[5:10]  # reshuffled (seeded per epoch)
+    assert full == list(batch_order(5, 12, seed=3))
+    for start in (1, 5, 7):  # a resumed run takes exactly the batches the whole run would
+        assert list(batch_order(5, 12, seed=3, start=start)) == full[start:]
+    assert list(batch_order(5, 12, seed=4)) != full
+
+
+def test_freezing_token_embeddings_freezes_the_tied_output_layer(tiny_whisper):
+    from whisper_ja.training.student import freeze_token_embeddings
+
+    student, _ = make_student(tiny_whisper.model, 2)
+    before = sum(p.numel() for p in student.parameters() if p.requires_grad)
+    after = freeze_token_embeddings(student)
+    assert after == before - student.get_decoder().embed_tokens.weight.numel()
+    assert not student.get_output_embeddings().weight.requires_grad
+    assert student.get_decoder().layers[0].fc1.weight.requires_grad
+
+
+def _small_run(manifest, teacher, out, **changes):
+    base = {"train": manifest, "out": out, "teacher": str(teacher), "decoder_layers": 1,
+            "max_label_cer": 1e9, "steps": 6, "batch_size": 2, "lr": 1e-3, "warmup": 0.34,
+            "max_new_tokens": 6, "precision": "fp32", "checkpoint_every": 2,
+            "progress": False}
+    return DistillConfig(**{**base, **changes})
+
+
+def test_distill_resumes_from_its_checkpoint_and_cache_like_an_uninterrupted_run(
+        tiny_whisper_dir, clips_manifest, tmp_path, monkeypatch):
+    from whisper_ja.model import load_model
+    from whisper_ja.training import distill_data, distill_train
+    from whisper_ja.training.distill import distill
+
+    monkeypatch.setattr(distill_data, "looped_label", lambda ids, limit: False)
+    whole = distill(_small_run(clips_manifest, tiny_whisper_dir, tmp_path / "whole"))
+    lrs = [r["lr"] for r in map(json.loads, (tmp_path / "whole" / "log.jsonl").open())]
+    # warm-up over 2 of 6 steps, then a linear decay to 0 at the last step
+    assert lrs[0] < lrs[1] == pytest.approx(1e-3) and lrs[1] > lrs[3] > lrs[-1] == 0.0
+
+    save = distill_train._save_checkpoint
+
+    def save_then_die(path, student, optimizer, scheduler, step, *rest):
+        save(path, student, optimizer, scheduler, step, *rest)
+        if step == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(distill_train, "_save_checkpoint", save_then_die)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        distill(_small_run(clips_manifest, tiny_whisper_dir, out))
+    monkeypatch.setattr(distill_train, "_save_checkpoint", save)
+
+    def no_labelling(*args, **kwargs):
+        raise AssertionError("the cached batches should have been reused")
+
+    monkeypatch.setattr(distill_data, "_label_batch", no_labelling)
+    resumed = distill(_small_run(clips_manifest, tiny_whisper_dir, out))
+    assert resumed["steps"] == whole["steps"] == 6
+    log = [json.loads(line) for line in (out / "log.jsonl").open()]
+    whole_log = [json.loads(line) for line in (tmp_path / "whole" / "log.jsonl").open()]
+    assert [r["step"] for r in log] == list(range(1, 7))
+    for mine, theirs in zip(log, whole_log, strict=True):
+        assert mine["lr"] == pytest.approx(theirs["lr"])
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
+    a = load_model(tmp_path / "whole").model.state_dict()
+    b = load_model(out).model.state_dict()
+    assert all(torch.allclose(a[n], b[n], atol=1e-5) for n in a)
+
+    # A checkpoint made with other settings is refused, naming them.
+    with pytest.raises(ConfigError, match="lr"):
+        distill(_small_run(clips_manifest, tiny_whisper_dir, out, lr=5e-4))

@@ -52,7 +52,7 @@ from whisper_ja.training.distill_train import (
     train_student,
 )
 from whisper_ja.training.settings import resolve_precision
-from whisper_ja.training.student import make_student
+from whisper_ja.training.student import freeze_token_embeddings, make_student
 
 __all__ = ["IGNORE", "DistillConfig", "DistillLoss", "LossParts", "distill", "distill_loss",
            "filter_pseudo_labels"]
@@ -81,6 +81,8 @@ class DistillConfig:
         "linear", help="learning-rate schedule after the warm-up (decays to 0 at the last step)")
     warmup: float = field(0.05, help="share of the steps spent warming the learning rate up")
     weight_decay: float = field(0.01, help="AdamW weight decay")
+    train_embeddings: bool = field(False, help="train the token embedding (tied to the output "
+                                   "layer) too; frozen, a CPU step costs about half")
     precision: Literal["auto", "bf16", "fp32"] = field(
         "auto", help="autocast precision of the decoders; auto = bf16 where the CPU has "
         "AVX512-bf16, else fp32")
@@ -190,11 +192,15 @@ def distill(config: DistillConfig) -> dict[str, Any]:
         (config.out / CHECKPOINT).unlink(missing_ok=True)
     teacher, processor, policy = _teacher(config)
     student, layers = make_student(teacher, config.decoder_layers)
+    if not config.train_embeddings:
+        freeze_token_embeddings(student)
     audios = [load_audio(utt.audio) for utt in utts]
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     data = encode_and_label(teacher, processor, audios, policy, config, dtype,
                             config.out / "cache")
     labelled = time.perf_counter()
+    if precision == "bf16":
+        teacher.to(torch.bfloat16)  # soft targets only from here: no per-step weight casts
     keep, counts = filter_pseudo_labels([u.text for u in utts], data.hyps, data.looped,
                                         config.max_label_cer, config.normalizer)
     log.info("distill: pseudo-labels %s", counts)

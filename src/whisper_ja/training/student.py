@@ -20,7 +20,7 @@ from transformers import WhisperForConditionalGeneration
 from whisper_ja.config import ConfigError
 from whisper_ja.model.context import enable_dynamic_context, uses_dynamic_context
 
-__all__ = ["freeze_encoder", "make_student", "spaced_layers"]
+__all__ = ["freeze_encoder", "freeze_token_embeddings", "make_student", "spaced_layers"]
 
 _DECODER_LAYER = re.compile(r"^model\.decoder\.layers\.(\d+)\.(.*)$")
 
@@ -83,4 +83,16 @@ def freeze_encoder(model: Any) -> int:
     """Stop gradients to the encoder; returns how many parameters stay trainable."""
     for param in model.get_encoder().parameters():
         param.requires_grad_(False)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def freeze_token_embeddings(model: Any) -> int:
+    """Stop gradients to the decoder's token embedding (tied to the output projection).
+
+    On whisper-base it is 26.5 M of the 2-layer student's 33 M decoder parameters: its gradient
+    (a vocabulary-sized matrix product per step) and its AdamW update cost more CPU time than
+    the decoder layers themselves, and the student keeps the teacher's output space. Returns
+    how many parameters stay trainable.
+    """
+    model.get_decoder().embed_tokens.weight.requires_grad_(False)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
