@@ -20,7 +20,10 @@ so a machine whose load changes during the run slows every arm alike:
 - ``ct2-dynamic-float32``: the same path on a float32 export, decoded in float32 (what the demo
   and ``evaluate --backend ct2 --compute-type float32`` measure with);
 - ``student-hf-dynamic`` / ``student-ct2-dynamic``: a student made by ``whisper-ja distill``
-  (``--student FOLDER``), with transformers and exported to CTranslate2 int8.
+  (``--student FOLDER [FOLDER ...]``; with several, each arm's name ends in ``@FOLDER-NAME``),
+  with transformers and exported to CTranslate2 int8; each is also compared with its teacher
+  on the same backend (``hf-dynamic`` / ``ct2-dynamic``, whose ``--model`` must be the student's
+  teacher): speed-up and the paired CER difference.
 
 Greedy, Japanese forced, the same CPU threads everywhere. Prints the real-time factor (decoding
 seconds per audio second; model loading and export not counted, one warm-up round not timed),
@@ -54,8 +57,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifest", type=Path, required=True, help="test manifest")
     parser.add_argument("--model", default="openai/whisper-base")
-    parser.add_argument("--student", type=Path, default=None,
-                        help="`whisper-ja distill` output (student arms skipped without it)")
+    parser.add_argument("--student", type=Path, nargs="+", default=[],
+                        help="`whisper-ja distill` output(s) (student arms skipped without)")
     parser.add_argument("--clips", type=int, default=80, help="first N clips (0 = all)")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -162,13 +165,14 @@ def build_arms(args: argparse.Namespace, work: Path) -> dict[str, Callable[..., 
         folder = export_ct2(args.model, work / "model-ct2-float32", quantization="float32")
         arms["ct2-dynamic-float32"] = ct2_arm(folder, args.threads, args.batch_size,
                                               compute_type="float32")
-    if args.student is not None:
-        student = load_model(args.student)
-        arms["student-hf-dynamic"] = hf_arm(student.model, student.processor, args.batch_size,
-                                            dynamic=True)
-        folder = export_ct2(str(args.student), work / "student-ct2-int8")
-        arms["student-ct2-dynamic"] = ct2_arm(folder, args.threads, args.batch_size)
-    return {name: arm for name, arm in arms.items() if name in wanted}
+    for path in args.student:
+        tag = f"@{path.name}" if len(args.student) > 1 else ""
+        student = load_model(path)
+        arms[f"student-hf-dynamic{tag}"] = hf_arm(student.model, student.processor,
+                                                  args.batch_size, dynamic=True)
+        folder = export_ct2(str(path), work / f"student-ct2-int8{tag.replace('@', '-')}")
+        arms[f"student-ct2-dynamic{tag}"] = ct2_arm(folder, args.threads, args.batch_size)
+    return {name: arm for name, arm in arms.items() if name.partition("@")[0] in wanted}
 
 
 def run_interleaved(arms: dict[str, Callable[..., list[Any]]], audios: list[np.ndarray],
@@ -194,7 +198,7 @@ def report(refs: list[str], results: dict[str, list[Any]], seconds: dict[str, fl
            audio_s: float) -> tuple[list[str], dict[str, Any]]:
     from whisper_ja.text.bootstrap import metric_interval, paired_bootstrap
 
-    lines = [f"{'arm':<20} {'RTF':>7} {'sec':>7} {'CER [95% CI]':>26} {'looped':>6} "
+    lines = [f"{'arm':<34} {'RTF':>7} {'sec':>7} {'CER [95% CI]':>26} {'looped':>6} "
              f"{'vs fw-stock':>11} {'CER - fw-stock [95% CI]':>26}"]
     data: dict[str, Any] = {}
     stock = results.get("fw-stock")
@@ -211,10 +215,36 @@ def report(refs: list[str], results: dict[str, list[Any]], seconds: dict[str, fl
             versus = f"{row['speedup_vs_fw_stock']:.2f}x"
             paired = f"{diff.delta:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}]"
         data[name] = row
-        lines.append(f"{name:<20} {row['rtf']:>7.3f} {seconds[name]:>7.1f} "
+        lines.append(f"{name:<34} {row['rtf']:>7.3f} {seconds[name]:>7.1f} "
                      f"{interval.value:>8.4f} [{interval.low:.4f}, {interval.high:.4f}] "
                      f"{row['looped']:>6} {versus:>11} {paired:>26}")
+    lines += _versus_teacher(refs, results, seconds, data)
     return lines, data
+
+
+TEACHER_ARM = {"student-hf-dynamic": "hf-dynamic", "student-ct2-dynamic": "ct2-dynamic"}
+"""The teacher arm each student arm is compared with (same backend, same context policy)."""
+
+
+def _versus_teacher(refs: list[str], results: dict[str, list[Any]], seconds: dict[str, float],
+                    data: dict[str, Any]) -> list[str]:
+    """Each student arm against its teacher on the same backend: speed-up, paired CER diff."""
+    from whisper_ja.text.bootstrap import paired_bootstrap
+
+    lines = [f"\n{'student arm':<34} {'vs teacher arm':<14} {'speed-up':>8} "
+             f"{'CER - teacher [95% paired CI]':>30}"]
+    for name, hyps in results.items():
+        teacher = TEACHER_ARM.get(name.partition("@")[0])
+        if teacher is None or teacher not in results:
+            continue
+        diff = paired_bootstrap(refs, [r.text for r in results[teacher]],
+                                [r.text for r in hyps])
+        speedup = seconds[teacher] / seconds[name]
+        data[name].update(teacher_arm=teacher, speedup_vs_teacher=speedup,
+                          cer_minus_teacher=diff.to_dict())
+        lines.append(f"{name:<34} {teacher:<14} {speedup:>7.2f}x "
+                     f"{diff.delta:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}]")
+    return lines if len(lines) > 1 else []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -237,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     head = (f"{'SYNTHETIC speech' if synthetic else 'speech'}: {len(audios)} clips, "
             f"{audio_s:.0f} s of audio, greedy, batch {args.batch_size}, {args.threads} "
             f"threads, {args.rounds} interleaved rounds, model {args.model}"
-            + (f", student {args.student}" if args.student else ""))
+            + "".join(f", student {path}" for path in args.student))
     print("\n" + head + "\n" + "\n".join(lines))
     (args.out / "decode_speed.json").write_text(json.dumps(
         {"setup": head, "arms": data}, indent=2))

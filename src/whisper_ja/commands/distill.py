@@ -19,6 +19,9 @@ def run(config: DistillConfig) -> int:
     print(f"wrote {config.out}: student with decoder layers {layers} of the teacher's "
           f"{report['teacher_decoder_layers']}; pseudo-labels kept {counts['kept']} of "
           f"{counts['pseudo_labels']} (dropped: {counts['dropped_high_error']} high error, "
-          f"{counts['dropped_looped']} looped, {counts['dropped_empty']} empty); "
-          f"{report['steps']} steps, last loss {last.get('loss', float('nan')):.4f}")
+          f"{counts['dropped_looped']} looped, {counts['dropped_empty']} empty; "
+          f"{report['kept_audio_hours']:.2f} of {report['audio_hours']:.2f} h kept); "
+          f"{report['steps']} steps ({report['precision']}), last loss "
+          f"{last.get('loss', float('nan')):.4f}; labelling {report['label_seconds']:.0f} s, "
+          f"training {report['train_seconds']:.0f} s")
     return 0
