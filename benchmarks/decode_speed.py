@@ -19,17 +19,23 @@ so a machine whose load changes during the run slows every arm alike:
   with the floor): ``whisper_ja.inference.ct2_clips.transcribe_audio_ct2``;
 - ``ct2-dynamic-float32``: the same path on a float32 export, decoded in float32 (what the demo
   and ``evaluate --backend ct2 --compute-type float32`` measure with);
+- ``hf-dynamic-beam`` / ``hf-dynamic-beam-single``: ``hf-dynamic`` with beam search
+  (``--beams``, 5 by default as in faster-whisper and OpenAI's CLI), batched beams (``--batch-size``
+  clips x beams rows per ``generate`` call) against one clip at a time;
+- ``fw-stock-beam`` / ``ct2-dynamic-beam``: stock faster-whisper and whisper-ja's CTranslate2 path
+  with the same beam width (faster-whisper's own default is 5); the beam arms run only when
+  named in ``--arms``;
 - ``student-hf-dynamic`` / ``student-ct2-dynamic``: a student made by ``whisper-ja distill``
   (``--student FOLDER [FOLDER ...]``; with several, each arm's name ends in ``@FOLDER-NAME``),
   with transformers and exported to CTranslate2 int8; each is also compared with its teacher
   on the same backend (``hf-dynamic`` / ``ct2-dynamic``, whose ``--model`` must be the student's
   teacher): speed-up and the paired CER difference.
 
-Greedy, Japanese forced, the same CPU threads everywhere. Prints the real-time factor (decoding
-seconds per audio second; model loading and export not counted, one warm-up round not timed),
-CER with its 95 % bootstrap interval, loops, each arm's speed-up over ``fw-stock`` and the paired
-CER difference against it. Clips from ``--manifest`` (here: SYNTHETIC speech made by
-``whisper-ja synth``).
+Greedy unless an arm says beam, Japanese forced, the same CPU threads everywhere. Prints the
+real-time factor (decoding seconds per audio second; model loading and export not counted, one
+warm-up round not timed), CER with its 95 % bootstrap interval, loops, each arm's speed-up over
+``fw-stock`` and the paired CER difference against it. Clips from ``--manifest`` (here:
+SYNTHETIC speech made by ``whisper-ja synth``).
 
     .venv/bin/python benchmarks/decode_speed.py --manifest runs/issue18/test.jsonl \\
         --student runs/issue18/student2 --out runs/issue18/bench
@@ -51,6 +57,8 @@ import torch
 
 ARMS = ("hf-30s", "hf-dynamic", "hf-dynamic-int8", "hf-dynamic-static", "fw-stock",
         "ct2-dynamic", "ct2-dynamic-float32", "student-hf-dynamic", "student-ct2-dynamic")
+BEAM_ARMS = ("hf-dynamic-beam", "hf-dynamic-beam-single", "fw-stock-beam", "ct2-dynamic-beam")
+"""Beam-search arms: slow, so run only when named."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -63,7 +71,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for every arm")
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS + BEAM_ARMS)
+    parser.add_argument("--beams", type=int, default=5, help="beam width of the beam arms")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/decode_speed"))
     return parser.parse_args(argv)
 
@@ -77,7 +86,7 @@ def export_ct2(model: str, out: Path, quantization: str = "int8") -> Path:
     return out
 
 
-def hf_arm(model: Any, processor: Any, batch_size: int, dynamic: bool,
+def hf_arm(model: Any, processor: Any, batch_size: int, dynamic: bool, beams: int = 1,
            ) -> Callable[[list[np.ndarray]], list[Any]]:
     """transformers decoding in length-sorted batches (30 s or dynamic context)."""
     from whisper_ja.audio.constants import HOP_LENGTH
@@ -92,8 +101,9 @@ def hf_arm(model: Any, processor: Any, batch_size: int, dynamic: bool,
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             longest = max(math.ceil(audios[i].size / HOP_LENGTH) for i in rows)
-            options = DecodeOptions(batch_size=batch_size, context_frames=context_frames(
-                longest, policy) if dynamic else None)
+            options = DecodeOptions(batch_size=batch_size, num_beams=beams,
+                                    context_frames=context_frames(longest, policy)
+                                    if dynamic else None)
             for i, result in zip(rows, decode_audio(model, processor, [audios[i] for i in rows],
                                                     options, progress=False), strict=True):
                 results[i] = result
@@ -101,7 +111,8 @@ def hf_arm(model: Any, processor: Any, batch_size: int, dynamic: bool,
     return run
 
 
-def stock_arm(folder: Path, threads: int) -> Callable[[list[np.ndarray]], list[Any]]:
+def stock_arm(folder: Path, threads: int, beams: int = 1,
+              ) -> Callable[[list[np.ndarray]], list[Any]]:
     """Stock faster-whisper: one clip at a time, 30 s, as ``WhisperModel.transcribe`` runs."""
     from whisper_ja.inference.decoding import DecodeResult
     from whisper_ja.inference.faster import load_faster_whisper
@@ -112,7 +123,7 @@ def stock_arm(folder: Path, threads: int) -> Callable[[list[np.ndarray]], list[A
         out = []
         for audio in audios:
             segments, _ = model.transcribe(
-                audio, language="ja", beam_size=1, temperature=0.0, without_timestamps=True,
+                audio, language="ja", beam_size=beams, temperature=0.0, without_timestamps=True,
                 condition_on_previous_text=False, vad_filter=False)
             out.append(DecodeResult("".join(s.text for s in segments).strip(), (), False))
         return out
@@ -120,13 +131,13 @@ def stock_arm(folder: Path, threads: int) -> Callable[[list[np.ndarray]], list[A
 
 
 def ct2_arm(folder: Path, threads: int, batch_size: int, compute_type: str = "int8",
-            ) -> Callable[[list[np.ndarray]], list[Any]]:
+            beams: int = 1) -> Callable[[list[np.ndarray]], list[Any]]:
     """whisper-ja's CTranslate2 path, dynamic context with the floor, batched."""
     from whisper_ja.inference.ct2_clips import Ct2Options, transcribe_audio_ct2
     from whisper_ja.inference.decoding import DecodeResult
 
     options = Ct2Options(context="dynamic", batch_size=batch_size, cpu_threads=threads,
-                         compute_type=compute_type)
+                         compute_type=compute_type, beam_size=beams)
 
     def run(audios: list[np.ndarray]) -> list[Any]:
         return [DecodeResult(c.text, (), c.looped)
@@ -161,6 +172,8 @@ def build_arms(args: argparse.Namespace, work: Path) -> dict[str, Callable[..., 
         folder = export_ct2(args.model, work / "model-ct2-int8")
         arms["fw-stock"] = stock_arm(folder, args.threads)
         arms["ct2-dynamic"] = ct2_arm(folder, args.threads, args.batch_size)
+    if wanted & set(BEAM_ARMS):
+        arms.update(beam_arms(args, work))
     if "ct2-dynamic-float32" in wanted:
         folder = export_ct2(args.model, work / "model-ct2-float32", quantization="float32")
         arms["ct2-dynamic-float32"] = ct2_arm(folder, args.threads, args.batch_size,
@@ -173,6 +186,24 @@ def build_arms(args: argparse.Namespace, work: Path) -> dict[str, Callable[..., 
         folder = export_ct2(str(path), work / f"student-ct2-int8{tag.replace('@', '-')}")
         arms[f"student-ct2-dynamic{tag}"] = ct2_arm(folder, args.threads, args.batch_size)
     return {name: arm for name, arm in arms.items() if name.partition("@")[0] in wanted}
+
+
+def beam_arms(args: argparse.Namespace, work: Path) -> dict[str, Callable[..., list[Any]]]:
+    """The beam-search arms: transformers batched and one clip at a time, both ct2 paths."""
+    from whisper_ja.model import load_model
+    from whisper_ja.model.context import enable_dynamic_context
+
+    beam = load_model(args.model)
+    enable_dynamic_context(beam.model)
+    folder = export_ct2(args.model, work / "model-ct2-int8")
+    return {
+        "hf-dynamic-beam": hf_arm(beam.model, beam.processor, args.batch_size, dynamic=True,
+                                  beams=args.beams),
+        "hf-dynamic-beam-single": hf_arm(beam.model, beam.processor, 1, dynamic=True,
+                                         beams=args.beams),
+        "fw-stock-beam": stock_arm(folder, args.threads, beams=args.beams),
+        "ct2-dynamic-beam": ct2_arm(folder, args.threads, args.batch_size, beams=args.beams),
+    }
 
 
 def run_interleaved(arms: dict[str, Callable[..., list[Any]]], audios: list[np.ndarray],
