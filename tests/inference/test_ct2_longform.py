@@ -49,8 +49,13 @@ class _FakeCt2:
     frames: list[int] = field(default_factory=list)
     calls: list[dict] = field(default_factory=list)
     aligned: list[tuple[list[list[int]], list[int]]] = field(default_factory=list)
+    encoded_rows: list[int] = field(default_factory=list)
+    token_prob: float = 0.5  # align's probability of every text token
+    device: str = "cpu"
+    compute_type: str = "int8_float32"
 
     def encode(self, features, to_cpu=False):
+        self.encoded_rows.append(features.shape[0])
         return features  # a StorageView, as CTranslate2's encoder output is
 
     def generate(self, encoded, prompts, **kwargs):
@@ -62,8 +67,8 @@ class _FakeCt2:
     def align(self, encoded, start, texts, num_frames):
         self.aligned.append((texts, num_frames))
         # token i (the end token last) starts 0.2 s after token i - 1
-        return [_Alignment([(i, 10 * i) for i in range(len(t) + 1)], [0.5] * len(t))
-                for t in texts]
+        return [_Alignment([(i, 10 * i) for i in range(len(t) + 1)],
+                           [self.token_prob] * len(t)) for t in texts]
 
 
 @dataclass
@@ -312,3 +317,50 @@ def test_a_segment_is_cut_at_a_sentence_pause_by_the_alignment(folder, tokenizer
     kept = list(ct2_batched_segments(_noise(45.0), folder,
                                      LongformOptions(mode="batched", pauses=strict)))
     assert [s.text for s in kept][0] == "元気出しなよ、この本は安い。" and len(kept) == 2
+
+
+def _cut_setup(monkeypatch, tokenizer, vocab, text: str, pause_after: int) -> _FakeCt2:
+    """One 3 s window (25-28 s) saying ``text`` as one segment, a pause before token
+    ``pause_after`` (the fake aligns token i at 25 + 0.2 i s)."""
+    ids = [vocab.to_token(0.0), *_text(tokenizer, text), vocab.to_token(2.8)]
+    fake = _install(monkeypatch, tokenizer, lambda b, r, f: _Result([ids], [-0.2], 0.0))
+    monkeypatch.setattr(ct2_longform, "batch_windows", lambda *args: [SpeechSpan(25.0, 28.0)])
+    pause = SpeechSpan(25.0 + 0.2 * pause_after - 0.15, 25.0 + 0.2 * pause_after - 0.05)
+    monkeypatch.setattr(ct2_longform, "pause_stretches", lambda *args: [
+        SpeechSpan(25.0, pause.start), SpeechSpan(pause.end, 28.0)])
+    return fake
+
+
+def test_cuts_the_timing_pass_settles_get_no_scoring_row(folder, tokenizer, vocab,
+                                                         monkeypatch):
+    left = _text(tokenizer, "元気出しなよ、")
+    # 、 written with P 0.95 by the timing pass: P(。) <= 0.05, refused without a second row
+    fake = _cut_setup(monkeypatch, tokenizer, vocab, "元気出しなよ、この本は安い。", len(left))
+    fake.token_prob = 0.95
+    found = list(ct2_batched_segments(_noise(30.0), folder, LongformOptions(mode="batched")))
+    assert [s.text for s in found] == ["元気出しなよ、この本は安い。"]
+    assert len(fake.aligned) == 1  # the timing row only
+    # 。 written inside the segment: its probability there is P(。), so the cut is made at once
+    left = _text(tokenizer, "元気出しなよ。")
+    fake = _cut_setup(monkeypatch, tokenizer, vocab, "元気出しなよ。この本は安い。", len(left))
+    fake.token_prob = 0.3
+    found = list(ct2_batched_segments(_noise(30.0), folder, LongformOptions(mode="batched")))
+    assert [s.text for s in found] == ["元気出しなよ。", "この本は安い。"]
+    assert len(fake.aligned) == 1
+
+
+def test_int8_on_the_cpu_encodes_and_aligns_one_row_at_a_time(folder, tokenizer, vocab,
+                                                               monkeypatch):
+    text = _text(tokenizer, "元気出しなよ、この本は安い。")
+    ids = [vocab.to_token(0.0), *text, vocab.to_token(2.8)]
+    for compute_type, rows in (("int8_float32", [1, 1]), ("float32", [2])):
+        fake = _install(monkeypatch, tokenizer, lambda b, r, f: _Result([ids], [-0.2], 0.0))
+        fake.compute_type = compute_type
+        monkeypatch.setattr(ct2_longform, "batch_windows", lambda *args: [
+            SpeechSpan(1.0, 4.0), SpeechSpan(10.0, 13.0)])
+        options = LongformOptions(mode="batched", word_timestamps=True)
+        found = list(ct2_batched_segments(_noise(15.0), folder, options,
+                                          DecodeOptions(batch_size=2, max_new_tokens=30)))
+        assert [s.start for s in found] == [1.0, 10.0]
+        assert fake.encoded_rows == rows
+        assert len(fake.calls) == 1 and fake.frames == [3000]  # one generate for both windows

@@ -12,6 +12,7 @@ from whisper_ja.inference.pause_split import (
     apply_cuts,
     end_context,
     find_cuts,
+    known_end_probability,
     plan_cuts,
     sentence_end_id,
     snap_segments,
@@ -96,6 +97,26 @@ def test_a_cut_is_made_only_where_whisper_would_end_the_sentence():
     assert "".join(w.text for w in left.words) == "元気出しなよ、"
     assert "".join(w.text for w in right.words) == "この本は安い。"
     assert right.avg_logprob == -0.2 and right.no_speech_prob == 0.01
+
+
+def test_the_timing_pass_settles_a_cut_when_its_token_probabilities_decide_it():
+    text, end = TOK.encode("元気出しなよ、この本は安い。この"), TOK.encode("。")[0]
+    comma = Cut(0, 7, 6, SpeechSpan(11.3, 11.6))  # context なよ, then the 、 Whisper wrote
+    full_stop = Cut(0, 14, 13, SpeechSpan(12.9, 13.2))  # context 安い, then 。
+    probs = [0.5] * len(text)
+    # 。 written there: its probability is P(。) itself, whatever the threshold
+    probs[13] = 0.04
+    assert known_end_probability(text, full_stop, probs, end, 0.1) == 0.04
+    # 、 written with P 0.95: P(。) <= 0.05 < 0.1, refused without scoring (the bound kept)
+    probs[6] = 0.95
+    bound = known_end_probability(text, comma, probs, end, 0.1)
+    assert bound == pytest.approx(0.05)
+    assert apply_cuts([_segment()], [comma], [bound], PauseSettings(), TOK) == [_segment()]
+    # 、 less sure: P(。) could reach the threshold, so the cut needs its scoring pass
+    probs[6] = 0.6
+    assert known_end_probability(text, comma, probs, end, 0.1) is None
+    assert known_end_probability(text, comma, probs, end, 0.3) is None
+    assert known_end_probability(text, comma, probs, end, 0.45) == pytest.approx(0.4)
 
 
 def test_starts_and_ends_in_silence_move_onto_speech_when_close():

@@ -64,6 +64,7 @@ from whisper_ja.inference.pause_split import (
     PauseSettings,
     apply_cuts,
     find_cuts,
+    known_end_probability,
     pause_stretches,
     plan_cuts,
     sentence_end_id,
@@ -174,6 +175,32 @@ def _segment_words(model: Any, encoded: Any, specials: _Specials,
     return out
 
 
+def _one_row_at_a_time(whisper: Any) -> bool:
+    """Whether encoder and ``align`` calls go one row at a time: int8 on the CPU.
+
+    Measured on 2 CPU threads (AVX-512 VNNI, whisper-base, 30 s windows): in int8 the encoder
+    took 4 rows in ~20% less time one at a time than as one batch, and ``align`` 4 rows of
+    83 tokens ~20% less; in float32 the batch was as fast or faster. On a GPU a batch fills
+    the device.
+    """
+    return (str(getattr(whisper, "device", "cpu")) == "cpu"
+            and str(getattr(whisper, "compute_type", "int8")).startswith("int8"))
+
+
+def _encode(model: Any, feats: np.ndarray) -> Any:
+    """Encoder output of a batch of features (a ``StorageView``), ready for generate and align."""
+    # Imported here, not at the top: CTranslate2 loads only for the ct2 backend.
+    import ctranslate2
+
+    whisper = model.model
+    if not _one_row_at_a_time(whisper):
+        return whisper.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)),
+                              to_cpu=False)
+    rows = [np.asarray(whisper.encode(ctranslate2.StorageView.from_array(
+        np.ascontiguousarray(feats[i:i + 1])), to_cpu=True)) for i in range(len(feats))]
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(rows)))
+
+
 def _decode(model: Any, extractor: Any, audio: np.ndarray, windows: Sequence[SpeechSpan],
             policy: ContextPolicy, specials: _Specials, options: DecodeOptions,
             longform: LongformOptions,
@@ -182,14 +209,10 @@ def _decode(model: Any, extractor: Any, audio: np.ndarray, windows: Sequence[Spe
 
     With ``stretches`` (the pause pass), segments are cut at pauses and snapped onto speech.
     """
-    # Imported here, not at the top: CTranslate2 loads only for the ct2 backend.
-    import ctranslate2
-
     clips = [window.samples(audio) for window in windows]
     frames = batch_context_frames(clips, policy)
     feats = pad_features([log_mel(clip, extractor) for clip in clips], frames)
-    encoded = model.model.encode(
-        ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.numpy())), to_cpu=False)
+    encoded = _encode(model, feats.numpy())
     raw = generate_ct2(model, encoded, specials.prompt, len(clips), beam_size=options.num_beams,
                        max_new_tokens=options.max_new_tokens)
     results = [_result(item, specials, options) for item in raw]
@@ -218,8 +241,10 @@ def _at_pauses(model: Any, encoded: Any, specials: _Specials, found: list[list[S
     """Each window's segments cut where Whisper would end a sentence at a pause, then snapped.
 
     The transformers backend's rule (:mod:`whisper_ja.inference.pause_split`): CTranslate2's
-    ``align`` times the text of each window that has a pause inside a segment, then scores
-    ``context + [。]`` for each cut (its last token's probability is P(。)).
+    ``align`` times the text of each window that has a pause inside a segment; the cuts that
+    its token probabilities settle (:func:`known_end_probability`: 。 written there, or a
+    token written with P > 1 - ``end_probability``) are decided at once, and only the others
+    get an ``align`` row of ``context + [。]`` (its last token's probability is P(。)).
     """
     tokenizer, end, found = model.hf_tokenizer, specials.end, list(found)
     planned = {i: plan_cuts(segments, stretches) for i, segments in enumerate(found)
@@ -227,18 +252,23 @@ def _at_pauses(model: Any, encoded: Any, specials: _Specials, found: list[list[S
     needed = [i for i, candidates in planned.items() if candidates]
     if needed and end is not None:
         texts = {i: [t for s in found[i] for t in s.token_ids] for i in needed}
-        timed = _align(model, encoded, specials, needed, [texts[i] for i in needed], frames)
+        timed = dict(zip(needed, _align(model, encoded, specials, needed,
+                                        [texts[i] for i in needed], frames), strict=True))
         cuts = {i: find_cuts(found[i], planned[i],
-                             _token_times(a)[:len(texts[i])] + windows[i].start, tokenizer)
-                for i, a in zip(needed, timed, strict=True)}
-        asked = [(i, cut) for i in needed for cut in cuts[i]]
+                             _token_times(timed[i])[:len(texts[i])] + windows[i].start,
+                             tokenizer) for i in needed}
+        settled = {(i, j): known_end_probability(texts[i], cut, timed[i].text_token_probs,
+                                                 end, settings.end_probability)
+                   for i in needed for j, cut in enumerate(cuts[i])}
+        asked = [key for key, probability in settled.items() if probability is None]
         scored = _align(model, encoded, specials, [i for i, _ in asked],
-                        [[*texts[i][:cut.context], end] for i, cut in asked], frames)
-        probabilities: dict[int, list[float]] = {i: [] for i in needed}
-        for (i, _), answer in zip(asked, scored, strict=True):
-            probabilities[i].append(float(answer.text_token_probs[-1]))
+                        [[*texts[i][:cuts[i][j].context], end] for i, j in asked], frames)
+        known = {key: p for key, p in settled.items() if p is not None}
+        known.update((key, float(answer.text_token_probs[-1]))
+                     for key, answer in zip(asked, scored, strict=True))
         for i in needed:
-            found[i] = apply_cuts(found[i], cuts[i], probabilities[i], settings, tokenizer)
+            found[i] = apply_cuts(found[i], cuts[i], [known[i, j] for j in range(len(cuts[i]))],
+                                  settings, tokenizer)
     return [snap_segments(segments, stretches, settings) for segments in found]
 
 
@@ -246,21 +276,27 @@ def _align(model: Any, encoded: Any, specials: _Specials, rows: Sequence[int],
            texts: Sequence[Sequence[int]], frames: Sequence[int]) -> list[Any]:
     """``align`` of ``texts[j]`` on the encoder output of window ``rows[j]``.
 
-    Only the rows asked for are run, repeated when a window has several texts: each row
-    costs the decoder's projection of all the window's encoder positions (~0.1 s for
-    whisper-base on 2 CPU threads), whatever the length of its text.
+    Only the rows asked for are run, repeated when a window has several texts; the cost of a
+    row grows with its text (the decoder and the vocabulary projection run over every token).
+    On the CPU each row is its own call (:func:`_one_row_at_a_time`).
     """
     if not rows:
         return []
     # Imported here, not at the top: CTranslate2 loads only for the ct2 backend.
     import ctranslate2
 
+    whisper, prompt = model.model, list(specials.prompt)
+    if _one_row_at_a_time(whisper):
+        host = np.asarray(encoded)
+        return [whisper.align(ctranslate2.StorageView.from_array(
+                    np.ascontiguousarray(host[row:row + 1])), prompt, [list(text)],
+                    [frames[row]])[0] for row, text in zip(rows, texts, strict=True)]
     if list(rows) != list(range(encoded.shape[0])):
-        host = encoded if encoded.device == "cpu" else encoded.to_device(ctranslate2.Device.cpu)
+        host = encoded.to_device(ctranslate2.Device.cpu)
         encoded = ctranslate2.StorageView.from_array(
             np.ascontiguousarray(np.asarray(host)[list(rows)]))
-    return list(model.model.align(encoded, list(specials.prompt), [list(t) for t in texts],
-                                  [frames[i] for i in rows]))
+    return list(whisper.align(encoded, prompt, [list(t) for t in texts],
+                              [frames[i] for i in rows]))
 
 
 def ct2_batched_segments(audio: np.ndarray, model_dir: str | Path,

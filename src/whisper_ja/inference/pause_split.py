@@ -48,7 +48,8 @@ from whisper_ja.inference.timestamps import Segment
 from whisper_ja.inference.vad import SpeechSpan, VadSettings, speech_spans
 
 __all__ = ["Cut", "PauseSettings", "Timing", "apply_cuts", "cut_window", "end_context",
-           "find_cuts", "pause_stretches", "plan_cuts", "sentence_end_id", "snap_segments"]
+           "find_cuts", "known_end_probability", "pause_stretches", "plan_cuts",
+           "sentence_end_id", "snap_segments"]
 
 SENTENCE_END = "。"
 """The token whose probability says a Japanese sentence could end at a cut."""
@@ -187,6 +188,30 @@ def find_cuts(segments: Sequence[Segment], candidates: Sequence[tuple[int, Speec
         if at and not _is_punctuation(left) and not _is_punctuation(right):
             cuts.append(Cut(index, at, end_context(text, first + at, tokenizer), pause))
     return cuts
+
+
+def known_end_probability(text: Sequence[int], cut: Cut, token_probs: Sequence[float],
+                          end: int, threshold: float) -> float | None:
+    """P(。) after a cut's context when the timing pass already settles the cut, else None.
+
+    The timing pass teacher-forces the window's text after the same prompt as the scoring
+    pass, so ``token_probs[k]``, the probability of ``text[k]`` after ``text[:k]``, comes from
+    the very distribution P(。) is read from at ``k = cut.context``. When Whisper wrote 。
+    there, that is P(。) itself. Otherwise P(。) <= 1 - P(the token it wrote): when that bound
+    is under ``threshold`` (a 、 or a word Whisper was sure of) the cut is refused whatever
+    the scoring pass would say, and the bound is returned. Only the other cuts need scoring.
+
+    Args:
+        text: The window's text tokens.
+        cut: From :func:`find_cuts` (its ``context`` is inside ``text``).
+        token_probs: Probability of each token of ``text`` after the ones before it.
+        end: The id of 。.
+        threshold: ``PauseSettings.end_probability``.
+    """
+    written, probability = text[cut.context], float(token_probs[cut.context])
+    if written == end:
+        return probability
+    return 1.0 - probability if 1.0 - probability < threshold else None
 
 
 def sentence_end_id(tokenizer: Any) -> int | None:
