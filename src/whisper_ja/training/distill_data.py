@@ -130,7 +130,10 @@ def encode_and_label(teacher: Any, processor: Any, audios: list[np.ndarray],
     for rows, path, got in tqdm(list(zip(plan, paths, stored, strict=True)),
                                 desc="encode + pseudo-label", disable=not config.progress):
         if got is None:
-            got = _label_batch(teacher, processor, audios, rows, policy, config, ct2_labels)
+            # bf16 runs encode (and label) under bf16 autocast too: ~3x faster on AVX512-bf16
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+                got = _label_batch(teacher, processor, audios, rows, policy, config,
+                                   ct2_labels)
             got.update(key=key, hidden=got["hidden"].to(dtype))
             _save_atomic(got, path)
         batch = Batch(rows=rows, hidden=got["hidden"],
