@@ -28,7 +28,10 @@ merging and word-duration heuristics.
 
 Segments are cut at sentence pauses and snapped onto speech as on the transformers backend
 (:mod:`whisper_ja.inference.pause_split`): ``align`` times the text of a window only when a
-pause lies inside one of its segments, and scores 。 after each cut.
+pause lies inside one of its segments, and scores 。 after each cut its token probabilities
+leave open (:func:`~whisper_ja.inference.pause_split.known_end_probability`). In int8 on the
+CPU the encoder and ``align`` run one window at a time (faster there than one batch), and
+``generate`` the whole batch.
 """
 
 from __future__ import annotations
