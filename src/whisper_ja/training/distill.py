@@ -97,8 +97,9 @@ class DistillConfig:
     limit: int = field(0, help="use only the first N utterances (0 = all)")
     seed: int = field(0, help="seed of batch order")
     checkpoint_every: int = field(100, help="steps between resumable checkpoints")
-    resume: bool = field(True, help="go on from OUT/checkpoint.pt and OUT/cache when present "
-                         "(made with the same settings)")
+    resume: bool = field(True, help="go on from OUT/checkpoint.pt when present (made with "
+                         "the same settings); OUT/cache (encoder outputs, pseudo-labels) is "
+                         "reused whenever it was made with the same settings")
     progress: bool = field(True, help="show progress bars")
 
     def __post_init__(self) -> None:
