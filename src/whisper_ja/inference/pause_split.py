@@ -28,7 +28,8 @@ backends give the same segments as long as they put the words on the same side o
 
 Cost: one more Silero pass per file (~0.3 s for 1.5 min of audio on 2 CPU threads) and, only
 for a window with a pause inside a segment, one decoder pass over its text (transformers), or
-one ``align`` row for it and one per cut (CTranslate2). A model that writes no 。 (trained on
+one ``align`` row for it and one per cut its probabilities leave open (CTranslate2,
+:func:`known_end_probability`). A model that writes no 。 (trained on
 unpunctuated labels) is never cut; its starts are still snapped.
 """
 
