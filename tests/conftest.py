@@ -28,9 +28,23 @@ if _WORKERS > 1:
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from accelerate.state import AcceleratorState, GradientState  # noqa: E402
 
 if _WORKERS > 1:  # in case a plugin imported torch first
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Accelerate's process-wide state reset after every test.
+
+    ``AcceleratorState`` is a singleton: after a training test on a CPU with AVX512-bf16
+    (``precision: auto`` -> bf16), a later bare ``Accelerator(cpu=True)`` in the same worker
+    inherited bf16 autocast, and fp32 gradient checks failed by bf16 rounding.
+    """
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
 
 
 @pytest.fixture(scope="session")
