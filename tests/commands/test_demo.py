@@ -27,6 +27,17 @@ def test_settings_are_checked():
         DemoConfig(timestamp_probability=1.5)
 
 
+@pytest.mark.parametrize("precision", ["auto", "fp32"])
+def test_training_precision_reaches_train(tmp_path, monkeypatch, precision):
+    from whisper_ja.commands import demo
+
+    trained = []
+    monkeypatch.setattr(demo, "train", trained.append)
+    demo._train(DemoConfig(out=tmp_path, precision=precision))
+    assert trained[0].precision == precision
+    assert trained[0].gate.backend == "ct2"
+
+
 @pytest.mark.parametrize("backend", ["ct2", "transformers"])
 def test_evaluations_decode_on_the_chosen_backend(tmp_path, monkeypatch, backend):
     from whisper_ja.commands import demo

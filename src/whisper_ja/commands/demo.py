@@ -124,6 +124,9 @@ class DemoConfig:
     longform_sentences: int = field(40, help="test utterances joined into long recordings "
                                     "(up to 90 s) for the long-audio row (0 = no such row)")
     eval_batch_size: int = field(16, help="utterances decoded together when evaluating")
+    precision: Literal["auto", "fp32", "bf16"] = field(
+        "auto", help="training precision: auto = bf16 autocast where the CPU (AVX512-bf16) or "
+        "GPU has it, else fp32; fp32 trains as a machine without bf16 does")
     backend: Literal["ct2", "transformers"] = field(
         "ct2", help="what decodes the evaluations and the gate's check sets: float32 "
         "CTranslate2 exports (as deployed; ~2x faster on a CPU than transformers, same "
@@ -247,7 +250,7 @@ def _train(config: DemoConfig) -> None:
                        for m in _training_manifests(config)]
     settings: dict[str, Any] = {
         "model": config.model, "mode": "lora", "out": str(config.out / "train"),
-        "precision": "auto", "seed": config.seed, "freeze_encoder": config.freeze_encoder,
+        "precision": config.precision, "seed": config.seed, "freeze_encoder": config.freeze_encoder,
         "resume": True,  # an interrupted demo continues from its last checkpoint
         "data": {"train": train_manifests, "validation": [str(split / "validation.jsonl")],
                  "timestamp_probability": config.timestamp_probability,
