@@ -27,15 +27,14 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.io import load_audio
-from whisper_ja.config import ConfigError, field, save_config
+from whisper_ja.config import ConfigError, save_config
 from whisper_ja.data.manifest import read_manifest
 from whisper_ja.inference.faster import CONTEXT_RECORD, export_context
 from whisper_ja.model import load_model
@@ -43,10 +42,10 @@ from whisper_ja.model.context import enable_dynamic_context
 from whisper_ja.model.tokens import special_tokens
 from whisper_ja.text.metrics import utterance_counts
 from whisper_ja.training.distill_data import encode_and_label
+from whisper_ja.training.distill_settings import DistillConfig, DistillLoss
 from whisper_ja.training.distill_train import (
     CHECKPOINT,
     IGNORE,
-    DistillLoss,
     LossParts,
     distill_loss,
     train_student,
@@ -58,63 +57,6 @@ __all__ = ["IGNORE", "DistillConfig", "DistillLoss", "LossParts", "distill", "di
            "filter_pseudo_labels"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """Settings of ``whisper-ja distill``."""
-
-    train: Path = field(help="training manifest (JSONL of Utterance records) to pseudo-label")
-    out: Path = field(Path("runs/distill"), help="output folder: the student model")
-    teacher: str = field("openai/whisper-base", help="teacher: hub id or model folder")
-    adapter: Path | None = field(None, help="LoRA adapter merged into the teacher first")
-    # 3, not kotoba's 2: on whisper-base a 3-layer student reached the teacher's CER after 900
-    # steps, a 2-layer one stayed ~3.5 points worse (benchmarks/README.md, "Distilled student")
-    decoder_layers: int = field(3, help="decoder layers the student keeps (maximally spaced)")
-    max_label_cer: float = field(0.2, help="drop pseudo-labels whose CER against the "
-                                 "reference exceeds this")
-    normalizer: Literal["default", "reazonspeech", "kotoba", "paper"] = field(
-        "default", help="text normalization before the pseudo-label CER")
-    epochs: int = field(3, help="passes over the kept pseudo-labels (when steps is 0)")
-    steps: int = field(0, help="optimizer steps (0 = epochs x batches holding a kept label)")
-    batch_size: int = field(16, help="clips per step (fixed length-sorted batches)")
-    lr: float = field(3e-4, help="AdamW peak learning rate")
-    schedule: Literal["linear", "cosine", "constant_with_warmup"] = field(
-        "linear", help="learning-rate schedule after the warm-up (decays to 0 at the last step)")
-    warmup: float = field(0.05, help="share of the steps spent warming the learning rate up")
-    weight_decay: float = field(0.01, help="AdamW weight decay")
-    train_embeddings: bool = field(False, help="train the token embedding (tied to the output "
-                                   "layer) too; frozen, a CPU step costs about half")
-    precision: Literal["auto", "bf16", "fp32"] = field(
-        "auto", help="autocast precision of the decoders; auto = bf16 where the CPU has "
-        "AVX512-bf16, else fp32")
-    max_new_tokens: int = field(128, help="longest pseudo-label in tokens")
-    label_ct2: Path | None = field(
-        None, help="CTranslate2 export of the same teacher (`whisper-ja export --to ct2`) to "
-        "pseudo-label with, batched at the same context: several times faster on CPU than "
-        "transformers generate; soft targets still come from the transformers teacher")
-    loss: DistillLoss = field(default_factory=DistillLoss, help="loss weights")
-    context: ContextPolicy = field(default_factory=ContextPolicy, help="encoder input policy "
-                                   "(the teacher's recorded policy wins when it has one)")
-    limit: int = field(0, help="use only the first N utterances (0 = all)")
-    seed: int = field(0, help="seed of batch order")
-    checkpoint_every: int = field(100, help="steps between resumable checkpoints")
-    resume: bool = field(True, help="go on from OUT/checkpoint.pt when present (made with "
-                         "the same settings); OUT/cache (encoder outputs, pseudo-labels) is "
-                         "reused whenever it was made with the same settings")
-    progress: bool = field(True, help="show progress bars")
-
-    def __post_init__(self) -> None:
-        checks = {"epochs": self.epochs >= 1, "steps": self.steps >= 0,
-                  "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
-                  "warmup": 0 <= self.warmup < 1, "weight_decay": self.weight_decay >= 0,
-                  "checkpoint_every": self.checkpoint_every >= 1,
-                  "max_label_cer": self.max_label_cer >= 0,
-                  "max_new_tokens": 1 <= self.max_new_tokens <= 440, "limit": self.limit >= 0,
-                  "decoder_layers": self.decoder_layers >= 1}
-        for name, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"{name}: out of range ({getattr(self, name)!r})")
 
 
 def filter_pseudo_labels(refs: list[str], hyps: list[str], looped: list[bool],

@@ -29,6 +29,7 @@ from whisper_ja.audio.features import (
 from whisper_ja.inference.ct2_clips import Ct2Options, transcribe_audio_ct2
 from whisper_ja.inference.decoding import is_looping
 from whisper_ja.model.tokens import special_tokens
+from whisper_ja.training.distill_settings import DistillConfig
 
 __all__ = ["Batch", "LabelledData", "encode_and_label", "looped_label"]
 
@@ -72,7 +73,7 @@ def _save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _cache_key(config: Any, policy: ContextPolicy, audios: list[np.ndarray],
+def _cache_key(config: DistillConfig, policy: ContextPolicy, audios: list[np.ndarray],
                dtype: torch.dtype) -> dict[str, Any]:
     """What decides the cached batches; a cache made with another key is rebuilt."""
     return {"version": CACHE_VERSION, "teacher": config.teacher,
@@ -94,7 +95,7 @@ def _cached_batch(path: Path, key: dict[str, Any], rows: list[int]) -> dict[str,
 
 @torch.no_grad()
 def encode_and_label(teacher: Any, processor: Any, audios: list[np.ndarray],
-                     policy: ContextPolicy, config: Any, dtype: torch.dtype,
+                     policy: ContextPolicy, config: DistillConfig, dtype: torch.dtype,
                      cache: Path) -> LabelledData:
     """Encode fixed length-sorted batches once and pseudo-label them with the teacher.
 
@@ -146,7 +147,7 @@ def encode_and_label(teacher: Any, processor: Any, audios: list[np.ndarray],
 
 
 def _label_batch(teacher: Any, processor: Any, audios: list[np.ndarray], rows: list[int],
-                 policy: ContextPolicy, config: Any,
+                 policy: ContextPolicy, config: DistillConfig,
                  ct2_labels: dict[int, tuple[tuple[int, ...], bool]] | None) -> dict[str, Any]:
     """One batch's encoder output, pseudo-labels and loop flags (as cached)."""
     extractor = processor.feature_extractor
@@ -171,7 +172,7 @@ def _label_batch(teacher: Any, processor: Any, audios: list[np.ndarray], rows: l
 
 
 def _ct2_labels(audios: list[np.ndarray], policy: ContextPolicy,
-                config: Any) -> list[tuple[tuple[int, ...], bool]]:
+                config: DistillConfig) -> list[tuple[tuple[int, ...], bool]]:
     """Pseudo-label ids and loop flags from the teacher's CTranslate2 export, same context.
 
     A clip counts as looped when the guards could not end its loop (``Ct2Clip.looped``); a

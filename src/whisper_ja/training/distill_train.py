@@ -26,10 +26,11 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 from transformers.modeling_outputs import BaseModelOutput
 
-from whisper_ja.config import ConfigError, config_to_dict, field
+from whisper_ja.config import ConfigError, config_to_dict
 from whisper_ja.training.distill_data import Batch
+from whisper_ja.training.distill_settings import DistillConfig, DistillLoss
 
-__all__ = ["CHECKPOINT", "IGNORE", "DistillLoss", "LossParts", "batch_order", "distill_loss",
+__all__ = ["CHECKPOINT", "IGNORE", "LossParts", "batch_order", "distill_loss",
            "label_tensors", "train_student"]
 
 IGNORE = -100
@@ -37,21 +38,6 @@ IGNORE = -100
 
 CHECKPOINT = "checkpoint.pt"
 """File name of the resumable checkpoint in the output folder."""
-
-
-@dataclass(frozen=True)
-class DistillLoss:
-    """Weights of the distillation loss (distil-whisper's defaults)."""
-
-    ce_weight: float = field(0.8, help="weight of cross-entropy on the pseudo-labels")
-    kl_weight: float = field(1.0, help="weight of the KL divergence to the teacher")
-    temperature: float = field(2.0, help="softmax temperature of the KL term")
-
-    def __post_init__(self) -> None:
-        if self.ce_weight < 0 or self.kl_weight < 0 or self.ce_weight + self.kl_weight == 0:
-            raise ConfigError("loss: ce_weight and kl_weight must be >= 0, not both 0")
-        if self.temperature <= 0:
-            raise ConfigError(f"loss.temperature: must be > 0, got {self.temperature}")
 
 
 @dataclass(frozen=True)
@@ -63,8 +49,12 @@ class LossParts:
     kl: torch.Tensor
 
 
+DEFAULT_LOSS = DistillLoss()
+"""distil-whisper's loss weights (frozen: safe as a shared default)."""
+
+
 def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                 targets: torch.Tensor, weights: DistillLoss = DistillLoss()) -> LossParts:
+                 targets: torch.Tensor, weights: DistillLoss = DEFAULT_LOSS) -> LossParts:
     """``ce_weight * CE(student, targets) + kl_weight * T^2 * KL(teacher_T || student_T)``.
 
     Args:
@@ -109,13 +99,13 @@ def batch_order(batches: int, steps: int, seed: int, start: int = 0) -> Iterator
         yield order[position]
 
 
-def _settings_key(config: Any) -> dict[str, Any]:
+def _settings_key(config: DistillConfig) -> dict[str, Any]:
     """The settings a checkpoint must share with the run that resumes it."""
     ignored = {"out", "progress", "resume", "checkpoint_every"}
     return {k: v for k, v in config_to_dict(config).items() if k not in ignored}
 
 
-def _load_checkpoint(path: Path, config: Any) -> dict[str, Any] | None:
+def _load_checkpoint(path: Path, config: DistillConfig) -> dict[str, Any] | None:
     """The checkpoint to resume from, or None; refuses one made with other settings."""
     if not config.resume or not path.is_file():
         return None
@@ -129,7 +119,7 @@ def _load_checkpoint(path: Path, config: Any) -> dict[str, Any] | None:
 
 
 def _save_checkpoint(path: Path, student: Any, optimizer: Any, scheduler: Any, step: int,
-                     history: list[dict[str, float]], config: Any) -> None:
+                     history: list[dict[str, float]], config: DistillConfig) -> None:
     """Write the checkpoint under a temporary name, then rename (never half a file)."""
     trainable = {n for n, p in student.named_parameters() if p.requires_grad}
     state = {"step": step, "history": history, "settings": _settings_key(config),
@@ -148,7 +138,7 @@ def _autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
 
 
 def train_student(student: Any, teacher: Any, batches: list[Batch], keep: set[int],
-                  prefix: tuple[int, ...], eot: int, config: Any, precision: str,
+                  prefix: tuple[int, ...], eot: int, config: DistillConfig, precision: str,
                   ) -> list[dict[str, float]]:
     """Train the student's decoder on the kept pseudo-labels; one log record per step.
 
