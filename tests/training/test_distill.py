@@ -235,3 +235,23 @@ def test_distill_resumes_from_its_checkpoint_and_cache_like_an_uninterrupted_run
     # A checkpoint made with other settings is refused, naming them.
     with pytest.raises(ConfigError, match="lr"):
         distill(_small_run(clips_manifest, tiny_whisper_dir, out, lr=5e-4))
+
+
+def test_students_of_one_teacher_share_a_cache(tiny_whisper_dir, clips_manifest, tmp_path,
+                                               monkeypatch):
+    from whisper_ja.training import distill_data
+    from whisper_ja.training.distill import distill
+
+    monkeypatch.setattr(distill_data, "looped_label", lambda ids, limit: False)
+    shared = tmp_path / "cache"
+    distill(_small_run(clips_manifest, tiny_whisper_dir, tmp_path / "two", cache=shared,
+                       decoder_layers=2))
+    assert list(shared.glob("batch-*.pt")) and not (tmp_path / "two" / "cache").exists()
+
+    def no_labelling(*args, **kwargs):
+        raise AssertionError("the shared cache should have been reused")
+
+    monkeypatch.setattr(distill_data, "_label_batch", no_labelling)
+    report = distill(_small_run(clips_manifest, tiny_whisper_dir, tmp_path / "one",
+                                cache=shared, decoder_layers=1))
+    assert len(report["student_layers_from_teacher"]) == 1  # another student, same cache

@@ -133,6 +133,7 @@ def distill(config: DistillConfig) -> dict[str, Any]:
         raise ConfigError(f"train: {config.train} holds no utterances")
     began = time.perf_counter()
     precision = resolve_precision(config.precision)
+    config.out.mkdir(parents=True, exist_ok=True)  # checkpoints land here (the cache may not)
     if not config.resume:
         (config.out / CHECKPOINT).unlink(missing_ok=True)
     teacher, processor, policy = _teacher(config)
@@ -142,7 +143,7 @@ def distill(config: DistillConfig) -> dict[str, Any]:
     audios = [load_audio(utt.audio) for utt in utts]
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     data = encode_and_label(teacher, processor, audios, policy, config, dtype,
-                            config.out / "cache")
+                            config.cache or config.out / "cache")
     labelled = time.perf_counter()
     if precision == "bf16":
         teacher.to(torch.bfloat16)  # soft targets only from here: no per-step weight casts

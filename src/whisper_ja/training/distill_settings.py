@@ -74,6 +74,10 @@ class DistillConfig:
     resume: bool = field(True, help="go on from OUT/checkpoint.pt when present (made with "
                          "the same settings); OUT/cache (encoder outputs, pseudo-labels) is "
                          "reused whenever it was made with the same settings")
+    cache: Path | None = field(
+        None, help="folder of the encoder-output and pseudo-label cache (default OUT/cache); "
+        "students of one teacher on the same data can share it (a cache made with another "
+        "teacher, data, batch size, context or precision is rebuilt)")
     progress: bool = field(True, help="show progress bars")
 
     def __post_init__(self) -> None:

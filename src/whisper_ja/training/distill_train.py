@@ -101,7 +101,7 @@ def batch_order(batches: int, steps: int, seed: int, start: int = 0) -> Iterator
 
 def _settings_key(config: DistillConfig) -> dict[str, Any]:
     """The settings a checkpoint must share with the run that resumes it."""
-    ignored = {"out", "progress", "resume", "checkpoint_every"}
+    ignored = {"out", "progress", "resume", "checkpoint_every", "cache"}
     return {k: v for k, v in config_to_dict(config).items() if k not in ignored}
 
 
