@@ -2,8 +2,9 @@
 
 The encoder is frozen and identical in teacher and student, so each fixed length-sorted batch
 is encoded once; its output is shared by pseudo-labelling, the teacher's soft targets and every
-step of student training. Both are cached under ``OUT/cache`` as they are made (one file per
-batch, written atomically), so an interrupted run resumes without encoding or labelling again.
+step of student training. Both are cached (``OUT/cache``, or ``--cache``) as they are made
+(one file per batch, written atomically), so an interrupted run resumes without encoding or
+labelling again.
 Each file remembers the settings it was made with and is rebuilt when they differ.
 """
 
@@ -31,7 +32,7 @@ from whisper_ja.inference.decoding import is_looping
 from whisper_ja.model.tokens import special_tokens
 from whisper_ja.training.distill_settings import DistillConfig
 
-__all__ = ["Batch", "LabelledData", "encode_and_label", "looped_label"]
+__all__ = ["Batch", "LabelledData", "encode_and_label", "looped_label", "save_atomic"]
 
 CACHE_VERSION = 1
 """Bumped when the cache's layout changes (an older cache is then rebuilt)."""
@@ -66,7 +67,7 @@ def looped_label(ids: tuple[int, ...], max_new_tokens: int) -> bool:
     return len(ids) >= max_new_tokens or is_looping(ids)
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
+def save_atomic(obj: Any, path: Path) -> None:
     """torch.save under a temporary name, then rename: a killed run never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -107,7 +108,7 @@ def encode_and_label(teacher: Any, processor: Any, audios: list[np.ndarray],
         processor: Its processor.
         audios: 16 kHz clips, in manifest order.
         policy: The context policy (encoder input length per batch).
-        config: The :class:`whisper_ja.training.distill.DistillConfig`.
+        config: The :class:`whisper_ja.training.distill_settings.DistillConfig`.
         dtype: The dtype the encoder outputs are kept in (the training precision's).
         cache: Folder of the cache (made if missing).
 
@@ -136,7 +137,7 @@ def encode_and_label(teacher: Any, processor: Any, audios: list[np.ndarray],
                 got = _label_batch(teacher, processor, audios, rows, policy, config,
                                    ct2_labels)
             got.update(key=key, hidden=got["hidden"].to(dtype))
-            _save_atomic(got, path)
+            save_atomic(got, path)
         batch = Batch(rows=rows, hidden=got["hidden"],
                       labels=[tuple(ids) for ids in got["labels"]])
         for i, ids, loop in zip(rows, batch.labels, got["looped"], strict=True):

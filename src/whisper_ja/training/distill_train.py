@@ -13,7 +13,6 @@ again with the same settings continues from it.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from transformers import get_scheduler
 from transformers.modeling_outputs import BaseModelOutput
 
 from whisper_ja.config import ConfigError, config_to_dict
-from whisper_ja.training.distill_data import Batch
+from whisper_ja.training.distill_data import Batch, save_atomic
 from whisper_ja.training.distill_settings import DistillConfig, DistillLoss
 
 __all__ = ["CHECKPOINT", "IGNORE", "LossParts", "batch_order", "distill_loss",
@@ -125,9 +124,7 @@ def _save_checkpoint(path: Path, student: Any, optimizer: Any, scheduler: Any, s
     state = {"step": step, "history": history, "settings": _settings_key(config),
              "student": {n: t for n, t in student.state_dict().items() if n in trainable},
              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    save_atomic(state, path)
 
 
 def _autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
@@ -149,7 +146,7 @@ def train_student(student: Any, teacher: Any, batches: list[Batch], keep: set[in
         keep: Utterance indices whose pseudo-labels survived the filter.
         prefix: The forced decoder prefix (start, ja, transcribe, no timestamps).
         eot: The end-of-text id.
-        config: The :class:`whisper_ja.training.distill.DistillConfig`.
+        config: The :class:`whisper_ja.training.distill_settings.DistillConfig`.
         precision: ``bf16`` or ``no`` (from :func:`whisper_ja.training.settings.resolve_precision`).
 
     Returns:
