@@ -112,6 +112,24 @@ def test_pool_workers_run_kokoro_on_one_thread_each():
 
 
 @pytest.mark.slow
+def test_kokoro_model_is_assembled_before_the_pool_starts(tmp_path, monkeypatch):
+    cache = tmp_path / "kokoro_cache"  # a fresh machine: the model is not assembled yet
+    monkeypatch.setenv("KOKORO_JA_CACHE", str(cache))
+    found_at_start = []
+    real_pool = synth.ProcessPoolExecutor
+
+    def pool_seeing_the_cache(*args, **kwargs):
+        found_at_start.append(sorted(p.name for p in cache.glob("*")))
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(synth, "ProcessPoolExecutor", pool_seeing_the_cache)
+    manifest = synthesize_corpus(tmp_path / "c", size=2, seed=0, workers=2, progress=False,
+                                 voices=("kokoro:jf_alpha", "openjtalk:+1"))
+    assert found_at_start == [["kokoro-v1.0.int8.onnx"]]  # whole, before any worker loads it
+    assert len(read_manifest(manifest)) == 2
+
+
+@pytest.mark.slow
 def test_kokoro_and_open_jtalk_share_the_pool(tmp_path):
     mixed = ("kokoro:jf_alpha", "openjtalk:+1")
     a = synthesize_corpus(tmp_path / "a", size=4, seed=3, voices=mixed, workers=2,

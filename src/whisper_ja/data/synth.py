@@ -48,6 +48,7 @@ from whisper_ja.data.voices import (
     DEFAULT_VOICES,
     LICENCES,
     Voice,
+    assemble_kokoro_model,
     parse_voice,
     synthesize,
     use_kokoro_threads,
@@ -306,6 +307,8 @@ def _render_all(config: SynthConfig, jobs: list[_Job]) -> dict[str, float | None
                 durations[job.uid] = _render(job, limits)
                 bar.update()
             return durations
+        if any(job.voice.engine == "kokoro" for job in jobs):
+            assemble_kokoro_model()  # once, here: workers would race to write it
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_start_worker) as pool:
             futures: dict[Future[float | None], _Job] = {

