@@ -17,7 +17,7 @@ from whisper_ja.training.loop import TrainConfig, prepare_model, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PREPARE_MODEL = train_module.prepare_model
-TOKEN_LOSS_SUM = step_module.token_loss_sum
+ACCUMULATE_GRADIENTS = step_module.accumulate_gradients
 
 
 @pytest.fixture
@@ -186,12 +186,12 @@ def _run_with_probes(monkeypatch, config: TrainConfig) -> dict[str, list[torch.T
         whisper.model.encoder.conv1.register_forward_pre_hook(on_conv1)
         return model, counts
 
-    def recorded_loss(logits, labels):  # the labels the loss is computed against
-        seen["labels"].append(labels.clone())
-        return TOKEN_LOSS_SUM(logits, labels)
+    def recorded_step(model, batches, *args, **kwargs):  # the labels each step learns from
+        seen["labels"] += [batch["labels"].clone() for batch in batches]
+        return ACCUMULATE_GRADIENTS(model, batches, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "prepare_model", probed)
-    monkeypatch.setattr(step_module, "token_loss_sum", recorded_loss)
+    monkeypatch.setattr(step_module, "accumulate_gradients", recorded_step)
     train(config)
     return seen
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate import Accelerator
+from peft import LoraConfig, get_peft_model
 
 from whisper_ja.config import load_config
 from whisper_ja.data.collate import IGNORE_INDEX
 from whisper_ja.model import tiny_random_whisper
 from whisper_ja.model.context import enable_dynamic_context
 from whisper_ja.training.settings import TrainConfig
-from whisper_ja.training.step import accumulate_gradients, token_loss_sum
+from whisper_ja.training.step import accumulate_gradients, targets_only, token_loss_sum
 
 LABEL_LENGTHS = (3, 14, 5, 9, 2, 17, 6, 11)  # very different lengths: unweighted means differ
 
@@ -85,6 +86,41 @@ def halves(model) -> list[dict[str, torch.Tensor]]:
     return [_batch(model, range(4)), _batch(model, range(4, 8))]
 
 
+@pytest.mark.parametrize("lora", [False, True])
+def test_logits_of_target_positions_only_give_the_full_gradients(tmp_path, lora):
+    model = _model()
+    if lora:
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "fc1"]))
+    batch = _batch(model, range(8))
+    loss, grads = _gradients(model, [batch], _config(tmp_path))
+    model.zero_grad(set_to_none=True)  # the reference: logits at every position, padding too
+    output = model(input_features=batch["input_features"],
+                   decoder_input_ids=batch["decoder_input_ids"])
+    assert output.logits.shape[:2] == batch["labels"].shape  # the hook is gone afterwards
+    tokens = int((batch["labels"] != IGNORE_INDEX).sum())
+    reference_loss = token_loss_sum(output.logits, batch["labels"]) / tokens
+    reference_loss.backward()
+    assert loss == pytest.approx(float(reference_loss), rel=1e-5)
+    assert len(grads) > 4
+    for name, param in model.named_parameters():
+        if param.grad is not None:
+            torch.testing.assert_close(grads[name], param.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_targets_only_projects_the_marked_positions():
+    model = _model()
+    batch = _batch(model, range(3))
+    targets = batch["labels"] != IGNORE_INDEX
+    with torch.no_grad():
+        full = model(input_features=batch["input_features"],
+                     decoder_input_ids=batch["decoder_input_ids"]).logits
+        with targets_only(model, targets):
+            cut = model(input_features=batch["input_features"],
+                        decoder_input_ids=batch["decoder_input_ids"]).logits
+    assert cut.shape == (int(targets.sum()), full.shape[-1])
+    torch.testing.assert_close(cut, full[targets])
+
+
 def test_token_loss_sum_ignores_padding_and_matches_cross_entropy():
     logits = torch.randn(2, 3, 7)
     labels = torch.tensor([[1, 2, IGNORE_INDEX], [4, IGNORE_INDEX, IGNORE_INDEX]])
@@ -110,6 +146,11 @@ loss = accumulate_gradients(wrapped, [_batch(model, rows)], _config(Path(sys.arg
 if accelerator.is_main_process:
     grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
     torch.save({"loss": loss, "grads": grads}, Path(sys.argv[1]) / f"grads_{world}.pt")
+# Both ranks leave together, the process group closed: a rank that exits while gloo's threads
+# still run is killed by std::terminate (seen as a flaky SIGABRT).
+accelerator.wait_for_everyone()
+if torch.distributed.is_initialized():
+    torch.distributed.destroy_process_group()
 """
 
 
