@@ -287,6 +287,12 @@ def _start_worker() -> None:
     use_kokoro_threads(1)
 
 
+def _longest_kokoro_first(job: _Job) -> tuple[bool, int]:
+    """Sort key: Kokoro's jobs first, longest text first; the rest keep plan order (stable)."""
+    kokoro = job.voice.engine == "kokoro"
+    return (not kokoro, -len(job.sentence.text) if kokoro else 0)
+
+
 def _render_all(config: SynthConfig, jobs: list[_Job]) -> dict[str, float | None]:
     """Render ``jobs``; returns each job's duration (None: outside the length limits).
 
@@ -296,9 +302,7 @@ def _render_all(config: SynthConfig, jobs: list[_Job]) -> dict[str, float | None
     """
     limits = (config.min_seconds, config.max_seconds)
     workers = min(_worker_count(config, len(jobs)), len(jobs))
-    # Stable sort: plan order within an engine; Kokoro's longest texts first.
-    ordered = sorted(jobs, key=lambda j: (j.voice.engine != "kokoro",
-                                          -len(j.sentence.text) * (j.voice.engine == "kokoro")))
+    ordered = sorted(jobs, key=_longest_kokoro_first)
     durations: dict[str, float | None] = {}
     with tqdm(total=len(jobs), desc="synthesizing", unit="utt",
               disable=not config.progress) as bar:

