@@ -48,25 +48,25 @@ def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 @contextmanager
 def targets_only(model: Any, targets: torch.Tensor) -> Iterator[None]:
-    """Within this block, the model's output projection runs on target positions only.
+    """Within this block, the output projection of ``model`` runs on target positions only.
 
     Its input ``(B, L, D)`` is cut to the ``N`` rows where ``targets`` ``(B, L)`` is true, so
     the logits come out ``(N, V)``. The projection onto Whisper's ~52k tokens is ~13% of a
     whisper-base LoRA step, and 43% of the demo's label positions are padding or prompt, whose
     logits the loss ignores. A hook on the projection, not a call of the decoder alone, so the
     forward still goes through the (DDP-) wrapped model.
+
+    Args:
+        model: The Whisper model, PEFT-wrapped or not, without distributed wrappers
+            (``accelerator.unwrap_model``).
+        targets: ``(B, L)`` true where a label counts.
     """
-    head = _unwrapped(model).get_output_embeddings()
+    head = model.get_output_embeddings()
     handle = head.register_forward_pre_hook(lambda _module, args: (args[0][targets],))
     try:
         yield
     finally:
         handle.remove()
-
-
-def _unwrapped(model: Any) -> Any:
-    """The model inside DDP's wrapper (PEFT's wrapper forwards to the Whisper model)."""
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def accumulate_gradients(model: Any, batches: list[dict[str, torch.Tensor]], config: TrainConfig,
@@ -99,7 +99,7 @@ def accumulate_gradients(model: Any, batches: list[dict[str, torch.Tensor]], con
         labels = batch["labels"].to(accelerator.device)
         targets = labels != IGNORE_INDEX
         with (nullcontext() if last else accelerator.no_sync(model)), accelerator.autocast(), \
-                targets_only(model, targets):
+                targets_only(accelerator.unwrap_model(model), targets):
             output = model(input_features=features.to(accelerator.device), use_cache=False,
                            decoder_input_ids=batch["decoder_input_ids"].to(accelerator.device))
             summed = token_loss_sum(output.logits, labels[targets])
