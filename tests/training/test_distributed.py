@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+
+from tests.training.torchrun import run_torchrun
 
 
 @pytest.mark.slow
@@ -26,12 +24,7 @@ def test_two_cpu_processes_train_one_model(tmp_path, tiny_whisper_dir, clips_man
         "run": {"progress": False, "tensorboard": False, "save_every": 1,
                 "keep_checkpoints": 1},
     }))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path.cwd())}
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "whisper_ja.cli", "train", "--config", str(config)],
-        capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_torchrun(2, ["-m", "whisper_ja.cli", "train", "--config", str(config)])
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["processes"] == 2

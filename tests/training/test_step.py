@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +9,7 @@ import torch
 from accelerate import Accelerator
 from peft import LoraConfig, get_peft_model
 
+from tests.training.torchrun import run_torchrun
 from whisper_ja.config import load_config
 from whisper_ja.data.collate import IGNORE_INDEX
 from whisper_ja.model import tiny_random_whisper
@@ -158,13 +156,8 @@ if torch.distributed.is_initialized():
 def test_two_processes_give_the_gradients_of_one(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path.cwd())}
     for world in (1, 2):
-        done = subprocess.run(
-            [sys.executable, "-m", "torch.distributed.run", "--standalone",
-             "--nproc_per_node", str(world), str(script), str(tmp_path)],
-            capture_output=True, text=True, env=env, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
+        run_torchrun(world, [str(script), str(tmp_path)])
     one, two = (torch.load(tmp_path / f"grads_{w}.pt") for w in (1, 2))
     assert one["loss"] == pytest.approx(two["loss"], rel=1e-5)
     for name, grad in one["grads"].items():
