@@ -24,7 +24,7 @@ def test_two_cpu_processes_train_one_model(tmp_path, tiny_whisper_dir, clips_man
         "run": {"progress": False, "tensorboard": False, "save_every": 1,
                 "keep_checkpoints": 1},
     }))
-    run_torchrun(2, ["-m", "whisper_ja.cli", "train", "--config", str(config)])
+    run_torchrun(2, ["-m", "whisper_ja.cli", "train", "--config", str(config)], clean=[out])
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["processes"] == 2
