@@ -88,8 +88,12 @@ def test_summary_table_shows_measured_numbers(tmp_path):
                  "cer": {"delta": -0.04, "low": -0.05, "high": -0.03, "significant": True}},
                  "by_speaker": {"kokoro-jf_alpha": {"other": 0.2, "this": 0.19},
                                 "openjtalk-mei": {"other": 0.15, "this": 0.1}}}}
-    text = format_summary(before, after, out=tmp_path, held_out=["kokoro-jf_alpha"])
+    text = format_summary(before, after, out=tmp_path, held_out=["kokoro-jf_alpha"],
+                          seconds={"train": 120.0, "synthesize": 60.0},
+                          machine="AMD EPYC, 2 CPU cores")
     assert "SYNTHETIC" in text
+    assert "Step times: train 120 s, synthesize 60 s; total 3.0 min" in text
+    assert "Machine: AMD EPYC, 2 CPU cores." in text
     assert "| CER | 17.00 | 15.00–19.00 | 13.00 | 11.00–15.00 |" in text
     assert "-4.00 points, 95% CI -5.00 to -3.00" in text and ": significant." in text
     assert "kokoro-jf_alpha" in text and "untouched 2, fine-tuned 0" in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -10,10 +12,26 @@ import torch
 from whisper_ja.cli import main
 from whisper_ja.config import load_config
 from whisper_ja.errors import ConfigError
-from whisper_ja.model.device import check_device, resolve_device, resolve_dtype
+from whisper_ja.model.device import (
+    check_device,
+    describe_machine,
+    resolve_device,
+    resolve_dtype,
+)
 from whisper_ja.training.settings import TrainConfig
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_the_machine_line_names_the_cpu_cores_kernels_and_bf16(monkeypatch, bf16):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: bf16)
+    line = describe_machine()
+    cpu, cores, kernels, has_bf16 = line.split(", ")[:4]
+    assert cpu and cpu != "unknown CPU"
+    assert cores == f"{len(os.sched_getaffinity(0))} CPU cores"
+    assert kernels == f"torch CPU kernels {torch.backends.cpu.get_cpu_capability()}"
+    assert has_bf16 == f"bf16 on the CPU: {'yes' if bf16 else 'no'}"
 
 
 def test_auto_is_the_gpu_when_present_else_the_cpu():

@@ -60,7 +60,7 @@ from whisper_ja.evaluation.before_after import format_summary
 from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
 from whisper_ja.export.writer import ExportConfig, export_model
 from whisper_ja.inference.longform import LongformOptions
-from whisper_ja.model.device import DEVICE_HELP, check_device
+from whisper_ja.model.device import DEVICE_HELP, check_device, describe_machine
 from whisper_ja.training.loop import train
 from whisper_ja.training.settings import WHISPER_LINEAR_MODULES, TrainConfig
 
@@ -374,7 +374,8 @@ def run(config: DemoConfig) -> int:
                           held_out=held_out, seconds=seconds,
                           train_summary=_read(summary_file) if summary_file.is_file() else None,
                           longform=_read(config.out / "eval_longform" / "report.json")
-                          if config.longform_sentences else None)
+                          if config.longform_sentences else None,
+                          machine=describe_machine())
     (config.out / "demo_summary.md").write_text(text, encoding="utf-8")
     print("\n" + text)
     return 0

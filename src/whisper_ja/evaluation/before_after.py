@@ -93,7 +93,7 @@ def format_rows(before: dict[str, Any], after: dict[str, Any],
 def format_summary(before: dict[str, Any], after: dict[str, Any], *, out: Path,
                    held_out: list[str], train_summary: dict[str, Any] | None = None,
                    seconds: dict[str, float] | None = None,
-                   longform: dict[str, Any] | None = None) -> str:
+                   longform: dict[str, Any] | None = None, machine: str | None = None) -> str:
     """The before/after table the demo prints (and writes to ``OUT/demo_summary.md``).
 
     Args:
@@ -104,6 +104,8 @@ def format_summary(before: dict[str, Any], after: dict[str, Any], *, out: Path,
         train_summary: The training run's ``summary.json``, if any.
         seconds: Wall time of each step run now.
         longform: ``report.json`` of the long-audio evaluation, if run.
+        machine: The hardware the step times were taken on
+            (:func:`whisper_ja.model.device.describe_machine`).
     """
     test = after["overall"]
     names = {"cer": "CER", "wer": "WER", "reading_cer": "reading CER"}
@@ -147,6 +149,8 @@ def format_summary(before: dict[str, Any], after: dict[str, Any], *, out: Path,
         lines.append("Step times: " + ", ".join(
             f"{k} {v:.0f} s" for k, v in seconds.items() if v > 0)
             + f"; total {sum(seconds.values()) / 60:.1f} min")
+    if machine:
+        lines.append(f"Machine: {machine}.")
     lines += ["", f"Reports: {out / 'eval_before' / 'report.md'}, "
               f"{out / 'eval_after' / 'report.md'}",
               "Plots: " + ", ".join(str(out / "eval_after" / p) for p in after.get("plots", [])),

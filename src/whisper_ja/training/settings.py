@@ -24,6 +24,7 @@ from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.specaugment import SpecAugmentConfig
 from whisper_ja.config import ConfigError, config_to_dict, field, load_config
 from whisper_ja.data.manifest import iter_manifest
+from whisper_ja.model.device import cpu_has_bf16
 from whisper_ja.model.quantize import QuantizeBase, check_quantization_possible
 from whisper_ja.text.labels import LabelSettings
 from whisper_ja.training.gate import GateSettings
@@ -366,7 +367,7 @@ def resolve_precision(setting: str) -> str:
         ConfigError: naming ``precision`` when the hardware lacks the requested type.
     """
     cuda = torch.cuda.is_available()
-    cpu_bf16 = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+    cpu_bf16 = cpu_has_bf16()
     if setting == "fp32":
         return "no"
     if setting == "auto":
