@@ -1,7 +1,7 @@
 """Run a command under ``torchrun`` on CPUs, and say where it stood if it hangs.
 
 A hung multi-process run that is simply killed leaves nothing to debug: CI once saw the
-two-process train time out after 300 s with only its loading messages on stderr, and ~35 runs
+two-process train time out after 300 s with only its loading messages on stderr, and ~40 runs
 here since (alone, beside the other torchrun test, under ``pytest -n 2``, stdin closed as in
 CI) never hung again. Here every rank runs with Python's faulthandler on; on a timeout each
 rank gets SIGABRT, so its stderr ends with the Python stack of every thread. A run that hangs
