@@ -131,6 +131,7 @@ WORKER = """
 import sys, torch
 from accelerate import Accelerator
 from tests.training.test_step import _batch, _config
+from whisper_ja.training.processes import end_processes
 from whisper_ja.training.step import accumulate_gradients
 from pathlib import Path
 accelerator = Accelerator(cpu=True)
@@ -144,11 +145,10 @@ loss = accumulate_gradients(wrapped, [_batch(model, rows)], _config(Path(sys.arg
 if accelerator.is_main_process:
     grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
     torch.save({"loss": loss, "grads": grads}, Path(sys.argv[1]) / f"grads_{world}.pt")
-# Both ranks leave together, the process group closed: a rank that exits while gloo's threads
-# still run is killed by std::terminate (seen as a flaky SIGABRT).
-accelerator.wait_for_everyone()
-if torch.distributed.is_initialized():
-    torch.distributed.destroy_process_group()
+# Both ranks leave together, the process group closed once gloo's threads are done: a rank
+# that exits while they run is killed by std::terminate (seen as a flaky SIGABRT), and one that
+# destroys the group while they drop their work can deadlock (see end_processes).
+end_processes(accelerator)
 """
 
 

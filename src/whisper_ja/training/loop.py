@@ -61,6 +61,7 @@ from whisper_ja.training.checkpoint import (
 )
 from whisper_ja.training.datasets import Datasets, build_datasets
 from whisper_ja.training.gate_checks import GateRun, untouched_decoder
+from whisper_ja.training.processes import end_processes
 from whisper_ja.training.settings import TrainConfig, check_paths, parse_mixing, resolve_precision
 from whisper_ja.training.step import train_step
 from whisper_ja.training.trainable import build_optimizer, prepare_model
@@ -240,8 +241,7 @@ def _write_outputs(run: _Run, loss: float) -> dict[str, Any]:
                                           encoding="utf-8")
         run.log.write({"event": "end", **summary})
     run.log.close()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    end_processes(accelerator)  # waits for every process; avoids gloo's teardown deadlock
     return summary
 
 
