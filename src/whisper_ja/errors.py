@@ -30,7 +30,8 @@ __all__ = [
     "ExportError", "InputError", "ManifestError", "ModelCardError", "ModelError",
     "ModelLoadError", "NotFoundError", "OfflineModelError", "PrepareError", "RequestError",
     "RequestTimeoutError", "RunFailedError", "ScoreInputError", "ServerBusyError", "SweepError",
-    "TermFileError", "ToolMissingError", "UploadTooLargeError", "WhisperJaError",
+    "TermFileError", "ToolMissingError", "TruncatedAudioError", "UploadTooLargeError",
+    "WhisperJaError",
 ]
 
 EXIT_OK = 0
@@ -97,6 +98,16 @@ class InputError(WhisperJaError, ValueError):
 
 class AudioError(InputError):
     """An audio file cannot be read or decoded."""
+
+
+class TruncatedAudioError(AudioError):
+    """An audio file ends before its header says it does (a cut-short copy or download).
+
+    A WAV whose ``data`` chunk is shorter than declared, or a FLAC whose last frame is missing.
+    libsndfile decodes what is there without a word, so half a clip would be transcribed, scored
+    or trained on against its whole sentence; :mod:`whisper_ja.audio.io` names the file instead.
+    Like every :class:`AudioError` it is a bad item: named, counted, exit 1, the rest goes on.
+    """
 
 
 class ManifestError(InputError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -9,8 +11,11 @@ import soundfile as sf
 from whisper_ja.audio.io import (
     SAMPLE_RATE,
     AudioError,
+    TruncatedAudioError,
+    audio_duration,
     is_silent,
     load_audio,
+    read_sound,
     resample,
     split_long_audio,
 )
@@ -85,3 +90,32 @@ def test_long_audio_is_cut_at_quiet_moments():
     first_cut = chunks[0].size / SAMPLE_RATE
     assert 27.0 <= first_cut <= 27.5  # inside the first gap
     assert split_long_audio(audio[: 10 * SAMPLE_RATE])[0].size == 10 * SAMPLE_RATE
+
+
+def _cut_in_half(path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # the header still declares the whole clip
+
+
+@pytest.mark.parametrize(("fmt", "subtype"), [("WAV", "PCM_16"), ("WAV", "FLOAT"),
+                                              ("FLAC", "PCM_16")])
+def test_a_cut_short_file_is_named_as_truncated_not_decoded(tmp_path, fmt, subtype):
+    path = tmp_path / f"clip.{fmt.lower()}"
+    sf.write(path, _tone(440, 2.0, SAMPLE_RATE), SAMPLE_RATE, format=fmt, subtype=subtype)
+    assert load_audio(path).size == 2 * SAMPLE_RATE
+    _cut_in_half(path)
+    for read in (load_audio, audio_duration):
+        with pytest.raises(TruncatedAudioError, match="truncated") as err:
+            read(path)
+        assert str(err.value).startswith(str(path))
+        assert isinstance(err.value, AudioError)  # a bad item: exit 1, counted
+
+
+def test_a_streamed_wav_of_unknown_length_is_not_called_truncated(tmp_path):
+    buffer = io.BytesIO()
+    sf.write(buffer, _tone(440, 1.0, SAMPLE_RATE), SAMPLE_RATE, format="WAV")
+    data = bytearray(buffer.getvalue())
+    at = data.index(b"data") + 4
+    data[at:at + 4] = (0xFFFFFFFF).to_bytes(4, "little")  # what a pipe writer leaves
+    audio, rate = read_sound(io.BytesIO(bytes(data)), "upload.wav")
+    assert rate == SAMPLE_RATE and audio.shape[0] > 0

@@ -4,24 +4,34 @@ Files are decoded with ``soundfile`` (libsndfile: WAV, FLAC, OGG/Opus, MP3, ...)
 with ``soxr`` (high quality), so any sample rate and channel count works. Every failure raises
 :class:`AudioError` whose message starts with the file name, so a batch job can report it in one
 line and carry on with the other files.
+
+A file cut short (a WAV whose ``data`` chunk is shorter than its header declares, a FLAC missing
+its last frames) raises :class:`TruncatedAudioError`: libsndfile clamps a short WAV to what is
+there and says nothing, so without this check half a clip would be decoded against the whole
+sentence's text.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 import soxr
 
 from whisper_ja.audio.constants import CHUNK_SECONDS, SAMPLE_RATE
-from whisper_ja.errors import AudioError
+from whisper_ja.errors import AudioError, TruncatedAudioError
 
 __all__ = [
     "SAMPLE_RATE",
     "AudioError",
+    "TruncatedAudioError",
+    "audio_duration",
+    "check_not_truncated",
     "is_silent",
     "load_audio",
+    "read_sound",
     "resample",
     "split_long_audio",
 ]
@@ -45,6 +55,121 @@ def resample(audio: np.ndarray, rate: int) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
+_UNKNOWN_WAV_LENGTHS = (0, 0xFFFFFFFF)
+"""``data`` chunk sizes a streaming writer leaves when it cannot seek back: length unknown."""
+
+
+def _wav_shortfall(raw: BinaryIO) -> tuple[int, int] | None:
+    """``(declared, present)`` bytes of a RIFF WAVE ``data`` chunk that the file cuts short.
+
+    Walked by hand because libsndfile only logs the mismatch and reads what is there.
+    None when the file is complete, not RIFF WAVE, or its data length is unknown. ``raw``'s
+    position is restored: libsndfile reads through the same handle and trusts its position.
+    """
+    saved = raw.tell()
+    try:
+        return _wav_shortfall_at(raw)
+    finally:
+        raw.seek(saved)
+
+
+def _wav_shortfall_at(raw: BinaryIO) -> tuple[int, int] | None:
+    size = raw.seek(0, 2)
+    raw.seek(0)
+    head = raw.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    position = 12
+    while position + 8 <= size:
+        raw.seek(position)
+        chunk = raw.read(8)
+        length = int.from_bytes(chunk[4:8], "little")
+        if chunk[:4] == b"data":
+            present = size - position - 8
+            if length in _UNKNOWN_WAV_LENGTHS or present >= length:
+                return None
+            return length, present
+        position += 8 + length + (length & 1)  # chunks are padded to an even size
+    return None
+
+
+def check_not_truncated(sound: sf.SoundFile, raw: BinaryIO, name: str) -> None:
+    """Raise :class:`TruncatedAudioError` when an open WAV or FLAC ends before its header says.
+
+    Cheap: a WAV's chunk headers are walked; a FLAC is asked for its last frame (libsndfile
+    cannot seek past where a cut-short FLAC ends). Other formats are not checked: MP3 and OGG
+    headers give only an estimate of their length.
+
+    Args:
+        sound: The file opened by soundfile (its position is restored to the start).
+        raw: The same bytes as a seekable binary file (a path's handle or ``io.BytesIO``).
+        name: What the message calls it (the path, or an upload's file name).
+    """
+    if sound.format == "WAV":
+        shortfall = _wav_shortfall(raw)
+        if shortfall is not None:
+            declared, present = shortfall
+            raise TruncatedAudioError(
+                f"{name}: truncated: its audio data ends after {present} of the {declared} "
+                "bytes its header declares (a cut-short copy? copy or download it again)")
+    elif sound.format == "FLAC" and sound.frames > 0:
+        try:
+            sound.seek(sound.frames - 1)
+            sound.read(1)
+            sound.seek(0)
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise TruncatedAudioError(
+                f"{name}: truncated: it ends before the {sound.frames / sound.samplerate:.2f} s "
+                "its header declares (a cut-short copy? copy or download it again)") from err
+
+
+def read_sound(raw: BinaryIO, name: str) -> tuple[np.ndarray, int]:
+    """Decode a whole audio file: ``(samples, channels)`` float32 and its sample rate.
+
+    Args:
+        raw: The file's bytes, seekable (an open file or ``io.BytesIO`` of an upload).
+        name: What error messages call it.
+
+    Raises:
+        TruncatedAudioError: it ends before its header says.
+        AudioError: not audio, no samples, or NaN / infinite samples (the message names it).
+    """
+    try:
+        with sf.SoundFile(raw) as sound:
+            check_not_truncated(sound, raw, name)
+            rate = int(sound.samplerate)
+            declared = sound.frames
+            audio = sound.read(dtype="float32", always_2d=True)
+            format_checked = sound.format in ("WAV", "FLAC")
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        raise AudioError(f"{name}: not a readable audio file ({_reason(err)})") from err
+    if format_checked and audio.shape[0] < declared:
+        raise TruncatedAudioError(f"{name}: truncated: decoded {audio.shape[0]} of the "
+                                  f"{declared} samples its header declares")
+    if audio.shape[0] == 0:
+        raise AudioError(f"{name}: contains no audio samples (zero length)")
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{name}: contains NaN or infinite samples")
+    return audio, rate
+
+
+def _reason(err: Exception) -> str:
+    # libsndfile's own words, without soundfile's prefix naming the handle rather than the file.
+    return str(getattr(err, "error_string", "") or err)
+
+
+def _checked_path(path: Path) -> Path:
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    return path
+
+
 def load_audio(path: str | Path) -> np.ndarray:
     """Read an audio file as float32 mono at 16 kHz.
 
@@ -55,24 +180,36 @@ def load_audio(path: str | Path) -> np.ndarray:
         The samples in [-1, 1].
 
     Raises:
+        TruncatedAudioError: a WAV or FLAC ends before its header says (the message names it).
         AudioError: the file is missing, not audio, or holds no samples (the message names it).
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
+    path = _checked_path(Path(path))
+    with path.open("rb") as raw:
+        audio, rate = read_sound(raw, str(path))
+    return resample(audio, rate)
+
+
+def audio_duration(path: str | Path) -> float:
+    """Length in seconds from the file's header, after checking it is not cut short.
+
+    For listing a corpus without decoding it (``prepare``).
+
+    Raises:
+        TruncatedAudioError: a WAV or FLAC ends before its header says.
+        AudioError: missing, empty, not audio, or no samples.
+    """
+    path = _checked_path(Path(path))
     try:
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        with path.open("rb") as raw, sf.SoundFile(raw) as sound:
+            check_not_truncated(sound, raw, str(path))
+            frames, rate = sound.frames, sound.samplerate
+    except AudioError:
+        raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
-        raise AudioError(f"{path}: not a readable audio file ({err})") from err
-    if audio.shape[0] == 0:
+        raise AudioError(f"{path}: not a readable audio file ({_reason(err)})") from err
+    if frames <= 0 or rate <= 0:
         raise AudioError(f"{path}: contains no audio samples (zero length)")
-    if not np.isfinite(audio).all():
-        raise AudioError(f"{path}: contains NaN or infinite samples")
-    return resample(audio, int(rate))
+    return float(frames) / rate
 
 
 def _frame_db(audio: np.ndarray, frame: int) -> np.ndarray:
