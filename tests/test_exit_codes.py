@@ -146,3 +146,62 @@ def test_an_unusable_model_is_exit_2(name, inputs, capsys):
 def _first_audio(manifest: Path) -> Path:
     first = json.loads(manifest.read_text(encoding="utf-8").splitlines()[0])
     return Path(manifest.parent, first["audio"])
+
+
+# --- issue 28: nothing lost, nothing ignored (bad items in make-longform, prepare, split,
+# score; encodings; --config with positional arguments) ----------------------------------------
+
+def _tone_clip(path: Path, seconds: float, freq: float = 440.0, fmt: str = "WAV") -> Path:
+    """A tone with 0.3 s of silence around it: a 'sentence' make-longform can trim."""
+    import numpy as np
+    import soundfile as sf
+
+    rate = 16000
+    t = np.arange(round(seconds * rate)) / rate
+    pad = np.zeros(round(0.3 * rate))
+    audio = np.concatenate([pad, 0.3 * np.sin(2 * np.pi * freq * t), pad]).astype(np.float32)
+    sf.write(path, audio, rate, format=fmt)
+    return path
+
+
+def _cut_in_half(path: Path) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # the header still declares the whole clip
+    return path
+
+
+def _tone_manifest(folder: Path, names: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for k, name in enumerate(names):
+        path = folder / name
+        if name.startswith(("good", "cut")):
+            _tone_clip(path, 1.0 + 0.2 * k, 220.0 * (k + 1))
+        if name.startswith("cut"):
+            _cut_in_half(path)
+        lines.append(json.dumps({"id": name.split(".")[0], "audio": str(path),
+                                 "text": f"文{k}。", "duration": 1.6 + 0.2 * k,
+                                 "corpus": "synthetic"}, ensure_ascii=False))
+    manifest = folder / "clips.jsonl"
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return manifest
+
+
+def test_make_longform_skips_a_missing_and_a_truncated_clip_and_writes_the_rest(
+        tmp_path, capsys):
+    manifest = _tone_manifest(tmp_path / "clips",
+                              ["good0.wav", "gone1.wav", "cut2.wav", "good3.wav"])
+    out = tmp_path / "lf"
+    code, err = _run(capsys, ["make-longform", str(manifest), "--out", str(out),
+                              "recording.max_seconds=30"])
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("whisper-ja make-longform:")]
+    assert any("gone1.wav" in line and "no such file" in line for line in lines), err
+    assert any("cut2.wav" in line and "truncated" in line for line in lines), err
+    assert "2 of 4 clip(s) left out" in err
+    records = [json.loads(line) for line in
+               (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [s for r in records for s in r["extra"]["sources"]] == ["good0", "good3"]
+    # Audio and labels agree: the text is exactly the joined clips' sentences.
+    assert "".join(r["text"] for r in records) == "文0。文3。"
+    assert len(list((out / "audio").iterdir())) == len(records)

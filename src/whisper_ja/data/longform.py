@@ -8,7 +8,10 @@ stretches, so such a set both trains timestamps (recordings of at most 30 s) and
 transcription (minutes; ``evaluate --suite longform``).
 
 Clips are used in manifest order, each once; ``extra["previous_text"]`` is the text of the clip
-before the recording's first one (the previous-text prompt of training).
+before the recording's first one (the previous-text prompt of training). A clip whose audio is
+missing, unreadable or cut short (:class:`~whisper_ja.errors.TruncatedAudioError`) is left out,
+so a recording's audio and its text never disagree; the caller collects those clips to count and
+name them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from whisper_ja.audio.io import load_audio
 from whisper_ja.config import ConfigError, field
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.data.timestamps import TimedText
+from whisper_ja.errors import AudioError
 
 __all__ = ["LongformSettings", "make_longform", "pack_by_voice", "speech_bounds"]
 
@@ -101,9 +105,27 @@ def _fits(builder: _Builder, speech: np.ndarray, settings: LongformSettings) -> 
     return speech.size + settings.max_pause * SAMPLE_RATE <= room
 
 
+def _next_clip(queue: list[Utterance], skipped: list[AudioError] | None) -> np.ndarray | None:
+    """The first queued clip's audio; a bad clip is dropped from the queue into ``skipped``.
+
+    Raises:
+        AudioError: the clip's audio is bad and ``skipped`` is None.
+    """
+    while queue:
+        try:
+            return load_audio(queue[0].audio)
+        except AudioError as err:
+            if skipped is None:
+                raise
+            skipped.append(err)
+            queue.pop(0)
+    return None
+
+
 def make_longform(utterances: Sequence[Utterance], out_dir: Path,
                   settings: LongformSettings = LongformSettings(),
-                  prefix: str = "longform") -> list[Utterance]:
+                  prefix: str = "longform",
+                  skipped: list[AudioError] | None = None) -> list[Utterance]:
     """Join clips into recordings with exact sentence boundaries and write them as WAV.
 
     Args:
@@ -111,10 +133,17 @@ def make_longform(utterances: Sequence[Utterance], out_dir: Path,
         out_dir: Folder for the WAV files (created).
         settings: Lengths, pauses and noise.
         prefix: Id prefix of the recordings.
+        skipped: Where the errors of clips whose audio is missing, unreadable or truncated go
+            (each names its file); those clips are left out and the run goes on. ``None``: the
+            first such clip raises. A list the caller passes, because the return value stays
+            the records every caller writes.
 
     Returns:
         The recordings' records (corpus ``synthetic-longform`` when any source is synthetic);
         not yet written to a manifest.
+
+    Raises:
+        AudioError: a clip's audio is bad and ``skipped`` is None.
     """
     # A recording keeps its clips' language (English clips joined for training stay English),
     # so the clips must share one; checked before any audio is written.
@@ -130,8 +159,7 @@ def make_longform(utterances: Sequence[Utterance], out_dir: Path,
     while queue:
         builder = _Builder(rng, settings, [], [], [], [])
         builder.pause()
-        while queue:
-            audio = load_audio(queue[0].audio)
+        while (audio := _next_clip(queue, skipped)) is not None:
             start, end = speech_bounds(audio)
             if builder.segments and not _fits(builder, audio[start:end], settings):
                 break
@@ -148,6 +176,8 @@ def make_longform(utterances: Sequence[Utterance], out_dir: Path,
                     at = builder.add(noise)
                     builder.noise.append((round(at, 3), round(at + settings.noise_seconds, 3)))
                     builder.pause()
+        if not builder.segments:  # every clip left was bad
+            break
         records.append(_write(builder, utterances, out_dir, f"{prefix}-{len(records):04d}",
                               previous_text))
         previous_text = builder.segments[-1].text
