@@ -49,7 +49,7 @@ T = TypeVar("T")
 
 
 def field(default: Any = dataclasses.MISSING, *, help: str, positional: bool = False,
-          default_factory: Any = dataclasses.MISSING) -> Any:
+          default_factory: Any = dataclasses.MISSING, inline: bool = False) -> Any:
     """Declare a config field with its help text (shown by ``whisper-ja CMD --help``).
 
     Args:
@@ -57,8 +57,11 @@ def field(default: Any = dataclasses.MISSING, *, help: str, positional: bool = F
         help: One line saying what the setting does and its unit.
         positional: Expose the field as a positional CLI argument instead of ``--flag``.
         default_factory: For mutable defaults (rarely needed: prefer tuples).
+        inline: A dataclass field whose own fields read as this dataclass's (``--beams``,
+            ``guards.seed=1``, YAML ``beams: 2``): a settings block shared by several
+            commands is embedded in each without a prefix users would have to learn.
     """
-    metadata = {"help": help, "positional": positional}
+    metadata = {"help": help, "positional": positional, "inline": inline}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -133,16 +136,38 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     return value
 
 
+def _inline_fields(cls: type) -> dict[str, type]:
+    """The inline (prefix-less) dataclass fields of ``cls``: name -> their dataclass."""
+    hints = _resolved_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.metadata.get("inline")}
+
+
+def setting_names(cls: type) -> set[str]:
+    """The setting names of ``cls`` as users write them (inline blocks' fields included)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for name, inner in _inline_fields(cls).items():
+        names.discard(name)
+        names |= setting_names(inner)
+    return names
+
+
 def _build(cls: type[T], values: Mapping[str, Any], prefix: str = "") -> T:
     hints = _resolved_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = setting_names(cls)
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(
             f"unknown setting(s) {', '.join(prefix + u for u in unknown)}; "
             f"known: {', '.join(sorted(prefix + n for n in names))}"
         )
-    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in values.items()}
+    values = dict(values)
+    kwargs: dict[str, Any] = {}
+    for name, inner in _inline_fields(cls).items():
+        own = setting_names(inner)
+        kwargs[name] = _build(inner, {k: values.pop(k) for k in list(values) if k in own},
+                              prefix)
+    kwargs.update({k: _coerce(v, hints[k], prefix + k) for k, v in values.items()})
     try:
         return cls(**kwargs)
     except TypeError as err:  # a required field is missing
@@ -175,7 +200,14 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            out: dict[str, Any] = {}
+            for f in dataclasses.fields(value):
+                item = plain(getattr(value, f.name))
+                if f.metadata.get("inline"):
+                    out.update(item)  # an inline block's settings read as the parent's
+                else:
+                    out[f.name] = item
+            return out
         if isinstance(value, tuple | list):
             return [plain(v) for v in value]
         if isinstance(value, Path):
@@ -254,8 +286,20 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     Defaults are not copied into argparse (they stay ``None``), so the dataclass remains the
     single source of defaults; the help text shows them.
     """
+    _add_flags(parser, cls)
+    parser.add_argument("--config", dest="_config", default=None,
+                        help="YAML file with settings (unknown keys are an error)")
+    parser.add_argument("--set", dest="_set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override any setting, nested ones as section.key=value")
+
+
+def _add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One option per simple field of ``cls`` and of its inline blocks."""
     hints = _resolved_hints(cls)
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.metadata.get("inline"):
+            _add_flags(parser, hints[f.name])
+            continue
         kwargs, simple = _flag_type(hints[f.name])
         if not simple:
             continue
@@ -271,16 +315,12 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
                 "--" + f.name.replace("_", "-"), dest=f.name, default=None,
                 help=help_text, **kwargs,
             )
-    parser.add_argument("--config", dest="_config", default=None,
-                        help="YAML file with settings (unknown keys are an error)")
-    parser.add_argument("--set", dest="_set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override any setting, nested ones as section.key=value")
 
 
 def config_from_args(cls: type[T], namespace: argparse.Namespace,
                      extra_overrides: Sequence[str] = ()) -> T:
     """Build ``cls`` from parsed CLI arguments (flags win over the YAML file)."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = setting_names(cls)
     flags = {k: v for k, v in vars(namespace).items() if k in names and v is not None}
     overrides = [*getattr(namespace, "_set", []), *extra_overrides]
     config_path = getattr(namespace, "_config", None)
