@@ -205,3 +205,26 @@ def test_make_longform_skips_a_missing_and_a_truncated_clip_and_writes_the_rest(
     # Audio and labels agree: the text is exactly the joined clips' sentences.
     assert "".join(r["text"] for r in records) == "文0。文3。"
     assert len(list((out / "audio").iterdir())) == len(records)
+
+
+def test_prepare_refuses_namesakes_and_exits_1_when_it_skipped_items(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    _tone_clip(src / "x.wav", 1.0)
+    _tone_clip(src / "x.flac", 1.0, fmt="FLAC")
+    (src / "x.txt").write_text("同じ名前", encoding="utf-8")
+    out = tmp_path / "out"
+    code, err = _run(capsys, ["prepare", "folder", str(src), "--out", str(out),
+                              "--no-progress"])
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("whisper-ja prepare: bad input: ") and "same name as" in err
+    # Skipped and counted instead: exit 1 still, and the report names the unused file.
+    _cut_in_half(_tone_clip(src / "cut.wav", 1.0))
+    (src / "cut.txt").write_text("切れた", encoding="utf-8")
+    code, err = _run(capsys, ["prepare", "folder", str(src), "--out", str(out),
+                              "--no-progress", "duplicate_id=skip"])
+    assert code == 1 and "2 item(s) skipped" in err, err
+    report = json.loads((out / "prepare_report.json").read_text(encoding="utf-8"))
+    assert report["skipped"] == {"duplicate_id": 1, "unreadable_audio": 1}
+    assert "cut.wav" in report["examples"]["unreadable_audio"][0]
+    assert len((out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()) == 1

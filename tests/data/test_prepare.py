@@ -248,10 +248,36 @@ def test_duplicate_id_is_rejected_with_its_line(tmp_path):
     assert len(utts) == 1 and report["skipped"] == {"duplicate_id": 1}
 
 
+def test_folder_namesakes_are_refused_or_counted_never_dropped(tmp_path):
+    src = tmp_path / "src"
+    tone(src / "x.wav", 1.0)
+    tone(src / "x.flac", 2.0)
+    (src / "x.txt").write_text("同じ名前", encoding="utf-8")
+    with pytest.raises(PrepareError, match=r"x\.(wav|flac): same name as x\.(wav|flac)"):
+        run("folder", src, tmp_path / "out")
+    utts, report = run("folder", src, tmp_path / "out", duplicate_id="skip")
+    assert len(utts) == 1 and report["skipped"] == {"duplicate_id": 1}
+    assert "same name as" in report["examples"]["duplicate_id"][0]
+
+
+def test_a_truncated_clip_is_skipped_as_unreadable(tmp_path):
+    src = tmp_path / "src"
+    clip = tone(src / "cut.wav", 2.0)
+    clip.write_bytes(clip.read_bytes()[:20000])  # header still says 2 s
+    (src / "cut.txt").write_text("途中で切れた", encoding="utf-8")
+    tone(src / "whole.flac", 1.0)
+    (src / "whole.txt").write_text("全部ある", encoding="utf-8")
+    utts, report = run("folder", src, tmp_path / "out")
+    assert [u.text for u in utts] == ["全部ある"]
+    assert report["skipped"] == {"unreadable_audio": 1}
+    assert "truncated" in report["examples"]["unreadable_audio"][0]
+
+
 def test_cli_prints_summary_and_names_bad_layouts(tmp_path, capsys):
     src = make_jsut(tmp_path / "src")
+    # One clip is missing: skipped, counted, named, and the exit code says so (1).
     assert main(["prepare", "jsut", str(src), "--out", str(tmp_path / "out"),
-                 "--no-progress"]) == 0
+                 "--no-progress"]) == 1
     printed = capsys.readouterr().out
     assert "3 utterances" in printed and "missing_audio" in printed
     assert main(["prepare", "common-voice", str(src), "--out", str(tmp_path / "o2")]) == 1

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 from whisper_ja.data.prepare import PrepareConfig, prepare
+from whisper_ja.errors import EXIT_ITEMS_FAILED, EXIT_OK
 
 __all__ = ["Settings", "run"]
 
@@ -11,7 +14,11 @@ Settings = PrepareConfig
 
 
 def run(config: PrepareConfig) -> int:
-    """Entry point of ``whisper-ja prepare``: prepare, then print a summary."""
+    """Entry point of ``whisper-ja prepare``: prepare, then print a summary.
+
+    Returns:
+        0, or 1 when candidates were skipped (each kind counted, its first examples named).
+    """
     manifest, report = prepare(config)
     print(f"wrote {manifest}: {report['kept']} utterances, {report['hours']:.2f} h, "
           f"{report['speakers']} speakers, official splits {report['official_splits']}")
@@ -23,4 +30,8 @@ def run(config: PrepareConfig) -> int:
         print("skipped 0")
     if report["notes"]:
         print(f"notes: {report['notes']}")
-    return 0
+    if report["skipped_total"]:
+        print(f"whisper-ja prepare: {report['skipped_total']} item(s) skipped "
+              f"({manifest.parent / 'prepare_report.json'} names them)", file=sys.stderr)
+        return EXIT_ITEMS_FAILED
+    return EXIT_OK

@@ -20,13 +20,18 @@ examples naming file and line) or rejected with an error naming file and line. D
 problem             default  why
 ==================  =======  ==================================================================
 missing_audio       skip     releases often miss a few clips (partial downloads)
-unreadable_audio    skip     a corrupt clip should not stop a 100-hour corpus
+unreadable_audio    skip     a corrupt or cut-short (truncated) clip should not stop a 100-hour
+                             corpus
 missing_text        skip     ``folder``: an audio file without its ``.txt``
 empty_text          skip     whitespace-only transcripts carry nothing to learn
 too_long            skip     Whisper's window is 30 s (``max_duration``)
-duplicate_id        error    usually the same source given twice or a broken table
+duplicate_id        error    usually the same source given twice or a broken table; also
+                             ``folder``: ``x.wav`` beside ``x.flac`` (one id for two files)
 bad_encoding        error    a non-UTF-8 transcript means the whole file needs converting
 ==================  =======  ==================================================================
+
+``whisper-ja prepare`` exits 1 when anything was skipped (the README's policy: a bad item is
+named, counted, and the others go on), 0 when every candidate was kept.
 """
 
 from __future__ import annotations
@@ -38,14 +43,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
 from tqdm import tqdm
 
+from whisper_ja.audio.io import audio_duration
 from whisper_ja.config import ConfigError, config_to_dict
-from whisper_ja.data.corpora.base import Candidate, ReaderContext
+from whisper_ja.data.corpora.base import AUDIO_SUFFIXES, Candidate, ReaderContext
 from whisper_ja.data.corpora.settings import PrepareConfig
 from whisper_ja.data.manifest import Utterance, write_manifest
-from whisper_ja.errors import PrepareError
+from whisper_ja.errors import AudioError, PrepareError
 
 __all__ = ["CORPORA", "PROBLEMS", "PrepareConfig", "PrepareError", "prepare"]
 
@@ -81,6 +86,18 @@ class _Checker:
         if len(self.examples[kind]) < _EXAMPLES:
             self.examples[kind].append(f"{where}: {message}")
 
+    def _check_namesakes(self, cand: Candidate) -> None:
+        """``folder``: audio files named like the candidate's (``x.wav`` beside ``x.flac``).
+
+        The folder reader makes one id of a name, so such a file would vanish without a word;
+        it is a ``duplicate_id`` problem (refused by default; counted and named when skipped).
+        """
+        for other in sorted(cand.audio.parent.glob(f"{cand.audio.stem}.*")):
+            if other != cand.audio and other.suffix.lower() in AUDIO_SUFFIXES:
+                self._problem("duplicate_id", str(other),
+                              f"same name as {cand.audio.name} (one id {cand.id!r}): not used; "
+                              "rename one of them to keep both")
+
     def check(self, cand: Candidate) -> Utterance | None:
         """The utterance for a good candidate; None (counted) or PrepareError for a bad one."""
         if cand.id in self.seen:
@@ -101,14 +118,12 @@ class _Checker:
         if not cand.audio.is_file():
             self._problem("missing_audio", cand.where, f"audio file {cand.audio} not found")
             return None
+        if self.config.corpus == "folder":
+            self._check_namesakes(cand)
         try:
-            info = sf.info(str(cand.audio))
-            duration = float(info.frames) / info.samplerate
-        except (sf.LibsndfileError, RuntimeError, ZeroDivisionError) as err:
-            self._problem("unreadable_audio", cand.where, f"cannot read {cand.audio}: {err}")
-            return None
-        if duration <= 0:
-            self._problem("unreadable_audio", cand.where, f"{cand.audio} holds no samples")
+            duration = audio_duration(cand.audio)
+        except AudioError as err:
+            self._problem("unreadable_audio", cand.where, f"cannot read {err}")
             return None
         if duration > self.config.max_duration:
             self._problem("too_long", cand.where, f"{cand.audio} lasts {duration:.1f} s > "
