@@ -228,3 +228,13 @@ def test_prepare_refuses_namesakes_and_exits_1_when_it_skipped_items(tmp_path, c
     assert report["skipped"] == {"duplicate_id": 1, "unreadable_audio": 1}
     assert "cut.wav" in report["examples"]["unreadable_audio"][0]
     assert len((out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_split_of_an_empty_manifest_is_one_line_and_writes_nothing(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    out = tmp_path / "split"
+    code, err = _run(capsys, ["split", str(empty), "--out", str(out)])
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("whisper-ja split: bad setting: manifests: ") and "empty.jsonl" in err
+    assert not out.exists()

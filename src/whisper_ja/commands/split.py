@@ -48,6 +48,9 @@ def run(config: SplitConfig) -> int:
         if not Path(manifest).is_file():
             raise ConfigError(f"manifests: {manifest} does not exist")
     utts = read_manifest(*config.manifests)
+    if not utts:  # three empty manifests would look like a finished split
+        raise ConfigError(f"manifests: {', '.join(map(str, config.manifests))} hold(s) no "
+                          "utterances; nothing to split")
     splits, notes = split_with_notes(utts, config)
     for name in SPLIT_NAMES:
         write_manifest(config.out / f"{name}.jsonl", splits[name])
