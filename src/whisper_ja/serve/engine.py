@@ -17,13 +17,21 @@ engine never runs two batches at once.
     30 s, cut at a quiet moment, becomes one segment, and there are no word times.
 - :class:`Ct2Engine`: faster-whisper (``whisper_ja.inference.faster.load_faster_whisper``)
   with its own segment and word timestamps and temperature.
+
+Cancellation: ``transcribe(..., cancelled=...)`` takes ``cancelled(i)``, True once the request
+of ``audios[i]`` has given up (timed out, client gone). It is asked before each segment is
+decoded (``model``, ct2: segments come from lazy iterators, so stopping the iteration stops
+the decoding) and before each batch of windows (``windows``: a given-up upload's windows are
+left out). A given-up upload's result holds what was decoded before it stopped; the caller
+discards it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -32,7 +40,12 @@ from whisper_ja.audio.constants import SAMPLE_RATE
 from whisper_ja.audio.io import is_silent, split_long_audio
 from whisper_ja.data.timestamps import MAX_PROMPT_TOKENS
 from whisper_ja.errors import RequestError
-from whisper_ja.inference.decoding import WINDOW_MAX_TOKENS, DecodeOptions, decode_audio
+from whisper_ja.inference.decoding import (
+    WINDOW_MAX_TOKENS,
+    DecodeOptions,
+    DecodeResult,
+    decode_audio,
+)
 from whisper_ja.inference.faster import load_faster_whisper
 from whisper_ja.inference.faster_longform import faster_segments
 from whisper_ja.inference.guards import GuardSettings
@@ -43,10 +56,27 @@ from whisper_ja.model import LoadedWhisper, load_model
 from whisper_ja.model.device import resolve_device
 from whisper_ja.serve.settings import ServeConfig
 
-__all__ = ["Ct2Engine", "Engine", "EngineResult", "RequestOptions", "TransformersEngine",
-           "check_options", "load_engine"]
+__all__ = ["Cancelled", "Ct2Engine", "Engine", "EngineResult", "RequestOptions",
+           "TransformersEngine", "check_options", "load_engine"]
 
 log = logging.getLogger(__name__)
+
+Cancelled = Callable[[int], bool]
+"""``cancelled(i)``: the request of upload ``i`` (its index in the batch) has given up."""
+
+
+def _never(_: int) -> bool:
+    return False
+
+
+def _until(segments: Iterator[Segment], stop: Callable[[], bool]) -> Iterator[Segment]:
+    """``segments`` until ``stop()``, asked before each next one is pulled (and so decoded)."""
+    while not stop():
+        try:
+            segment = next(segments)
+        except StopIteration:
+            return
+        yield segment
 
 
 @dataclass(frozen=True)
@@ -90,9 +120,9 @@ class Engine(Protocol):
         """Language codes the model knows."""
         ...
 
-    def transcribe(self, audios: Sequence[np.ndarray], options: RequestOptions,
-                   ) -> list[EngineResult]:
-        """Timed transcripts of 16 kHz mono clips, in order."""
+    def transcribe(self, audios: Sequence[np.ndarray], options: RequestOptions, *,
+                   cancelled: Cancelled | None = None) -> list[EngineResult]:
+        """Timed transcripts of 16 kHz mono clips, in order (see the module's Cancellation)."""
         ...
 
 
@@ -135,19 +165,26 @@ class TransformersEngine:
                              batch_size=self.batch_size, language=options.language,
                              prompt_ids=prompt, guards=self.guards)
 
-    def _timed(self, audio: np.ndarray, options: RequestOptions) -> EngineResult:
+    def _timed(self, audio: np.ndarray, options: RequestOptions,
+               stop: Callable[[], bool]) -> EngineResult:
         # transcribe_segments takes the prompt without its <|startofprev|>.
         decode = self._decode_options(options, self._prompt_ids(options.prompt)[1:])
         longform = replace(self.longform, word_timestamps=options.words)
-        segments = tuple(transcribe_segments(
-            audio, self.loaded.model, self.loaded.processor, longform, decode, self.vad))
+        segments = tuple(_until(transcribe_segments(
+            audio, self.loaded.model, self.loaded.processor, longform, decode, self.vad), stop))
         return EngineResult(segments, audio.size / SAMPLE_RATE, options.language, 0.0)
 
-    def transcribe(self, audios: Sequence[np.ndarray], options: RequestOptions,
-                   ) -> list[EngineResult]:
-        """Timed segments of each clip (``model``) or all windows in batches (``windows``)."""
+    def transcribe(self, audios: Sequence[np.ndarray], options: RequestOptions, *,
+                   cancelled: Cancelled | None = None) -> list[EngineResult]:
+        """Timed segments of each clip (``model``) or all windows in batches (``windows``).
+
+        ``cancelled(i)`` stops upload ``i`` at its next segment (``model``) or leaves its
+        remaining windows out (``windows``).
+        """
+        gave_up = cancelled or _never
         if self.timestamps == "model":
-            return [self._timed(audio, options) for audio in audios]
+            return [self._timed(audio, options, partial(gave_up, index))
+                    for index, audio in enumerate(audios)]
         windows: list[tuple[int, float, float, np.ndarray]] = []
         for index, audio in enumerate(audios):
             offset = 0
@@ -156,11 +193,18 @@ class TransformersEngine:
                                 chunk))
                 offset += chunk.size
         decode = self._decode_options(options, self._prompt_ids(options.prompt))
-        results = decode_audio(self.loaded.model, self.loaded.processor, [w[3] for w in windows],
-                               decode, progress=False)
+        results: list[DecodeResult | None] = [None] * len(windows)
+        for first in range(0, len(windows), self.batch_size):
+            live = [i for i in range(first, min(first + self.batch_size, len(windows)))
+                    if not gave_up(windows[i][0])]
+            if live:
+                decoded = decode_audio(self.loaded.model, self.loaded.processor,
+                                       [windows[i][3] for i in live], decode, progress=False)
+                for i, done in zip(live, decoded, strict=True):
+                    results[i] = done
         segments: list[list[Segment]] = [[] for _ in audios]
         for (index, start, end, _), result in zip(windows, results, strict=True):
-            if result.text:
+            if result is not None and result.text:
                 segments[index].append(Segment(start, end, result.text,
                                                token_ids=result.token_ids, looped=result.looped))
         return [EngineResult(tuple(segs), audio.size / SAMPLE_RATE, options.language, 0.0)
@@ -184,22 +228,29 @@ class Ct2Engine:
         """faster-whisper's supported languages of this model."""
         return frozenset(self.model.supported_languages)
 
-    def _one(self, audio: np.ndarray, options: RequestOptions) -> EngineResult:
+    def _one(self, audio: np.ndarray, options: RequestOptions,
+             stop: Callable[[], bool]) -> EngineResult:
         duration = audio.size / SAMPLE_RATE
-        if is_silent(audio):  # the same energy gate as the transformers backend
+        if is_silent(audio) or stop():  # the same energy gate as the transformers backend
             return EngineResult((), duration, options.language, options.temperature)
         found, _ = self.model.transcribe(
             audio, language=options.language, task="transcribe", beam_size=self.beams,
             temperature=options.temperature, initial_prompt=options.prompt or None,
             word_timestamps=options.words, condition_on_previous_text=False,
             vad_filter=False, max_new_tokens=self.max_new_tokens)
-        segments = tuple(faster_segments(found, self.max_new_tokens))
+        # faster-whisper's segments are lazy: stopping the iteration stops the decoding.
+        segments = tuple(_until(faster_segments(found, self.max_new_tokens), stop))
         return EngineResult(segments, duration, options.language, options.temperature)
 
-    def transcribe(self, audios: Sequence[np.ndarray], options: RequestOptions,
-                   ) -> list[EngineResult]:
-        """faster-whisper decodes one clip at a time; the queue still orders the requests."""
-        return [self._one(audio, options) for audio in audios]
+    def transcribe(self, audios: Sequence[np.ndarray], options: RequestOptions, *,
+                   cancelled: Cancelled | None = None) -> list[EngineResult]:
+        """faster-whisper decodes one clip at a time; the queue still orders the requests.
+
+        ``cancelled(i)`` stops upload ``i`` at its next segment.
+        """
+        gave_up = cancelled or _never
+        return [self._one(audio, options, partial(gave_up, index))
+                for index, audio in enumerate(audios)]
 
 
 def load_engine(config: ServeConfig) -> Engine:
