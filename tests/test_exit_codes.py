@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from whisper_ja.cli import COMMANDS, main
+from whisper_ja.evaluation.report import HypothesisRecord, write_hypotheses
 
 # Positional arguments some commands need before their settings are even read.
 POSITIONALS = {"transcribe": ["x.wav"], "import-ct2": ["src", "out"],
@@ -153,9 +156,6 @@ def _first_audio(manifest: Path) -> Path:
 
 def _tone_clip(path: Path, seconds: float, freq: float = 440.0, fmt: str = "WAV") -> Path:
     """A tone with 0.3 s of silence around it: a 'sentence' make-longform can trim."""
-    import numpy as np
-    import soundfile as sf
-
     rate = 16000
     t = np.arange(round(seconds * rate)) / rate
     pad = np.zeros(round(0.3 * rate))
@@ -238,3 +238,33 @@ def test_split_of_an_empty_manifest_is_one_line_and_writes_nothing(tmp_path, cap
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith("whisper-ja split: bad setting: manifests: ") and "empty.jsonl" in err
     assert not out.exists()
+
+
+def test_score_reads_evaluates_hypotheses_and_names_an_empty_reference(tmp_path, capsys):
+    counts = {m: {"substitutions": 0, "deletions": 0, "insertions": 0, "hits": 1,
+                  "reference_length": 1} for m in ("cer", "wer", "reading_cer")}
+    rows = {"a": ("東京へ行きます。", "東京へ行きます"), "b": ("", "なにか"),
+            "c": ("今日は晴れです", "今日は雨です")}
+    hyps = tmp_path / "eval" / "hypotheses.jsonl"
+    hyps.parent.mkdir()
+    # Written by evaluate's own writer, so the format is exactly what `evaluate` leaves.
+    write_hypotheses(hyps, [HypothesisRecord(id=k, ref=r, hyp=h, cer=0.0, looped=False,
+                                             corpus="t", speaker="", duration=1.0,
+                                             counts=counts) for k, (r, h) in rows.items()])
+    refs = tmp_path / "ref.jsonl"
+    refs.write_text("".join(json.dumps({"id": k, "text": r}, ensure_ascii=False) + "\n"
+                            for k, (r, _) in rows.items()), encoding="utf-8")
+    out = tmp_path / "score.json"
+    code, err = _run(capsys, ["score", "--ref", str(refs), "--hyp", str(hyps),
+                              "--out", str(out), "n_resamples=20", "reading=false"])
+    assert code == 1, err
+    assert f"{refs}:2: id 'b' has an empty reference text" in err
+    assert "1 of 3 reference(s) left out (empty text)" in err
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert [u["id"] for u in report["utterances"]] == ["a", "c"]
+    assert [u["hyp"] for u in report["utterances"]] == ["東京へ行きます", "今日は雨です"]
+    assert report["counts"]["empty_references"] == 1 and report["counts"]["extra"] == 0
+    # evaluate's output read as the reference too (its 'ref' field): the same empty one named.
+    code, err = _run(capsys, ["score", "--ref", str(hyps), "--hyp", str(hyps),
+                              "n_resamples=0", "reading=false"])
+    assert code == 1 and "id 'b'" in err  # its ref field is empty as well

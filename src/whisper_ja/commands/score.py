@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from whisper_ja.errors import EXIT_ITEMS_FAILED, EXIT_OK
 from whisper_ja.text.score import ScoreConfig, score
 
 __all__ = ["Settings", "run"]
@@ -33,7 +35,7 @@ def _print_report(report: dict[str, Any], console: Console) -> None:
     console.print(f"{c['scored']} scored of {c['references']} references; "
                   f"{c['missing']} missing hypotheses ({report['missing_policy']}), "
                   f"{c['extra']} extra hypotheses (not scored), "
-                  f"{c['empty_references']} empty references")
+                  f"{c['empty_references']} empty references (not scored)")
     for label, key in (("missing", "missing_ids"), ("extra", "extra_ids")):
         if report[key]:
             shown = ", ".join(report[key][:10])
@@ -56,7 +58,8 @@ def _print_report(report: dict[str, Any], console: Console) -> None:
 def run(config: ScoreConfig) -> int:
     """Entry point of ``whisper-ja score``: print the table, write JSON; exit code.
 
-    A missing or malformed input file raises ``InputError`` (exit 1, one line).
+    A missing or malformed input file raises ``InputError`` (exit 1, one line). A reference
+    whose text is empty is left out of the scores and named on stderr: exit 1.
     """
     console = Console()
     report = score(config)
@@ -66,4 +69,12 @@ def run(config: ScoreConfig) -> int:
         config.out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n",
                               encoding="utf-8")
         console.print(f"report written to {config.out}")
-    return 0
+    empty: dict[str, str] = report["empty_reference_ids"]
+    for uid, where in empty.items():
+        print(f"whisper-ja score: bad input: {where}: id {uid!r} has an empty reference text "
+              "(not scored)", file=sys.stderr)
+    if empty:
+        print(f"whisper-ja score: {len(empty)} of {report['counts']['references']} "
+              "reference(s) left out (empty text)", file=sys.stderr)
+        return EXIT_ITEMS_FAILED
+    return EXIT_OK

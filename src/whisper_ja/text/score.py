@@ -3,9 +3,14 @@
 Inputs are matched by ``id``:
 
 * REF: a manifest (:class:`whisper_ja.data.manifest.Utterance` lines) or any JSONL whose
-  objects have string ``id`` and ``text`` (other fields ignored).
-* HYP (and the optional BASELINE): JSONL with ``id`` and ``text`` (``{"id", "text", ...}`` as
-  ``evaluate`` writes it).
+  objects have string ``id`` and ``text`` (or ``ref``, as in ``evaluate``'s
+  ``hypotheses.jsonl``); other fields ignored.
+* HYP (and the optional BASELINE): JSONL with ``id`` and ``text``, or ``evaluate``'s
+  ``hypotheses.jsonl`` (``{"id", "ref", "hyp", ...}``: its ``hyp`` is read).
+
+A reference whose text is empty once normalized has no characters to score against (its CER
+is 0 or 100%, and bootstrap intervals over such utterances swing wildly), so it is left out of
+the scores and named in ``empty_reference_ids``; the command exits 1 naming each.
 
 Missing and extra ids are never ignored silently:
 
@@ -39,7 +44,8 @@ from whisper_ja.text.normalize import Normalizer, get_normalizer
 from whisper_ja.text.reading import to_reading
 from whisper_ja.text.terms import load_terms, term_recall
 
-__all__ = ["ScoreConfig", "ScoreInputError", "read_texts", "score"]
+__all__ = ["HYP_FIELDS", "REF_FIELDS", "ScoreConfig", "ScoreInputError", "read_texts",
+           "read_texts_with_lines", "score"]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +54,9 @@ log = logging.getLogger(__name__)
 class ScoreConfig:
     """Settings of ``whisper-ja score``."""
 
-    ref: Path = field(help="references: a manifest or any JSONL with 'id' and 'text'")
-    hyp: Path = field(help="hypotheses: JSONL with 'id' and 'text'")
+    ref: Path = field(help="references: a manifest or any JSONL with 'id' and 'text' (or 'ref')")
+    hyp: Path = field(help="hypotheses: JSONL with 'id' and 'text', or evaluate's "
+                           "hypotheses.jsonl ('hyp')")
     normalizer: Literal["default", "reazonspeech", "kotoba", "paper"] = field(
         "default", help="normalization preset (default is whisper-ja's; others reproduce "
                         "ReazonSpeech, kotoba-whisper or the seed paper's code)")
@@ -73,8 +80,25 @@ class ScoreConfig:
             raise ConfigError(f"confidence: must be between 0 and 1, got {self.confidence}")
 
 
-def read_texts(path: str | Path) -> dict[str, str]:
-    """``id`` → ``text`` of a JSONL file, in file order.
+REF_FIELDS = ("text", "ref")
+"""Where a reference's text is read from, first present wins (a manifest; evaluate's output)."""
+
+HYP_FIELDS = ("text", "hyp")
+"""Where a hypothesis's text is read from, first present wins (``hyp``: evaluate's output)."""
+
+
+def read_texts(path: str | Path, fields: Sequence[str] = ("text",)) -> dict[str, str]:
+    """``id`` → text of a JSONL file, in file order (see :func:`read_texts_with_lines`)."""
+    return {uid: text for uid, (text, _) in read_texts_with_lines(path, fields).items()}
+
+
+def read_texts_with_lines(path: str | Path, fields: Sequence[str] = ("text",)
+                          ) -> dict[str, tuple[str, int]]:
+    """``id`` → (text, line number) of a JSONL file, in file order.
+
+    Args:
+        path: The JSONL file.
+        fields: Names the text may have; the first one a line holds is read.
 
     Raises:
         ScoreInputError: missing file, bad JSON, missing or non-string id/text, or a repeated
@@ -83,17 +107,19 @@ def read_texts(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise ScoreInputError(f"{path}: file does not exist")
-    texts: dict[str, str] = {}
-    lines: dict[str, int] = {}
+    texts: dict[str, tuple[str, int]] = {}
+    alternatives = " or ".join(repr(f) for f in fields)
     for number, obj in iter_json_objects(path, ScoreInputError):
         where = f"{path}:{number}"
-        for key in ("id", "text"):
-            if not isinstance(obj.get(key), str):
-                raise ScoreInputError(f"{where}: field {key!r} missing or not a string")
+        if not isinstance(obj.get("id"), str):
+            raise ScoreInputError(f"{where}: field 'id' missing or not a string")
+        name = next((f for f in fields if f in obj), fields[0])
+        if not isinstance(obj.get(name), str):
+            raise ScoreInputError(f"{where}: field {alternatives} missing or not a string")
         uid = obj["id"]
         if uid in texts:
-            raise ScoreInputError(f"{where}: id {uid!r} already on line {lines[uid]}")
-        texts[uid], lines[uid] = obj["text"], number
+            raise ScoreInputError(f"{where}: id {uid!r} already on line {texts[uid][1]}")
+        texts[uid] = obj[name], number
     return texts
 
 
@@ -149,18 +175,23 @@ def score(config: ScoreConfig) -> dict[str, Any]:
         TermFileError: the term file is malformed.
     """
     norm = get_normalizer(config.normalizer)
-    refs = read_texts(config.ref)
-    hyps = read_texts(config.hyp)
+    ref_lines = read_texts_with_lines(config.ref, REF_FIELDS)
+    empty = {uid: f"{config.ref}:{line}" for uid, (text, line) in ref_lines.items()
+             if not norm(text).strip()}
+    refs = {uid: text for uid, (text, _) in ref_lines.items() if uid not in empty}
+    hyps = read_texts(config.hyp, HYP_FIELDS)
     matched = _match(refs, hyps, config.missing)
     counts = _utterance_counts(matched.refs, matched.hyps, norm, config.reading, "scoring")
     report: dict[str, Any] = {
         "normalizer": config.normalizer, "ref": str(config.ref), "hyp": str(config.hyp),
         "missing_policy": config.missing,
-        "counts": {"references": len(refs), "hypotheses": len(hyps),
+        "counts": {"references": len(ref_lines), "hypotheses": len(hyps),
                    "scored": len(matched.ids), "missing": len(matched.missing),
-                   "extra": len(matched.extra),
-                   "empty_references": sum(not norm(r).strip() for r in matched.refs)},
-        "missing_ids": matched.missing, "extra_ids": matched.extra,
+                   "extra": len([u for u in matched.extra if u not in empty]),
+                   "empty_references": len(empty)},
+        "missing_ids": matched.missing,
+        "extra_ids": [u for u in matched.extra if u not in empty],
+        "empty_reference_ids": empty,
         "metrics": {name: _metric_summary(c, name, config) for name, c in counts.items()},
         "baseline": None, "terms": None,
     }
@@ -188,7 +219,7 @@ def _compare_baseline(path: Path, config: ScoreConfig, refs: dict[str, str], mat
     A baseline hypothesis that is missing is scored as empty (counted and listed), whatever
     ``missing`` says, so both systems are compared on exactly the same utterances.
     """
-    base_texts = read_texts(path)
+    base_texts = read_texts(path, HYP_FIELDS)
     base = _match(refs, base_texts, "empty")
     base_hyp = dict(zip(base.ids, base.hyps, strict=True))
     base_counts = _utterance_counts(matched.refs, [base_hyp[u] for u in matched.ids], norm,
