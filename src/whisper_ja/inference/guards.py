@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from whisper_ja.config import ConfigError, field
+from whisper_ja.inference.options import GuardSettings
 
 __all__ = [
     "GuardSettings",
@@ -45,32 +45,6 @@ _MIN_REPEATS = {1: 8, 2: 4}
 """Back-to-back copies that make a loop, by unit length (longer units: 3)."""
 
 
-@dataclass(frozen=True)
-class GuardSettings:
-    """Decoding guards (``guards.*``), on by default."""
-
-    repetition: bool = field(True, help="end a row as soon as it repeats itself back to back "
-                                        "and cut the repeats, instead of looping to the limit")
-    fallback: bool = field(True, help="decode again at higher temperature when the text is "
-                                      "repetitive or unconfident (OpenAI's rule)")
-    temperatures: tuple[float, ...] = field((0.2, 0.4, 0.6, 0.8, 1.0),
-                                            help="sampling temperatures tried in turn by the "
-                                                 "fallback (after greedy decoding)")
-    compression_ratio_threshold: float = field(
-        2.4, help="gzip compression ratio above which a text counts as repetitive")
-    logprob_threshold: float = field(
-        -1.0, help="average token log-probability under which a text counts as unconfident")
-    max_ngram: int = field(32, help="longest repeated unit the repetition guard looks for")
-    seed: int = field(0, help="seed of the fallback's sampling (reproducible transcripts)")
-
-    def __post_init__(self) -> None:
-        if any(not 0 < t <= 2 for t in self.temperatures):
-            raise ConfigError(f"guards.temperatures: each must be in (0, 2], "
-                              f"got {self.temperatures}")
-        if self.compression_ratio_threshold <= 0:
-            raise ConfigError("guards.compression_ratio_threshold: must be > 0")
-        if self.max_ngram < 1:
-            raise ConfigError(f"guards.max_ngram: must be >= 1, got {self.max_ngram}")
 
 
 def compression_ratio(text: str) -> float:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +33,6 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from whisper_ja.audio.constants import SAMPLE_RATE, SAMPLES_PER_CHUNK
 from whisper_ja.audio.io import is_silent
-from whisper_ja.config import ConfigError, field
 from whisper_ja.data.timestamps import MAX_PROMPT_TOKENS, TimestampVocab
 from whisper_ja.inference.alignment import eager_attention, timed_text, word_timings
 from whisper_ja.inference.decoding import (
@@ -42,8 +41,8 @@ from whisper_ja.inference.decoding import (
     _quiet_transformers,
     is_looping,
 )
+from whisper_ja.inference.options import LongformOptions
 from whisper_ja.inference.pause_split import (
-    PauseSettings,
     Timing,
     cut_window,
     pause_stretches,
@@ -65,25 +64,6 @@ MIN_WINDOW_SECONDS = 0.3
 """A remainder shorter than this after seeking is not decoded (too short to hold a word)."""
 
 
-@dataclass(frozen=True)
-class LongformOptions:
-    """How long audio is cut, decoded and timed (``longform.mode=batched`` and so on)."""
-
-    mode: Literal["sequential", "batched"] = field(
-        "sequential", help="sequential (seek by the last timestamp, previous text as prompt) "
-                           "or batched (VAD windows decoded together)")
-    vad: bool = field(True, help="decode only the speech Silero VAD finds")
-    condition_on_previous_text: bool = field(
-        True, help="sequential mode: prompt each window with the text decoded before it")
-    word_timestamps: bool = field(
-        False, help="word times by cross-attention DTW over the model's alignment heads")
-    pauses: PauseSettings = field(
-        default_factory=PauseSettings,
-        help="batched mode: segments cut at sentence pauses and snapped onto speech")
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("sequential", "batched"):
-            raise ConfigError(f"longform.mode: sequential or batched, got {self.mode!r}")
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,10 @@ from typing import Any
 
 import numpy as np
 
-from whisper_ja.config import ConfigError, field
 from whisper_ja.inference.alignment import word_spans
+from whisper_ja.inference.options import PauseSettings, VadSettings
 from whisper_ja.inference.timestamps import Segment
-from whisper_ja.inference.vad import SpeechSpan, VadSettings, speech_spans
+from whisper_ja.inference.vad import SpeechSpan, speech_spans
 
 __all__ = ["Cut", "PauseSettings", "Timing", "apply_cuts", "cut_window", "end_context",
            "find_cuts", "known_end_probability", "pause_stretches", "plan_cuts",
@@ -60,43 +60,6 @@ Timing = Callable[[list[int]], tuple[np.ndarray, np.ndarray]]
 (k = 0 .. len(text))."""
 
 
-@dataclass(frozen=True)
-class PauseSettings:
-    """Cutting segments at pauses and snapping them onto speech (``longform.pauses.*``)."""
-
-    split: bool = field(True, help="batched mode: cut a segment at a pause inside it where "
-                                   "Whisper would have ended the sentence (needs word times)")
-    # 100-200 ms cut the same sentences on benchmarks/longform.py, 300 ms lost one; 150 ms
-    # stays clear of the ~100 ms closures of geminates (っ) inside words.
-    min_pause_ms: int = field(150, help="silence (Silero) that counts as a pause (ms)")
-    # measured (whisper-base, float32): at sentence ends 0.14-0.43 (benchmarks/longform.py)
-    # and 0.77-0.85 (the demo's long audio); at commas at most 0.005 and 0.009, the demo
-    # adapter's 0.053 (a cut that cost it boundary F1 at 0.05)
-    end_probability: float = field(
-        0.1, help="Whisper's probability of 。 before a pause at which a segment is cut")
-    # measured (whisper-base, benchmarks/longform.py's sentences in 3 arrangements): Whisper's
-    # own boundaries fall up to ~0.9 s into a pause (int8 on AVX2 more often than float32);
-    # 0.5 -> 1.0 raised boundary F1 0.826 -> 0.913 (int8, AVX2 kernels) and 0.78 -> 0.87
-    # (another arrangement, int8 and float32 alike), CER unchanged; 1.5 and 2.0 added nothing
-    snap_s: float = field(1.0, help="a segment start (end) in silence moves onto the speech "
-                                    "onset (offset) at most this far away (s; 0: off)")
-    pad_ms: int = field(30, help="padding each side of the pause pass's speech (ms)")
-
-    def __post_init__(self) -> None:
-        if self.min_pause_ms <= 0:
-            raise ConfigError(f"longform.pauses.min_pause_ms: must be > 0, got "
-                              f"{self.min_pause_ms}")
-        if not 0.0 < self.end_probability <= 1.0:
-            raise ConfigError(f"longform.pauses.end_probability: must be in (0, 1], got "
-                              f"{self.end_probability}")
-        if self.snap_s < 0 or self.pad_ms < 0:
-            raise ConfigError(f"longform.pauses: snap_s and pad_ms must be >= 0, got "
-                              f"{self.snap_s}, {self.pad_ms}")
-
-    @property
-    def active(self) -> bool:
-        """Whether anything here runs (the pause pass is skipped otherwise)."""
-        return self.split or self.snap_s > 0
 
 
 @dataclass(frozen=True)

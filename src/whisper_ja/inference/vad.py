@@ -20,31 +20,11 @@ import numpy as np
 
 from whisper_ja.audio.constants import CHUNK_SECONDS, SAMPLE_RATE
 from whisper_ja.audio.io import is_silent, split_long_audio
-from whisper_ja.config import ConfigError, field
+from whisper_ja.inference.options import VadSettings
 
 __all__ = ["SpeechSpan", "VadSettings", "batch_windows", "merge_spans", "speech_spans"]
 
 
-@dataclass(frozen=True)
-class VadSettings:
-    """Silero VAD settings (``vad.threshold=0.4`` and so on)."""
-
-    threshold: float = field(0.5, help="speech probability above which a 32 ms frame is speech")
-    min_speech_ms: int = field(250, help="speech stretches shorter than this are dropped (ms)")
-    min_silence_ms: int = field(
-        500, help="a pause must last this long to end a speech stretch (ms)")
-    speech_pad_ms: int = field(200, help="padding kept each side of a speech stretch (ms)")
-    max_gap_s: float = field(
-        2.0, help="batched mode: stretches closer than this share a window (s)")
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise ConfigError(f"vad.threshold: must be in (0, 1), got {self.threshold}")
-        for name in ("min_speech_ms", "min_silence_ms", "speech_pad_ms"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"vad.{name}: must be >= 0, got {getattr(self, name)}")
-        if self.max_gap_s < 0:
-            raise ConfigError(f"vad.max_gap_s: must be >= 0, got {self.max_gap_s}")
 
 
 @dataclass(frozen=True)
@@ -64,7 +44,7 @@ class SpeechSpan:
         return audio[round(self.start * SAMPLE_RATE):round(self.end * SAMPLE_RATE)]
 
 
-def speech_spans(audio: np.ndarray, settings: VadSettings = VadSettings(),
+def speech_spans(audio: np.ndarray, settings: VadSettings | None = None,
                  max_seconds: float = float("inf")) -> list[SpeechSpan]:
     """The speech stretches of a 16 kHz mono clip, by Silero VAD.
 
@@ -83,6 +63,7 @@ def speech_spans(audio: np.ndarray, settings: VadSettings = VadSettings(),
 
     if audio.size == 0:
         return []
+    settings = settings or VadSettings()
     options = VadOptions(threshold=settings.threshold,
                          min_speech_duration_ms=settings.min_speech_ms,
                          min_silence_duration_ms=settings.min_silence_ms,
