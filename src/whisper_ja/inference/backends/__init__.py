@@ -1,0 +1,1 @@
+"""The runtimes behind the backend protocol (:mod:`whisper_ja.inference.backend`)."""
