@@ -268,3 +268,66 @@ def test_score_reads_evaluates_hypotheses_and_names_an_empty_reference(tmp_path,
     code, err = _run(capsys, ["score", "--ref", str(hyps), "--hyp", str(hyps),
                               "n_resamples=0", "reading=false"])
     assert code == 1 and "id 'b'" in err  # its ref field is empty as well
+
+
+def _latin1_manifest(folder: Path) -> Path:
+    """A two-line manifest whose second line holds a Latin-1 byte (0xe9), not UTF-8."""
+    audio = _tone_clip(folder / "a.wav", 1.0)
+    good = json.dumps({"id": "a", "audio": str(audio), "text": "一", "duration": 1.6,
+                       "corpus": "synthetic"}, ensure_ascii=False).encode("utf-8")
+    bad = json.dumps({"id": "b", "audio": str(audio), "text": "caf?", "duration": 1.6,
+                      "corpus": "synthetic"}).encode("ascii").replace(b"?", b"\xe9")
+    path = folder / "latin1.jsonl"
+    path.write_bytes(good + b"\n" + bad + b"\n")
+    return path
+
+
+def _encoding_case(name: str, manifest: Path, out: Path, model: Path) -> list[str]:
+    return {
+        "split": ["split", str(manifest), "--out", str(out)],
+        "make-longform": ["make-longform", str(manifest), "--out", str(out)],
+        "score": ["score", "--ref", str(manifest), "--hyp", str(manifest)],
+        "evaluate": ["evaluate", "--manifest", str(manifest), "--model", str(model),
+                     "--out", str(out), "--no-progress"],
+        "train": ["train", f"model={model}", f"data.train=[{manifest}]", f"out={out}",
+                  "run.progress=false", "run.tensorboard=false"],
+    }[name]
+
+
+@pytest.mark.parametrize("name", ["split", "make-longform", "score",
+                                  pytest.param("evaluate", marks=pytest.mark.slow),
+                                  pytest.param("train", marks=pytest.mark.slow)])
+def test_a_non_utf8_manifest_line_is_one_line_naming_file_and_line(name, tmp_path, capsys,
+                                                                   request):
+    model = request.getfixturevalue("tiny_whisper_dir") if name in ("evaluate", "train") \
+        else tmp_path / "unused"
+    manifest = _latin1_manifest(tmp_path)
+    code, err = _run(capsys, _encoding_case(name, manifest, tmp_path / "out", model))
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.startswith(f"whisper-ja {name}: ")]
+    assert len(lines) == 1, err
+    assert f"{manifest}:2: not valid UTF-8 (byte 0xe9" in lines[0]
+
+
+def test_a_utf8_bom_in_a_manifest_and_a_config_is_accepted(tmp_path, capsys):
+    manifest = _tone_manifest(tmp_path / "clips", ["good0.wav", "good1.wav", "good2.wav"])
+    manifest.write_bytes(b"\xef\xbb\xbf" + manifest.read_bytes())
+    config = tmp_path / "split.yaml"
+    config.write_bytes(b"\xef\xbb\xbfseed: 3\nratios: [0.34, 0.33, 0.33]\n")
+    out = tmp_path / "split"
+    code, err = _run(capsys, ["split", str(manifest), "--out", str(out), "--config",
+                              str(config)])
+    assert code == 0, err
+    report = json.loads((out / "split_report.json").read_text(encoding="utf-8"))
+    assert report["config"]["seed"] == 3
+    assert sum(len((out / f"{n}.jsonl").read_text(encoding="utf-8").splitlines())
+               for n in ("train", "validation", "test")) == 3
+
+
+@pytest.mark.parametrize("name", ["split", "score", "train", "transcribe", "evaluate"])
+def test_a_non_utf8_config_is_one_line_naming_file_and_line(name, tmp_path, capsys):
+    config = tmp_path / "settings.yaml"
+    config.write_bytes(b"# settings\nseed: 1  # caf\xe9\n")
+    code, err = _run(capsys, [name, *POSITIONALS.get(name, []), "--config", str(config)])
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"whisper-ja {name}: bad setting: {config}:2: not valid UTF-8")

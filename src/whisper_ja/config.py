@@ -42,6 +42,7 @@ __all__ = [
     "config_to_dict",
     "field",
     "load_config",
+    "read_utf8_text",
     "save_config",
 ]
 
@@ -242,7 +243,7 @@ def load_config(cls: type[T], path: str | Path | None = None,
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            loaded = yaml.safe_load(read_utf8_text(path, ConfigError)) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from err
         if not isinstance(loaded, dict):
@@ -254,6 +255,22 @@ def load_config(cls: type[T], path: str | Path | None = None,
             raise ConfigError(f"override {item!r} must look like key=value")
         _set_dotted(values, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
     return _build(cls, values)
+
+
+def read_utf8_text(path: Path, error: type[Exception] = ConfigError) -> str:
+    """A text file's content: UTF-8, a leading byte-order mark dropped.
+
+    Raises:
+        error: a byte is not UTF-8; the message names the file, line and column.
+    """
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise error(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at column "
+                    f"{column}); save the file as UTF-8") from err
 
 
 def save_config(config: Any, path: str | Path) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from whisper_ja.config import read_utf8_text
 from whisper_ja.errors import TermFileError
 from whisper_ja.text.normalize import NormalizerLike, get_normalizer
 from whisper_ja.text.reading import kana_reading, to_reading
@@ -112,7 +113,7 @@ def load_terms(path: str | Path) -> list[Term]:
         raise TermFileError(f"term file {path} does not exist")
     terms: list[Term] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(read_utf8_text(path, TermFileError).splitlines(), start=1):
         # Only the line end is stripped: a leading tab means an empty term, an error.
         line = raw.rstrip("\r\n")
         if not line.strip() or line.lstrip().startswith("#"):
