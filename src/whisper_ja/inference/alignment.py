@@ -27,7 +27,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from whisper_ja.audio.constants import SAMPLE_RATE, TOKENS_PER_SECOND
 from whisper_ja.data.timestamps import TimestampVocab
-from whisper_ja.inference.timestamps import Word
+from whisper_ja.inference.timestamps import Word, group_words, word_spans
 
 __all__ = ["AlignmentSample", "alignment_sample", "anchor_error", "default_heads", "dtw_path",
            "eager_attention", "group_words", "head_errors", "select_alignment_heads",
@@ -188,52 +188,6 @@ def word_timings(model: Any, tokenizer: Any, token_ids: Sequence[int],
     chosen = torch.stack([cross_attention[layer, head] for layer, head in heads])[:, keep]
     starts, ends = token_starts(chosen, round(window_seconds * TOKENS_PER_SECOND))
     return group_words([token_ids[i] for i in keep], starts, ends, tokenizer, offset)
-
-
-def word_spans(text_ids: Sequence[int], tokenizer: Any) -> list[tuple[int, int]]:
-    """``(first, stop)`` token indices of each word of ``text_ids``, in order.
-
-    Words are runs of tokens that decode to whole characters (Japanese has no spaces; a
-    character may span tokens), as OpenAI splits Japanese. Tokens left over at the end (an
-    incomplete character) form no word.
-
-    Args:
-        text_ids: Text token ids (no specials, no timestamps).
-        tokenizer: Anything with ``decode(ids)`` (transformers or ``tokenizers``).
-    """
-    spans: list[tuple[int, int]] = []
-    first = 0
-    for index in range(len(text_ids)):
-        if "\ufffd" not in tokenizer.decode(list(text_ids[first:index + 1])):
-            spans.append((first, index + 1))
-            first = index + 1
-    return spans
-
-
-def group_words(text_ids: Sequence[int], starts: Sequence[float] | np.ndarray,
-                ends: Sequence[float] | np.ndarray, tokenizer: Any, offset: float,
-                probabilities: Sequence[float] | None = None) -> list[Word]:
-    """Words of a window's text tokens, given each token's start and end.
-
-    Words are :func:`word_spans`. Shared by the cross-attention DTW here and CTranslate2's
-    own alignment (:mod:`whisper_ja.inference.ct2_longform`).
-
-    Args:
-        text_ids: Text token ids (no specials, no timestamps).
-        starts: Each token's start, seconds from the window's start.
-        ends: Each token's end, seconds from the window's start.
-        tokenizer: Anything with ``decode(ids)`` (transformers or ``tokenizers``).
-        offset: The window's start in the file (seconds).
-        probabilities: Each token's probability (a word gets its tokens' mean); None: 1.0.
-    """
-    words: list[Word] = []
-    for first, stop in word_spans(text_ids, tokenizer):
-        probability = (float(np.mean(probabilities[first:stop]))
-                       if probabilities is not None else 1.0)
-        words.append(Word(round(offset + float(starts[first]), 3),
-                          round(offset + float(ends[stop - 1]), 3),
-                          tokenizer.decode(list(text_ids[first:stop])), probability))
-    return words
 
 
 @dataclass(frozen=True)

@@ -68,13 +68,12 @@ from whisper_ja.inference.pause_split import (
     apply_cuts,
     find_cuts,
     known_end_probability,
-    pause_stretches,
     plan_cuts,
     sentence_end_id,
     snap_segments,
 )
 from whisper_ja.inference.timestamps import Segment, WindowParse, Word, parse_window
-from whisper_ja.inference.vad import SpeechSpan, VadSettings, batch_windows
+from whisper_ja.inference.vad import SpeechSpan, VadSettings, batch_windows, pause_stretches
 
 __all__ = ["ct2_batched_segments", "decode_order"]
 

@@ -45,7 +45,6 @@ from whisper_ja.inference.options import LongformOptions
 from whisper_ja.inference.pause_split import (
     Timing,
     cut_window,
-    pause_stretches,
     sentence_end_id,
 )
 from whisper_ja.inference.timestamps import Segment, WindowParse, Word, parse_window
@@ -54,6 +53,7 @@ from whisper_ja.inference.vad import (
     VadSettings,
     batch_windows,
     merge_spans,
+    pause_stretches,
     speech_spans,
 )
 

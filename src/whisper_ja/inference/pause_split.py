@@ -43,13 +43,11 @@ from typing import Any
 
 import numpy as np
 
-from whisper_ja.inference.alignment import word_spans
-from whisper_ja.inference.options import PauseSettings, VadSettings
-from whisper_ja.inference.timestamps import Segment
-from whisper_ja.inference.vad import SpeechSpan, speech_spans
+from whisper_ja.inference.options import PauseSettings
+from whisper_ja.inference.timestamps import Segment, SpeechSpan, word_spans
 
 __all__ = ["Cut", "PauseSettings", "Timing", "apply_cuts", "cut_window", "end_context",
-           "find_cuts", "known_end_probability", "pause_stretches", "plan_cuts",
+           "find_cuts", "known_end_probability", "plan_cuts",
            "sentence_end_id", "snap_segments"]
 
 SENTENCE_END = "。"
@@ -78,19 +76,6 @@ class Cut:
     at: int
     context: int
     pause: SpeechSpan
-
-
-def pause_stretches(audio: np.ndarray, vad: VadSettings,
-                    settings: PauseSettings) -> list[SpeechSpan]:
-    """Speech stretches separated by every pause of at least ``settings.min_pause_ms``.
-
-    Short stretches are kept (``min_speech_ms=0``): dropping a short word would make a
-    longer pause out of two.
-    """
-    fine = VadSettings(threshold=vad.threshold, min_speech_ms=0,
-                       min_silence_ms=settings.min_pause_ms, speech_pad_ms=settings.pad_ms,
-                       max_gap_s=vad.max_gap_s)
-    return speech_spans(audio, fine)
 
 
 def _pauses_inside(stretches: Sequence[SpeechSpan], start: float,

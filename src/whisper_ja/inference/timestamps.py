@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+
+from whisper_ja.audio.constants import SAMPLE_RATE
 from whisper_ja.data.timestamps import TimestampVocab
 
-__all__ = ["Segment", "WindowParse", "Word", "parse_window"]
+__all__ = ["Segment", "SpeechSpan", "WindowParse", "Word", "group_words", "parse_window",
+           "word_spans"]
 
 
 @dataclass(frozen=True)
@@ -117,3 +122,66 @@ def parse_window(token_ids: Sequence[int], vocab: TimestampVocab, text_limit: in
             seek = last
     segments = tuple((s, max(e, s), t) for s, e, t in closed if t)
     return WindowParse(segments=segments, seek=seek, well_formed=well_formed)
+
+
+@dataclass(frozen=True)
+class SpeechSpan:
+    """A stretch of a file in seconds."""
+
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        """Its length in seconds."""
+        return self.end - self.start
+
+    def samples(self, audio: np.ndarray) -> np.ndarray:
+        """Its samples in a 16 kHz clip."""
+        return audio[round(self.start * SAMPLE_RATE):round(self.end * SAMPLE_RATE)]
+
+
+def word_spans(text_ids: Sequence[int], tokenizer: Any) -> list[tuple[int, int]]:
+    """``(first, stop)`` token indices of each word of ``text_ids``, in order.
+
+    Words are runs of tokens that decode to whole characters (Japanese has no spaces; a
+    character may span tokens), as OpenAI splits Japanese. Tokens left over at the end (an
+    incomplete character) form no word.
+
+    Args:
+        text_ids: Text token ids (no specials, no timestamps).
+        tokenizer: Anything with ``decode(ids)`` (transformers or ``tokenizers``).
+    """
+    spans: list[tuple[int, int]] = []
+    first = 0
+    for index in range(len(text_ids)):
+        if "\ufffd" not in tokenizer.decode(list(text_ids[first:index + 1])):
+            spans.append((first, index + 1))
+            first = index + 1
+    return spans
+
+
+def group_words(text_ids: Sequence[int], starts: Sequence[float] | np.ndarray,
+                ends: Sequence[float] | np.ndarray, tokenizer: Any, offset: float,
+                probabilities: Sequence[float] | None = None) -> list[Word]:
+    """Words of a window's text tokens, given each token's start and end.
+
+    Words are :func:`word_spans`. Shared by the cross-attention DTW here and CTranslate2's
+    own alignment (:mod:`whisper_ja.inference.ct2_longform`).
+
+    Args:
+        text_ids: Text token ids (no specials, no timestamps).
+        starts: Each token's start, seconds from the window's start.
+        ends: Each token's end, seconds from the window's start.
+        tokenizer: Anything with ``decode(ids)`` (transformers or ``tokenizers``).
+        offset: The window's start in the file (seconds).
+        probabilities: Each token's probability (a word gets its tokens' mean); None: 1.0.
+    """
+    words: list[Word] = []
+    for first, stop in word_spans(text_ids, tokenizer):
+        probability = (float(np.mean(probabilities[first:stop]))
+                       if probabilities is not None else 1.0)
+        words.append(Word(round(offset + float(starts[first]), 3),
+                          round(offset + float(ends[stop - 1]), 3),
+                          tokenizer.decode(list(text_ids[first:stop])), probability))
+    return words

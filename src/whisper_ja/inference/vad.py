@@ -14,34 +14,18 @@ are contiguous pieces of the original audio, so a time inside one maps back by a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from whisper_ja.audio.constants import CHUNK_SECONDS, SAMPLE_RATE
 from whisper_ja.audio.io import is_silent, split_long_audio
-from whisper_ja.inference.options import VadSettings
+from whisper_ja.inference.options import PauseSettings, VadSettings
+from whisper_ja.inference.timestamps import SpeechSpan
 
-__all__ = ["SpeechSpan", "VadSettings", "batch_windows", "merge_spans", "speech_spans"]
+__all__ = ["SpeechSpan", "VadSettings", "batch_windows", "merge_spans", "pause_stretches",
+           "speech_spans"]
 
 
-
-
-@dataclass(frozen=True)
-class SpeechSpan:
-    """A stretch of a file in seconds."""
-
-    start: float
-    end: float
-
-    @property
-    def duration(self) -> float:
-        """Its length in seconds."""
-        return self.end - self.start
-
-    def samples(self, audio: np.ndarray) -> np.ndarray:
-        """Its samples in a 16 kHz clip."""
-        return audio[round(self.start * SAMPLE_RATE):round(self.end * SAMPLE_RATE)]
 
 
 def speech_spans(audio: np.ndarray, settings: VadSettings | None = None,
@@ -129,3 +113,16 @@ def batch_windows(audio: np.ndarray, vad: VadSettings, use_vad: bool = True
     windows = (merge_spans(speech_spans(audio, vad), vad.max_gap_s, CHUNK_SECONDS)
                if use_vad else _quiet_cuts(audio))
     return [w for w in windows if not is_silent(w.samples(audio))]
+
+
+def pause_stretches(audio: np.ndarray, vad: VadSettings,
+                    settings: PauseSettings) -> list[SpeechSpan]:
+    """Speech stretches separated by every pause of at least ``settings.min_pause_ms``.
+
+    Short stretches are kept (``min_speech_ms=0``): dropping a short word would make a
+    longer pause out of two.
+    """
+    fine = VadSettings(threshold=vad.threshold, min_speech_ms=0,
+                       min_silence_ms=settings.min_pause_ms, speech_pad_ms=settings.pad_ms,
+                       max_gap_s=vad.max_gap_s)
+    return speech_spans(audio, fine)
