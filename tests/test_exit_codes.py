@@ -331,3 +331,53 @@ def test_a_non_utf8_config_is_one_line_naming_file_and_line(name, tmp_path, caps
     code, err = _run(capsys, [name, *POSITIONALS.get(name, []), "--config", str(config)])
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"whisper-ja {name}: bad setting: {config}:2: not valid UTF-8")
+
+
+# A setting each command validates, put in a --config file while the positional arguments
+# stay on the command line: the file must be read together with them.
+CONFIG_WITH_POSITIONALS = {
+    "transcribe": ("batch_size: 0\n", "batch_size"),
+    "make-longform": ("recording:\n  max_seconds: -1\n", "max_seconds"),
+    "prepare": ("max_duration: -1\n", "max_duration"),
+    "explore": ("port: -5\n", "port"),
+    "split": ("ratios: [1.0]\n", "ratios"),
+    "import-ct2": ("dtype: int3\n", "dtype"),
+    "align-heads": ("model: m\ncount: 0\n", "count"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_WITH_POSITIONALS))
+def test_config_file_works_beside_positional_arguments(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text, setting = CONFIG_WITH_POSITIONALS[name]
+    config = tmp_path / "c.yaml"
+    config.write_text(text, encoding="utf-8")
+    code, err = _run(capsys, [name, *POSITIONALS[name], "--config", str(config)])
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"whisper-ja {name}: bad setting: ") and setting in err
+    assert "required" not in err
+
+
+def test_positional_settings_may_come_from_the_config_file(tmp_path, capsys):
+    manifest = _tone_manifest(tmp_path / "clips", ["good0.wav", "good1.wav"])
+    config = tmp_path / "lf.yaml"
+    config.write_text(f"manifests: [{manifest}]\nout: {tmp_path / 'lf'}\n", encoding="utf-8")
+    code, err = _run(capsys, ["make-longform", "--config", str(config)])
+    assert code == 0, err
+    assert (tmp_path / "lf" / "manifest.jsonl").read_text(encoding="utf-8").count("\n") == 1
+    src = tmp_path / "corpus"
+    src.mkdir()
+    _tone_clip(src / "a.wav", 1.0)
+    (src / "a.txt").write_text("一", encoding="utf-8")
+    config = tmp_path / "prepare.yaml"
+    config.write_text(f"corpus: folder\nsource: {src}\nout: {tmp_path / 'p'}\n"
+                      "progress: false\n", encoding="utf-8")
+    code, err = _run(capsys, ["prepare", "--config", str(config)])
+    assert code == 0, err
+    assert (tmp_path / "p" / "manifest.jsonl").is_file()
+
+
+def test_a_missing_positional_is_one_line_naming_it(capsys):
+    code, err = _run(capsys, ["transcribe"])
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("whisper-ja transcribe: bad setting: audio: required")

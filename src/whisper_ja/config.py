@@ -42,6 +42,7 @@ __all__ = [
     "config_to_dict",
     "field",
     "load_config",
+    "read_config_file",
     "read_utf8_text",
     "save_config",
 ]
@@ -168,10 +169,16 @@ def _build(cls: type[T], values: Mapping[str, Any], prefix: str = "") -> T:
         own = setting_names(inner)
         kwargs[name] = _build(inner, {k: values.pop(k) for k in list(values) if k in own},
                               prefix)
+    required = [f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                and f.name not in values and f.name not in kwargs]
+    if required:
+        raise ConfigError(f"{', '.join(prefix + r for r in required)}: required; give it on the "
+                          "command line or in the --config file")
     kwargs.update({k: _coerce(v, hints[k], prefix + k) for k, v in values.items()})
     try:
         return cls(**kwargs)
-    except TypeError as err:  # a required field is missing
+    except TypeError as err:  # a field the dataclass's own signature refuses
         raise ConfigError(f"{prefix or cls.__name__}: {err}") from err
 
 
@@ -239,22 +246,31 @@ def load_config(cls: type[T], path: str | Path | None = None,
     """
     values: dict[str, Any] = dict(base or {})
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            loaded = yaml.safe_load(read_utf8_text(path, ConfigError)) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from err
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of settings")
-        values = _merge(values, loaded)
+        values = _merge(values, read_config_file(path))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like key=value")
         _set_dotted(values, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
     return _build(cls, values)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file's settings as written (checked against a dataclass when built).
+
+    Raises:
+        ConfigError: the file is missing, not UTF-8, not YAML, or not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        loaded = yaml.safe_load(read_utf8_text(path, ConfigError)) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return loaded
 
 
 def read_utf8_text(path: Path, error: type[Exception] = ConfigError) -> str:
@@ -325,8 +341,10 @@ def _add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         if f.default is not dataclasses.MISSING:
             help_text += f" (default: {default!r})"
         if f.metadata.get("positional"):
-            nargs = "+" if kwargs.get("nargs") == "+" else None
-            parser.add_argument(f.name, help=help_text, nargs=nargs)
+            # Optional to argparse, so that the --config file may give it; a value missing
+            # from both is named by the dataclass build (ConfigError, one line).
+            nargs = "*" if kwargs.get("nargs") == "+" else "?"
+            parser.add_argument(f.name, help=help_text, nargs=nargs, default=None)
         else:
             parser.add_argument(
                 "--" + f.name.replace("_", "-"), dest=f.name, default=None,
@@ -338,11 +356,14 @@ def config_from_args(cls: type[T], namespace: argparse.Namespace,
                      extra_overrides: Sequence[str] = ()) -> T:
     """Build ``cls`` from parsed CLI arguments (flags win over the YAML file)."""
     names = setting_names(cls)
-    flags = {k: v for k, v in vars(namespace).items() if k in names and v is not None}
+    # An absent positional list comes back as [] (nargs="*"): not given, like None.
+    flags = {k: v for k, v in vars(namespace).items()
+             if k in names and v is not None and v != []}
     overrides = [*getattr(namespace, "_set", []), *extra_overrides]
     config_path = getattr(namespace, "_config", None)
-    from_file = load_config(cls, config_path, overrides=()) if config_path else None
-    base = config_to_dict(from_file) if from_file is not None else {}
+    # The file's settings as written, built once together with the flags: a required
+    # (positional) setting may come from either.
+    base = read_config_file(config_path) if config_path else {}
     flag_overrides = [f"{k}={_yaml_scalar(v)}" for k, v in flags.items()]
     return load_config(cls, None, overrides=[*flag_overrides, *overrides], base=base)
 
