@@ -162,7 +162,8 @@ class SlowEngine:
     def languages(self) -> frozenset[str]:
         return frozenset({"ja"})
 
-    def transcribe(self, audios, options: RequestOptions) -> list[EngineResult]:
+    def transcribe(self, audios, options: RequestOptions, *, cancelled=None,
+                   ) -> list[EngineResult]:
         time.sleep(self.seconds)
         if self.fail:
             raise RuntimeError(f"secret internals {uuid.uuid4()}")
@@ -203,7 +204,7 @@ def test_a_failing_model_gives_500_without_internals(tone):
 
 def test_model_errors_are_named(tone):
     class Broken(SlowEngine):
-        def transcribe(self, audios, options):
+        def transcribe(self, audios, options, *, cancelled=None):
             raise ModelError("model folder vanished")
 
     with start(Broken(0.0)) as server:

@@ -8,13 +8,19 @@ error explorer lives under ``/explore`` (:mod:`whisper_ja.serve.explore`).
 The form is parsed here rather than by FastAPI's ``File``/``Form`` parameters so that every
 refusal (malformed multipart, a missing file, an unknown field) is ours to word, in OpenAI's
 error shape.
+
+A transcription request gives up at its deadline (``limits.request_timeout_s`` after it
+arrived: HTTP 504) or when its client disconnects; either way its decoding is stopped
+(:mod:`whisper_ja.serve.batcher`). Audio longer than the server can decode in time is refused
+before decoding (HTTP 413, :mod:`whisper_ja.serve.limits`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -33,10 +39,11 @@ from whisper_ja.errors import (
 )
 from whisper_ja.serve.base import STATIC_DIR, base_app
 from whisper_ja.serve.batcher import Batcher
-from whisper_ja.serve.engine import Engine, check_options
+from whisper_ja.serve.engine import Engine, EngineResult, check_options
 from whisper_ja.serve.errors import error_body, error_response
 from whisper_ja.serve.explore import ExplorerData, explore_router
 from whisper_ja.serve.formats import MEDIA_TYPES, render
+from whisper_ja.serve.limits import AudioLimit
 from whisper_ja.serve.request import decode_upload, parse_fields
 from whisper_ja.serve.settings import LimitsConfig, ServeConfig
 
@@ -119,16 +126,39 @@ async def _read_form(request: Request, limits: LimitsConfig,
     return files[0][1], fields
 
 
-def _engine_info(config: ServeConfig, engine: Engine) -> dict[str, Any]:
+def _engine_info(config: ServeConfig, engine: Engine, audio_limit: AudioLimit,
+                 ) -> dict[str, Any]:
     return {"model": config.served_id, "backend": engine.backend,
             "word_timestamps": engine.supports_words,
             "temperature": engine.supports_temperature,
             "max_upload_bytes": config.limits.max_upload_bytes,
             "request_timeout_s": config.limits.request_timeout_s,
-            "explore": bool(config.explore)}
+            **audio_limit.info(), "explore": bool(config.explore)}
 
 
-async def _transcribe(request: Request, config: ServeConfig, batcher: Batcher) -> Response:
+async def _disconnected(request: Request) -> None:
+    """Return when the client goes away (the body is read: the next message is a disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        await asyncio.sleep(0.05)  # an empty body message: never spin
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[EngineResult]) -> EngineResult:
+    """``work``'s result; cancelled (so its decoding stops) if the client leaves first."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done() or task.cancelled():
+        raise ClientDisconnect
+    return task.result()
+
+
+async def _transcribe(request: Request, config: ServeConfig, batcher: Batcher,
+                      audio_limit: AudioLimit, deadline: float) -> Response:
     upload, fields = await _read_form(request, config.limits)
     parsed = parse_fields(fields, config.served_id)
     if parsed.model not in (config.served_id, *ALIASES):
@@ -139,9 +169,12 @@ async def _transcribe(request: Request, config: ServeConfig, batcher: Batcher) -
     if len(data) > config.limits.max_upload_bytes:
         raise UploadTooLargeError(f"file: {len(data)} bytes is over this server's limit of "
                                   f"{config.limits.max_upload_bytes} bytes", param="file")
-    # Decoding and resampling are CPU work: off the event loop.
-    audio = await asyncio.to_thread(decode_upload, data, upload.filename or "upload")
-    result = await batcher.submit(audio, parsed.options)
+    # Decoding and resampling are CPU work: off the event loop. Too long audio is refused
+    # from its header, before decoding.
+    audio = await asyncio.to_thread(decode_upload, data, upload.filename or "upload",
+                                    audio_limit.check)
+    result = await _unless_disconnected(
+        request, batcher.submit(audio, parsed.options, deadline=deadline))
     body = render(result, parsed.response_format, parsed.granularities)
     if isinstance(body, dict):
         return JSONResponse(body)
@@ -156,8 +189,9 @@ def create_app(config: ServeConfig, engine: Engine) -> FastAPI:
         engine: The loaded backend (:func:`whisper_ja.serve.engine.load_engine`).
     """
     limits = config.limits
+    audio_limit = AudioLimit(limits)
     batcher = Batcher(engine, max_batch=limits.max_batch, queue_size=limits.queue_size,
-                      batch_wait_s=limits.batch_wait_ms / 1000)
+                      batch_wait_s=limits.batch_wait_ms / 1000, on_speed=audio_limit.record)
     explorer = ExplorerData.load(config.explore) if config.explore else None
 
     @asynccontextmanager
@@ -173,14 +207,16 @@ def create_app(config: ServeConfig, engine: Engine) -> FastAPI:
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request) -> Response:
+        deadline = time.monotonic() + limits.request_timeout_s
         try:
             async with asyncio.timeout(limits.request_timeout_s):
-                return await _transcribe(request, config, batcher)
-        except TimeoutError:
-            raise RequestTimeoutError(f"the request took over {limits.request_timeout_s} s "
-                                      "(limits.request_timeout_s)") from None
+                return await _transcribe(request, config, batcher, audio_limit, deadline)
+        except (TimeoutError, RequestTimeoutError):
+            raise RequestTimeoutError(f"the request took over {limits.request_timeout_s:g} s "
+                                      "(limits.request_timeout_s); its decoding was stopped"
+                                      ) from None
         except ClientDisconnect:
-            log.info("serve: client disconnected during upload")
+            log.info("serve: client disconnected; its request was dropped")
             return Response(status_code=400)  # nobody is listening any more
 
     @app.get("/v1/models")
@@ -195,12 +231,13 @@ def create_app(config: ServeConfig, engine: Engine) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", **_engine_info(config, engine), "waiting": batcher.waiting,
+        return {"status": "ok", **_engine_info(config, engine, audio_limit),
+                "waiting": batcher.waiting,
                 **vars(batcher.stats)}
 
     @app.get("/api/info")
     async def info() -> dict[str, Any]:
-        return _engine_info(config, engine)
+        return _engine_info(config, engine, audio_limit)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

@@ -1,4 +1,7 @@
-"""What every whisper-ja web app shares: OpenAI-shaped error handlers and the packaged assets."""
+"""What every whisper-ja web app shares: OpenAI-shaped error handlers and the packaged assets.
+
+The pages' files and Swagger UI's for ``/docs`` are package data: nothing comes from a CDN.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from whisper_ja.errors import WhisperJaError
@@ -45,8 +49,10 @@ def base_app(title: str,
     """A FastAPI app with OpenAI-shaped errors and ``/static`` served from the package.
 
     Errors: ours and the framework's (404, 405, 422); a bug gives a 500 without traceback.
+    ``/docs`` is Swagger UI from fastapi-offline's packaged copy (FastAPI's own page loads it
+    from a CDN, so it is blank offline).
     """
-    app = FastAPI(title=title, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPIOffline(title=title, lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.add_exception_handler(WhisperJaError, _ours)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)

@@ -5,25 +5,40 @@ Requests wait in an ``asyncio.Queue`` of ``queue_size`` places (a full queue ans
 bound). One worker takes the oldest request, lets others join for ``batch_wait_ms`` when the
 queue is empty, groups what it has by decoding options, and runs each group as one batch on a
 single model thread, so the event loop keeps answering (``/health``, uploads) while the model
-works. A request that timed out or whose client left before its batch started is skipped.
+works.
+
+A request gives up when its deadline passes (``limits.request_timeout_s``: it is answered 504)
+or its await is cancelled. A given-up request is never started, and one being decoded stops at
+its next segment or batch of windows (the engine's ``cancelled`` seam), so the next request in
+the queue starts at once instead of waiting for audio nobody will read.
+
+The batcher also measures the machine's decoding speed (audio seconds per second) on uploads
+of at least :data:`MIN_MEASURED_AUDIO_S` for :class:`whisper_ja.serve.limits.AudioLimit`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from whisper_ja.errors import ServerBusyError
+from whisper_ja.audio.constants import SAMPLE_RATE
+from whisper_ja.errors import RequestTimeoutError, ServerBusyError
 from whisper_ja.serve.engine import Engine, EngineResult, RequestOptions
 
-__all__ = ["Batcher", "BatcherStats"]
+__all__ = ["MIN_MEASURED_AUDIO_S", "Batcher", "BatcherStats"]
 
 log = logging.getLogger(__name__)
+
+MIN_MEASURED_AUDIO_S = 30.0
+"""Batches shorter than one 30 s window are not timed: fixed costs would understate the speed."""
 
 
 @dataclass
@@ -35,14 +50,23 @@ class BatcherStats:
     largest_batch: int = 0
     refused_busy: int = 0
     skipped: int = 0
+    cancelled: int = 0
     failed: int = 0
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     audio: np.ndarray
     options: RequestOptions
     future: asyncio.Future[EngineResult] = field(repr=False)
+    deadline: float = float("inf")
+    """``time.monotonic()`` after which nobody waits for the result."""
+    gave_up: threading.Event = field(default_factory=threading.Event, repr=False)
+    """Set (from the event loop) when the request gave up; read by the model thread."""
+
+    def given_up(self) -> bool:
+        """The request timed out or stopped waiting (safe to ask from any thread)."""
+        return self.gave_up.is_set() or time.monotonic() >= self.deadline
 
 
 class Batcher:
@@ -53,13 +77,17 @@ class Batcher:
         max_batch: Most requests decoded together.
         queue_size: Most requests waiting.
         batch_wait_s: How long a lone request waits for company.
+        on_speed: Called with ``(audio seconds, decode seconds)`` of every batch of at least
+            :data:`MIN_MEASURED_AUDIO_S` that was decoded to the end.
     """
 
     def __init__(self, engine: Engine, *, max_batch: int, queue_size: int,
-                 batch_wait_s: float) -> None:
+                 batch_wait_s: float,
+                 on_speed: Callable[[float, float], None] | None = None) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_s
+        self.on_speed = on_speed
         self.stats = BatcherStats()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(queue_size)
         # One thread: the model never runs two batches at once (torch threads do the rest).
@@ -86,13 +114,21 @@ class Batcher:
                 job.future.set_exception(ServerBusyError("the server is shutting down"))
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def submit(self, audio: np.ndarray, options: RequestOptions) -> EngineResult:
-        """Queue one clip and wait for its transcript (cancel the await to give up).
+    async def submit(self, audio: np.ndarray, options: RequestOptions, *,
+                     deadline: float = float("inf")) -> EngineResult:
+        """Queue one clip and wait for its transcript.
+
+        Args:
+            audio: 16 kHz mono samples.
+            options: Decoding options (requests batch together when these agree).
+            deadline: ``time.monotonic()`` after which the request is not started, and its
+                decoding stops; cancelling the await gives up as well.
 
         Raises:
             ServerBusyError: the queue is full.
         """
-        job = _Job(audio, options, asyncio.get_running_loop().create_future())
+        job = _Job(audio, options, asyncio.get_running_loop().create_future(), deadline)
+        job.future.add_done_callback(lambda _: job.gave_up.set())
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
@@ -108,15 +144,30 @@ class Batcher:
             await asyncio.sleep(self.batch_wait_s)
         while len(jobs) < self.max_batch and not self._queue.empty():
             jobs.append(self._queue.get_nowait())
-        live = [job for job in jobs if not job.future.done()]
+        live = [job for job in jobs if not job.given_up()]
         self.stats.skipped += len(jobs) - len(live)
         return live
 
+    def _decode(self, jobs: list[_Job], options: RequestOptions) -> list[EngineResult]:
+        """On the model thread: decode, stopping each upload whose request gave up."""
+        started = time.monotonic()
+        results = self.engine.transcribe([j.audio for j in jobs], options,
+                                         cancelled=lambda i: jobs[i].given_up())
+        audio_s = sum(j.audio.size for j in jobs) / SAMPLE_RATE
+        if (self.on_speed is not None and audio_s >= MIN_MEASURED_AUDIO_S
+                and not any(j.given_up() for j in jobs)):
+            self.on_speed(audio_s, time.monotonic() - started)
+        return results
+
     async def _run_group(self, options: RequestOptions, jobs: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
+        live = [job for job in jobs if not job.given_up()]  # an earlier group may have run long
+        self.stats.skipped += len(jobs) - len(live)
+        if not live:
+            return
+        jobs = live
         try:
-            results = await loop.run_in_executor(
-                self._executor, self.engine.transcribe, [j.audio for j in jobs], options)
+            results = await loop.run_in_executor(self._executor, self._decode, jobs, options)
         except Exception as err:  # handed to each request, which maps it to a response
             self.stats.failed += len(jobs)
             for job in jobs:
@@ -125,8 +176,18 @@ class Batcher:
             return
         self.stats.batches += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(jobs))
-        for job, result in zip(jobs, results, strict=True):
-            if not job.future.done():
+        gave_up = [job.given_up() for job in jobs]
+        if any(gave_up):
+            self.stats.cancelled += sum(gave_up)
+            log.info("serve: %d request(s) gave up during decoding; their decoding stopped",
+                     sum(gave_up))
+        for job, result, stopped in zip(jobs, results, gave_up, strict=True):
+            if job.future.done():
+                continue
+            if stopped:  # past its deadline: the result may be cut short, never sent
+                job.future.set_exception(RequestTimeoutError("the deadline passed during "
+                                                             "decoding"))
+            else:
                 job.future.set_result(result)
 
     async def _run(self) -> None:

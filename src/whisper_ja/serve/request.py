@@ -11,15 +11,15 @@ silently.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
 import numpy as np
 import soundfile as sf
 
-from whisper_ja.audio.io import resample
-from whisper_ja.errors import AudioError, RequestError
+from whisper_ja.audio.io import check_not_truncated, resample
+from whisper_ja.errors import AudioError, RequestError, WhisperJaError
 from whisper_ja.serve.engine import RequestOptions
 
 __all__ = ["RESPONSE_FORMATS", "ResponseFormat", "TranscriptionRequest", "decode_upload",
@@ -109,19 +109,32 @@ def parse_fields(fields: Sequence[tuple[str, str]], default_model: str) -> Trans
                                 options=options, granularities=granularities)
 
 
-def decode_upload(data: bytes, filename: str) -> np.ndarray:
+def decode_upload(data: bytes, filename: str,
+                  admit: Callable[[float], None] | None = None) -> np.ndarray:
     """Decode an uploaded file (any format and rate libsndfile reads) to 16 kHz mono float32.
 
+    Args:
+        data: The file's bytes.
+        filename: Its name, for messages.
+        admit: Called with the duration its header declares, in seconds, before any sample
+            is decoded; raises to refuse it (the server's audio-length limit).
+
     Raises:
-        RequestError: the file is empty.
+        RequestError: the file is empty, or ``admit`` refused it.
         AudioError: it is not audio, is truncated, holds no samples or non-finite ones.
     """
     if not data:
         raise RequestError(f"file: {filename!r} is empty (0 bytes)", param="file")
+    raw = io.BytesIO(data)
     try:
-        with sf.SoundFile(io.BytesIO(data)) as sound:
+        with sf.SoundFile(raw) as sound:
+            check_not_truncated(sound, raw, f"file: {filename!r}")
             rate = sound.samplerate
+            if admit is not None and rate > 0:
+                admit(sound.frames / rate)
             audio = sound.read(dtype="float32", always_2d=True)
+    except WhisperJaError:
+        raise
     except sf.LibsndfileError as err:
         reason = err.error_string or "unknown format"
         raise AudioError(f"file: {filename!r} is not audio that can be decoded, or is "

@@ -44,17 +44,25 @@ class LimitsConfig:
     max_upload_mb: float = field(25.0, help="largest accepted upload in MB (OpenAI's limit "
                                  "is 25 MB); larger ones get HTTP 413")
     request_timeout_s: float = field(120.0, help="a request still unanswered after this many "
-                                     "seconds gets HTTP 504")
+                                     "seconds gets HTTP 504, and its decoding is stopped")
     queue_size: int = field(64, help="requests waiting for the model at most; more get HTTP 503")
     max_batch: int = field(8, help="requests decoded together in one batch")
     batch_wait_ms: float = field(20.0, help="how long the first request of a batch waits for "
                                  "others to join it")
+    max_audio_s: float = field(0.0, help="longest audio accepted per request in seconds; "
+                               "longer uploads get HTTP 413 before any decoding. 0 = what this "
+                               "server decodes in 0.8 x request_timeout_s at its speed "
+                               "(measured on uploads of 30 s or more; until then speed_guess)")
+    speed_guess: float = field(2.5, help="seconds of audio decoded per second assumed until "
+                               "measured (max_audio_s=0): 2.5 accepts 240 s at the default "
+                               "timeout; whisper-base on 2 CPU cores does about 5")
 
     def __post_init__(self) -> None:
         checks = {"max_upload_mb": self.max_upload_mb > 0,
                   "request_timeout_s": self.request_timeout_s > 0,
                   "queue_size": self.queue_size >= 1, "max_batch": self.max_batch >= 1,
-                  "batch_wait_ms": self.batch_wait_ms >= 0}
+                  "batch_wait_ms": self.batch_wait_ms >= 0, "max_audio_s": self.max_audio_s >= 0,
+                  "speed_guess": self.speed_guess > 0}
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"limits.{name}: out of range ({getattr(self, name)!r})")
