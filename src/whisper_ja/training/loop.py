@@ -28,9 +28,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections import Counter
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +40,8 @@ from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from whisper_ja.audio.features import context_frames
-from whisper_ja.config import ConfigError, save_config
-from whisper_ja.data.collate import (
-    collate,
-    epoch_batches,
-    epoch_composition,
-)
+from whisper_ja.config import save_config
+from whisper_ja.data.collate import IGNORE_INDEX
 from whisper_ja.inference.clip_decoders import ClipDecoder
 from whisper_ja.model import load_model
 from whisper_ja.training.checkpoint import (
@@ -62,7 +56,13 @@ from whisper_ja.training.checkpoint import (
 from whisper_ja.training.datasets import Datasets, build_datasets
 from whisper_ja.training.gate_checks import GateRun, untouched_decoder
 from whisper_ja.training.processes import end_processes
-from whisper_ja.training.settings import TrainConfig, check_paths, parse_mixing, resolve_precision
+from whisper_ja.training.settings import (
+    DATA_FINGERPRINT,
+    TrainConfig,
+    check_paths,
+    data_fingerprint,
+    resolve_precision,
+)
 from whisper_ja.training.step import train_step
 from whisper_ja.training.trainable import build_optimizer, prepare_model
 from whisper_ja.training.validation import validate, validate_decoded
@@ -131,8 +131,7 @@ def train(config: TrainConfig) -> TrainResult:
                disable=not (run.accelerator.is_main_process and config.run.progress),
                dynamic_ncols=True)
     loss = math.nan
-    for step_batches in _batches_from(progress.step, run.total_steps, run.steps_per_epoch,
-                                      config, run.data, run.accelerator):
+    for step_batches in run.data.train.steps(progress.step, run.total_steps):
         lr = run.scheduler.get_last_lr()[0]  # the rate this step uses
         step_started = time.monotonic()
         loss = train_step(run.model, run.optimizer, run.scheduler, step_batches, config,
@@ -144,7 +143,7 @@ def train(config: TrainConfig) -> TrainResult:
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
         if progress.step % config.run.log_every == 0 or progress.step == run.total_steps:
             run.log.write({"step": progress.step, "loss": loss, "lr": lr,
-                           "epoch": progress.step / run.steps_per_epoch,
+                           "epoch": run.data.train.epoch(progress.step),
                            "samples": progress.samples})
         if _validate_checkpoint_and_stop(run):
             break
@@ -170,6 +169,9 @@ def _set_up(config: TrainConfig) -> _Run:
     if main:
         config.out.mkdir(parents=True, exist_ok=True)
         save_config(config, config.out / "config.yaml")
+        if not config.resume or not (config.out / DATA_FINGERPRINT).is_file():
+            (config.out / DATA_FINGERPRINT).write_text(json.dumps(data_fingerprint(config)),
+                                                       encoding="utf-8")
 
     # 1. The model, made trainable: LoRA adapters only, or all (or all but encoder) weights.
     loaded = load_model(config.model, dtype=torch.float32)
@@ -177,7 +179,7 @@ def _set_up(config: TrainConfig) -> _Run:
 
     # 2. Data: labels built once (same ids for both modes), features cached, skips counted.
     data = build_datasets(config, loaded.processor, accelerator)
-    steps_per_epoch = _steps_per_epoch(config, data, accelerator.num_processes)
+    steps_per_epoch = data.train.steps_per_epoch
     total_steps = config.optim.max_steps or config.optim.epochs * steps_per_epoch
 
     # 3. Optimizer and schedule; Accelerate wraps the model for DDP / DeepSpeed / FSDP.
@@ -187,7 +189,7 @@ def _set_up(config: TrainConfig) -> _Run:
                               num_training_steps=total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     progress = TrainProgress()
-    accelerator.register_for_checkpointing(scheduler, progress)
+    accelerator.register_for_checkpointing(scheduler, progress, data.train)
     if config.mode == "lora":
         accelerator.register_save_state_pre_hook(keep_trainable_only(model))
 
@@ -219,6 +221,7 @@ def _validate_checkpoint_and_stop(run: _Run) -> bool:
         now = time.monotonic()  # the elapsed time travels in the checkpoint
         progress.elapsed_s += now - run.clock
         run.clock = now
+        run.data.train.gather_position()  # streamed data: every process's reader position
         save_checkpoint(run.accelerator, config.out / "checkpoints", progress.step,
                         config.run.keep_checkpoints)
     if stop:
@@ -245,56 +248,10 @@ def _write_outputs(run: _Run, loss: float) -> dict[str, Any]:
     return summary
 
 
-def _batches_from(start_step: int, total_steps: int, steps_per_epoch: int, config: TrainConfig,
-                  data: Datasets, accelerator: Accelerator
-                  ) -> Iterator[list[dict[str, torch.Tensor]]]:
-    """Yield each remaining optimizer step's batches for this process, epoch after epoch.
-
-    The epoch's global batch list is the same on every process; process ``r`` takes every
-    ``num_processes``-th batch from ``r``. Batches that do not fill a whole step on every
-    process are left out of that epoch (a different random few each epoch).
-    """
-    world, rank = accelerator.num_processes, accelerator.process_index
-    accum = config.optim.grad_accum
-    weights = parse_mixing(config.data.mixing)
-    policy = config.efficiency.context
-    collate_fn = partial(collate, frames=lambda longest: context_frames(longest, policy))
-    step = start_step
-    while step < total_steps:
-        epoch, offset = divmod(step, steps_per_epoch)
-        batches = epoch_batches(data.train_frames, data.train_corpora, epoch,
-                                batch_size=config.optim.batch_size, seed=config.seed,
-                                weights=weights, length_grouping=config.efficiency.length_grouping)
-        mine = batches[rank::world][: steps_per_epoch * accum]
-        loader = torch.utils.data.DataLoader(data.train, batch_sampler=mine[offset * accum:],
-                                             collate_fn=collate_fn)
-        pending: list[dict[str, torch.Tensor]] = []
-        for batch in loader:
-            pending.append(batch)
-            if len(pending) == accum:
-                yield pending
-                pending = []
-                step += 1
-                if step >= total_steps:
-                    return
-
-
-def _steps_per_epoch(config: TrainConfig, data: Datasets, processes: int) -> int:
-    """Optimizer steps in one epoch; fails with a named setting if the data cannot fill one."""
-    batches = len(epoch_batches(data.train_frames, data.train_corpora, 0,
-                                batch_size=config.optim.batch_size, seed=config.seed,
-                                weights=parse_mixing(config.data.mixing),
-                                length_grouping=config.efficiency.length_grouping))
-    steps = batches // processes // config.optim.grad_accum
-    if steps < 1:
-        raise ConfigError(
-            f"optim.batch_size: {len(data.train)} training clips make {batches} batches, too "
-            f"few for grad_accum={config.optim.grad_accum} on {processes} process(es)")
-    return steps
-
-
 def _samples(batches: list[dict[str, torch.Tensor]], accelerator: Accelerator) -> int:
-    count = torch.tensor(sum(len(b["lengths"]) for b in batches), device=accelerator.device)
+    """Clips trained on in a step, all processes (an empty batch of a done reader counts 0)."""
+    count = torch.tensor(sum(int((b["labels"] != IGNORE_INDEX).any(dim=1).sum())
+                             for b in batches), device=accelerator.device)
     return int(accelerator.reduce(count, reduction="sum").item())
 
 
@@ -363,6 +320,7 @@ def _summary(run: _Run, model: Any, loss: float) -> dict[str, Any]:
     checksum = float(sum(p.detach().double().sum().item()
                          for p in model.parameters() if p.requires_grad))
     synthetic = any(u.is_synthetic for u in data.validation_utterances)
+    train_data = data.train.summary()  # every process takes part (streamed data gathers)
     return {
         "mode": config.mode, "model": config.model, "steps": progress.step,
         "planned_steps": run.total_steps, "train_time_s": round(progress.elapsed_s, 2),
@@ -374,13 +332,12 @@ def _summary(run: _Run, model: Any, loss: float) -> dict[str, Any]:
                               and progress.bad_validations >= config.run.patience),
         **run.counts, "peak_memory_mb": peak_memory_mb(), "precision": accelerator.mixed_precision,
         "processes": accelerator.num_processes, "samples_seen": progress.samples,
-        "train_clips": len(data.train),
-        "epoch_clips_by_corpus": epoch_composition(data.train_corpora,
-                                                   parse_mixing(config.data.mixing)),
+        **train_data,
         "validation_clips": len(data.validation_utterances),
         "validation_corpora": sorted({u.corpus for u in data.validation_utterances}),
-        "validation_is_synthetic_speech": synthetic, "skipped": data.skipped,
-        "label_changes": data.label_changes, **(run.gate.summary() if run.gate else {}),
+        "validation_is_synthetic_speech": synthetic,
+        "skipped": dict(Counter(train_data["skipped"]) + Counter(data.validation_skipped)),
+        **(run.gate.summary() if run.gate else {}),
         "dynamic_context": config.efficiency.context.dynamic,
         "context_min_frames": config.efficiency.context.min_frames,
         "replica_checksums": gather_object([checksum]),

@@ -13,6 +13,7 @@ nested ones are set as ``lora.rank=128``, ``optim.lr=1e-4`` and so on.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.specaugment import SpecAugmentConfig
 from whisper_ja.config import ConfigError, config_to_dict, field, load_config
 from whisper_ja.data.manifest import iter_manifest
+from whisper_ja.data.stream_sources import fingerprint, is_streamable
 from whisper_ja.model.device import cpu_has_bf16
 from whisper_ja.model.quantize import QuantizeBase, check_quantization_possible
 from whisper_ja.text.labels import LabelSettings
@@ -39,6 +41,8 @@ __all__ = [
     "RunSection",
     "TrainConfig",
     "check_paths",
+    "data_fingerprint",
+    "is_streamed",
     "parse_mixing",
     "resolve_precision",
 ]
@@ -105,10 +109,34 @@ class DataSection:
     condition_on_prev: float = field(
         0.0, help="share of training labels prompted with the previous text "
                   "(extra.previous_text, else the clip before in its corpus); 0..1")
+    streaming: Literal["auto", "always", "never"] = field(
+        "auto", help="read training data lazily in DataLoader workers (no up-front pass; "
+                     "memory and start-up independent of corpus size): always, never (every "
+                     "clip in memory, features computed up front), or auto: streamed for "
+                     "shards and for manifests over stream_above_mb")
+    stream_above_mb: float = field(
+        1.0, help="auto streaming: JSONL training manifests larger than this in total (MB; "
+                  "~4,000 clips) are streamed; smaller ones are read in memory (faster there)")
+    shuffle_buffer: int = field(
+        2000, help="streaming: clips in the shuffle buffer of each reader (memory bound); "
+                   "the order of manifest pieces and shards is shuffled too")
+    bucket_seconds: tuple[float, ...] = field(
+        (2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0),
+        help="streaming: edges (s) of the duration buckets batches are formed in")
+    max_pseudo_cer: float = field(
+        0.0, help="skip (and count) clips whose extra.pseudo_cer (written by pseudo-label) is "
+                  "above this, as kotoba-whisper drops pairs over 10% WER (0 = no filter)")
 
     def __post_init__(self) -> None:
         parse_mixing(self.mixing)
         _non_negative("data.validation_limit", self.validation_limit)
+        _non_negative("data.stream_above_mb", self.stream_above_mb)
+        _non_negative("data.shuffle_buffer", self.shuffle_buffer)
+        _non_negative("data.max_pseudo_cer", self.max_pseudo_cer)
+        if list(self.bucket_seconds) != sorted(set(self.bucket_seconds)) or any(
+                b <= 0 for b in self.bucket_seconds):
+            raise ConfigError("data.bucket_seconds: must be positive and ascending, got "
+                              f"{list(self.bucket_seconds)}")
         for name in ("timestamp_probability", "condition_on_prev"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"data.{name}: must be within 0..1, got {getattr(self, name)}")
@@ -163,7 +191,11 @@ class OptimSection:
     schedule: Literal["linear", "cosine", "constant", "constant_with_warmup"] = field(
         "linear", help="learning-rate schedule after warm-up")
     warmup_steps: int = field(0, help="optimizer steps of linear warm-up")
-    batch_size: int = field(8, help="clips per batch on each process")
+    batch_size: int = field(8, help="clips per batch on each process (with max_duration: "
+                                    "the most clips per batch)")
+    max_duration: float = field(
+        0.0, help="streaming: seconds of padded audio per batch (clips x longest clip), batches "
+                  "formed in duration buckets as NeMo and icefall do; 0 = batch_size clips")
     grad_accum: int = field(1, help="batches accumulated per optimizer step")
     epochs: int = field(3, help="passes over the (mixed) training set; ignored if max_steps")
     max_steps: int = field(0, help="optimizer steps to run (0 = derive from epochs)")
@@ -178,6 +210,7 @@ class OptimSection:
             if getattr(self, name) < 1:
                 raise ConfigError(f"optim.{name}: must be >= 1, got {getattr(self, name)}")
         _non_negative("optim.max_steps", self.max_steps)
+        _non_negative("optim.max_duration", self.max_duration)
         _non_negative("optim.max_grad_norm", self.max_grad_norm)
 
 
@@ -191,10 +224,18 @@ class EfficiencySection:
     feature_cache: bool = field(True, help="keep log-mel features on disk between epochs/runs")
     cache_dir: Path | None = field(None, help="feature cache folder (empty = OUT/feature_cache)")
     length_grouping: bool = field(True, help="batch clips of similar length together")
+    workers: int = field(
+        2, help="streaming: DataLoader worker processes per training process; they read the "
+                "audio and compute features (0 = in the training process)")
+    cache_max_gb: float = field(
+        20.0, help="streaming: most GB of features the cache writes per run (0 = no bound); "
+                   "past it features are computed every epoch")
 
     def __post_init__(self) -> None:
         if not isinstance(self.context, ContextPolicy):
             raise ConfigError("efficiency.context: expected a mapping of context settings")
+        _non_negative("efficiency.workers", self.workers)
+        _non_negative("efficiency.cache_max_gb", self.cache_max_gb)
 
 
 @dataclass(frozen=True)
@@ -295,10 +336,11 @@ def check_paths(config: TrainConfig) -> None:
                         ("gate.unseen", config.gate.unseen),
                         ("gate.retention", config.gate.retention)):
         for path in paths:
-            if not Path(path).is_file():
+            shards = name == "data.train" and Path(path).is_dir()
+            if not (Path(path).is_file() or shards):
                 raise ConfigError(f"{name}: manifest {path} does not exist")
     weights = parse_mixing(config.data.mixing)
-    if weights:
+    if weights and not is_streamed(config):  # a stream is not read before training
         corpora = {u.corpus for path in config.data.train for u in iter_manifest(path)}
         unknown = sorted(set(weights) - corpora)
         if unknown:
@@ -312,6 +354,54 @@ def check_paths(config: TrainConfig) -> None:
                           f"--resume to continue it or choose another folder")
     if config.resume and checkpoints.is_dir() and any(checkpoints.glob("step-*")):
         check_resume_settings(config)
+        check_resume_data(config)
+
+
+DATA_FINGERPRINT = "data_fingerprint.json"
+"""File in OUT with the size and modification time of every training and validation file."""
+
+
+def data_fingerprint(config: TrainConfig) -> dict[str, list[int]]:
+    """Size and modification time (ns) of each file the run's data is read from."""
+    return fingerprint([*config.data.train, *config.data.validation])
+
+
+def check_resume_data(config: TrainConfig) -> None:
+    """Refuse to resume on data that changed under the same paths.
+
+    Raises:
+        ConfigError: naming ``resume`` and the first changed file.
+    """
+    saved_file = config.out / DATA_FINGERPRINT
+    if not saved_file.is_file():
+        return  # a run started before fingerprints were kept
+    saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    now = data_fingerprint(config)
+    for path in sorted(set(saved) | set(now)):
+        if saved.get(path) != now.get(path):
+            what = ("is gone" if path not in now else "is new" if path not in saved else
+                    "changed (size or modification time)")
+            raise ConfigError(f"resume: the training data changed since the run in {config.out} "
+                              f"started: {path} {what}. Resume with the same data or start a "
+                              "new run in another folder")
+
+
+def is_streamed(config: TrainConfig) -> bool:
+    """Whether the training data is streamed, as ``data.streaming`` says.
+
+    ``auto`` streams shards, and manifests over ``data.stream_above_mb`` in total.
+
+    Raises:
+        ConfigError: naming ``data.streaming`` when shards are to be read in memory.
+    """
+    paths = [Path(p) for p in config.data.train]
+    shards = any(is_streamable(p) for p in paths)
+    if config.data.streaming == "never" and shards:
+        raise ConfigError("data.streaming: never reads manifests in memory, but data.train "
+                          "names shards; use always or auto")
+    if config.data.streaming != "auto":
+        return config.data.streaming == "always"
+    return shards or sum(p.stat().st_size for p in paths) > config.data.stream_above_mb * 1e6
 
 
 RESULT_NEUTRAL_SETTINGS = frozenset({

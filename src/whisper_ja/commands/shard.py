@@ -1,0 +1,54 @@
+"""``whisper-ja shard``: turn manifests into WebDataset tar shards that ``train`` streams.
+
+    whisper-ja shard corpus/train.jsonl --out shards/train --clips-per-shard 2000
+    whisper-ja train data.train=[shards/train] optim.max_steps=20000 ...
+
+The manifest is read line by line and each shard is written as it fills, so memory stays flat
+whatever the corpus size. A hub corpus is sharded from the manifest ``prepare`` writes for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from whisper_ja.config import ConfigError, field
+from whisper_ja.data.manifest import iter_manifest
+from whisper_ja.data.shards import write_shards
+from whisper_ja.errors import EXIT_ITEMS_FAILED
+
+__all__ = ["Settings", "run"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings of ``whisper-ja shard``."""
+
+    manifests: tuple[Path, ...] = field((), positional=True, help="input manifest(s) (JSONL)")
+    out: Path | None = field(None, help="output folder for the shards and their index.json")
+    clips_per_shard: int = field(1000, help="clips per shard (about 100-200 MB of FLAC)")
+
+    def __post_init__(self) -> None:
+        if self.clips_per_shard < 1:
+            raise ConfigError(f"clips_per_shard: must be >= 1, got {self.clips_per_shard}")
+
+
+def run(config: Settings) -> int:
+    """Entry point of ``whisper-ja shard``; exit 1 when clips were skipped (all named)."""
+    if not config.manifests:
+        raise ConfigError("manifests: give at least one manifest to shard")
+    if config.out is None:
+        raise ConfigError("out: an output folder is required (--out DIR)")
+    for manifest in config.manifests:
+        if not Path(manifest).is_file():
+            raise ConfigError(f"manifests: {manifest} does not exist")
+    utterances = (u for manifest in config.manifests for u in iter_manifest(manifest))
+    report = write_shards(utterances, config.out, config.clips_per_shard)
+    print(f"{report.clips} clips ({report.seconds / 3600:.2f} h) in {len(report.shards)} "
+          f"shard(s) in {config.out}")
+    if report.skipped:
+        print(f"skipped: {dict(report.skipped)}")
+        for line in report.named:
+            print(f"  {line}")
+        return EXIT_ITEMS_FAILED
+    return 0
