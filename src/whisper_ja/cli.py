@@ -60,6 +60,8 @@ COMMANDS: dict[str, Command] = {
     "synth-english": Command("whisper_ja.commands.synth_english",
                              "synthesize English clips to mix into training against forgetting"),
     "train": Command("whisper_ja.commands.train", "fine-tune with LoRA or end to end"),
+    "shard": Command("whisper_ja.commands.shard",
+                     "write manifests as WebDataset tar shards that train streams"),
     "distill": Command("whisper_ja.commands.distill", "distill a shallow-decoder student"),
     "evaluate": Command("whisper_ja.commands.evaluate",
                         "evaluate a model on a manifest and write a report"),

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from whisper_ja.audio.features import feature_settings_key, log_mel
 from whisper_ja.audio.io import load_audio
 from whisper_ja.data.manifest import Utterance
+from whisper_ja.errors import AudioError
 
 __all__ = ["FeatureCache"]
 
@@ -31,24 +32,31 @@ class FeatureCache:
         hits: Entries read from disk.
         misses: Entries computed (and written).
         rebuilt: Unreadable entries that were recomputed (counted, never silently trusted).
+        uncached: Entries computed but not written because ``max_bytes`` was reached.
     """
 
     def __init__(self, folder: str | Path,
-                 loader: Callable[[str], np.ndarray] | None = None) -> None:
+                 loader: Callable[[str], np.ndarray] | None = None,
+                 max_bytes: int = 0) -> None:
         """Open (create) the cache in ``folder``.
 
         Args:
             folder: Where entries live.
             loader: Reads an audio file as float32 mono 16 kHz; default
                 ``whisper_ja.audio.io.load_audio``.
+            max_bytes: Most bytes this object writes (0 = no bound); past it features are
+                computed and returned but not stored, so a streamed corpus cannot fill the disk.
         """
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._loader = loader
         self._settings_memo: tuple[int, str] | None = None
+        self.max_bytes = max_bytes
+        self.written_bytes = 0
         self.hits = 0
         self.misses = 0
         self.rebuilt = 0
+        self.uncached = 0
 
     def _load(self, path: str) -> np.ndarray:
         if self._loader is None:
@@ -65,14 +73,19 @@ class FeatureCache:
         """The cache key of ``utt``'s features (hex digest); changes with audio or settings.
 
         Raises:
-            FileNotFoundError: if the audio file is missing (the message names it).
+            AudioError: if the audio file is missing (the message names it): a bad item that
+                training skips and counts, like any unreadable clip.
         """
         audio = Path(utt.audio).resolve()
         try:
             stat = audio.stat()
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f"utterance {utt.id}: audio file {audio} not found") from err
-        text = f"{audio}|{stat.st_size}|{stat.st_mtime_ns}|{self._settings(feature_extractor)}"
+        except OSError as err:
+            raise AudioError(f"{audio}: no such file (utterance {utt.id})") from err
+        return self.key_of(f"{audio}|{stat.st_size}|{stat.st_mtime_ns}", feature_extractor)
+
+    def key_of(self, source: str, feature_extractor: Any) -> str:
+        """The cache key of features of ``source`` (any text that changes with the audio)."""
+        text = f"{source}|{self._settings(feature_extractor)}"
         return hashlib.sha256(text.encode()).hexdigest()
 
     def path(self, utt: Utterance, feature_extractor: Any) -> Path:
@@ -82,7 +95,12 @@ class FeatureCache:
 
     def get(self, utt: Utterance, feature_extractor: Any) -> np.ndarray:
         """``utt``'s log-mel features ``(n_mels, T)``, from disk or computed and stored."""
-        path = self.path(utt, feature_extractor)
+        return self.get_keyed(self.key(utt, feature_extractor),
+                              lambda: log_mel(self._load(utt.audio), feature_extractor))
+
+    def get_keyed(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """The entry ``key`` (from :meth:`key` or :meth:`key_of`), else ``compute()`` stored."""
+        path = self.folder / key[:2] / f"{key}.npy"
         if path.is_file():
             try:
                 features = np.load(path)
@@ -90,12 +108,16 @@ class FeatureCache:
                 return features
             except (OSError, ValueError):  # truncated/corrupt entry: recompute, and count it
                 self.rebuilt += 1
-        features = log_mel(self._load(utt.audio), feature_extractor)
+        features = compute()
+        self.misses += 1
+        if self.max_bytes and self.written_bytes + features.nbytes > self.max_bytes:
+            self.uncached += 1
+            return features
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
         np.save(tmp, features)
         os.replace(tmp, path)
-        self.misses += 1
+        self.written_bytes += features.nbytes
         return features
 
     def precompute(self, utts: Iterable[Utterance], feature_extractor: Any,

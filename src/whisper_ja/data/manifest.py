@@ -18,8 +18,8 @@ from whisper_ja.data.timestamps import TimedText
 from whisper_ja.errors import ManifestError
 from whisper_ja.jsonl import iter_json_objects
 
-__all__ = ["ManifestError", "Utterance", "is_synthetic_corpus", "iter_manifest", "read_manifest",
-           "write_manifest"]
+__all__ = ["ManifestError", "Utterance", "is_synthetic_corpus", "iter_manifest", "parse_utterance",
+           "read_manifest", "write_manifest"]
 
 SPLITS = ("train", "validation", "test", "")
 """Allowed values of :attr:`Utterance.split`; empty means not yet split."""
@@ -104,7 +104,12 @@ def _parse_segments(raw: Any, where: str, duration: float) -> tuple[TimedText, .
     return tuple(segments)
 
 
-def _parse_record(obj: dict[str, Any], where: str, base: Path) -> Utterance:
+def parse_utterance(obj: dict[str, Any], where: str, base: Path) -> Utterance:
+    """One manifest record as an :class:`Utterance` (relative audio resolved against ``base``).
+
+    Raises:
+        ManifestError: naming ``where`` (file and line, or shard and member).
+    """
     missing = sorted(_REQUIRED - set(obj))
     if missing:
         raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
@@ -137,7 +142,7 @@ def iter_manifest(path: str | Path) -> Iterator[Utterance]:
     path = Path(path)
     seen: dict[str, int] = {}
     for number, obj in iter_json_objects(path, ManifestError):
-        utt = _parse_record(obj, f"{path}:{number}", path.parent)
+        utt = parse_utterance(obj, f"{path}:{number}", path.parent)
         if utt.id in seen:
             raise ManifestError(
                 f"{path}:{number}: duplicate id {utt.id!r} (first on line {seen[utt.id]})")
