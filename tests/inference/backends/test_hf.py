@@ -275,3 +275,30 @@ def test_peft_wrapped_model_decodes_with_its_adapter(micro, encoded):
     assert result.no_speech_prob == pytest.approx(no_speech, rel=1e-3)
     assert backend.detect_language(adapted)[0] in backend.vocabulary.languages
     assert len(backend.align(adapted, [0], [list(result.ids[:2])], "ja")[0].starts) == 2
+
+
+@pytest.mark.slow
+def test_whisper_base_transcribes_times_and_identifies(whisper_base, ja_clips):
+    """Real offline whisper-base on synthetic Japanese speech (Open JTalk) and a hum."""
+    from whisper_ja.audio.io import resample
+    from whisper_ja.text.metrics import cer
+
+    backend = HfBackend(whisper_base)
+    speech = [resample(c.audio, c.sample_rate) for c in ja_clips[:2]]
+    hum = (0.1 * np.sin(2 * np.pi * 100 * np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE))
+    encoded = backend.encode([*speech, hum.astype(np.float32)])
+    results = backend.generate(encoded, [0, 1, 2], GenerateRequest(stop_repeats=32))
+    hyps = [backend.decode_text(r.ids) for r in results[:2]]
+    refs = [c.text for c in ja_clips[:2]]
+    assert cer(refs, hyps).rate < 0.2, hyps
+    assert all(r.avg_logprob > -1.0 and not r.hit_limit for r in results[:2])
+    assert results[2].no_speech_prob > max(r.no_speech_prob for r in results[:2])
+    assert backend.detect_language(encoded)[:2] == ["ja", "ja"]
+    timed = backend.generate(encoded, [0], GenerateRequest(timestamps=True))[0]
+    assert backend.vocabulary.timestamps.is_timestamp(timed.ids[0])
+    assert cer(refs[:1], [backend.decode_text(timed.ids)]).rate < 0.2
+    alignment = backend.align(encoded, [0], [list(results[0].ids)], "ja")[0]
+    seconds = encoded.seconds[0]
+    assert np.all(np.diff(alignment.starts) >= 0)
+    assert alignment.starts[0] < 1.0 and seconds / 2 < alignment.ends[-1] <= seconds + 0.02
+    assert float(np.mean(alignment.probs)) > 0.5  # the model's own text is likely to it
