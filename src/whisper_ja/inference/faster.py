@@ -16,11 +16,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +30,22 @@ import numpy as np
 from whisper_ja.audio.features import (
     ContextPolicy,
 )
-from whisper_ja.errors import Ct2Error
-from whisper_ja.model.device import ct2_device
+from whisper_ja.errors import ConfigError, Ct2Error
+from whisper_ja.model.device import CT2_COMPUTE_TYPES, ct2_device
 
 __all__ = [
     "CONTEXT_RECORD",
     "CT2_EXTRA_FILES",
     "Ct2Error",
-    "convert_ct2",
+    "check_compute_type",
     "check_ct2_folder",
+    "convert_ct2",
     "ct2_avg_logprob",
     "decode_features_ct2",
     "export_context",
     "export_feature_extractor",
     "generate_ct2",
+    "load_ct2_whisper",
     "load_faster_whisper",
     "resolve_context",
     "task_prompt",
@@ -89,6 +92,74 @@ def check_ct2_folder(model_dir: str | Path) -> Path:
     return folder
 
 
+def check_compute_type(compute_type: str, device: str = "auto",
+                       setting: str = "compute_type") -> None:
+    """Refuse a CTranslate2 compute type the device cannot run, by name, before loading.
+
+    Raises:
+        ConfigError: an unknown compute type, or one the device lacks (e.g. float16 or
+            int8_float16 on a CPU: the message lists the types that work there).
+    """
+    # Imported here, not at the top: CTranslate2 loads only for the ct2 backend and ct2 export.
+    import ctranslate2
+
+    if compute_type not in CT2_COMPUTE_TYPES:
+        raise ConfigError(f"{setting}: must be one of {', '.join(CT2_COMPUTE_TYPES)}, "
+                          f"got {compute_type!r}")
+    if compute_type in ("auto", "default"):  # CTranslate2 picks one the device runs
+        return
+    where = ct2_device(device)
+    supported = sorted(ctranslate2.get_supported_compute_types(where))
+    if compute_type not in supported:
+        machine = "a CPU" if where == "cpu" else "this GPU"
+        raise ConfigError(f"{setting}: {compute_type} does not run on {machine} here; "
+                          f"use auto or one of {', '.join(supported)}")
+
+
+@contextlib.contextmanager
+def _ct2_load_errors(folder: Path, device: str) -> Iterator[None]:
+    """CTranslate2's loading errors as one :class:`Ct2Error` naming the file and the fix.
+
+    CTranslate2 reports a cut-short or corrupt ``model.bin`` as a bare ``RuntimeError``
+    ("File model.bin is incomplete", "invalid payload size", "binary version") that names
+    neither the folder nor what to do.
+    """
+    try:
+        yield
+    except RuntimeError as err:
+        text = str(err)
+        if any(sign in text for sign in ("model.bin", "payload", "binary version",
+                                          "incomplete")):
+            raise Ct2Error(f"{folder / 'model.bin'}: truncated or corrupt, CTranslate2 cannot "
+                           f"read it ({text}); copy the folder again or re-export it with "
+                           "`whisper-ja export --to ct2`") from err
+        raise Ct2Error(f"{folder}: CTranslate2 cannot load the model on {device} ({text})"
+                       ) from err
+
+
+def load_ct2_whisper(model_dir: str | Path, compute_type: str = "int8", cpu_threads: int = 0,
+                     device: str = "cpu") -> Any:
+    """A fresh ``ctranslate2.models.Whisper`` (not cached), loaded as faster-whisper loads it.
+
+    For a copy whose sampling is seeded (:func:`ctranslate2.set_random_seed` takes effect on
+    a model's worker threads only before they first sample).
+
+    Raises:
+        ConfigError: a compute type the device cannot run.
+        Ct2Error: the folder is incomplete, or its ``model.bin`` truncated or corrupt.
+    """
+    # Imported here, not at the top: CTranslate2 loads only for the ct2 backend and ct2 export.
+    import ctranslate2
+
+    folder = check_ct2_folder(model_dir)
+    check_compute_type(compute_type, device)
+    with _ct2_load_errors(folder, device):
+        return ctranslate2.models.Whisper(
+            str(folder), device=ct2_device(device),
+            device_index=int(device.partition(":")[2] or 0), compute_type=compute_type,
+            intra_threads=cpu_threads)
+
+
 @functools.lru_cache(maxsize=2)
 def load_faster_whisper(model_dir: str, compute_type: str = "int8", cpu_threads: int = 0,
                         device: str = "cpu") -> Any:
@@ -102,7 +173,9 @@ def load_faster_whisper(model_dir: str, compute_type: str = "int8", cpu_threads:
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
 
     Raises:
-        Ct2Error: the folder is missing files faster-whisper needs.
+        ConfigError: a compute type the device cannot run (float16 on a CPU...).
+        Ct2Error: the folder is missing files faster-whisper needs, or its ``model.bin`` is
+            truncated or corrupt.
     """
     # Imported here, not at the top: faster-whisper loads only for the ct2 backend.
     from faster_whisper import WhisperModel
@@ -110,9 +183,11 @@ def load_faster_whisper(model_dir: str, compute_type: str = "int8", cpu_threads:
     # faster-whisper logs every file at INFO, which tears whisper-ja's progress bar apart.
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     folder = check_ct2_folder(model_dir)
+    check_compute_type(compute_type, device)
     index = int(device.partition(":")[2] or 0)
-    return WhisperModel(str(folder), device=ct2_device(device), device_index=index,
-                        compute_type=compute_type, cpu_threads=cpu_threads)
+    with _ct2_load_errors(folder, device):
+        return WhisperModel(str(folder), device=ct2_device(device), device_index=index,
+                            compute_type=compute_type, cpu_threads=cpu_threads)
 
 
 def verify_ct2(folder: Path, device: str = "cpu") -> None:
@@ -155,12 +230,14 @@ def generate_ct2(whisper: Any, inputs: Any, prompt: Sequence[int], rows: int, *,
     # sampling_topk=0 samples from every token, as faster-whisper's fallback does.
     sampling = ({"sampling_topk": 0, "sampling_temperature": temperature}
                 if temperature > 0 else {})
+    # CTranslate2 4.x's Whisper generate stops after min(max_length // 2,
+    # max_length - len(prompt) + 1) new tokens (measured on 4.8, greedy, beam and sampling,
+    # prompts of 3..405 tokens), hence this max_length for exactly max_new_tokens: transformers
+    # counts max_new_tokens after the prompt.
+    max_length = max(2 * max_new_tokens, max_new_tokens + len(prompt) - 1)
     return list(whisper.model.generate(
         inputs, [list(prompt)] * rows, beam_size=1 if temperature > 0 else beam_size,
-        **sampling,
-        # CTranslate2 4.x's Whisper generate stops after max_length / 2 new tokens (measured),
-        # hence the doubling; transformers counts max_new_tokens after the prefix.
-        max_length=2 * max_new_tokens, suppress_blank=True, return_scores=scores,
+        **sampling, max_length=max_length, suppress_blank=True, return_scores=scores,
         return_no_speech_prob=scores))
 
 
