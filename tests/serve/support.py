@@ -19,6 +19,7 @@ from whisper_ja.evaluation.report import (
     write_report,
 )
 from whisper_ja.serve.app import create_app
+from whisper_ja.serve.engine import EngineResult
 from whisper_ja.serve.server import BackgroundServer
 from whisper_ja.serve.settings import LimitsConfig, ServeConfig
 from whisper_ja.text.metrics import utterance_counts
@@ -57,6 +58,20 @@ def write_run(folder: Path, manifest: Path, label: str, hyps: dict[str, str],
     report["plots"] = plot_groups(report, folder)
     write_report(report, folder)
     return folder
+
+
+class EchoEngine:
+    """A model-free engine: an empty transcript per upload (for what needs no decoding)."""
+
+    backend = "fake"
+    supports_words = False
+    supports_temperature = False
+
+    def languages(self) -> frozenset[str]:
+        return frozenset({"ja"})
+
+    def transcribe(self, audios, options, *, cancelled=None) -> list[EngineResult]:
+        return [EngineResult((), a.size / 16000, "ja", 0.0) for a in audios]
 
 
 def start(engine, **settings) -> BackgroundServer:

@@ -6,12 +6,13 @@ Screenshots are written to ``test-artifacts/`` (git-ignored) for a person to loo
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.serve.support import ARTIFACTS
+from tests.serve.support import ARTIFACTS, EchoEngine, start
 from whisper_ja.text import cer
 
 pytestmark = pytest.mark.slow
@@ -142,3 +143,26 @@ def test_explorer_filters_what_got_worse(page, tiny_server):
     expect(page.locator("#table tbody tr")).to_have_count(1)
     page.fill("#search", "コーヒー")
     expect(page.locator("#count")).to_have_text("0 of 4 utterances")
+
+
+def test_api_docs_render_with_no_outside_network(page):
+    """The page's "API" link opens Swagger UI with every request off this server refused."""
+    with start(EchoEngine(), model_id="offline-model") as server:
+        here = urlparse(server.url).netloc
+        outside: list[str] = []
+
+        def only_this_server(route) -> None:
+            if urlparse(route.request.url).netloc == here:
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort("internetdisconnected")
+
+        page.route("**/*", only_this_server)
+        page.goto(server.url + "/")
+        page.click("a[href='/docs']")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("whisper-ja")
+        expect(page.locator(".opblock-summary-path", has_text="/v1/audio/transcriptions")
+               ).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "api_docs_offline.png", full_page=True)
+        assert outside == []
