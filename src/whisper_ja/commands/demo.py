@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -58,8 +57,7 @@ from whisper_ja.data.unseen import UNSEEN_VOICES, UnseenConfig, make_unseen_set
 from whisper_ja.data.voices import parse_voice
 from whisper_ja.evaluation.before_after import format_summary
 from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
-from whisper_ja.export.writer import ExportConfig, export_model
-from whisper_ja.inference.longform import LongformOptions
+from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
 from whisper_ja.model.device import DEVICE_HELP, check_device, describe_machine
 from whisper_ja.training.loop import train
 from whisper_ja.training.settings import WHISPER_LINEAR_MODULES, TrainConfig
@@ -277,69 +275,51 @@ def _train(config: DemoConfig) -> None:
     train(load_config(TrainConfig, base=settings))
 
 
-def _evaluate(config: DemoConfig, name: str, adapter: Path | None = None) -> None:
-    """Evaluate the untouched (``adapter`` None) or the adapted model on the test split.
+_PRECISION = {"ct2": "float32", "transformers": "auto"}
+"""Compute type of each decoding backend: float32 CTranslate2 gives transformers' transcripts
+to float rounding (int8 moved the untouched model's boundaries, F1 0.88 -> 0.70)."""
 
-    With ``backend: ct2`` the model is exported first (float32, ``OUT/ct2/...``; the long-audio
-    step decodes the same exports) and decoded by whisper-ja's CTranslate2 path.
-    """
+
+def _runtime(config: DemoConfig, context: Literal["auto", "dynamic"] = "auto"
+             ) -> RuntimeSettings:
+    """Where the demo decodes: CTranslate2 (a cached conversion) or transformers."""
+    return RuntimeSettings(backend=config.backend, device=config.device, context=context,
+                           compute_type=_PRECISION[config.backend])
+
+
+def _evaluate(config: DemoConfig, name: str, adapter: Path | None = None) -> None:
+    """Evaluate the untouched (``adapter`` None) or the adapted model on the test split."""
     after = adapter is not None
-    model: str = config.model
-    if config.backend == "ct2":
-        model = str(_ct2_export(config, "fine-tuned" if after else "untouched", adapter))
     evaluate(EvaluateConfig(
-        manifest=config.out / "split" / "test.jsonl", model=model,
-        adapter=adapter if config.backend == "transformers" else None,
-        backend=config.backend, compute_type="float32",
+        manifest=config.out / "split" / "test.jsonl", model=config.model, adapter=adapter,
         out=config.out / name, label=f"{config.model} + LoRA" if after
-        else f"{config.model} (untouched)", batch_size=config.eval_batch_size,
+        else f"{config.model} (untouched)",
         # The untouched model at the 8 s context floor: as good as 30 s (performance facts)
         # and ~2x faster; the adapted one decodes with the context it was trained with.
-        context="auto" if after else "dynamic",
-        max_new_tokens=config.max_new_tokens,
+        runtime=_runtime(config, "auto" if after else "dynamic"),
+        decoding=DecodingOptions(batch_size=config.eval_batch_size,
+                                 max_new_tokens=config.max_new_tokens),
         compare=config.out / "eval_before" if after else None,
         train_run=config.out / "train" if after else None,
-        bootstrap=config.bootstrap, seed=config.seed, progress=config.progress,
-        device=config.device))
-
-
-def _ct2_export(config: DemoConfig, name: str, adapter: Path | None) -> Path:
-    """A float32 CTranslate2 export of the untouched or the adapted model.
-
-    Made afresh unless a finished one is there (the evaluation steps make them, the long-audio
-    step reuses them); a folder without its model card is a half-written one.
-    """
-    folder = config.out / "ct2" / name
-    if (folder / "README.md").is_file():
-        return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    export_model(ExportConfig(model=config.model, adapter=adapter, to="ct2", out=folder,
-                              device=config.device))
-    return folder
+        bootstrap=config.bootstrap, seed=config.seed, progress=config.progress))
 
 
 def _evaluate_longform(config: DemoConfig, adapter: Path) -> None:
     """Both models on long recordings joined from test utterances (never trained on).
 
-    Decoded as a user deploys long audio (``export --to ct2``, then ``transcribe --backend
-    ct2 longform.mode=batched``): Silero VAD, whisper-ja's batched windows with timestamps, on
-    CTranslate2 in float32. On benchmarks/longform.py's recordings that gave the very segments
-    of the transformers path (same CER, F1 and start errors) in half its time; int8 would
-    be faster still but moves the untouched model's boundaries (F1 0.88 -> 0.70 there).
+    Decoded as ``transcribe`` decodes long audio by default (the engine's default long-form
+    settings), on the same backend as the evaluations.
     """
     folder = config.out / "longform"
     make_longform_command.run(make_longform_command.Settings(
         manifests=(config.out / "split" / "test.jsonl",), out=folder,
         limit=config.longform_sentences,
         recording=LongformSettings(max_seconds=90.0, noise_stretches=1, seed=config.seed)))
-    untouched = _ct2_export(config, "untouched", None)
-    adapted = _ct2_export(config, "fine-tuned", adapter)
     evaluate(EvaluateConfig(
-        manifest=folder / "manifest.jsonl", model=str(adapted), baseline=str(untouched),
-        backend="ct2", compute_type="float32", out=config.out / "eval_longform",
-        suite="longform", batch_size=config.eval_batch_size,
-        longform=LongformOptions(mode="batched"), bootstrap=config.bootstrap, seed=config.seed,
-        progress=config.progress, device=config.device))
+        manifest=folder / "manifest.jsonl", model=config.model, adapter=adapter,
+        baseline=config.model, runtime=_runtime(config), out=config.out / "eval_longform",
+        suite="longform", decoding=DecodingOptions(batch_size=config.eval_batch_size),
+        bootstrap=config.bootstrap, seed=config.seed, progress=config.progress))
 
 
 def _read(path: Path) -> dict[str, Any]:

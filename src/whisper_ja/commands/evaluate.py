@@ -18,7 +18,6 @@ from whisper_ja.config import field
 from whisper_ja.errors import EXIT_ITEMS_FAILED, EXIT_OK
 from whisper_ja.evaluation.report import METRICS, Report
 from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
-from whisper_ja.inference.decoding import DecodeOptions
 from whisper_ja.training.gate import GateSettings
 
 __all__ = ["EvaluateSettings", "Settings", "run"]
@@ -67,11 +66,9 @@ def _gate(config: EvaluateSettings) -> None:
     # evaluations do not need.
     from whisper_ja.training.gate_checks import gate_models
 
-    options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.token_limit,
-                            batch_size=config.batch_size)
     verdict, line = gate_models(config.model, config.adapter, config.gate,
-                                baseline=config.baseline, options=options,
-                                device=config.device, progress=config.progress)
+                                baseline=config.baseline, options=config.decoding,
+                                device=config.runtime.device, progress=config.progress)
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / "gate.json").write_text(json.dumps(
         {"passed": verdict.passed, "line": line, "synthetic": True,

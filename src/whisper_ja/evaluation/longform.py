@@ -1,8 +1,8 @@
 """``evaluate --suite longform``: long recordings with reference segments, scored as used.
 
-Per file, the transcript (segments from :func:`whisper_ja.inference.longform.transcribe_segments`,
-or with ``backend=ct2`` from :func:`whisper_ja.inference.faster_longform.ct2_segments` on a
-CTranslate2 export) is scored against the record's ``segments`` (``make-longform`` writes them):
+Per file, the transcript (:meth:`whisper_ja.inference.engine.Engine.transcribe`: what
+``transcribe`` runs, with the same settings, on either backend) is scored against the record's
+``segments`` (``make-longform`` writes them):
 
 - CER of the whole text (normalized), with its deletion and insertion rates: text lost on long
   audio shows as deletions, text invented as insertions;
@@ -10,6 +10,7 @@ CTranslate2 export) is scored against the record's ``segments`` (``make-longform
   noise-only stretches of ``extra["noise"]``);
 - repetition: files with a looping window;
 - the share of segments whose window carried well-formed timestamps;
+- speech lost: seconds of VAD speech in windows whose text was dropped after the retries;
 - segment start and end error (median ms) and boundary F1 of segment starts at ±0.5 s
   (hypothesis and reference starts matched one to one, nearest first).
 
@@ -26,18 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from whisper_ja.audio.io import load_audio
 from whisper_ja.config import ConfigError
 from whisper_ja.data.manifest import Utterance, read_manifest
 from whisper_ja.evaluation.report import Report
-from whisper_ja.inference.decoding import DecodeOptions
-from whisper_ja.inference.faster_longform import ct2_segments
-from whisper_ja.inference.longform import LongformOptions, transcribe_segments
+from whisper_ja.inference.engine import Transcription, load_engine
 from whisper_ja.inference.timestamps import Segment
-from whisper_ja.model import load_model
-from whisper_ja.model.device import resolve_device, resolve_dtype
 from whisper_ja.text.bootstrap import interval_from_counts, paired_bootstrap_counts
 from whisper_ja.text.metrics import ErrorCounts, char_counts
 from whisper_ja.text.normalize import normalize
@@ -172,7 +168,8 @@ def _markdown(data: dict[str, Any]) -> str:
     names = list(data["systems"])
     keys = ["cer", "deletion_rate", "insertion_rate", "chars_over_nonspeech",
             "chars_over_noise", "looped_files", "timestamped_share", "segments",
-            "start_error_median_ms", "end_error_median_ms", "boundary_f1"]
+            "start_error_median_ms", "end_error_median_ms", "boundary_f1", "lost_speech_s",
+            "lost_windows", "retried_windows"]
     lines = [f"# Long-form evaluation ({data['files']} files, {data['hours']:.2f} h"
              f"{', SYNTHETIC speech' if data['synthetic'] else ''})", "",
              "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
@@ -191,15 +188,15 @@ def _markdown(data: dict[str, Any]) -> str:
 
 
 def run_longform_suite(utterances: Sequence[Utterance],
-                       systems: dict[str, Callable[[np.ndarray], Iterable[Segment]]],
+                       systems: dict[str, Callable[[np.ndarray], Transcription]],
                        out: Path, normalizer: str = "default", n_resamples: int = 1000,
                        seed: int = 0) -> dict[str, Any]:
     """Transcribe every recording with every system and write ``report.json`` / ``report.md``.
 
     Args:
         utterances: Long recordings with ``segments``.
-        systems: Name -> ``audio -> segments`` (the first is the reference system of the
-            comparison, e.g. ``untouched``).
+        systems: Name -> ``audio -> transcription`` (the first is the reference system of
+            the comparison, e.g. ``untouched``).
         out: Output folder (``hypotheses_longform.jsonl`` too).
         normalizer: Text normalization before CER.
         n_resamples: Bootstrap resamples.
@@ -210,11 +207,18 @@ def run_longform_suite(utterances: Sequence[Utterance],
     """
     out.mkdir(parents=True, exist_ok=True)
     scores: dict[str, list[FileScore]] = {name: [] for name in systems}
+    lost: dict[str, dict[str, float]] = {name: {"lost_speech_s": 0.0, "lost_windows": 0,
+                                                "retried_windows": 0} for name in systems}
     with (out / "hypotheses_longform.jsonl").open("w", encoding="utf-8") as handle:
         for utt in utterances:
             audio = load_audio(utt.audio)
             for name, transcribe in systems.items():
-                segments = list(transcribe(audio))
+                transcription = transcribe(audio)
+                segments = list(transcription.segments)
+                stats = transcription.stats
+                lost[name]["lost_speech_s"] += round(stats.lost_speech_s, 2)
+                lost[name]["lost_windows"] += stats.lost_windows
+                lost[name]["retried_windows"] += stats.retried
                 scores[name].append(score_file(utt, segments, normalizer))
                 handle.write(json.dumps({"id": utt.id, "system": name, "segments": [
                     asdict(s) | {"words": [asdict(w) for w in s.words]} for s in segments]},
@@ -224,7 +228,7 @@ def run_longform_suite(utterances: Sequence[Utterance],
         "suite": "longform", "files": len(utterances),
         "hours": sum(u.duration for u in utterances) / 3600,
         "synthetic": any(u.is_synthetic for u in utterances),
-        "systems": {n: summarize(scores[n], n_resamples, seed) for n in names},
+        "systems": {n: summarize(scores[n], n_resamples, seed) | lost[n] for n in names},
         "comparison": compare(scores[names[0]], scores[names[1]], n_resamples, seed)
         if len(names) > 1 else None,
     }
@@ -235,32 +239,19 @@ def run_longform_suite(utterances: Sequence[Utterance],
 
 
 def _system(model: str, adapter: Path | None, config: Any,
-            ) -> Callable[[np.ndarray], Iterable[Segment]]:
-    options = DecodeOptions(num_beams=config.num_beams, max_new_tokens=config.token_limit,
-                            batch_size=config.batch_size, guards=config.guards)
-    longform: LongformOptions = config.longform
-    if config.backend == "ct2":
-        def ct2(audio: np.ndarray) -> Iterable[Segment]:
-            return ct2_segments(audio, model, longform, options,
-                                compute_type=config.compute_type, device=config.device)
-
-        return ct2
-    device = resolve_device(config.device)
-    dtype = torch.bfloat16 if config.bf16 else resolve_dtype(config.dtype, device)
-    loaded = load_model(model, adapter=adapter, device=device, dtype=dtype)
-
-    def transcribe(audio: np.ndarray) -> Iterable[Segment]:
-        return transcribe_segments(audio, loaded.model, loaded.processor, longform, options)
-
-    return transcribe
+            ) -> Callable[[np.ndarray], Transcription]:
+    """The engine ``transcribe`` would load with these settings, one recording at a time."""
+    engine = load_engine(model, str(adapter) if adapter else None, config.runtime,
+                         config.decoding)
+    return engine.transcribe
 
 
 def evaluate_longform(config: Any) -> Report:
     """``evaluate --suite longform`` with an :class:`~whisper_ja.evaluation.runner.EvaluateConfig`.
 
     Systems: the model alone; with an adapter, ``untouched`` (the model without it, or
-    ``--baseline``) and ``fine-tuned`` side by side. ``backend=ct2`` runs them on CTranslate2
-    folders as ``transcribe --backend ct2`` does (batched mode: whisper-ja's VAD windows).
+    ``--baseline``) and ``fine-tuned`` side by side, each loaded and decoded as ``transcribe``
+    loads and decodes it.
 
     Raises:
         ConfigError: no manifest, or no record with ``segments`` in it.

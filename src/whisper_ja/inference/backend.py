@@ -192,6 +192,10 @@ class Backend(Protocol):
         """Text of token ids (special and timestamp ids skipped)."""
         ...
 
+    def encode_text(self, text: str) -> list[int]:
+        """Text ids of ``text`` as a previous-text prompt (OpenAI's: a leading space)."""
+        ...
+
     def encode(self, audios: Sequence[np.ndarray]) -> Encoded:
         """Log-mel features and the encoder pass of windows of at most 30 s (16 kHz float32).
 

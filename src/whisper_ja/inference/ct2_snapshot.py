@@ -20,10 +20,10 @@ from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.inference.faster import convert_ct2, load_faster_whisper, write_context_record
 from whisper_ja.model.saving import save_hf
 
-__all__ = ["ct2_snapshot"]
+__all__ = ["ct2_snapshot", "plain_copy"]
 
 
-def _plain_copy(model: Any) -> Any:
+def plain_copy(model: Any) -> Any:
     """A plain Whisper with the model's weights: a peft model's adapters merged into a copy."""
     if hasattr(model, "peft_config"):
         # A copy, not merge/unmerge in place: the live adapter stays exactly as trained.
@@ -47,7 +47,7 @@ def ct2_snapshot(model: Any, processor: Any, policy: ContextPolicy,
     """
     with tempfile.TemporaryDirectory(prefix="whisper-ja-snapshot-") as work:
         hf, out = Path(work) / "hf", Path(work) / "ct2"
-        save_hf(_plain_copy(model), processor, hf)
+        save_hf(plain_copy(model), processor, hf)
         convert_ct2(hf, out, quantization)
         write_context_record(out, policy)
         try:

@@ -252,12 +252,14 @@ def decode_windows(backend: Backend, encoded: Encoded, rows: Sequence[int],
     request = GenerateRequest(
         language=options.language, timestamps=timestamps, prompt=prompt, beams=options.beams,
         max_new_tokens=options.max_new_tokens, seed=settings.seed,
+        temperature=options.temperature,
         stop_repeats=settings.max_ngram if settings.repetition else 0)
     first = _attempts(backend, encoded, rows, request, settings)
     tries = {row: [attempt] for row, attempt in zip(rows, first, strict=True)}
     pending = [row for row, attempt in zip(rows, first, strict=True)
                if not attempt.passes(settings) and not _silent(attempt, options)]
-    for temperature in settings.temperatures if settings.fallback else ():
+    higher = [t for t in settings.temperatures if t > options.temperature]
+    for temperature in higher if settings.fallback else ():
         if not pending:
             break
         sampled = replace(request, temperature=temperature,

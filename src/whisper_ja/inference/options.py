@@ -160,6 +160,9 @@ class DecodingOptions:
                   "unconfident (guards.logprob_threshold) counts as silence; null = never")
     initial_prompt: str = field("", help="text given to the first window as previous text "
                                          "(names, terms: contextual biasing)")
+    temperature: float = field(0.0, help="first attempt's sampling temperature (0 = greedy or "
+                                         "beams; the fallback then tries only the higher "
+                                         "guards.temperatures)")
     guards: GuardSettings = field(default_factory=GuardSettings,
                                   help="repetition guard and temperature fallback")
     longform: LongformOptions = field(
@@ -173,6 +176,8 @@ class DecodingOptions:
             raise ConfigError(f"max_new_tokens: must be in 1..440, got {self.max_new_tokens}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size: must be at least 1, got {self.batch_size}")
+        if not 0 <= self.temperature <= 2:
+            raise ConfigError(f"temperature: must be in 0..2, got {self.temperature}")
         if self.no_speech_threshold is not None and not 0 <= self.no_speech_threshold <= 1:
             raise ConfigError(f"no_speech_threshold: must be in 0..1 or null, "
                               f"got {self.no_speech_threshold}")

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from whisper_ja.config import ConfigError, field
-from whisper_ja.inference.decoding import WINDOW_MAX_TOKENS
-from whisper_ja.inference.guards import GuardSettings
-from whisper_ja.inference.longform import LongformOptions
-from whisper_ja.inference.vad import VadSettings
-from whisper_ja.model.device import check_device
+from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
 from whisper_ja.model.loading import DEFAULT_MODEL
 
 __all__ = ["ExploreConfig", "LimitsConfig", "ServeConfig"]
@@ -79,11 +74,6 @@ class ServeConfig:
 
     model: str = field(DEFAULT_MODEL, help="hub id, transformers folder or CTranslate2 folder")
     adapter: str | None = field(None, help="PEFT (LoRA) adapter folder applied to the model")
-    backend: Literal["transformers", "ct2"] = field(
-        "transformers", help="transformers, or ct2 (faster-whisper; model = a CTranslate2 "
-        "folder; gives word timestamps and temperature sampling)")
-    device: str = field("cpu", help="torch device of the transformers backend (cpu, cuda, "
-                        "cuda:1, auto = the first GPU when present)")
     model_id: str = field("", help="the name /v1/models lists (default: the model's folder "
                           "or hub id); requests may also say whisper-1")
     host: str = field("127.0.0.1", help="address to listen on (loopback unless --allow-remote)")
@@ -91,32 +81,16 @@ class ServeConfig:
     allow_remote: bool = field(False, help="allow a non-loopback --host")
     explore: tuple[Path, ...] = field((), help="evaluate output folders shown at /explore")
     open: bool = field(False, help="open the web page in a browser once the server is up")
-    beams: int = field(1, help="beam width (1 = greedy)")
-    max_new_tokens: int = field(WINDOW_MAX_TOKENS, help="token limit per 30 s window")
     limits: LimitsConfig = field(default_factory=LimitsConfig,
                                  help="upload, timeout, queue and batch limits")
-    timestamps: Literal["model", "windows"] = field(
-        "model", help="transformers backend: model = Whisper's own timestamps after VAD, word "
-        "times on request, one upload decoded at a time (what transcribe does); windows = "
-        "uploads of a batch decoded together, one segment per <=30 s window (throughput)")
-    guards: GuardSettings = field(default_factory=GuardSettings,
-                                  help="repetition guard and temperature fallback "
-                                       "(transformers backend)")
-    longform: LongformOptions = field(default_factory=LongformOptions,
-                                      help="long-form decoding of timestamps=model")
-    vad: VadSettings = field(default_factory=VadSettings, help="Silero VAD settings")
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings, inline=True,
+                                     help="backend, device and precision (as transcribe)")
+    decoding: DecodingOptions = field(default_factory=DecodingOptions, inline=True,
+                                      help="how to decode (as transcribe)")
 
     def __post_init__(self) -> None:
         _check_host(self.host, self.allow_remote)
         _check_port(self.port)
-        check_device(self.device)
-        if self.beams < 1:
-            raise ConfigError(f"beams: must be at least 1, got {self.beams}")
-        if not 1 <= self.max_new_tokens <= 440:
-            raise ConfigError(f"max_new_tokens: must be in 1..440, got {self.max_new_tokens}")
-        if self.backend == "ct2" and self.adapter:
-            raise ConfigError("adapter: not supported with backend ct2 (export a merged model "
-                              "with 'whisper-ja export' first)")
         if len(self.explore) > 2:
             raise ConfigError(f"explore: at most two runs side by side, got {len(self.explore)}")
         _check_runs("explore", self.explore)

@@ -27,8 +27,9 @@ from whisper_ja.audio.features import (
     log_mel,
     pad_features,
 )
-from whisper_ja.inference.ct2_clips import Ct2Options, transcribe_audio_ct2
-from whisper_ja.inference.decoding import is_looping
+from whisper_ja.inference.engine import load_engine
+from whisper_ja.inference.guarded import is_looping
+from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
 from whisper_ja.model.tokens import special_tokens
 from whisper_ja.training.distill_settings import DistillConfig
 
@@ -176,12 +177,14 @@ def _ct2_labels(audios: list[np.ndarray], policy: ContextPolicy,
                 config: DistillConfig) -> list[tuple[tuple[int, ...], bool]]:
     """Pseudo-label ids and loop flags from the teacher's CTranslate2 export, same context.
 
-    A clip counts as looped when the guards could not end its loop (``Ct2Clip.looped``); a
+    A clip counts as looped when the guards could not end its loop (``ClipResult.looped``); a
     first attempt that looped and was replaced by the fallback is kept, as on transformers.
+    Decoded by the engine every command uses, on the export in int8.
     """
-    options = Ct2Options(context="dynamic" if policy.dynamic else "full",
-                         batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
-                         no_speech_threshold=None)
-    clips = transcribe_audio_ct2(audios, str(config.label_ct2), options,
-                                 progress=config.progress)
-    return [(tuple(t for s in clip.segments for t in s.tokens), clip.looped) for clip in clips]
+    runtime = RuntimeSettings(backend="ct2", compute_type="int8",
+                              context="dynamic" if policy.dynamic else "full")
+    options = DecodingOptions(batch_size=config.batch_size,
+                              max_new_tokens=config.max_new_tokens, no_speech_threshold=None)
+    engine = load_engine(str(config.label_ct2), None, runtime, options)
+    clips = engine.decode_clips(audios, progress=config.progress)
+    return [(clip.token_ids, clip.looped) for clip in clips]

@@ -24,10 +24,8 @@ import torch
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.data.manifest import Utterance, read_manifest
 from whisper_ja.evaluation.retention.measure import measure_retention
-from whisper_ja.inference.clip_decoders import ClipDecoder, Ct2Decoder, TransformersDecoder
-from whisper_ja.inference.ct2_clips import Ct2Options
-from whisper_ja.inference.ct2_snapshot import ct2_snapshot
-from whisper_ja.inference.decoding import DecodeOptions
+from whisper_ja.inference.engine import Engine, live_engine
+from whisper_ja.inference.options import DecodingOptions
 from whisper_ja.model import load_model
 from whisper_ja.model.context import (
     apply_saved_context,
@@ -64,7 +62,7 @@ def load_check_sets(settings: GateSettings) -> tuple[list[Utterance], list[Utter
 
 
 @torch.no_grad()
-def measure_checks(decoder: ClipDecoder, unseen: Sequence[Utterance],
+def measure_checks(decoder: Engine, unseen: Sequence[Utterance],
                    retention: Sequence[Utterance]) -> list[CheckScores]:
     """Per-utterance scores of one model (on its backend) on the gate's check sets.
 
@@ -76,7 +74,7 @@ def measure_checks(decoder: ClipDecoder, unseen: Sequence[Utterance],
     """
     scores: list[CheckScores] = []
     if unseen:
-        results = decoder.decode(unseen, "ja").results
+        results = decoder.decode_utterances(unseen, language="ja").results
         hyps = [r.text if r is not None else "" for r in results]
         counts = utterance_counts([u.text for u in unseen], hyps, "cer")
         scores.append(CheckScores("unseen_cer", tuple(counts),
@@ -101,12 +99,12 @@ class GateDecoding:
     """How the gate decodes a model: backend, options, context policy."""
 
     settings: GateSettings
-    options: DecodeOptions
+    options: DecodingOptions
     policy: ContextPolicy
     progress: bool = False
 
     @contextlib.contextmanager
-    def decoder(self, model: Any, processor: Any) -> Iterator[ClipDecoder]:
+    def decoder(self, model: Any, processor: Any) -> Iterator[Engine]:
         """``model`` as it is now, ready to decode (in eval mode; its mode restored after).
 
         With ``backend: ct2`` that is a temporary CTranslate2 export of it
@@ -115,18 +113,11 @@ class GateDecoding:
         was_training = model.training
         model.eval()
         try:
-            if self.settings.backend == "transformers":
-                yield TransformersDecoder(model, processor, self.options, self.policy,
-                                          self.progress)
-                return
-            quantization = None if self.settings.compute_type == "float32" \
-                else self.settings.compute_type
             policy = dataclasses.replace(self.policy, dynamic=uses_dynamic_context(model))
-            with ct2_snapshot(model, processor, policy, quantization) as folder:
-                yield Ct2Decoder(folder, Ct2Options(
-                    batch_size=self.options.batch_size, max_new_tokens=self.options.max_new_tokens,
-                    compute_type=self.settings.compute_type, guards=self.options.guards,
-                    device=_ct2_device(model)), self.progress)
+            with live_engine(model, processor, self.settings.backend, self.options, policy,
+                             compute_type=self.settings.compute_type,
+                             device=_ct2_device(model)) as engine:
+                yield engine
         finally:
             model.train(was_training)
 
@@ -142,14 +133,14 @@ def training_decoding(config: TrainConfig) -> GateDecoding:
 
     As validation does: the run's token limit, batch size and context policy, the guards on.
     """
-    options = DecodeOptions(max_new_tokens=config.run.val_max_new_tokens,
+    options = DecodingOptions(max_new_tokens=config.run.val_max_new_tokens,
                             batch_size=config.optim.batch_size)
     return GateDecoding(config.gate, options, config.efficiency.context)
 
 
 @contextlib.contextmanager
 def untouched_decoder(config: TrainConfig, model: Any, processor: Any, *,
-                      wanted: bool) -> Iterator[ClipDecoder | None]:
+                      wanted: bool) -> Iterator[Engine | None]:
     """The model before its first step on the gate's ct2 backend, for the gate and step 0.
 
     Yields None (each then decodes as it would) unless ``wanted`` (the step-0 validation runs
@@ -186,8 +177,8 @@ class GateRun:
 
     @classmethod
     def start(cls, model: Any, processor: Any, settings: GateSettings, out: Path, *,
-              options: DecodeOptions, policy: ContextPolicy,
-              decoder: ClipDecoder | None = None) -> GateRun | None:
+              options: DecodingOptions, policy: ContextPolicy,
+              decoder: Engine | None = None) -> GateRun | None:
         """Measure the untouched model (or reload its scores when resuming); None if inactive.
 
         Call before the first optimizer step: a fresh LoRA adapter (B = 0) or an untrained
@@ -210,7 +201,7 @@ class GateRun:
         return cls(settings, unseen, retention, decoding, untouched)
 
     @classmethod
-    def for_training(cls, run: Any, decoder: ClipDecoder | None = None) -> GateRun | None:
+    def for_training(cls, run: Any, decoder: Engine | None = None) -> GateRun | None:
         """The gate of a training run (``training.loop``'s run state), before its first step.
 
         None when the gate is off, has no check sets, or the run has no validation (the gate
@@ -231,7 +222,7 @@ class GateRun:
                          decoder=decoder)
 
     def check(self, model: Any, processor: Any, step: int, in_domain_cer: float, *,
-              decoder: ClipDecoder | None = None) -> tuple[bool, dict[str, Any]]:
+              decoder: Engine | None = None) -> tuple[bool, dict[str, Any]]:
         """Judge ``model`` at ``step``; returns whether it passed and a log entry.
 
         ``decoder``: the model ready on the gate's backend, when the caller has one (the
@@ -269,7 +260,7 @@ def _local(name: str | Path) -> Path | None:
 
 
 def gate_models(model: str, adapter: Path | None, settings: GateSettings, *,
-                baseline: str | None = None, options: DecodeOptions | None = None,
+                baseline: str | None = None, options: DecodingOptions | None = None,
                 device: str = "cpu", progress: bool = True) -> tuple[Verdict, str]:
     """Run the gate on any model: ``model`` (+ ``adapter``) against the untouched one.
 
@@ -280,7 +271,7 @@ def gate_models(model: str, adapter: Path | None, settings: GateSettings, *,
     Returns:
         The verdict and its one line.
     """
-    options = options or DecodeOptions()
+    options = options or DecodingOptions()
     unseen, retention = load_check_sets(settings)
     after = load_model(model, adapter=adapter, device=device, dtype=torch.float32)
     dynamic = apply_saved_context(after.model, adapter)

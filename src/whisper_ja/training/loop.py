@@ -42,7 +42,7 @@ from transformers import get_scheduler
 
 from whisper_ja.config import save_config
 from whisper_ja.data.collate import IGNORE_INDEX
-from whisper_ja.inference.clip_decoders import ClipDecoder
+from whisper_ja.inference.engine import Engine
 from whisper_ja.model import load_model
 from whisper_ja.training.checkpoint import (
     RunLog,
@@ -255,7 +255,7 @@ def _samples(batches: list[dict[str, torch.Tensor]], accelerator: Accelerator) -
     return int(accelerator.reduce(count, reduction="sum").item())
 
 
-def _validate_and_keep_best(run: _Run, decoder: ClipDecoder | None = None) -> float:
+def _validate_and_keep_best(run: _Run, decoder: Engine | None = None) -> float:
     """Validate on the main process, share the CER, keep the best model, count patience.
 
     ``decoder``: the model ready on the gate's backend when the caller has one.
@@ -280,7 +280,7 @@ def _validate_and_keep_best(run: _Run, decoder: ClipDecoder | None = None) -> fl
     return cer
 
 
-def _judge(run: _Run, model: Any, decoder: ClipDecoder | None = None
+def _judge(run: _Run, model: Any, decoder: Engine | None = None
            ) -> tuple[float, bool, bool, dict[str, Any]]:
     """In-domain CER, whether it beats the kept one, the gate's verdict and its log entry.
 
@@ -298,7 +298,7 @@ def _judge(run: _Run, model: Any, decoder: ClipDecoder | None = None
     return (cer, *_gate_verdict(run, model, cer, None))
 
 
-def _gate_verdict(run: _Run, model: Any, cer: float, decoder: ClipDecoder | None
+def _gate_verdict(run: _Run, model: Any, cer: float, decoder: Engine | None
                   ) -> tuple[bool, bool, dict[str, Any]]:
     """Whether ``cer`` beats the kept one, whether the gate passes, and the gate's log entry.
 

@@ -35,8 +35,8 @@ from transformers.models.whisper.english_normalizer import (
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.io import AudioError, load_audio
 from whisper_ja.data.manifest import Utterance
-from whisper_ja.inference.clip_decoders import ClipDecoder, TransformersDecoder
-from whisper_ja.inference.decoding import DecodeOptions
+from whisper_ja.inference.engine import Engine, live_engine
+from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
 from whisper_ja.text.bootstrap import interval_from_counts, paired_bootstrap_counts
 from whisper_ja.text.metrics import ErrorCounts
 
@@ -59,14 +59,16 @@ class RetentionSettings:
     """How the suite decodes and scores, passed on whole from ``evaluate``'s settings.
 
     Attributes:
-        options: Beams, batch size, token limit (language and prompt are set per utterance).
+        options: Beams, batch size, token limit, guards (the language is set per utterance).
+        runtime: Backend, device and precision of the models the suite loads.
         policy: The context policy of a model trained with dynamic context (its saved one).
         seed: Seed of the bootstrap intervals.
         n_resamples: Bootstrap resamples.
         progress: Show progress bars.
     """
 
-    options: DecodeOptions = dataclasses.field(default_factory=DecodeOptions)
+    options: DecodingOptions = dataclasses.field(default_factory=DecodingOptions)
+    runtime: RuntimeSettings = dataclasses.field(default_factory=RuntimeSettings)
     policy: ContextPolicy = dataclasses.field(default_factory=ContextPolicy)
     seed: int = 0
     n_resamples: int = 1000
@@ -140,13 +142,13 @@ def word_error_counts(ref: str, hyp: str, language: str) -> ErrorCounts:
                        reference_length=out.hits + out.substitutions + out.deletions)
 
 
-def _decode_grouped(decoder: ClipDecoder, utts: Sequence[Utterance],
+def _decode_grouped(decoder: Engine, utts: Sequence[Utterance],
                     languages: Sequence[str]) -> list[str]:
     """Decode each utterance with its own language forced, one batch run per language."""
     texts = [""] * len(utts)
     for language in sorted(set(languages)):
         idx = [i for i, lang in enumerate(languages) if lang == language]
-        decoded = decoder.decode([utts[i] for i in idx], language)
+        decoded = decoder.decode_utterances([utts[i] for i in idx], language=language)
         if decoded.failed:  # the suite read every file before; a file gone since is an error
             first = next(iter(decoded.failed.values()))
             raise AudioError(f"{first} ({len(decoded.failed)} retention clip(s) unreadable)")
@@ -181,16 +183,15 @@ def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utteranc
     """
     settings = settings or RetentionSettings()
     # No previous-text prompt: the suite decodes other languages than any prompt's.
-    decoder = TransformersDecoder(model, processor,
-                                  dataclasses.replace(settings.options, prompt_ids=()),
-                                  settings.policy, settings.progress)
-    return measure_retention(decoder, utterances, settings=settings, label=label)
+    options = dataclasses.replace(settings.options, initial_prompt="")
+    with live_engine(model, processor, "transformers", options, settings.policy) as engine:
+        return measure_retention(engine, utterances, settings=settings, label=label)
 
 
-def measure_retention(decoder: ClipDecoder, utterances: Sequence[Utterance], *,
+def measure_retention(decoder: Engine, utterances: Sequence[Utterance], *,
                       settings: RetentionSettings | None = None, label: str = ""
                       ) -> RetentionResult:
-    """Measure any :class:`ClipDecoder` on non-Japanese utterances, forced and identified.
+    """Measure an :class:`~whisper_ja.inference.engine.Engine` on non-Japanese utterances.
 
     Args:
         decoder: The model on its backend (transformers or a CTranslate2 export).

@@ -26,8 +26,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from whisper_ja.config import ConfigError
 from whisper_ja.data.english import synthesize_retention_set
 from whisper_ja.data.manifest import read_manifest
@@ -36,12 +34,11 @@ from whisper_ja.evaluation.retention.measure import (
     RetentionResult,
     RetentionSettings,
     compare_retention,
-    evaluate_retention,
+    measure_retention,
     result_from_records,
 )
+from whisper_ja.inference.engine import load_engine
 from whisper_ja.jsonl import iter_json_objects
-from whisper_ja.model import load_model
-from whisper_ja.model.context import saved_policy
 
 __all__ = ["load_adapted_result", "retention_markdown", "run_retention_suite"]
 
@@ -114,16 +111,14 @@ def load_adapted_result(run_dir: str | Path) -> RetentionResult:
 
 
 def _measure(model_name: str | Path, adapter: str | Path | None, utterances: list[Any],
-             settings: RetentionSettings, device: str, dtype: torch.dtype) -> RetentionResult:
-    loaded = load_model(str(model_name), adapter=adapter, device=device, dtype=dtype)
-    loaded.model.eval()
+             settings: RetentionSettings) -> RetentionResult:
+    """One model loaded as ``evaluate`` loads it (same backend and settings), then measured."""
     label = f"{model_name} + {adapter}" if adapter else str(model_name)
-    # The saved context policy of this model (adapter folder or model folder), as evaluate does.
-    policy = saved_policy(adapter, model_name if Path(model_name).is_dir() else None)
-    result = evaluate_retention(loaded.model, loaded.processor, utterances, label=label,
-                                settings=dataclasses.replace(settings, policy=policy))
-    del loaded
-    return result
+    # No previous-text prompt: the suite decodes other languages than any prompt's.
+    options = dataclasses.replace(settings.options, initial_prompt="")
+    engine = load_engine(str(model_name), str(adapter) if adapter else None, settings.runtime,
+                         options)
+    return measure_retention(engine, utterances, settings=settings, label=label)
 
 
 def _utterances(out: Path, manifest: str | Path | None, languages: Sequence[str],
@@ -143,7 +138,6 @@ def run_retention_suite(model: str | Path, adapter: str | Path | None, out_dir: 
                         baseline: str | Path | None = None, manifest: str | Path | None = None,
                         compare: str | Path | None = None, languages: Sequence[str] = ("en",),
                         limit: int | None = None, settings: RetentionSettings | None = None,
-                        device: str = "cpu", dtype: torch.dtype = torch.float32
                         ) -> dict[str, Any]:
     """Measure, compare, and write ``report.json``, ``report.md`` and ``hypotheses.jsonl``.
 
@@ -162,10 +156,8 @@ def run_retention_suite(model: str | Path, adapter: str | Path | None, out_dir: 
             is compared with this run's (e.g. mixing against no mixing).
         languages: Languages of the synthesized set.
         limit: Use at most this many utterances (the first ones), for quick runs.
-        settings: Decoding options, bootstrap seed and resamples, progress bars (each model's
-            context policy is read from its folder).
-        device: Torch device of the models.
-        dtype: Their dtype (``torch.bfloat16`` when evaluate is given ``--bf16``).
+        settings: Decoding options and runtime, bootstrap seed and resamples, progress bars
+            (each model's context policy is read from its folder).
 
     Returns:
         The report dict written to ``report.json``.
@@ -182,19 +174,20 @@ def run_retention_suite(model: str | Path, adapter: str | Path | None, out_dir: 
     if earlier is not None and [r["id"] for r in earlier.records] != [u.id for u in utterances]:
         raise ConfigError(f"compare: {compare} was measured on other utterances than "
                          f"{manifest}; pass the same --manifest (and --limit)")
-    after = _measure(model, adapter, utterances, settings, device, dtype)
+    after = _measure(model, adapter, utterances, settings)
     results, changes = [after], None
     before_model = baseline if baseline else model if adapter else None
     if before_model is not None:
-        before = _measure(before_model, None, utterances, settings, device, dtype)
+        before = _measure(before_model, None, utterances, settings)
         results, changes = [before, after], compare_retention(before, after, settings)
     comparison = None
     if earlier is not None:
         comparison = {"report": str(compare), "model": earlier.model,
                       "changes": compare_retention(earlier, after, settings)}
-    used = {"device": device, "dtype": str(dtype).removeprefix("torch."),
+    used = {"backend": settings.runtime.backend, "device": settings.runtime.device,
+            "dtype": settings.runtime.dtype, "compute_type": settings.runtime.compute_type,
             "seed": settings.seed, "bootstrap": settings.n_resamples,
-            "num_beams": settings.options.num_beams,
+            "beams": settings.options.beams,
             "max_new_tokens": settings.options.max_new_tokens,
             "normalizer": "Whisper's EnglishTextNormalizer (en), BasicTextNormalizer (others)"}
     report = {"suite": "retention", "synthetic": True, "manifest": str(manifest),

@@ -232,6 +232,11 @@ class HfBackend:
         text = [int(t) for t in ids if self._vocabulary.is_text(int(t))]
         return str(self._processor.tokenizer.decode(text, skip_special_tokens=True))
 
+    def encode_text(self, text: str) -> list[int]:
+        """Text ids of ``text`` as a previous-text prompt (OpenAI's: a leading space)."""
+        ids = self._processor.tokenizer.encode(" " + text.strip(), add_special_tokens=False)
+        return [int(t) for t in ids]
+
     @torch.inference_mode()
     def encode(self, audios: Sequence[np.ndarray]) -> HfEncoded:
         """Features and the encoder pass of windows of at most 30 s (16 kHz float32).
@@ -249,10 +254,20 @@ class HfBackend:
         # Cut after computing 30 s features: Whisper normalizes over the padded 30 s window,
         # which is what the model saw in training and standard decoding.
         features = features[..., :batch_context_frames(windows, self._policy)]
+        return self.encode_features(features, [w.size / SAMPLE_RATE for w in windows])
+
+    @torch.inference_mode()
+    def encode_features(self, features: torch.Tensor, seconds: Sequence[float]) -> HfEncoded:
+        """The encoder pass of log-mel features already computed (training's validation).
+
+        Args:
+            features: ``(rows, n_mels, frames)`` normalized as for a 30 s window.
+            seconds: Audio in each row.
+        """
         base = self._base_model
         hidden = base.get_encoder()(features.to(device=base.device, dtype=base.dtype)
                                     ).last_hidden_state
-        return HfEncoded(hidden, tuple(w.size / SAMPLE_RATE for w in windows))
+        return HfEncoded(hidden, tuple(float(s) for s in seconds))
 
 
     @torch.inference_mode()

@@ -1,0 +1,408 @@
+"""Long-form decoding on any backend: timed segments of a whole recording, lazily.
+
+Written once against :class:`~whisper_ja.inference.backend.Backend`; both modes run after
+Silero VAD (:mod:`whisper_ja.inference.vad`) has found the speech:
+
+- ``sequential`` (OpenAI's and faster-whisper's algorithm): a 30 s window is decoded with
+  timestamps, conditioned on the text decoded so far; the next window starts at the last
+  timestamp the model wrote, so no sentence is cut at a window border.
+- ``batched``: speech stretches joined into windows of at most 30 s, decoded together without
+  previous text; each window's segments are cut at the sentence pauses Whisper wrote through
+  and snapped onto speech (:mod:`whisper_ja.inference.pause_split`).
+
+**No speech is lost silently.** A window whose text is dropped (the silence rule, a loop the
+guards could not replace, no usable timestamps) although VAD heard speech in it is decoded
+again: first without the previous text, then cut at VAD's own stretches, each decoded alone.
+What is still lost is counted in :class:`LongformStats` (windows, seconds of VAD speech),
+which ``transcribe``'s JSON and ``evaluate``'s report show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from whisper_ja.audio.constants import SAMPLE_RATE, SAMPLES_PER_CHUNK
+from whisper_ja.audio.io import is_silent
+from whisper_ja.inference.backend import Backend, Encoded
+from whisper_ja.inference.guarded import WindowResult, decode_windows
+from whisper_ja.inference.options import DecodingOptions
+from whisper_ja.inference.pause_split import (
+    apply_cuts,
+    find_cuts,
+    known_end_probability,
+    plan_cuts,
+    snap_segments,
+)
+from whisper_ja.inference.timestamps import (
+    Segment,
+    SpeechSpan,
+    WindowParse,
+    Word,
+    group_words,
+    parse_window,
+)
+from whisper_ja.inference.vad import batch_windows, merge_spans, pause_stretches, speech_spans
+
+__all__ = ["LongformStats", "describe", "long_audio_segments", "short_files_segments"]
+
+MIN_WINDOW_SECONDS = 0.3
+"""A remainder shorter than this after seeking is not decoded (too short to hold a word)."""
+
+MAX_PROMPT_TOKENS = 223
+"""OpenAI's previous-text budget (half the decoder's positions, less one)."""
+
+
+@dataclass
+class LongformStats:
+    """What happened to a recording's windows (filled while its segments are consumed).
+
+    Attributes:
+        windows: Windows decoded (first attempts).
+        retried: Windows whose text was dropped and that were decoded again.
+        recovered: Of those, windows whose retry gave text.
+        lost_windows: Windows whose text is still dropped although VAD heard speech.
+        lost_speech_s: Seconds of VAD speech in those windows.
+        looped: Windows whose kept text still loops (a likely hallucination).
+    """
+
+    windows: int = 0
+    retried: int = 0
+    recovered: int = 0
+    lost_windows: int = 0
+    lost_speech_s: float = 0.0
+    looped: int = 0
+    lost_at: list[float] = field(default_factory=list)
+
+
+class _Text:
+    """The backend's detokenizer under the name pause cuts and segments call."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        return self._backend.decode_text(list(ids))
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A window being decoded: where it is and what VAD heard inside it."""
+
+    span: SpeechSpan
+    audio: np.ndarray
+    speech: tuple[SpeechSpan, ...]
+
+    @property
+    def speech_seconds(self) -> float:
+        return sum(s.duration for s in self.speech)
+
+
+class _Decoder:
+    """One recording's decoding state: backend, options, stats and the pause pass."""
+
+    def __init__(self, backend: Backend, audio: np.ndarray, options: DecodingOptions,
+                 stats: LongformStats, single_pass: bool = False) -> None:
+        self.backend, self.audio, self.options, self.stats = backend, audio, options, stats
+        # Windows never decoded again (batched mode, short files): open text is kept, and
+        # segments are cut at pauses (sequential windows end where the model's seeking says).
+        self.single_pass = single_pass or options.longform.mode == "batched"
+        self.text = _Text(backend)
+        self.eot = backend.vocabulary.specials.eot
+        self.spans = (speech_spans(audio, options.vad) if options.longform.vad else
+                      [SpeechSpan(0.0, audio.size / SAMPLE_RATE)] if audio.size else [])
+        pauses = options.longform.pauses
+        self.stretches = (pause_stretches(audio, options.vad, pauses)
+                          if pauses.active and options.longform.vad else None)
+
+    def window(self, span: SpeechSpan) -> _Window:
+        inside = tuple(SpeechSpan(max(s.start, span.start), min(s.end, span.end))
+                       for s in self.spans if s.end > span.start and s.start < span.end)
+        return _Window(span, span.samples(self.audio), inside)
+
+    # -- one batch of windows -------------------------------------------------------------
+
+    def decode(self, windows: Sequence[_Window], prompt: tuple[int, ...] = (),
+               ) -> tuple[Encoded, list[WindowResult], list[WindowParse | None]]:
+        encoded = self.backend.encode([w.audio for w in windows])
+        results = decode_windows(self.backend, encoded, range(len(windows)), self.options,
+                                 timestamps=True, prompt=prompt)
+        keep_open = self.single_pass
+        parses = [None if r.silent else
+                  parse_window(r.ids, self.backend.vocabulary.timestamps, self.eot,
+                               w.audio.size / SAMPLE_RATE, keep_open=keep_open)
+                  for w, r in zip(windows, results, strict=True)]
+        return encoded, results, parses
+
+    def dropped(self, result: WindowResult, parse: WindowParse | None) -> bool:
+        """The window gave no usable text (silence rule, kept loop, no segment)."""
+        return parse is None or result.looped or not any(
+            self.text.decode(ids).strip() for _, _, ids in parse.segments)
+
+    def segments(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[_Window],
+                 results: Sequence[WindowResult], parses: Sequence[WindowParse],
+                 ) -> list[list[Segment]]:
+        """Each window's segments at file times, with words and pause cuts when asked for."""
+        words = (self.words(encoded, rows, windows, parses)
+                 if self.options.longform.word_timestamps else [None] * len(rows))
+        found = [_window_segments(parse, result, window.span.start, self.text, timed)
+                 for window, result, parse, timed in zip(windows, results, parses, words,
+                                                         strict=True)]
+        if self.stretches is None or not self.single_pass:
+            return found
+        return self.cut_at_pauses(encoded, rows, windows, found)
+
+    def words(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[_Window],
+              parses: Sequence[WindowParse]) -> list[list[list[Word]] | None]:
+        """Words of each segment: the window's text aligned at once, split by segment."""
+        texts = [[t for _, _, ids in parse.segments for t in ids] for parse in parses]
+        asked = [i for i, text in enumerate(texts) if text]
+        aligned = dict(zip(asked, self.backend.align(
+            encoded, [rows[i] for i in asked], [texts[i] for i in asked],
+            self.options.language), strict=True))
+        out: list[list[list[Word]] | None] = []
+        for i, parse in enumerate(parses):
+            if i not in aligned:
+                out.append(None)
+                continue
+            found, first, per_segment = aligned[i], 0, []
+            for _, _, ids in parse.segments:
+                last = first + len(ids)
+                per_segment.append(group_words(
+                    ids, found.starts[first:last], found.ends[first:last], self.text,
+                    windows[i].span.start, list(found.probs[first:last])))
+                first = last
+            out.append(per_segment)
+        return out
+
+    def cut_at_pauses(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[_Window],
+                      found: list[list[Segment]]) -> list[list[Segment]]:
+        """Segments cut where Whisper would end a sentence at a pause, then snapped."""
+        settings, stretches = self.options.longform.pauses, self.stretches or []
+        end = self.backend.vocabulary.sentence_end
+        planned = {i: plan_cuts(segs, stretches) for i, segs in enumerate(found)
+                   if settings.split}
+        needed = [i for i, candidates in planned.items() if candidates]
+        if needed and end is not None:
+            texts = {i: [t for s in found[i] for t in s.token_ids] for i in needed}
+            timed = dict(zip(needed, self.backend.align(
+                encoded, [rows[i] for i in needed], [texts[i] for i in needed],
+                self.options.language), strict=True))
+            cuts = {i: find_cuts(found[i], planned[i], timed[i].starts + windows[i].span.start,
+                                 self.text) for i in needed}
+            known = {(i, j): known_end_probability(texts[i], cut, list(timed[i].probs), end,
+                                                   settings.end_probability)
+                     for i in needed for j, cut in enumerate(cuts[i])}
+            asked = [key for key, p in known.items() if p is None]
+            scored = self.backend.align(
+                encoded, [rows[i] for i, _ in asked],
+                [[*texts[i][:cuts[i][j].context], end] for i, j in asked],
+                self.options.language)
+            for key, answer in zip(asked, scored, strict=True):
+                known[key] = float(answer.probs[-1])
+            for i in needed:
+                found[i] = apply_cuts(found[i], cuts[i],
+                                      [float(known[i, j] or 0.0) for j in range(len(cuts[i]))],
+                                      settings, self.text)
+        return [snap_segments(segs, stretches, settings) for segs in found]
+
+    # -- retries --------------------------------------------------------------------------
+
+    def recut(self, window: _Window) -> list[Segment]:
+        """A dropped window's VAD stretches, each decoded alone; what is silent is lost."""
+        pieces = [self.window(s) for s in window.speech
+                  if s.duration >= MIN_WINDOW_SECONDS and not is_silent(s.samples(self.audio))]
+        if not pieces or (len(pieces) == 1 and pieces[0].span == window.span):
+            return []
+        encoded, results, parses = self.decode(pieces)
+        out: list[Segment] = []
+        lost: list[_Window] = []
+        for row, (piece, result, parse) in enumerate(zip(pieces, results, parses, strict=True)):
+            if parse is not None and not self.dropped(result, parse):
+                out.extend(self.segments(encoded, [row], [piece], [result], [parse])[0])
+            else:
+                lost.append(piece)
+        if out:  # else the caller counts the whole window as lost
+            for piece in lost:
+                self.give_up(piece)
+        return out
+
+    def give_up(self, window: _Window) -> None:
+        self.stats.lost_windows += 1
+        self.stats.lost_speech_s += window.speech_seconds
+        self.stats.lost_at.append(round(window.span.start, 2))
+
+
+def _window_segments(parse: WindowParse, result: WindowResult, offset: float, text: _Text,
+                     words: Sequence[Sequence[Word]] | None) -> list[Segment]:
+    """One window's segments at file times (each keeps the window's scores and loop flag)."""
+    segments = []
+    for index, (start, end, ids) in enumerate(parse.segments):
+        content = text.decode(ids).strip()
+        if not content:
+            continue
+        segments.append(Segment(
+            round(offset + start, 3), round(offset + end, 3), content,
+            tuple(words[index]) if words is not None else (), ids, result.avg_logprob,
+            result.no_speech_prob, result.looped, parse.well_formed))
+    return segments
+
+
+def _prompt_room(backend: Backend, options: DecodingOptions) -> int:
+    """Previous-text tokens a window may carry: OpenAI's 223, fewer if the decoder is full."""
+    return max(0, min(MAX_PROMPT_TOKENS, backend.max_positions - options.max_new_tokens - 5))
+
+
+def _sequential(decoder: _Decoder, prompt: list[int], cancelled: Callable[[], bool],
+                ) -> Iterator[Segment]:
+    """OpenAI's loop over each speech stretch: decode 30 s, seek by the last timestamp."""
+    options, stats = decoder.options, decoder.stats
+    room = (_prompt_room(decoder.backend, options)
+            if options.longform.condition_on_previous_text else 0)
+    stretches = (merge_spans(decoder.spans, options.vad.max_gap_s, float("inf"))
+                 if options.longform.vad else decoder.spans)
+    for stretch in stretches:
+        clip_start, clip = round(stretch.start * SAMPLE_RATE), stretch.samples(decoder.audio)
+        seek = 0
+        while clip.size - seek >= MIN_WINDOW_SECONDS * SAMPLE_RATE and not cancelled():
+            size = min(SAMPLES_PER_CHUNK, clip.size - seek)
+            window = decoder.window(SpeechSpan((clip_start + seek) / SAMPLE_RATE,
+                                               (clip_start + seek + size) / SAMPLE_RATE))
+            if is_silent(window.audio):
+                seek += size
+                continue
+            used = tuple(prompt[len(prompt) - room:]) if room else ()
+            stats.windows += 1
+            encoded, results, parses = decoder.decode([window], used)
+            if decoder.dropped(results[0], parses[0]) and used and options.longform.retry_dropped:
+                stats.retried += 1
+                encoded, results, parses = decoder.decode([window])
+                stats.recovered += not decoder.dropped(results[0], parses[0])
+            result, parse = results[0], parses[0]
+            if parse is None or decoder.dropped(result, parse):
+                found = _recover(decoder, window, result, encoded, parse, bool(used))
+                yield from found
+                prompt = [*prompt, *(t for s in found for t in s.token_ids)]
+                seek += size
+                continue
+            found = decoder.segments(encoded, [0], [window], [result], [parse])[0]
+            stats.looped += result.looped
+            yield from found
+            prompt = [] if result.looped else [*prompt, *(t for s in found for t in s.token_ids)]
+            seek += max(1, round(parse.seek * SAMPLE_RATE))
+
+
+def _recover(decoder: _Decoder, window: _Window, result: WindowResult, encoded: Encoded,
+             parse: WindowParse | None, retried: bool, row: int = 0) -> list[Segment]:
+    """A dropped window: cut at VAD stretches and decoded again, else counted as lost.
+
+    A looping window whose retries still loop keeps its (flagged) text: it is not silence.
+    """
+    stats = decoder.stats
+    found = decoder.recut(window) if decoder.options.longform.retry_dropped else []
+    if decoder.options.longform.retry_dropped and not retried:
+        stats.retried += 1
+    if found:
+        stats.recovered += 1
+        return found
+    if parse is not None and result.looped:
+        stats.looped += 1
+        return decoder.segments(encoded, [row], [window], [result], [parse])[0]
+    if window.speech_seconds > 0:
+        decoder.give_up(window)
+    return []
+
+
+def _batched(decoder: _Decoder, cancelled: Callable[[], bool]) -> Iterator[Segment]:
+    """VAD windows of at most 30 s, decoded ``batch_size`` at a time without previous text."""
+    options, stats = decoder.options, decoder.stats
+    spans = batch_windows(decoder.audio, options.vad, options.longform.vad)
+    windows = [decoder.window(span) for span in spans]
+    for first in range(0, len(windows), options.batch_size):
+        if cancelled():
+            return
+        batch = windows[first:first + options.batch_size]
+        stats.windows += len(batch)
+        encoded, results, parses = decoder.decode(batch)
+        good = [i for i in range(len(batch)) if not decoder.dropped(results[i], parses[i])]
+        found = dict(zip(good, decoder.segments(
+            encoded, good, [batch[i] for i in good], [results[i] for i in good],
+            [p for i in good if (p := parses[i]) is not None]), strict=True))
+        for i, window in enumerate(batch):
+            if i in found:
+                stats.looped += results[i].looped
+                yield from found[i]
+            else:
+                yield from _recover(decoder, window, results[i], encoded, parses[i], False, i)
+
+
+def long_audio_segments(backend: Backend, audio: np.ndarray, options: DecodingOptions, *,
+                        prompt: Sequence[int] = (), stats: LongformStats | None = None,
+                        cancelled: Callable[[], bool] | None = None) -> Iterator[Segment]:
+    """Timed segments of a 16 kHz mono recording of any length, yielded as they are decoded.
+
+    Args:
+        backend: The model.
+        audio: ``(samples,)`` float32 at 16 kHz.
+        options: Every decoding setting (mode, VAD, guards, words, pauses...).
+        prompt: Initial previous-text ids (without ``<|startofprev|>``).
+        stats: Filled with what happened to the windows (lost speech included).
+        cancelled: Asked before each window (batch): True stops decoding.
+
+    Yields:
+        Segments in time order, at file times (seconds).
+    """
+    decoder = _Decoder(backend, np.asarray(audio, dtype=np.float32), options,
+                       stats if stats is not None else LongformStats())
+    stop = cancelled or _never
+    if options.longform.mode == "batched":
+        yield from _batched(decoder, stop)
+    else:
+        yield from _sequential(decoder, list(prompt), stop)
+
+
+def short_files_segments(backend: Backend, audios: Sequence[np.ndarray],
+                         options: DecodingOptions, stats: Sequence[LongformStats],
+                         ) -> list[list[Segment]]:
+    """Segments of many recordings of at most 30 s, their windows decoded together.
+
+    Each recording's speech (VAD) is one window; windows of different files share batches of
+    ``batch_size``, sorted by length, as ``evaluate`` batches clips: many short files cost
+    a fraction of decoding them one by one. Pauses, words, guards and retries apply per file
+    as in :func:`long_audio_segments` (batched mode: no previous text).
+    """
+    decoders = [_Decoder(backend, np.asarray(a, dtype=np.float32), options, s, single_pass=True)
+                for a, s in zip(audios, stats, strict=True)]
+    windows = [(i, d.window(span)) for i, d in enumerate(decoders)
+               for span in batch_windows(d.audio, options.vad, options.longform.vad)]
+    windows.sort(key=lambda item: item[1].audio.size)
+    found: list[list[Segment]] = [[] for _ in audios]
+    for first in range(0, len(windows), options.batch_size):
+        batch = windows[first:first + options.batch_size]
+        encoded, results, parses = decoders[0].decode([w for _, w in batch])
+        for row, ((owner, window), result, parse) in enumerate(zip(batch, results, parses,
+                                                                   strict=True)):
+            decoder = decoders[owner]
+            decoder.stats.windows += 1
+            if parse is not None and not decoder.dropped(result, parse):
+                decoder.stats.looped += result.looped
+                found[owner].extend(decoder.segments(encoded, [row], [window], [result],
+                                                     [parse])[0])
+            else:
+                found[owner].extend(_recover(decoder, window, result, encoded, parse, False,
+                                             row))
+    return [sorted(segments, key=lambda s: s.start) for segments in found]
+
+
+def _never() -> bool:
+    return False
+
+
+def describe(stats: LongformStats) -> dict[str, Any]:
+    """The stats as the JSON output and reports write them."""
+    return {"windows": stats.windows, "retried": stats.retried, "recovered": stats.recovered,
+            "lost_windows": stats.lost_windows, "lost_speech_s": round(stats.lost_speech_s, 2),
+            "lost_at_s": list(stats.lost_at), "looped_windows": stats.looped}

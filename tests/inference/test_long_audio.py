@@ -1,0 +1,147 @@
+"""Long-form decoding's decisions (seeking, retries, lost speech, pooling) on a scripted backend.
+
+VAD is replaced by known speech stretches, so what the engine does with a dropped window can
+be checked exactly: retried without the previous text, re-cut at VAD's stretches, and what is
+still lost counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tests.inference.fake_backend import FakeBackend, speech, text, ts
+from whisper_ja.audio.constants import SAMPLE_RATE
+from whisper_ja.inference import long_audio, vad
+from whisper_ja.inference.backend import GenerateRequest, Generated
+from whisper_ja.inference.long_audio import (
+    LongformStats,
+    long_audio_segments,
+    short_files_segments,
+)
+from whisper_ja.inference.options import DecodingOptions, LongformOptions, PauseSettings
+from whisper_ja.inference.timestamps import SpeechSpan
+
+NO_PAUSES = PauseSettings(split=False, snap_s=0.0)
+
+
+@pytest.fixture
+def stretches(monkeypatch):
+    """Set the speech stretches 'VAD' finds: a list the test fills."""
+    found: list[SpeechSpan] = []
+
+    def fake(audio, settings=None, max_seconds=float("inf")):
+        return list(found)
+    monkeypatch.setattr(long_audio, "speech_spans", fake)
+    monkeypatch.setattr(vad, "speech_spans", fake)
+    return found
+
+
+def _options(mode: str = "sequential", **longform) -> DecodingOptions:
+    return DecodingOptions(longform=LongformOptions(mode=mode, pauses=NO_PAUSES, **longform))
+
+
+def _seconds(window: np.ndarray) -> float:
+    return window.size / SAMPLE_RATE
+
+
+def test_sequential_windows_seek_by_the_last_timestamp_and_carry_the_prompt(stretches):
+    stretches.append(SpeechSpan(0.0, 50.0))
+
+    def script(window: np.ndarray, request: GenerateRequest) -> Generated:
+        # two segments; the second is left open at 20 s, so the next window starts there
+        return Generated((ts(0.0), 1, 2, ts(10.0), ts(10.0), 3, 4, ts(20.0), ts(20.0), 5),
+                         -0.1, 0.0)
+    backend = FakeBackend(script)
+    segments = list(long_audio_segments(backend, speech(50.0), _options()))
+    assert [(s.start, s.end) for s in segments[:2]] == [(0.0, 10.0), (10.0, 20.0)]
+    assert segments[2].start == 20.0
+    assert backend.requests[0].prompt == ()
+    assert backend.requests[1].prompt == (1, 2, 3, 4)  # the text decoded before
+
+
+def test_condition_on_previous_text_off_sends_no_prompt(stretches):
+    stretches.append(SpeechSpan(0.0, 50.0))
+    backend = FakeBackend(lambda w, r: Generated((ts(0.0), 1, ts(25.0)), -0.1, 0.0))
+    list(long_audio_segments(backend, speech(50.0),
+                             _options(condition_on_previous_text=False)))
+    assert all(r.prompt == () for r in backend.requests)
+
+
+def test_a_dropped_window_is_retried_then_recut_and_what_stays_silent_is_counted(stretches):
+    # Two VAD stretches in one window: the whole window is judged silent; alone, the first
+    # stretch decodes, the second stays silent.
+    stretches.extend([SpeechSpan(0.0, 6.0), SpeechSpan(7.0, 12.0)])
+
+    def script(window: np.ndarray, request: GenerateRequest) -> Generated:
+        if _seconds(window) > 10:  # the whole window
+            return Generated((ts(0.0), 1, ts(5.0)), -2.0, 0.9)
+        if _seconds(window) > 5.5:  # the first stretch alone
+            return Generated((ts(0.0), 7, 8, ts(5.0)), -0.1, 0.0)
+        return Generated((), -2.0, 0.9)
+
+    stats = LongformStats()
+    segments = list(long_audio_segments(FakeBackend(script), speech(12.0), _options(),
+                                        stats=stats))
+    assert [s.text for s in segments] == [text([7, 8])]
+    assert stats.retried == 1 and stats.recovered == 1
+    assert stats.lost_windows == 1 and stats.lost_speech_s == pytest.approx(5.0)
+
+
+def test_speech_no_retry_recovers_is_counted_as_lost(stretches):
+    stretches.append(SpeechSpan(1.0, 9.0))
+    silent = FakeBackend(lambda w, r: Generated((ts(0.0), 1, ts(5.0)), -2.0, 0.9))
+    stats = LongformStats()
+    assert list(long_audio_segments(silent, speech(10.0), _options(), stats=stats)) == []
+    assert stats.lost_windows == 1 and stats.lost_speech_s == pytest.approx(8.0)
+
+
+@pytest.mark.parametrize("mode", ["sequential", "batched"])
+def test_retry_dropped_off_never_decodes_again(stretches, mode):
+    stretches.extend([SpeechSpan(0.0, 6.0), SpeechSpan(7.0, 12.0)])
+    backend = FakeBackend(lambda w, r: Generated((ts(0.0), 1, ts(5.0)), -2.0, 0.9))
+    stats = LongformStats()
+    list(long_audio_segments(backend, speech(12.0), _options(mode, retry_dropped=False),
+                             stats=stats))
+    assert len(backend.encoded_batches) == 1 and stats.retried == 0
+    assert stats.lost_windows == 1
+
+
+def test_batched_windows_share_batches_and_keep_open_text(stretches):
+    stretches.extend([SpeechSpan(0.0, 20.0), SpeechSpan(25.0, 45.0), SpeechSpan(50.0, 70.0)])
+    backend = FakeBackend(lambda w, r: Generated((ts(0.0), 1, ts(4.0), ts(4.0), 2), -0.1, 0.0))
+    options = dataclasses.replace(_options("batched"), batch_size=2,
+                                  vad=dataclasses.replace(DecodingOptions().vad, max_gap_s=1.0))
+    segments = list(long_audio_segments(backend, speech(70.0), options))
+    assert backend.encoded_batches == [2, 1]
+    assert [s.text for s in segments] == [text([1]), text([2])] * 3
+    assert segments[1].end == pytest.approx(20.0)  # open text runs to its window's end
+
+
+def test_cancelled_stops_before_the_next_window(stretches):
+    stretches.append(SpeechSpan(0.0, 90.0))
+    backend = FakeBackend(lambda w, r: Generated((ts(0.0), 1, ts(29.0)), -0.1, 0.0))
+    calls = iter([False, True])
+    segments = list(long_audio_segments(backend, speech(90.0), _options(),
+                                        cancelled=lambda: next(calls, True)))
+    assert len(backend.requests) == 1 and len(segments) == 1
+
+
+def test_short_files_are_pooled_into_shared_batches(stretches):
+    backend = FakeBackend(lambda w, r: Generated((ts(0.0), 3, ts(1.0)), -0.1, 0.0))
+    audios = [speech(2.0 + i, seed=i) for i in range(5)]
+    options = dataclasses.replace(_options(vad=False), batch_size=2)
+    found = short_files_segments(backend, audios, options, [LongformStats() for _ in audios])
+    assert backend.encoded_batches == [2, 2, 1]
+    assert [len(f) for f in found] == [1] * 5
+
+
+def test_word_timestamps_come_from_the_backends_alignment(stretches):
+    stretches.append(SpeechSpan(0.0, 4.0))
+    backend = FakeBackend(lambda w, r: Generated((ts(0.0), 1, 2, 3, ts(3.0)), -0.1, 0.0))
+    plain = list(long_audio_segments(backend, speech(4.0), _options()))
+    timed = list(long_audio_segments(backend, speech(4.0), _options(word_timestamps=True)))
+    assert plain[0].words == ()
+    assert [w.text for w in timed[0].words] == [text([1]), text([2]), text([3])]
