@@ -17,8 +17,8 @@ from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.data.timestamps import TimestampVocab
 from whisper_ja.inference.backend import (
     Alignment,
-    GenerateRequest,
     Generated,
+    GenerateRequest,
     Vocabulary,
 )
 from whisper_ja.model.tokens import SpecialTokens

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from whisper_ja.inference.ct2_clips import transcribe_ct2
+
 from whisper_ja.inference.faster import Ct2Error, convert_ct2, load_faster_whisper
 
 

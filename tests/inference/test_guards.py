@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tests.inference.fake_backend import EOT, FakeBackend, speech, ts
-from whisper_ja.inference.backend import GenerateRequest, Generated
-from whisper_ja.inference.guarded import (
+from whisper_ja.inference.backend import Generated, GenerateRequest
+from whisper_ja.inference.guards import (
     compression_ratio,
     cut_repeat,
     decode_windows,

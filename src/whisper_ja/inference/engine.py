@@ -40,7 +40,7 @@ from whisper_ja.inference.clips import (
 )
 from whisper_ja.inference.ct2_cache import cached_ct2
 from whisper_ja.inference.ct2_snapshot import ct2_snapshot
-from whisper_ja.inference.long_audio import (
+from whisper_ja.inference.longform import (
     LongformStats,
     long_audio_segments,
     short_files_segments,

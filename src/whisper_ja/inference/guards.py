@@ -1,50 +1,42 @@
-"""Decoding guards real transcribers use: a repetition stop and OpenAI's temperature fallback.
+"""Decoding one batch of windows with the guards and the silence rule, on any backend.
 
-Fine-tuned Whisper models loop (issue 14: ``３０００００００…`` to the token limit). Two guards,
-each a setting of :class:`GuardSettings`, on by default wherever whisper-ja decodes:
+Fine-tuned Whisper models loop (issue 14: ``３０００００００…`` to the token limit). Every
+window whisper-ja decodes, clip or long-form, on transformers or CTranslate2, goes through
+:func:`decode_windows`, so every ``guards.*`` setting means the same everywhere:
 
-- **repetition guard**: while generating, a row whose newest tokens complete a back-to-back
-  repeat (one token 8 times, two tokens 4 times, a longer unit 3 times: the thresholds of
-  :func:`whisper_ja.inference.decoding.is_looping`) is ended at once, and the repeats after the
-  first copy are cut, instead of running on to the token limit;
-- **temperature fallback** (OpenAI's ``transcribe``): a row whose text compresses too well
-  (gzip compression ratio above ``compression_ratio_threshold``: repetitive), whose average token
-  log-probability is below ``logprob_threshold``, or that the repetition guard had to stop, is
-  decoded again by sampling at the next temperature of ``temperatures``; the first attempt that
-  passes is kept, else the attempt that did not loop with the best average log-probability.
-
-:func:`guarded_generate` runs both around any generate function, so the decoding module keeps
-a single call; the result says, per row, whether the first (greedy) attempt looped, which is
-what reports count as loops before the guard.
+- **repetition guard** (``guards.repetition``): a row whose text ends in a back-to-back repeat
+  (one token 8 times, two tokens 4 times, a longer unit 3 times) is cut after the first copy;
+  the backend may stop generating there (transformers does), or run on (CTranslate2) and be
+  cut here;
+- **temperature fallback** (``guards.fallback``, OpenAI's ``transcribe``): a row whose text
+  compresses too well (``compression_ratio_threshold``), whose average log-probability is under
+  ``logprob_threshold``, or that the repetition guard cut, is sampled again at each of
+  ``temperatures`` in turn; the first attempt that passes is kept, else the one that did not
+  loop with the best log-probability. Above temperature 0.5 the previous-text prompt is
+  dropped (OpenAI's ``prompt_reset_on_temperature``);
+- **silence rule** (``no_speech_threshold``): a window whose greedy no-speech probability is
+  above the threshold and whose kept text is unconfident is silent: it is not sampled again
+  (OpenAI's rule) and its text is dropped by the caller, which counts it.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
-import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from whisper_ja.inference.backend import Backend, Encoded, GenerateRequest
+from whisper_ja.inference.options import DecodingOptions, GuardSettings
 
-from whisper_ja.inference.options import GuardSettings
-
-__all__ = [
-    "GuardSettings",
-    "GuardedRows",
-    "RepetitionStop",
-    "compression_ratio",
-    "guarded_generate",
-    "stop_at_first_repeat",
-    "tail_repeat",
-    "trim_tail_repeat",
-]
+__all__ = ["WindowResult", "compression_ratio", "cut_repeat", "decode_windows", "is_looping",
+           "tail_repeat", "trim_tail_repeat"]
 
 _MIN_REPEATS = {1: 8, 2: 4}
 """Back-to-back copies that make a loop, by unit length (longer units: 3)."""
 
-
+PROMPT_RESET_TEMPERATURE = 0.5
+"""Above this sampling temperature the previous text is not given (OpenAI's default)."""
 
 
 def compression_ratio(text: str) -> float:
@@ -82,151 +74,208 @@ def trim_tail_repeat(ids: Sequence[int], max_ngram: int = 32) -> tuple[list[int]
     return ids, True
 
 
-def stop_at_first_repeat(ids: Sequence[int], max_ngram: int = 32) -> list[int]:
-    """``ids`` up to where their text first ends in a back-to-back repeat, as generated.
+def cut_repeat(ids: Sequence[int], eot: int, max_ngram: int = 32) -> tuple[list[int], bool]:
+    """``ids`` cut after the first copy of the first back-to-back repeat of their text.
 
-    What :class:`RepetitionStop` leaves, for a decoder that cannot be stopped mid-generation
-    (CTranslate2 runs a row to its end): the shortest prefix that :func:`tail_repeat` flags,
-    else ``ids`` unchanged. :func:`trim_tail_repeat` then cuts it to one copy, and the
-    attempt counts as stopped, so the fallback decodes it again.
+    Timestamp ids (at or above ``eot``) are not text: the repeat is looked for in the text
+    alone and everything generated after its first copy goes, timestamps included.
+
+    Returns:
+        The kept ids and whether a repeat was cut.
     """
     ids = list(ids)
-    # No prefix under 8 tokens can be flagged (1 token 8 times, 2 tokens 4 times, 3 tokens
-    # 3 times is 9): checking from there keeps this cheap.
-    for end in range(8, len(ids) + 1):
-        if tail_repeat(ids[:end], max_ngram):
-            return ids[:end]
+    text: list[int] = []
+    # No prefix under 8 text tokens can be flagged (1 token 8 times, 2 tokens 4 times, 3
+    # tokens 3 times is 9): checking from there keeps this cheap.
+    for token in ids:
+        if token >= eot:
+            continue
+        text.append(token)
+        if len(text) >= 8 and tail_repeat(text, max_ngram):
+            kept, _ = trim_tail_repeat(text, max_ngram)
+            return _through_text_token(ids, eot, len(kept)), True
+    return ids, False
+
+
+def _through_text_token(ids: list[int], eot: int, count: int) -> list[int]:
+    """``ids`` up to and including their ``count``-th text token."""
+    seen = 0
+    for index, token in enumerate(ids):
+        if token < eot:
+            seen += 1
+            if seen == count:
+                return ids[:index + 1]
     return ids
 
 
-class RepetitionStop(LogitsProcessor):
-    """Forces end-of-text on rows whose text tokens end in a back-to-back repeat.
+def _tandem_repeat(ids: Sequence[int], n: int, min_repeats: int) -> bool:
+    """Whether some n-gram occurs ``min_repeats`` times back to back."""
+    run = 0
+    for i in range(n, len(ids)):
+        run = run + 1 if ids[i] == ids[i - n] else 0
+        if run >= n * (min_repeats - 1):
+            return True
+    return False
+
+
+def _max_disjoint_count(ids: Sequence[int], n: int) -> int:
+    """Occurrences of the most frequent n-gram, counting only non-overlapping ones."""
+    counts: Counter[tuple[int, ...]] = Counter()
+    next_free: dict[tuple[int, ...], int] = {}
+    for i in range(len(ids) - n + 1):
+        gram = tuple(ids[i:i + n])
+        if i >= next_free.get(gram, 0):
+            counts[gram] += 1
+            next_free[gram] = i + n
+    return max(counts.values(), default=0)
+
+
+def is_looping(token_ids: Sequence[int], max_ngram: int = 32, *, eot: int | None = None
+               ) -> bool:
+    """Detect Whisper's repetition hallucinations in a token sequence.
+
+    Flags a sequence when one n-gram (n <= ``max_ngram``) repeats back to back (one token 8
+    times, two tokens 4 times, longer ones 3 times), or when copies of a single 3- to 8-gram,
+    occurring at least 4 times anywhere, make up half the sequence. Thresholds sit above what
+    real Japanese repeats: laughter "ははは" is one to three tokens, reduplications come in
+    twos, and a phrase recurring in long speech covers little of it.
 
     Args:
-        start_id: ``<|startoftranscript|>``; text tokens are the ones after its last copy.
-        eot_id: ``<|endoftext|>``; ids at or above it (special tokens) are not text.
-        max_ngram: Longest repeated unit looked for.
+        token_ids: Token ids.
+        max_ngram: Longest repeated unit looked for back to back.
+        eot: ``<|endoftext|>``: ids from it on (specials, timestamps) are ignored. None = all
+            ids are text.
     """
-
-    def __init__(self, start_id: int, eot_id: int, max_ngram: int = 32) -> None:
-        self.start_id = start_id
-        self.eot_id = eot_id
-        self.max_ngram = max_ngram
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor
-                 ) -> torch.FloatTensor:
-        """End (force end-of-text on) every unfinished row whose text ends in a loop."""
-        for row, ids in enumerate(input_ids.tolist()):
-            if ids and ids[-1] == self.eot_id:
-                continue  # finished (padded with end-of-text)
-            start = len(ids) - ids[::-1].index(self.start_id) if self.start_id in ids else 0
-            text = [t for t in ids[start:] if t < self.eot_id]
-            if tail_repeat(text, self.max_ngram):
-                scores[row] = float("-inf")
-                scores[row, self.eot_id] = 0.0
-        return scores
+    ids = [t for t in token_ids if eot is None or t < eot]
+    if len(ids) < 6:
+        return False
+    for n in range(1, min(max_ngram, len(ids) // 2) + 1):
+        if _tandem_repeat(ids, n, _MIN_REPEATS.get(n, 3)):
+            return True
+    for n in range(3, 9):
+        count = _max_disjoint_count(ids, n)
+        if count >= 4 and count * n >= len(ids) / 2:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
-class GuardedRows:
-    """Text token ids per row after the guards.
-
-    Attributes:
-        rows: The kept attempt's text ids (a stopped repeat cut to one copy).
-        looped_first: The greedy attempt looped (stopped by the guard, hit the token limit,
-            or repetitive by compression ratio): the loops an unguarded decoder would emit.
-        loop_kept: The kept attempt still had to be cut by the repetition guard or hit the
-            token limit: loops left after the guards.
-        temperature: Temperature of the kept attempt (0 = greedy).
-    """
-
-    rows: list[list[int]]
-    looped_first: list[bool]
-    loop_kept: list[bool]
-    temperature: list[float]
-
-
-@dataclass
 class _Attempt:
-    ids: list[int]
+    ids: tuple[int, ...]
     stopped: bool
     hit_limit: bool
     ratio: float
-    logprob: float
+    avg_logprob: float
+    no_speech_prob: float
     temperature: float
 
     def passes(self, settings: GuardSettings) -> bool:
         # OpenAI's rule plus a stopped loop; reaching the token limit alone is no reason to
         # sample (a long transcript is not made shorter by temperature).
         return not (self.stopped or self.ratio > settings.compression_ratio_threshold
-                    or self.logprob < settings.logprob_threshold)
+                    or self.avg_logprob < settings.logprob_threshold)
+
+    @property
+    def loops(self) -> bool:
+        return self.stopped or self.hit_limit
 
 
-GenerateFn = Callable[[list[int], dict[str, Any]], list[list[int]]]
-"""``(rows of the batch, extra generate kwargs) -> text ids per row`` (no specials)."""
-ScoreFn = Callable[[list[int], list[list[int]]], list[float]]
-"""``(rows, their text ids) -> average log-probability per row`` (end-of-text included)."""
-DetokenizeFn = Callable[[list[int]], str]
+@dataclass(frozen=True)
+class WindowResult:
+    """One decoded window after the guards.
 
-
-def guarded_generate(generate: GenerateFn, score: ScoreFn, detokenize: DetokenizeFn, *,
-                     batch: int, settings: GuardSettings, max_new_tokens: int,
-                     start_id: int, eot_id: int) -> GuardedRows:
-    """Generate a batch with the repetition guard and the temperature fallback.
-
-    Args:
-        generate: Runs the model's generate on some rows of the batch with extra kwargs
-            (``logits_processor``, ``temperature``, ``do_sample``, ``num_beams``).
-        score: Average log-probability of given text ids (teacher-forced).
-        detokenize: Text ids to text (for the compression ratio).
-        batch: Rows in the batch.
-        settings: The guards.
-        max_new_tokens: The token limit (reaching it counts as a loop).
-        start_id: ``<|startoftranscript|>`` id (from the tokenizer).
-        eot_id: ``<|endoftext|>`` id (from the tokenizer).
+    Attributes:
+        ids: The kept attempt's ids (text, and timestamps when asked for).
+        avg_logprob: Its average log-probability.
+        no_speech_prob: The greedy pass's no-speech probability.
+        temperature: The kept attempt's temperature (0 = greedy).
+        looped: The kept text still loops (cut by the guard, at the token limit, or
+            repetitive): a likely hallucination left after the guards.
+        looped_first: The greedy attempt looped: what an unguarded decoder would emit.
+        silent: Whisper judges the window silent (the silence rule): its text is not used.
     """
-    processors = LogitsProcessorList(
-        [RepetitionStop(start_id, eot_id, settings.max_ngram)] if settings.repetition else [])
 
-    def attempt(rows: list[int], temperature: float) -> list[_Attempt]:
-        extra: dict[str, Any] = {"logits_processor": processors}
-        if temperature > 0:
-            extra.update(do_sample=True, temperature=temperature, num_beams=1)
-        raw = generate(rows, extra)
-        # Cut where the repetition stop ends a row; a generator that cannot be stopped
-        # mid-generation (CTranslate2) ran on past that point, so its rows are cut there too.
-        cut = [trim_tail_repeat(stop_at_first_repeat(ids, settings.max_ngram),
-                                settings.max_ngram) if settings.repetition else (ids, False)
-               for ids in raw]
-        logprobs = score(rows, [ids for ids, _ in cut]) if settings.fallback else [0.0] * len(rows)
-        return [_Attempt(ids, stopped, len(full) >= max_new_tokens,
-                         compression_ratio(detokenize(ids)), lp, temperature)
-                for (ids, stopped), full, lp in zip(cut, raw, logprobs, strict=True)]
+    ids: tuple[int, ...]
+    avg_logprob: float
+    no_speech_prob: float
+    temperature: float
+    looped: bool
+    looped_first: bool
+    silent: bool
 
-    first = attempt(list(range(batch)), 0.0)
-    tries: list[list[_Attempt]] = [[a] for a in first]
-    pending = [i for i, a in enumerate(first) if not a.passes(settings)]
-    if settings.fallback:
-        with torch.random.fork_rng():
-            torch.manual_seed(settings.seed)
-            for temperature in settings.temperatures:
-                if not pending:
-                    break
-                for i, a in zip(pending, attempt(pending, temperature), strict=True):
-                    tries[i].append(a)
-                pending = [i for i in pending if not tries[i][-1].passes(settings)]
-    kept = [_choose(t, settings) for t in tries]
-    return GuardedRows(
-        rows=[a.ids for a in kept],
-        looped_first=[a.stopped or a.hit_limit
-                      or a.ratio > settings.compression_ratio_threshold for a in first],
-        loop_kept=[a.stopped or a.hit_limit for a in kept],
-        temperature=[a.temperature for a in kept])
+
+def _attempts(backend: Backend, encoded: Encoded, rows: Sequence[int],
+              request: GenerateRequest, settings: GuardSettings) -> list[_Attempt]:
+    eot = backend.vocabulary.specials.eot
+    out = []
+    for generated in backend.generate(encoded, rows, request):
+        ids, stopped = (cut_repeat(generated.ids, eot, settings.max_ngram)
+                        if settings.repetition else (list(generated.ids), False))
+        text = backend.decode_text([t for t in ids if t < eot])
+        out.append(_Attempt(tuple(ids), stopped, generated.hit_limit, compression_ratio(text),
+                            generated.avg_logprob, generated.no_speech_prob,
+                            request.temperature))
+    return out
+
+
+def _silent(attempt: _Attempt, options: DecodingOptions) -> bool:
+    threshold = options.no_speech_threshold
+    return (threshold is not None and attempt.no_speech_prob > threshold
+            and attempt.avg_logprob < options.guards.logprob_threshold)
 
 
 def _choose(tries: list[_Attempt], settings: GuardSettings) -> _Attempt:
     """The first attempt that passes, else the best non-looping one by log-probability."""
-    for a in tries:
-        if a.passes(settings):
-            return a
-    return max(tries, key=lambda a: (not (a.stopped or a.hit_limit), a.logprob))
+    for attempt in tries:
+        if attempt.passes(settings):
+            return attempt
+    return max(tries, key=lambda a: (not a.loops, a.avg_logprob))
+
+
+def decode_windows(backend: Backend, encoded: Encoded, rows: Sequence[int],
+                   options: DecodingOptions, *, timestamps: bool,
+                   prompt: tuple[int, ...] = ()) -> list[WindowResult]:
+    """Decode ``rows`` of an encoded batch with the guards and the silence rule.
+
+    Args:
+        backend: The model.
+        encoded: The batch's encoder output.
+        rows: Rows of ``encoded`` to decode.
+        options: Language, beams, token limit, guards and silence threshold.
+        timestamps: Generate Whisper's timestamp tokens.
+        prompt: Previous-text ids (without ``<|startofprev|>``), shared by the rows.
+
+    Returns:
+        One result per row, in order.
+    """
+    settings = options.guards
+    request = GenerateRequest(
+        language=options.language, timestamps=timestamps, prompt=prompt, beams=options.beams,
+        max_new_tokens=options.max_new_tokens, seed=settings.seed,
+        temperature=options.temperature,
+        stop_repeats=settings.max_ngram if settings.repetition else 0)
+    first = _attempts(backend, encoded, rows, request, settings)
+    tries = {row: [attempt] for row, attempt in zip(rows, first, strict=True)}
+    pending = [row for row, attempt in zip(rows, first, strict=True)
+               if not attempt.passes(settings) and not _silent(attempt, options)]
+    higher = [t for t in settings.temperatures if t > options.temperature]
+    for temperature in higher if settings.fallback else ():
+        if not pending:
+            break
+        sampled = replace(request, temperature=temperature,
+                          prompt=prompt if temperature <= PROMPT_RESET_TEMPERATURE else ())
+        for row, attempt in zip(pending, _attempts(backend, encoded, pending, sampled,
+                                                   settings), strict=True):
+            tries[row].append(attempt)
+        pending = [row for row in pending if not tries[row][-1].passes(settings)]
+    eot = backend.vocabulary.specials.eot
+    results = []
+    for row, greedy in zip(rows, first, strict=True):
+        kept = _choose(tries[row], settings)
+        looped = kept.loops or is_looping(kept.ids, settings.max_ngram, eot=eot)
+        results.append(WindowResult(
+            ids=kept.ids, avg_logprob=kept.avg_logprob, no_speech_prob=greedy.no_speech_prob,
+            temperature=kept.temperature, looped=looped,
+            looped_first=greedy.loops or greedy.ratio > settings.compression_ratio_threshold,
+            silent=_silent(replace(kept, no_speech_prob=greedy.no_speech_prob), options)))
+    return results

@@ -1,372 +1,408 @@
-"""Long-form transcription with transformers: timed segments of a whole file, lazily.
+"""Long-form decoding on any backend: timed segments of a whole recording, lazily.
 
-Two modes, both after Silero VAD (:mod:`whisper_ja.inference.vad`) has found the speech:
+Written once against :class:`~whisper_ja.inference.backend.Backend`; both modes run after
+Silero VAD (:mod:`whisper_ja.inference.vad`) has found the speech:
 
-- ``sequential`` (OpenAI's algorithm, ``whisper/transcribe.py``): a 30 s window is decoded with
-  timestamps, conditioned on the text decoded so far (``<|startofprev|>`` prompt); the next
-  window starts at the last timestamp the model wrote, so no sentence is cut at a window border.
-  A window that loops is decoded again without the prompt (OpenAI resets the prompt when it
-  falls back; greedy decoding is kept so results stay reproducible).
-- ``batched`` (after faster-whisper's ``BatchedInferencePipeline``, but whisper-ja's own):
-  speech stretches are joined into windows of at most 30 s
-  (:func:`whisper_ja.inference.vad.batch_windows`) and decoded together with timestamps,
-  without previous text; each window's timestamps cut it into segments
-  (:func:`window_segments`), cut again at the sentence pauses Whisper wrote through and
-  snapped onto speech (:mod:`whisper_ja.inference.pause_split`). Faster, and a window
-  never depends on another. The CTranslate2 backend runs the same windows, parsing and cuts
-  (:mod:`whisper_ja.inference.ct2_longform`).
+- ``sequential`` (OpenAI's and faster-whisper's algorithm): a 30 s window is decoded with
+  timestamps, conditioned on the text decoded so far; the next window starts at the last
+  timestamp the model wrote, so no sentence is cut at a window border.
+- ``batched``: speech stretches joined into windows of at most 30 s, decoded together without
+  previous text; each window's segments are cut at the sentence pauses Whisper wrote through
+  and snapped onto speech (:mod:`whisper_ja.inference.pause_split`).
 
-Non-speech between VAD stretches is never decoded, so noise cannot turn into stock phrases. A
-window Whisper itself judges silent (no-speech probability above the threshold and
-unconfident text, OpenAI's rule) gives no segment.
+**No speech is lost silently.** A window whose text is dropped (the silence rule, a loop the
+guards could not replace, no usable timestamps) although VAD heard speech in it is decoded
+again: first without the previous text, then cut at VAD's own stretches, each decoded alone.
+What is still lost is counted in :class:`LongformStats` (windows, seconds of VAD speech),
+which ``transcribe``'s JSON and ``evaluate``'s report show.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-from transformers.modeling_outputs import BaseModelOutput
 
 from whisper_ja.audio.constants import SAMPLE_RATE, SAMPLES_PER_CHUNK
 from whisper_ja.audio.io import is_silent
-from whisper_ja.data.timestamps import MAX_PROMPT_TOKENS, TimestampVocab
-from whisper_ja.inference.alignment import eager_attention, timed_text, word_timings
-from whisper_ja.inference.decoding import (
-    WINDOW_MAX_TOKENS,
-    DecodeOptions,
-    _quiet_transformers,
-    is_looping,
-)
-from whisper_ja.inference.options import LongformOptions
+from whisper_ja.inference.backend import Backend, Encoded
+from whisper_ja.inference.guards import WindowResult, decode_windows
+from whisper_ja.inference.options import DecodingOptions
 from whisper_ja.inference.pause_split import (
-    Timing,
-    cut_window,
-    sentence_end_id,
+    apply_cuts,
+    find_cuts,
+    known_end_probability,
+    plan_cuts,
+    snap_segments,
 )
-from whisper_ja.inference.timestamps import Segment, WindowParse, Word, parse_window
-from whisper_ja.inference.vad import (
+from whisper_ja.inference.timestamps import (
+    Segment,
     SpeechSpan,
-    VadSettings,
-    batch_windows,
-    merge_spans,
-    pause_stretches,
-    speech_spans,
+    WindowParse,
+    Word,
+    group_words,
+    parse_window,
 )
+from whisper_ja.inference.vad import batch_windows, merge_spans, pause_stretches, speech_spans
 
-__all__ = ["LongformOptions", "WindowResult", "decode_windows",
-           "transcribe_segments", "window_segments"]
+__all__ = ["LongformStats", "describe", "long_audio_segments", "short_files_segments"]
 
 MIN_WINDOW_SECONDS = 0.3
 """A remainder shorter than this after seeking is not decoded (too short to hold a word)."""
 
+MAX_PROMPT_TOKENS = 223
+"""OpenAI's previous-text budget (half the decoder's positions, less one)."""
 
 
-
-@dataclass(frozen=True)
-class _Specials:
-    """The special ids decoding needs, looked up in the tokenizer (never literals)."""
-
-    sot: int
-    eot: int
-    prev: int
-    no_speech: int | None
-    prefix: tuple[int, ...]
-    vocab: TimestampVocab
-    end: int | None
-
-    @classmethod
-    def of(cls, tokenizer: Any, language: str) -> _Specials:
-        ids = {name: tokenizer.convert_tokens_to_ids(name) for name in (
-            "<|startoftranscript|>", "<|endoftext|>", "<|startofprev|>", "<|transcribe|>",
-            f"<|{language}|>", "<|nospeech|>", "<|nocaptions|>")}
-        no_speech = next((ids[t] for t in ("<|nospeech|>", "<|nocaptions|>")
-                          if ids[t] != tokenizer.unk_token_id), None)
-        sot = ids["<|startoftranscript|>"]
-        return cls(sot=sot, eot=ids["<|endoftext|>"], prev=ids["<|startofprev|>"],
-                   no_speech=no_speech,
-                   prefix=(sot, ids[f"<|{language}|>"], ids["<|transcribe|>"]),
-                   vocab=TimestampVocab.from_tokenizer(tokenizer),
-                   end=sentence_end_id(tokenizer))
-
-
-@dataclass(frozen=True)
-class WindowResult:
-    """One decoded window.
+@dataclass
+class LongformStats:
+    """What happened to a recording's windows (filled while its segments are consumed).
 
     Attributes:
-        token_ids: Generated ids after the task prefix, timestamps included.
-        avg_logprob: Mean log-probability of those ids and the end token.
-        no_speech_prob: Probability of the no-speech token right after the start token.
-        looped: The text repeats itself or hit the token limit.
-        cross_attention: ``(layers, heads, tokens, 1500)`` cross-attention of the generated
-            ids (only when word timestamps were asked for).
-        encoder_state: ``(1, 1500, width)`` encoder output of the window (only when asked
-            for: cutting segments at pauses times the text again).
+        windows: Windows decoded (first attempts).
+        retried: Windows whose text was dropped and that were decoded again.
+        recovered: Of those, windows whose retry gave text.
+        lost_windows: Windows whose text is still dropped although VAD heard speech.
+        lost_speech_s: Seconds of VAD speech in those windows.
+        looped: Windows whose kept text still loops (a likely hallucination).
     """
 
-    token_ids: tuple[int, ...]
-    avg_logprob: float
-    no_speech_prob: float
-    looped: bool
-    cross_attention: torch.Tensor | None = None
-    encoder_state: torch.Tensor | None = None
-
-    def silent(self, options: DecodeOptions) -> bool:
-        """Whisper judges the window silent (OpenAI's rule)."""
-        threshold = options.no_speech_threshold
-        return (threshold is not None and self.no_speech_prob > threshold
-                and self.avg_logprob < options.logprob_threshold)
+    windows: int = 0
+    retried: int = 0
+    recovered: int = 0
+    lost_windows: int = 0
+    lost_speech_s: float = 0.0
+    looped: int = 0
+    lost_at: list[float] = field(default_factory=list)
 
 
-def _base(model: Any) -> Any:
-    """The Whisper model under a peft wrapper."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+class _Text:
+    """The backend's detokenizer under the name pause cuts and segments call."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        return self._backend.decode_text(list(ids))
 
 
-def _after_last_sot(row: Sequence[int], sot: int) -> list[int]:
-    row = list(row)
-    start = len(row) - row[::-1].index(sot) if sot in row else 0
-    return row[start:]
+@dataclass(frozen=True)
+class _Window:
+    """A window being decoded: where it is and what VAD heard inside it."""
+
+    span: SpeechSpan
+    audio: np.ndarray
+    speech: tuple[SpeechSpan, ...]
+
+    @property
+    def speech_seconds(self) -> float:
+        return sum(s.duration for s in self.speech)
 
 
-@torch.inference_mode()
-def decode_windows(model: Any, processor: Any, windows: Sequence[np.ndarray],
-                   options: DecodeOptions, prompt: Sequence[int] = (),
-                   attention: bool = False, keep_encoder: bool = False) -> list[WindowResult]:
-    """Decode up to 30 s windows with timestamps on, Japanese (``options.language``) forced.
+class _Decoder:
+    """One recording's decoding state: backend, options, stats and the pause pass."""
 
-    Args:
-        model: ``WhisperForConditionalGeneration`` or a peft model wrapping it.
-        processor: Its processor.
-        windows: 16 kHz float32 clips of at most 30 s (padded to 30 s, as in training).
-        options: Beams, token limit and language (``prompt_ids`` is ignored: see ``prompt``).
-        prompt: Previous-text ids (without ``<|startofprev|>``), shared by every window.
-        attention: Also return the generated ids' cross-attention (word timestamps).
-        keep_encoder: Also return each window's encoder output.
-    """
-    base = _base(model)
-    specials = _Specials.of(processor.tokenizer, options.language)
-    features = processor.feature_extractor(list(windows), sampling_rate=SAMPLE_RATE,
-                                           return_tensors="pt").input_features
-    hidden = base.get_encoder()(features.to(device=base.device, dtype=base.dtype)
-                                ).last_hidden_state
-    kwargs: dict[str, Any] = {}
-    if prompt:
-        kwargs["prompt_ids"] = torch.tensor([specials.prev, *prompt], device=base.device)
-    with _quiet_transformers():
-        output = model.generate(
-            encoder_outputs=BaseModelOutput(last_hidden_state=hidden), language=options.language,
-            task="transcribe", return_timestamps=True, num_beams=options.num_beams,
-            max_new_tokens=options.max_new_tokens, do_sample=False,
-            # one pass per window: whisper-ja seeks itself (transformers' loop would seek again)
-            force_unique_generate_call=True, **kwargs)
-    sequences = output.sequences if hasattr(output, "sequences") else output
-    rows = [[t for t in _after_last_sot(row, specials.sot)
-             if t < specials.eot or specials.vocab.is_timestamp(t)]
-            for row in sequences.tolist()]
-    results = [_score(base, hidden[i:i + 1], rows[i], prompt, specials, options, attention)
-               for i in range(len(rows))]
-    if keep_encoder:
-        results = [replace(r, encoder_state=hidden[i:i + 1]) for i, r in enumerate(results)]
-    return results
+    def __init__(self, backend: Backend, audio: np.ndarray, options: DecodingOptions,
+                 stats: LongformStats, single_pass: bool = False) -> None:
+        self.backend, self.audio, self.options, self.stats = backend, audio, options, stats
+        # Windows never decoded again (batched mode, short files): open text is kept, and
+        # segments are cut at pauses (sequential windows end where the model's seeking says).
+        self.single_pass = single_pass or options.longform.mode == "batched"
+        self.text = _Text(backend)
+        self.eot = backend.vocabulary.specials.eot
+        self.spans = (speech_spans(audio, options.vad) if options.longform.vad else
+                      [SpeechSpan(0.0, audio.size / SAMPLE_RATE)] if audio.size else [])
+        pauses = options.longform.pauses
+        self.stretches = (pause_stretches(audio, options.vad, pauses)
+                          if pauses.active and options.longform.vad else None)
+
+    def window(self, span: SpeechSpan) -> _Window:
+        inside = tuple(SpeechSpan(max(s.start, span.start), min(s.end, span.end))
+                       for s in self.spans if s.end > span.start and s.start < span.end)
+        return _Window(span, span.samples(self.audio), inside)
+
+    # -- one batch of windows -------------------------------------------------------------
+
+    def decode(self, windows: Sequence[_Window], prompt: tuple[int, ...] = (),
+               ) -> tuple[Encoded, list[WindowResult], list[WindowParse | None]]:
+        encoded = self.backend.encode([w.audio for w in windows])
+        results = decode_windows(self.backend, encoded, range(len(windows)), self.options,
+                                 timestamps=True, prompt=prompt)
+        keep_open = self.single_pass
+        parses = [None if r.silent else
+                  parse_window(r.ids, self.backend.vocabulary.timestamps, self.eot,
+                               w.audio.size / SAMPLE_RATE, keep_open=keep_open)
+                  for w, r in zip(windows, results, strict=True)]
+        return encoded, results, parses
+
+    def dropped(self, result: WindowResult, parse: WindowParse | None) -> bool:
+        """The window gave no usable text (silence rule, kept loop, no segment)."""
+        return parse is None or result.looped or not any(
+            self.text.decode(ids).strip() for _, _, ids in parse.segments)
+
+    def segments(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[_Window],
+                 results: Sequence[WindowResult], parses: Sequence[WindowParse],
+                 ) -> list[list[Segment]]:
+        """Each window's segments at file times, with words and pause cuts when asked for."""
+        words = (self.words(encoded, rows, windows, parses)
+                 if self.options.longform.word_timestamps else [None] * len(rows))
+        found = [_window_segments(parse, result, window.span.start, self.text, timed)
+                 for window, result, parse, timed in zip(windows, results, parses, words,
+                                                         strict=True)]
+        if self.stretches is None or not self.single_pass:
+            return found
+        return self.cut_at_pauses(encoded, rows, windows, found)
+
+    def words(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[_Window],
+              parses: Sequence[WindowParse]) -> list[list[list[Word]] | None]:
+        """Words of each segment: the window's text aligned at once, split by segment."""
+        texts = [[t for _, _, ids in parse.segments for t in ids] for parse in parses]
+        asked = [i for i, text in enumerate(texts) if text]
+        aligned = dict(zip(asked, self.backend.align(
+            encoded, [rows[i] for i in asked], [texts[i] for i in asked],
+            self.options.language), strict=True))
+        out: list[list[list[Word]] | None] = []
+        for i, parse in enumerate(parses):
+            if i not in aligned:
+                out.append(None)
+                continue
+            found, first, per_segment = aligned[i], 0, []
+            for _, _, ids in parse.segments:
+                last = first + len(ids)
+                per_segment.append(group_words(
+                    ids, found.starts[first:last], found.ends[first:last], self.text,
+                    windows[i].span.start, list(found.probs[first:last])))
+                first = last
+            out.append(per_segment)
+        return out
+
+    def cut_at_pauses(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[_Window],
+                      found: list[list[Segment]]) -> list[list[Segment]]:
+        """Segments cut where Whisper would end a sentence at a pause, then snapped."""
+        settings, stretches = self.options.longform.pauses, self.stretches or []
+        end = self.backend.vocabulary.sentence_end
+        planned = {i: plan_cuts(segs, stretches) for i, segs in enumerate(found)
+                   if settings.split}
+        needed = [i for i, candidates in planned.items() if candidates]
+        if needed and end is not None:
+            texts = {i: [t for s in found[i] for t in s.token_ids] for i in needed}
+            timed = dict(zip(needed, self.backend.align(
+                encoded, [rows[i] for i in needed], [texts[i] for i in needed],
+                self.options.language), strict=True))
+            cuts = {i: find_cuts(found[i], planned[i], timed[i].starts + windows[i].span.start,
+                                 self.text) for i in needed}
+            known = {(i, j): known_end_probability(texts[i], cut, list(timed[i].probs), end,
+                                                   settings.end_probability)
+                     for i in needed for j, cut in enumerate(cuts[i])}
+            asked = [key for key, p in known.items() if p is None]
+            scored = self.backend.align(
+                encoded, [rows[i] for i, _ in asked],
+                [[*texts[i][:cuts[i][j].context], end] for i, j in asked],
+                self.options.language)
+            for key, answer in zip(asked, scored, strict=True):
+                known[key] = float(answer.probs[-1])
+            for i in needed:
+                found[i] = apply_cuts(found[i], cuts[i],
+                                      [float(known[i, j] or 0.0) for j in range(len(cuts[i]))],
+                                      settings, self.text)
+        return [snap_segments(segs, stretches, settings) for segs in found]
+
+    # -- retries --------------------------------------------------------------------------
+
+    def recut(self, window: _Window) -> list[Segment]:
+        """A dropped window's VAD stretches, each decoded alone; what is silent is lost."""
+        pieces = [self.window(s) for s in window.speech
+                  if s.duration >= MIN_WINDOW_SECONDS and not is_silent(s.samples(self.audio))]
+        if not pieces or (len(pieces) == 1 and pieces[0].span == window.span):
+            return []
+        encoded, results, parses = self.decode(pieces)
+        out: list[Segment] = []
+        lost: list[_Window] = []
+        for row, (piece, result, parse) in enumerate(zip(pieces, results, parses, strict=True)):
+            if parse is not None and not self.dropped(result, parse):
+                out.extend(self.segments(encoded, [row], [piece], [result], [parse])[0])
+            else:
+                lost.append(piece)
+        if out:  # else the caller counts the whole window as lost
+            for piece in lost:
+                self.give_up(piece)
+        return out
+
+    def give_up(self, window: _Window) -> None:
+        self.stats.lost_windows += 1
+        self.stats.lost_speech_s += window.speech_seconds
+        self.stats.lost_at.append(round(window.span.start, 2))
 
 
-def _score(base: Any, hidden: torch.Tensor, ids: list[int], prompt: Sequence[int],
-           specials: _Specials, options: DecodeOptions, attention: bool) -> WindowResult:
-    """One teacher-forced pass: no-speech probability, mean log-probability, cross-attention."""
-    head = [specials.prev, *prompt] if prompt else []
-    sot_at = len(head)
-    inputs = [*head, *specials.prefix, *ids]
-    targets = [*ids, specials.eot]
-    with eager_attention(base, attention):
-        out = base(encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
-                   decoder_input_ids=torch.tensor([inputs], device=hidden.device),
-                   output_attentions=attention)
-    logprobs = out.logits[0].float().log_softmax(-1)
-    no_speech = (float(logprobs[sot_at, specials.no_speech].exp())
-                 if specials.no_speech is not None else 0.0)
-    first = sot_at + len(specials.prefix) - 1
-    chosen = logprobs[first:first + len(targets)].gather(
-        1, torch.tensor(targets, device=hidden.device)[:, None])
-    text = [t for t in ids if t < specials.eot]
-    looped = len(ids) >= options.max_new_tokens or is_looping(text)
-    cross = None
-    if attention:
-        # (layers, heads, tokens, positions) over the generated ids only
-        cross = torch.stack([a[0] for a in out.cross_attentions])[:, :, first:first + len(ids)]
-    return WindowResult(tuple(ids), float(chosen.mean()), no_speech, looped, cross)
-
-
-def window_segments(parse: WindowParse, result: WindowResult, offset: float, tokenizer: Any,
-                    words: Sequence[Word] = (),
-                    segment_words: Sequence[Sequence[Word]] | None = None) -> list[Segment]:
-    """One window's segments at file times; the transformers and CTranslate2 paths share it.
-
-    Args:
-        parse: The window's parse (:func:`~whisper_ja.inference.timestamps.parse_window`).
-        result: The decoded window (scores and loop flag go on every segment).
-        offset: The window's start in the file (seconds).
-        tokenizer: Anything with ``decode(ids, skip_special_tokens=True)``: a transformers
-            tokenizer or the ``tokenizers.Tokenizer`` faster-whisper holds.
-        words: The window's words at file times; each segment keeps those starting inside it.
-        segment_words: Instead, the words of each of ``parse.segments`` (same order).
-    """
+def _window_segments(parse: WindowParse, result: WindowResult, offset: float, text: _Text,
+                     words: Sequence[Sequence[Word]] | None) -> list[Segment]:
+    """One window's segments at file times (each keeps the window's scores and loop flag)."""
     segments = []
     for index, (start, end, ids) in enumerate(parse.segments):
-        text = tokenizer.decode(list(ids), skip_special_tokens=True).strip()
-        if not text:
+        content = text.decode(ids).strip()
+        if not content:
             continue
-        seg_start, seg_end = offset + start, offset + end
-        inside = (tuple(segment_words[index]) if segment_words is not None else
-                  tuple(w for w in words if seg_start - 1e-6 <= w.start < seg_end + 1e-6))
-        segments.append(Segment(round(seg_start, 3), round(seg_end, 3), text, inside, ids,
-                                result.avg_logprob, result.no_speech_prob, result.looped,
-                                parse.well_formed))
+        segments.append(Segment(
+            round(offset + start, 3), round(offset + end, 3), content,
+            tuple(words[index]) if words is not None else (), ids, result.avg_logprob,
+            result.no_speech_prob, result.looped, parse.well_formed))
     return segments
 
 
-def _segments(parse: WindowParse, result: WindowResult, offset: float, tokenizer: Any,
-              specials: _Specials, model: Any, with_words: bool) -> list[Segment]:
-    """The window's segments at file times, words by cross-attention DTW when asked for."""
-    words = (word_timings(model, tokenizer, result.token_ids, result.cross_attention,
-                          specials.vocab, specials.eot, offset)
-             if with_words and result.cross_attention is not None else [])
-    return window_segments(parse, result, offset, tokenizer, words)
+def _prompt_room(backend: Backend, options: DecodingOptions) -> int:
+    """Previous-text tokens a window may carry: OpenAI's 223, fewer if the decoder is full."""
+    return max(0, min(MAX_PROMPT_TOKENS, backend.max_positions - options.max_new_tokens - 5))
 
 
-def _prompt_room(model: Any, options: DecodeOptions, specials: _Specials) -> int:
-    """Previous-text tokens a window may carry: OpenAI's 223, fewer if the decoder is full.
-
-    ``<|startofprev|>``, the prompt, the task prefix and ``max_new_tokens`` must fit the
-    decoder's positions (448), or transformers refuses to generate.
-    """
-    positions = int(_base(model).config.max_target_positions)
-    return max(0, min(MAX_PROMPT_TOKENS,
-                      positions - options.max_new_tokens - len(specials.prefix) - 1))
-
-
-def _spans(audio: np.ndarray, longform: LongformOptions, vad: VadSettings) -> list[SpeechSpan]:
-    if longform.vad:
-        return speech_spans(audio, vad)
-    return [SpeechSpan(0.0, audio.size / SAMPLE_RATE)] if audio.size else []
-
-
-def _sequential(model: Any, processor: Any, audio: np.ndarray, spans: Sequence[SpeechSpan],
-                longform: LongformOptions, options: DecodeOptions, vad: VadSettings,
+def _sequential(decoder: _Decoder, prompt: list[int], cancelled: Callable[[], bool],
                 ) -> Iterator[Segment]:
-    """OpenAI's loop over each speech stretch: decode 30 s, seek by the last timestamp.
-
-    Speech stretches closer than ``vad.max_gap_s`` are decoded as one (pauses included), so a
-    window holds up to 30 s of speech and seeking, not VAD, decides where windows meet.
-    """
-    tokenizer = processor.tokenizer
-    specials = _Specials.of(tokenizer, options.language)
-    prompt = [t for t in options.prompt_ids if t != specials.prev]
-    room = _prompt_room(model, options, specials) if longform.condition_on_previous_text else 0
-    stretches = merge_spans(spans, vad.max_gap_s, float("inf")) if longform.vad else spans
-    for span in stretches:
-        clip = span.samples(audio)
+    """OpenAI's loop over each speech stretch: decode 30 s, seek by the last timestamp."""
+    options, stats = decoder.options, decoder.stats
+    room = (_prompt_room(decoder.backend, options)
+            if options.longform.condition_on_previous_text else 0)
+    stretches = (merge_spans(decoder.spans, options.vad.max_gap_s, float("inf"))
+                 if options.longform.vad else decoder.spans)
+    for stretch in stretches:
+        clip_start, clip = round(stretch.start * SAMPLE_RATE), stretch.samples(decoder.audio)
         seek = 0
-        while clip.size - seek >= MIN_WINDOW_SECONDS * SAMPLE_RATE:
-            window = clip[seek:seek + SAMPLES_PER_CHUNK]
-            seconds = window.size / SAMPLE_RATE
-            if is_silent(window):
-                seek += window.size
+        while clip.size - seek >= MIN_WINDOW_SECONDS * SAMPLE_RATE and not cancelled():
+            size = min(SAMPLES_PER_CHUNK, clip.size - seek)
+            window = decoder.window(SpeechSpan((clip_start + seek) / SAMPLE_RATE,
+                                               (clip_start + seek + size) / SAMPLE_RATE))
+            if is_silent(window.audio):
+                seek += size
                 continue
-            used = prompt[len(prompt) - room:] if room else []
-            result = decode_windows(model, processor, [window], options, used,
-                                    longform.word_timestamps)[0]
-            if result.looped and used:
-                result = decode_windows(model, processor, [window], options, (),
-                                        longform.word_timestamps)[0]
-            if result.silent(options):
-                seek += window.size
+            used = tuple(prompt[len(prompt) - room:]) if room else ()
+            stats.windows += 1
+            encoded, results, parses = decoder.decode([window], used)
+            if decoder.dropped(results[0], parses[0]) and used and options.longform.retry_dropped:
+                stats.retried += 1
+                encoded, results, parses = decoder.decode([window])
+                stats.recovered += not decoder.dropped(results[0], parses[0])
+            result, parse = results[0], parses[0]
+            if parse is None or decoder.dropped(result, parse):
+                found = _recover(decoder, window, result, encoded, parse, bool(used))
+                yield from found
+                prompt = [*prompt, *(t for s in found for t in s.token_ids)]
+                seek += size
                 continue
-            parse = parse_window(result.token_ids, specials.vocab, specials.eot, seconds)
-            found = _segments(parse, result, span.start + seek / SAMPLE_RATE, tokenizer,
-                              specials, model, longform.word_timestamps)
+            found = decoder.segments(encoded, [0], [window], [result], [parse])[0]
+            stats.looped += result.looped
             yield from found
-            prompt = [] if result.looped else [*prompt, *(t for s in found
-                                                         for t in s.token_ids)]
+            prompt = [] if result.looped else [*prompt, *(t for s in found for t in s.token_ids)]
             seek += max(1, round(parse.seek * SAMPLE_RATE))
 
 
-def _batched(model: Any, processor: Any, audio: np.ndarray, windows: Sequence[SpeechSpan],
-             longform: LongformOptions, options: DecodeOptions,
-             stretches: Sequence[SpeechSpan] | None) -> Iterator[Segment]:
-    """The :func:`batch_windows` of a file decoded ``batch_size`` at a time.
+def _recover(decoder: _Decoder, window: _Window, result: WindowResult, encoded: Encoded,
+             parse: WindowParse | None, retried: bool, row: int = 0) -> list[Segment]:
+    """A dropped window: cut at VAD stretches and decoded again, else counted as lost.
 
-    With ``stretches`` (the pause pass), each window's segments are cut at pauses and
-    snapped onto speech (:mod:`whisper_ja.inference.pause_split`).
+    A looping window whose retries still loop keeps its (flagged) text: it is not silence.
     """
-    tokenizer = processor.tokenizer
-    specials = _Specials.of(tokenizer, options.language)
-    split = stretches is not None and longform.pauses.split
+    stats = decoder.stats
+    found = decoder.recut(window) if decoder.options.longform.retry_dropped else []
+    if decoder.options.longform.retry_dropped and not retried:
+        stats.retried += 1
+    if found:
+        stats.recovered += 1
+        return found
+    if parse is not None and result.looped:
+        stats.looped += 1
+        return decoder.segments(encoded, [row], [window], [result], [parse])[0]
+    if window.speech_seconds > 0:
+        decoder.give_up(window)
+    return []
+
+
+def _batched(decoder: _Decoder, cancelled: Callable[[], bool]) -> Iterator[Segment]:
+    """VAD windows of at most 30 s, decoded ``batch_size`` at a time without previous text."""
+    options, stats = decoder.options, decoder.stats
+    spans = batch_windows(decoder.audio, options.vad, options.longform.vad)
+    windows = [decoder.window(span) for span in spans]
     for first in range(0, len(windows), options.batch_size):
+        if cancelled():
+            return
         batch = windows[first:first + options.batch_size]
-        results = decode_windows(model, processor, [w.samples(audio) for w in batch], options,
-                                 (), longform.word_timestamps, keep_encoder=split)
-        for window, result in zip(batch, results, strict=True):
-            if result.silent(options):
-                continue
-            parse = parse_window(result.token_ids, specials.vocab, specials.eot,
-                                 window.duration, keep_open=True)
-            found = _segments(parse, result, window.start, tokenizer, specials, model,
-                              longform.word_timestamps)
-            if stretches is not None:
-                found = cut_window(found, stretches, longform.pauses, tokenizer,
-                                   _timing(model, result, window, specials))
-            yield from found
+        stats.windows += len(batch)
+        encoded, results, parses = decoder.decode(batch)
+        good = [i for i in range(len(batch)) if not decoder.dropped(results[i], parses[i])]
+        found = dict(zip(good, decoder.segments(
+            encoded, good, [batch[i] for i in good], [results[i] for i in good],
+            [p for i in good if (p := parses[i]) is not None]), strict=True))
+        for i, window in enumerate(batch):
+            if i in found:
+                stats.looped += results[i].looped
+                yield from found[i]
+            else:
+                yield from _recover(decoder, window, results[i], encoded, parses[i], False, i)
 
 
-def _timing(model: Any, result: WindowResult, window: SpeechSpan,
-            specials: _Specials) -> Timing | None:
-    """A window's text timed again without timestamps, with P(。) (:func:`timed_text`)."""
-    state, end = result.encoder_state, specials.end
-    if state is None or end is None:
-        return None
-
-    def timing(text: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        starts, probs = timed_text(model, state, specials.prefix, text, window.duration, end)
-        return starts + window.start, probs
-    return timing
-
-
-def transcribe_segments(audio: np.ndarray, model: Any, processor: Any,
-                        longform: LongformOptions | None = None,
-                        options: DecodeOptions | None = None,
-                        vad: VadSettings | None = None) -> Iterator[Segment]:
+def long_audio_segments(backend: Backend, audio: np.ndarray, options: DecodingOptions, *,
+                        prompt: Sequence[int] = (), stats: LongformStats | None = None,
+                        cancelled: Callable[[], bool] | None = None) -> Iterator[Segment]:
     """Timed segments of a 16 kHz mono recording of any length, yielded as they are decoded.
 
-    The public entry point of long-form transcription (the CLI and servers use it).
-
     Args:
-        audio: ``(samples,)`` float32 at 16 kHz (:func:`whisper_ja.audio.io.load_audio`).
-        model: ``WhisperForConditionalGeneration`` or a peft model wrapping it.
-        processor: Its processor.
-        longform: Mode, VAD, previous-text conditioning, word timestamps (None: the
-            defaults, as for ``options`` and ``vad``).
-        options: Beams, token limit per window, batch size (batched mode), language,
-            no-speech rule, and an initial prompt (``prompt_ids``, without
-            ``<|startofprev|>``).
-        vad: Silero VAD settings.
+        backend: The model.
+        audio: ``(samples,)`` float32 at 16 kHz.
+        options: Every decoding setting (mode, VAD, guards, words, pauses...).
+        prompt: Initial previous-text ids (without ``<|startofprev|>``).
+        stats: Filled with what happened to the windows (lost speech included).
+        cancelled: Asked before each window (batch): True stops decoding.
 
     Yields:
         Segments in time order, at file times (seconds).
     """
-    longform = longform or LongformOptions()
-    options = options or DecodeOptions(max_new_tokens=WINDOW_MAX_TOKENS)
-    vad = vad or VadSettings()
-    audio = np.asarray(audio, dtype=np.float32)
-    if longform.mode == "batched":
-        stretches = (pause_stretches(audio, vad, longform.pauses) if longform.pauses.active
-                     else None)
-        yield from _batched(model, processor, audio, batch_windows(audio, vad, longform.vad),
-                            longform, options, stretches)
+    decoder = _Decoder(backend, np.asarray(audio, dtype=np.float32), options,
+                       stats if stats is not None else LongformStats())
+    stop = cancelled or _never
+    if options.longform.mode == "batched":
+        yield from _batched(decoder, stop)
     else:
-        yield from _sequential(model, processor, audio, _spans(audio, longform, vad), longform,
-                               options, vad)
+        yield from _sequential(decoder, list(prompt), stop)
+
+
+def short_files_segments(backend: Backend, audios: Sequence[np.ndarray],
+                         options: DecodingOptions, stats: Sequence[LongformStats],
+                         ) -> list[list[Segment]]:
+    """Segments of many recordings of at most 30 s, their windows decoded together.
+
+    Each recording's speech (VAD) is one window; windows of different files share batches of
+    ``batch_size``, sorted by length, as ``evaluate`` batches clips: many short files cost
+    a fraction of decoding them one by one. Pauses, words, guards and retries apply per file
+    as in :func:`long_audio_segments` (batched mode: no previous text).
+    """
+    decoders = [_Decoder(backend, np.asarray(a, dtype=np.float32), options, s, single_pass=True)
+                for a, s in zip(audios, stats, strict=True)]
+    windows = [(i, d.window(span)) for i, d in enumerate(decoders)
+               for span in batch_windows(d.audio, options.vad, options.longform.vad)]
+    windows.sort(key=lambda item: item[1].audio.size)
+    found: list[list[Segment]] = [[] for _ in audios]
+    for first in range(0, len(windows), options.batch_size):
+        batch = windows[first:first + options.batch_size]
+        encoded, results, parses = decoders[0].decode([w for _, w in batch])
+        for row, ((owner, window), result, parse) in enumerate(zip(batch, results, parses,
+                                                                   strict=True)):
+            decoder = decoders[owner]
+            decoder.stats.windows += 1
+            if parse is not None and not decoder.dropped(result, parse):
+                decoder.stats.looped += result.looped
+                found[owner].extend(decoder.segments(encoded, [row], [window], [result],
+                                                     [parse])[0])
+            else:
+                found[owner].extend(_recover(decoder, window, result, encoded, parse, False,
+                                             row))
+    return [sorted(segments, key=lambda s: s.start) for segments in found]
+
+
+def _never() -> bool:
+    return False
+
+
+def describe(stats: LongformStats) -> dict[str, Any]:
+    """The stats as the JSON output and reports write them."""
+    return {"windows": stats.windows, "retried": stats.retried, "recovered": stats.recovered,
+            "lost_windows": stats.lost_windows, "lost_speech_s": round(stats.lost_speech_s, 2),
+            "lost_at_s": list(stats.lost_at), "looped_windows": stats.looped}

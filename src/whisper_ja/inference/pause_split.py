@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import bisect
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,16 +46,13 @@ import numpy as np
 from whisper_ja.inference.options import PauseSettings
 from whisper_ja.inference.timestamps import Segment, SpeechSpan, word_spans
 
-__all__ = ["Cut", "PauseSettings", "Timing", "apply_cuts", "cut_window", "end_context",
+__all__ = ["Cut", "PauseSettings", "apply_cuts", "end_context",
            "find_cuts", "known_end_probability", "plan_cuts",
            "sentence_end_id", "snap_segments"]
 
 SENTENCE_END = "。"
 """The token whose probability says a Japanese sentence could end at a cut."""
 
-Timing = Callable[[list[int]], tuple[np.ndarray, np.ndarray]]
-"""A window's text -> each token's start (file seconds) and P(。) after its first k tokens
-(k = 0 .. len(text))."""
 
 
 
@@ -257,21 +254,3 @@ def snap_segments(segments: Sequence[Segment], stretches: Sequence[SpeechSpan],
                 end = offset
         out.append(replace(segment, start=round(start, 3), end=round(end, 3)))
     return out
-
-
-def cut_window(segments: Sequence[Segment], stretches: Sequence[SpeechSpan],
-               settings: PauseSettings, tokenizer: Any,
-               timing: Timing | None) -> list[Segment]:
-    """One window's segments cut where Whisper would end a sentence at a pause, then snapped.
-
-    ``timing`` (None: no cut) runs only when a pause lies inside a segment. The transformers
-    backend times one window at a time; CTranslate2's aligns a batch at once and calls the
-    steps itself (:mod:`whisper_ja.inference.ct2_longform`).
-    """
-    candidates = plan_cuts(segments, stretches) if settings.split and timing else []
-    if candidates and timing is not None:
-        starts, probs = timing([t for segment in segments for t in segment.token_ids])
-        cuts = find_cuts(segments, candidates, starts, tokenizer)
-        segments = apply_cuts(segments, cuts, [float(probs[c.context]) for c in cuts],
-                              settings, tokenizer)
-    return snap_segments(segments, stretches, settings)

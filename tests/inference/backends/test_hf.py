@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import WhisperConfig, WhisperForConditionalGeneration
+from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
 from transformers.modeling_outputs import BaseModelOutput
 
 from whisper_ja.audio.constants import SAMPLE_RATE
@@ -198,8 +198,8 @@ def test_prompt_is_context_not_scored(micro, backend, encoded):
     assert result.avg_logprob != pytest.approx(unprompted, abs=1e-4)
 
 
-def test_stop_repeats_ends_a_loop_early(looping, encoded):
-    token = looping._processor.tokenizer.encode(LOOP_TEXT, add_special_tokens=False)[0]
+def test_stop_repeats_ends_a_loop_early(micro, looping, encoded):
+    token = micro.processor.tokenizer.encode(LOOP_TEXT, add_special_tokens=False)[0]
     looped = looping.generate(encoded, [0], GenerateRequest(max_new_tokens=30))[0]
     assert looped.ids == (token,) * 30 and looped.hit_limit
     stopped = looping.generate(encoded, [0], GenerateRequest(max_new_tokens=30,
@@ -302,3 +302,34 @@ def test_whisper_base_transcribes_times_and_identifies(whisper_base, ja_clips):
     assert np.all(np.diff(alignment.starts) >= 0)
     assert alignment.starts[0] < 1.0 and seconds / 2 < alignment.ends[-1] <= seconds + 0.02
     assert float(np.mean(alignment.probs)) > 0.5  # the model's own text is likely to it
+
+
+def test_scores_and_probabilities_match_ctranslate2(mini_whisper):
+    """The same weights on CTranslate2 give the same no-speech and align probabilities.
+
+    (Greedy ids of a random model are not compared: its near-flat logits make them hang on
+    rounding, and on which ids each runtime suppresses.)
+    """
+    # Imported here, not at the top: CTranslate2 is the other runtime, needed by this test only.
+    import ctranslate2
+
+    backend = HfBackend.load(str(mini_whisper.hf_dir), device="cpu", dtype="float32")
+    whisper = ctranslate2.models.Whisper(str(mini_whisper.ct2_float32), device="cpu",
+                                         compute_type="float32")
+    processor = WhisperProcessor.from_pretrained(mini_whisper.hf_dir)
+    audio = _noise(3.0)
+    encoded = backend.encode([audio])
+    features = processor.feature_extractor(
+        [audio], sampling_rate=SAMPLE_RATE, return_tensors="np").input_features
+    theirs = whisper.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features)))
+    np.testing.assert_allclose(np.asarray(theirs), encoded.hidden.numpy(), atol=1e-4)
+    prefix = list(backend.vocabulary.prefix("ja"))
+    ours = backend.generate(encoded, [0], GenerateRequest(max_new_tokens=8))[0]
+    generated = whisper.generate(theirs, [[*prefix, backend.vocabulary.specials.no_timestamps]],
+                                 max_length=8, return_no_speech_prob=True)[0]
+    assert ours.no_speech_prob == pytest.approx(generated.no_speech_prob, rel=1e-3)
+    text = processor.tokenizer.encode("今日は良い天気です", add_special_tokens=False)
+    # CTranslate2's align adds <|notimestamps|> after the prefix itself
+    aligned = whisper.align(theirs, prefix, [text], [audio.size // 160])[0]
+    np.testing.assert_allclose(backend.align(encoded, [0], [text], "ja")[0].probs,
+                               aligned.text_token_probs, rtol=1e-3)
