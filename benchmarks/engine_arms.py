@@ -1,0 +1,95 @@
+"""The systems that issue 26's benchmarks compare, each in one small function.
+
+- :func:`whisper_ja_default` and :func:`whisper_ja_default_files`: ``whisper-ja transcribe``
+  with no flags (or only ``--adapter``) through the Python front door. When the engine
+  changes, re-point these two functions and nothing else.
+- :func:`stock_faster_whisper`: faster-whisper as its users run it (``WhisperModel``, int8,
+  ``vad_filter=True``, Japanese), in-process, on the CTranslate2 export of the same model
+  (:func:`ct2_export`, cached).
+- :func:`whisper_ja_mode`: the other current ``transcribe`` modes (batched, ct2), optional arms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LongArm = Callable[[np.ndarray], Iterable[Any]]
+"""``audio (16 kHz float32) -> segments`` (objects with ``start``, ``end``, ``text``)."""
+
+
+def whisper_ja_default(model: str, adapter: Path | None = None) -> LongArm:
+    """``whisper-ja transcribe [--adapter A]`` with no other flag: load once, then per file."""
+    from whisper_ja.inference.transcribe import TranscribeConfig, load_transcriber
+
+    config = TranscribeConfig(audio=("benchmark",), model=model,
+                              adapter=str(adapter) if adapter else None)
+    return load_transcriber(config).segments
+
+
+def whisper_ja_default_files(paths: Sequence[Path], model: str,
+                             adapter: Path | None = None) -> list[str]:
+    """``whisper-ja transcribe FILE... [--adapter A]``: every file's text (start-up included)."""
+    from whisper_ja.inference.transcribe import TranscribeConfig, transcribe_files
+
+    config = TranscribeConfig(audio=tuple(str(p) for p in paths), model=model,
+                              adapter=str(adapter) if adapter else None)
+    transcripts, errors = transcribe_files(config, progress=False)
+    if errors:
+        raise RuntimeError(f"whisper-ja failed on {len(errors)} files: {errors[0]}")
+    return [t.text for t in transcripts]
+
+
+def whisper_ja_mode(model: str, ct2: Path, backend: str, mode: str) -> LongArm:
+    """Another ``transcribe`` mode (``--backend ct2`` runs on the int8 export ``ct2``)."""
+    from whisper_ja.inference.longform import LongformOptions
+    from whisper_ja.inference.transcribe import TranscribeConfig, load_transcriber
+
+    config = TranscribeConfig(audio=("benchmark",), model=str(ct2) if backend == "ct2"
+                              else model, backend=backend,  # type: ignore[arg-type]
+                              longform=LongformOptions(mode=mode))  # type: ignore[arg-type]
+    return load_transcriber(config).segments
+
+
+def ct2_export(model: str, adapter: Path | None, root: Path, quantization: str = "int8",
+               ) -> Path:
+    """``whisper-ja export --to ct2 --quantization Q`` of the model (and adapter), cached."""
+    from whisper_ja.export.writer import ExportConfig, export_model
+
+    weights = adapter / "adapter_model.safetensors" if adapter else None
+    tag = hashlib.sha1(f"{model}|{adapter}|{quantization}|".encode()
+                       + (weights.read_bytes() if weights and weights.is_file() else b"")
+                       ).hexdigest()[:12]
+    out = root / f"ct2-{tag}"
+    if not (out / "model.bin").is_file():
+        export_model(ExportConfig(model=model, adapter=adapter, to="ct2", out=out,
+                                  quantization=quantization))  # type: ignore[arg-type]
+    return out
+
+
+def faster_whisper_model(ct2: Path, compute_type: str = "int8", threads: int = 2) -> Any:
+    """faster-whisper's ``WhisperModel`` on a CTranslate2 folder (CPU)."""
+    # Imported here: faster-whisper is optional for whisper-ja.
+    from faster_whisper import WhisperModel
+
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    return WhisperModel(str(ct2), device="cpu", compute_type=compute_type, cpu_threads=threads)
+
+
+def stock_faster_whisper(model: Any, beam_size: int = 1, vad: bool = True) -> LongArm:
+    """faster-whisper's own ``transcribe``: its defaults but Japanese, VAD on, ``beam_size``.
+
+    Greedy (``beam_size=1``) by default: whisper-ja decodes greedily by default, so the
+    comparison is like for like; faster-whisper's own default is 5 beams.
+    """
+    def transcribe(audio: np.ndarray | str) -> list[Any]:
+        found, _ = model.transcribe(audio, language="ja", task="transcribe",
+                                    beam_size=beam_size, vad_filter=vad)
+        return list(found)
+
+    return transcribe
