@@ -9,6 +9,11 @@ Never a traceback.
 from __future__ import annotations
 
 import json
+import resource
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -381,3 +386,159 @@ def test_a_missing_positional_is_one_line_naming_it(capsys):
     code, err = _run(capsys, ["transcribe"])
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith("whisper-ja transcribe: bad setting: audio: required")
+
+
+@pytest.fixture(scope="module")
+def cut_weights(mini_whisper, tmp_path_factory) -> dict[str, Path]:
+    """A model folder, a LoRA adapter and a CTranslate2 folder, each with its weights cut."""
+    # Imported here, not at the top: peft is heavy and only this fixture needs it.
+    from peft import LoraConfig, get_peft_model
+
+    root = tmp_path_factory.mktemp("cut_weights")
+    model = shutil.copytree(mini_whisper.hf_dir, root / "model")
+    _cut_in_half(model / "model.safetensors")
+    adapter = root / "adapter"
+    peft_model = get_peft_model(mini_whisper.model, LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    peft_model.save_pretrained(adapter)
+    peft_model.unload()  # the session's mini model stays as it was
+    _cut_in_half(adapter / "adapter_model.safetensors")
+    ct2 = shutil.copytree(mini_whisper.ct2_float32, root / "ct2")
+    _cut_in_half(ct2 / "model.bin")
+    clip = _tone_clip(root / "clip.wav", 1.0)
+    manifest = _tone_manifest(root / "clips", ["good0.wav"])
+    return {"model": model, "adapter": adapter, "ct2": ct2, "clip": clip,
+            "manifest": manifest, "base": mini_whisper.hf_dir, "root": root}
+
+
+def _cut_weight_case(name: str, w: dict[str, Path]) -> tuple[list[str], Path]:
+    out = w["root"] / f"out_{name}"
+    return {
+        "transcribe-model": (["transcribe", str(w["clip"]), "--model", str(w["model"])],
+                             w["model"] / "model.safetensors"),
+        "transcribe-adapter": (["transcribe", str(w["clip"]), "--model", str(w["base"]),
+                                "--adapter", str(w["adapter"])],
+                               w["adapter"] / "adapter_model.safetensors"),
+        "evaluate-adapter": (["evaluate", "--manifest", str(w["manifest"]), "--model",
+                              str(w["base"]), "--adapter", str(w["adapter"]), "--out", str(out),
+                              "--no-progress"], w["adapter"] / "adapter_model.safetensors"),
+        "export-adapter": (["export", "--model", str(w["base"]), "--adapter", str(w["adapter"]),
+                            "--out", str(out)], w["adapter"] / "adapter_model.safetensors"),
+        "export-ct2-model": (["export", "--model", str(w["ct2"]), "--out", str(out)],
+                             w["ct2"] / "model.bin"),
+        "evaluate-ct2-model": (["evaluate", "--manifest", str(w["manifest"]), "--model",
+                                str(w["ct2"]), "--out", str(out), "--no-progress"],
+                               w["ct2"] / "model.bin"),
+    }[name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["transcribe-model", "transcribe-adapter", "evaluate-adapter",
+                                  "export-adapter", "export-ct2-model", "evaluate-ct2-model"])
+def test_a_truncated_weight_file_is_one_line_naming_it(case, cut_weights, capsys):
+    argv, named = _cut_weight_case(case, cut_weights)
+    code, err = _run(capsys, argv)
+    command = argv[0]
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.startswith(f"whisper-ja {command}: ")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"whisper-ja {command}: unusable model: {named}: truncated")
+    assert not (cut_weights["root"] / f"out_{case}").exists()
+
+
+def _no_room_over(limit_bytes: int) -> None:
+    """In the child: files may not grow past ``limit_bytes`` (writes then fail, EFBIG)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+
+@pytest.mark.slow
+def test_export_with_no_room_is_one_line_and_leaves_nothing(mini_whisper, tmp_path):
+    out = tmp_path / "exports" / "hf"
+    out.parent.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "whisper_ja.cli", "export", "--model", str(mini_whisper.hf_dir),
+         "--out", str(out)], preexec_fn=lambda: _no_room_over(1_000_000),
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("whisper-ja export: ")]
+    assert len(lines) == 1 and lines[0].startswith("whisper-ja export: export failed: out: no "
+                                                   f"room to write the export to {out}"), lines
+    assert not out.exists() and not any(out.parent.iterdir()), "the partial output must go"
+
+
+# --- train: bad clips with the feature cache on, changed data on resume, a full disk -----------
+
+def _train_argv(model: Path, out: Path, *settings: str) -> list[str]:
+    return ["train", f"model={model}", f"out={out}", "precision=fp32", "optim.batch_size=1",
+            "optim.max_steps=1", "run.progress=false", "run.tensorboard=false",
+            "run.validate_at_start=false", "run.val_max_new_tokens=2",
+            "efficiency.context.min_frames=0", *settings]
+
+
+@pytest.mark.slow
+def test_train_with_the_feature_cache_skips_missing_and_cut_clips_and_exits_1(inputs, capsys):
+    root = inputs["root"] / "train_bad_clips"
+    root.mkdir()
+    cut = root / "cut.wav"
+    whole = _first_audio(inputs["good"]).read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])  # header unchanged, half the samples gone
+    lines = inputs["missing_audio"].read_text(encoding="utf-8").splitlines()
+    cut_row = {**json.loads(lines[0]), "id": "cut", "audio": str(cut)}
+    manifest = root / "train.jsonl"
+    manifest.write_text("\n".join([*lines, json.dumps(cut_row)]) + "\n", encoding="utf-8")
+    code, err = _run(capsys, _train_argv(inputs["model"], root / "out",
+                                         f"data.train=[{manifest}]",
+                                         f"data.validation=[{manifest}]"))
+    assert code == 1, err
+    named = [line for line in err.splitlines() if line.startswith("whisper-ja train: bad input: ")]
+    assert any("gone.wav" in line for line in named) and any("cut.wav" in line for line in named)
+    assert "whisper-ja train: 4 bad item(s) skipped" in err  # 2 training, 2 validation clips
+    summary = json.loads((root / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["skipped"] == {"unreadable audio": 4} and summary["steps"] == 1
+    assert summary["train_clips"] == 1 and summary["validation_clips"] == 1
+
+
+@pytest.mark.slow
+def test_train_resume_alone_reuses_settings_and_refuses_changed_data(inputs, tmp_path):
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text(inputs["good"].read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "out"
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "whisper_ja.cli", *argv],
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    first = cli(*_train_argv(inputs["model"], out, f"data.train=[{manifest}]",
+                             "run.save_every=1"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = cli("train", "--out", str(out), "--resume")  # no settings repeated
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resumed from" in again.stderr or "Traceback" not in again.stderr
+    manifest.write_text(manifest.read_text(encoding="utf-8").splitlines()[0] + "\n",
+                        encoding="utf-8")  # same path, other content
+    changed = cli("train", "--out", str(out), "--resume")
+    assert changed.returncode == 2 and "Traceback" not in changed.stderr
+    lines = [line for line in changed.stderr.splitlines() if line.startswith("whisper-ja train:")]
+    assert len(lines) == 1 and lines[0].startswith(
+        "whisper-ja train: bad setting: resume: the training data changed"), changed.stderr
+    assert str(manifest.resolve()) in lines[0]
+
+
+@pytest.mark.slow
+def test_train_with_no_room_for_a_checkpoint_is_one_line_and_leaves_no_partial(inputs, tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "whisper_ja.cli",
+         *_train_argv(inputs["model"], out, f"data.train=[{inputs['good']}]", "mode=full",
+                      "run.save_every=1", "efficiency.feature_cache=false")],
+        preexec_fn=lambda: _no_room_over(1_000_000), capture_output=True, text=True,
+        timeout=300, check=False)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("whisper-ja train: ")]
+    assert len(lines) == 1 and lines[0].startswith(
+        "whisper-ja train: checkpoint failed: out: no room to write the checkpoint of step 1"), \
+        done.stderr[-2000:]
+    assert not any((out / "checkpoints").iterdir()), "the partial checkpoint must go"

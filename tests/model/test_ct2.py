@@ -12,7 +12,7 @@ import torch
 from whisper_ja.cli import main
 from whisper_ja.model import load_model, special_tokens
 from whisper_ja.model.ct2 import convert_ct2_whisper
-from whisper_ja.model.ct2_format import Ct2FormatError, read_ct2_model
+from whisper_ja.model.ct2_format import Ct2FormatError, check_ct2_model_bin, read_ct2_model
 
 
 def test_float32_import_reproduces_every_weight(mini_whisper):
@@ -75,6 +75,21 @@ def test_reader_reports_truncated_file(mini_whisper, tmp_path):
     with pytest.raises(Ct2FormatError, match="truncated") as err:
         read_ct2_model(broken)
     assert str(broken) in str(err.value)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.999])
+def test_check_names_a_cut_short_model_bin_without_loading_it(mini_whisper, tmp_path, keep):
+    source = mini_whisper.ct2_float32 / "model.bin"
+    check_ct2_model_bin(source)  # whole: fine
+    data = source.read_bytes()
+    broken = tmp_path / "model.bin"
+    broken.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(Ct2FormatError, match="truncated at byte .* short") as err:
+        check_ct2_model_bin(tmp_path)
+    assert str(broken) in str(err.value)
+    broken.write_bytes(b"")
+    with pytest.raises(Ct2FormatError, match="empty file"):
+        check_ct2_model_bin(broken)
 
 
 def test_reader_rejects_unknown_version(tmp_path):

@@ -17,6 +17,7 @@ from safetensors import safe_open
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from whisper_ja.errors import ConfigError, ExportError
+from whisper_ja.model.integrity import check_safetensors
 from whisper_ja.model.tokens import special_tokens
 
 __all__ = [
@@ -70,6 +71,7 @@ def _adapter_weights(adapter: Path) -> dict[str, tuple[int, ...]]:
     """Shapes of the adapter's saved tensors, read without loading them."""
     path = adapter / "adapter_model.safetensors"
     if path.is_file():
+        check_safetensors(path)  # a cut-short file: one line naming it, not safetensors' error
         with safe_open(str(path), framework="pt") as handle:
             return {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
     legacy = adapter / "adapter_model.bin"

@@ -25,13 +25,17 @@ result has been reloaded and checked, so a failed export leaves no partial folde
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from safetensors import SafetensorError
 from tqdm import tqdm
 
 from whisper_ja.audio.features import ContextPolicy
@@ -182,6 +186,31 @@ def _write(config: ExportConfig, model: Any, processor: Any, staging: Path, bar:
     bar.update()
 
 
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+"""A full disk, an exhausted quota, or a file-size limit: no room for the export."""
+
+# safetensors (Rust) reports a full disk in its own error, naming the OS error in words.
+_NO_ROOM_WORDS = ("No space left", "StorageFull", "Disk quota", "File too large", "FileTooLarge")
+
+
+@contextlib.contextmanager
+def _no_room_is_one_line(out: Path, staging: Path) -> Iterator[None]:
+    """Turn a full disk while writing into an :class:`ExportError` naming where and what to do.
+
+    The caller removes the staging folder either way, so nothing partial is left behind.
+    """
+    try:
+        yield
+    except (OSError, SafetensorError) as err:
+        no_room = (err.errno in _NO_ROOM if isinstance(err, OSError)
+                   else any(words in str(err) for words in _NO_ROOM_WORDS))
+        if not no_room:
+            raise
+        raise ExportError(f"out: no room to write the export to {out} ({err}); the partial "
+                          f"output in {staging} was removed. Free some space or choose "
+                          "another --out") from err
+
+
 def _trained_policy(dynamic: bool, *folders: Path | None) -> ContextPolicy:
     """The policy recorded by the training run (adapter or model folder), else the default."""
     for folder in folders:
@@ -225,7 +254,8 @@ def export_model(config: ExportConfig) -> ExportResult:
                                  model_path if model_path.is_dir() else None)
         staging = _staging_folder(out)
         try:
-            _write(config, model, processor, staging, bar)
+            with _no_room_is_one_line(out, staging):
+                _write(config, model, processor, staging, bar)
             write_context_record(staging, policy)
             card = CardInfo(
                 name=config.name or out.resolve().name, base_model=config.model,
@@ -233,8 +263,9 @@ def export_model(config: ExportConfig) -> ExportResult:
                 quantization=(config.quantization or "float32") if config.to == "ct2" else None,
                 dynamic_context=dynamic, training=training, evaluation=evaluation,
                 normalizer=normalizer, context=policy)
-            (staging / "README.md").write_text(render_model_card(card), encoding="utf-8")
-            _place(staging, out)
+            with _no_room_is_one_line(out, staging):
+                (staging / "README.md").write_text(render_model_card(card), encoding="utf-8")
+                _place(staging, out)
             bar.update()
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # already gone after a successful move

@@ -10,7 +10,9 @@ stored once under two names, e.g. Whisper's tied output projection).
 
 from __future__ import annotations
 
+import mmap
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from whisper_ja.errors import Ct2FormatError
 
-__all__ = ["Ct2FormatError", "Ct2Model", "read_ct2_model"]
+__all__ = ["Ct2FormatError", "Ct2Model", "check_ct2_model_bin", "read_ct2_model"]
 
 SUPPORTED_BINARY_VERSIONS = (6,)
 # Order of CTranslate2's DataType enum (include/ctranslate2/types.h).
@@ -43,18 +45,26 @@ class Ct2Model:
 
 
 class _Reader:
-    def __init__(self, data: bytes | memoryview, path: Path) -> None:
-        self.data = memoryview(data)
+    def __init__(self, data: bytes | memoryview | mmap.mmap, path: Path) -> None:
+        # A mapped file stays an mmap: a memoryview of it would keep it from closing while an
+        # error's traceback still holds this reader.
+        self.data = data if isinstance(data, mmap.mmap) else memoryview(data)
         self.pos = 0
         self.path = path
 
     def unpack(self, fmt: str) -> int:
         size = struct.calcsize(fmt)
         if self.pos + size > len(self.data):
-            raise Ct2FormatError(f"{self.path}: truncated at byte {self.pos}")
+            raise self.truncated(size)
         (value,) = struct.unpack_from("<" + fmt, self.data, self.pos)
         self.pos += size
         return int(value)
+
+    def truncated(self, wanted: int) -> Ct2FormatError:
+        return Ct2FormatError(
+            f"{self.path}: truncated at byte {self.pos}: the file ends at byte "
+            f"{len(self.data)}, {self.pos + wanted - len(self.data)} byte(s) short "
+            "(a cut-short copy? copy or export the model again)")
 
     def string(self) -> str:
         length = self.unpack("H")  # includes the trailing NUL
@@ -62,10 +72,15 @@ class _Reader:
         self.pos += length
         return raw.decode("utf-8")
 
+    def skip(self, num_bytes: int) -> None:
+        if self.pos + num_bytes > len(self.data):
+            raise self.truncated(num_bytes)
+        self.pos += num_bytes
+
     def take(self, num_bytes: int) -> memoryview:
         if self.pos + num_bytes > len(self.data):
-            raise Ct2FormatError(f"{self.path}: truncated at byte {self.pos}")
-        chunk = self.data[self.pos:self.pos + num_bytes]
+            raise self.truncated(num_bytes)
+        chunk = memoryview(self.data[self.pos:self.pos + num_bytes])
         self.pos += num_bytes
         return chunk
 
@@ -79,6 +94,79 @@ def _array(chunk: memoryview, dtype_id: int, dims: list[int], name: str, path: P
         bits = np.frombuffer(chunk, dtype="<u2").astype(np.uint32) << 16
         return bits.view(np.float32).reshape(dims)
     return np.frombuffer(chunk, dtype=np.dtype(dtype).newbyteorder("<")).reshape(dims).copy()
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """One variable as stored: name, dims, dtype id and its raw bytes (not yet an array)."""
+
+    name: str
+    dims: list[int]
+    dtype_id: int
+    chunk: memoryview
+
+
+def _walk(reader: _Reader, load: bool = True) -> tuple[str, int, int, Iterator[_Stored]]:
+    """The header (spec, revision, version) and an iterator over the stored variables.
+
+    With ``load`` false each variable's bytes are skipped (its ``chunk`` is empty).
+    """
+    version = reader.unpack("I")
+    if version not in SUPPORTED_BINARY_VERSIONS:
+        raise Ct2FormatError(
+            f"{reader.path}: CTranslate2 binary version {version} is not supported "
+            f"(supported: {', '.join(map(str, SUPPORTED_BINARY_VERSIONS))})")
+    spec = reader.string()
+    revision = reader.unpack("I")
+
+    def variables() -> Iterator[_Stored]:
+        for _ in range(reader.unpack("I")):
+            name = reader.string()
+            dims = [reader.unpack("I") for _ in range(reader.unpack("B"))]
+            dtype_id = reader.unpack("B")
+            num_bytes = reader.unpack("I")
+            if load:
+                yield _Stored(name, dims, dtype_id, reader.take(num_bytes))
+            else:
+                reader.skip(num_bytes)
+                yield _Stored(name, dims, dtype_id, memoryview(b""))
+
+    return spec, revision, version, variables()
+
+
+def _aliases(reader: _Reader) -> list[tuple[str, str]]:
+    pairs = [(reader.string(), reader.string()) for _ in range(reader.unpack("I"))]
+    if reader.pos != len(reader.data):
+        raise Ct2FormatError(f"{reader.path}: {len(reader.data) - reader.pos} unexpected "
+                             "trailing bytes")
+    return pairs
+
+
+def check_ct2_model_bin(path: str | Path) -> None:
+    """Check that a ``model.bin`` holds every byte its own header promises, without loading it.
+
+    The file is mapped, not read, and only its variable headers are walked, so a 3 GB model
+    is checked in milliseconds. CTranslate2 itself stops on a cut-short file with an error
+    that does not name it.
+
+    Args:
+        path: The ``model.bin`` file (or the folder holding it).
+
+    Raises:
+        Ct2FormatError: missing, empty, truncated (by how many bytes), or another version.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.bin"
+    if not path.is_file():
+        raise Ct2FormatError(f"{path}: no CTranslate2 model.bin there")
+    if path.stat().st_size == 0:
+        raise Ct2FormatError(f"{path}: empty file (0 bytes); copy or export the model again")
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        reader = _Reader(mm, path)
+        for _ in _walk(reader, load=False)[3]:
+            pass
+        _aliases(reader)
 
 
 def read_ct2_model(path: str | Path, data: bytes | None = None) -> Ct2Model:
@@ -102,22 +190,9 @@ def read_ct2_model(path: str | Path, data: bytes | None = None) -> Ct2Model:
             raise Ct2FormatError(f"{path}: no CTranslate2 model.bin there")
         data = path.read_bytes()
     reader = _Reader(data, path)
-    version = reader.unpack("I")
-    if version not in SUPPORTED_BINARY_VERSIONS:
-        raise Ct2FormatError(
-            f"{path}: CTranslate2 binary version {version} is not supported "
-            f"(supported: {', '.join(map(str, SUPPORTED_BINARY_VERSIONS))})")
-    spec = reader.string()
-    revision = reader.unpack("I")
-    variables: dict[str, np.ndarray] = {}
-    for _ in range(reader.unpack("I")):
-        name = reader.string()
-        dims = [reader.unpack("I") for _ in range(reader.unpack("B"))]
-        dtype_id = reader.unpack("B")
-        chunk = reader.take(reader.unpack("I"))
-        variables[name] = _array(chunk, dtype_id, dims, name, path)
-    for _ in range(reader.unpack("I")):
-        alias, target = reader.string(), reader.string()
+    spec, revision, version, stored = _walk(reader)
+    variables = {v.name: _array(v.chunk, v.dtype_id, v.dims, v.name, path) for v in stored}
+    for alias, target in _aliases(reader):
         if target not in variables:
             raise Ct2FormatError(f"{path}: alias {alias} points to missing variable {target}")
         variables[alias] = variables[target]
@@ -125,6 +200,4 @@ def read_ct2_model(path: str | Path, data: bytes | None = None) -> Ct2Model:
         for suffix in ("_scale", "_zero"):
             if target + suffix in variables and alias + suffix not in variables:
                 variables[alias + suffix] = variables[target + suffix]
-    if reader.pos != len(reader.data):
-        raise Ct2FormatError(f"{path}: {len(reader.data) - reader.pos} unexpected trailing bytes")
     return Ct2Model(spec=spec, revision=revision, binary_version=version, variables=variables)

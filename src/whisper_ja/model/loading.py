@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
 
 from whisper_ja.errors import ModelLoadError
 from whisper_ja.model.context import apply_saved_context
 from whisper_ja.model.ct2 import convert_ct2_whisper, is_ct2_folder
 from whisper_ja.model.hub import hub_reachable
+from whisper_ja.model.integrity import check_weight_files
 from whisper_ja.model.offline import (
     OFFLINE_MODEL_ID,
     OfflineModelError,
@@ -99,9 +101,10 @@ def _resolve(name_or_path: str | Path) -> tuple[WhisperForConditionalGeneration,
         if not _is_transformers_folder(path):
             raise ModelLoadError(f"{path}: neither a transformers model folder (config.json) "
                                  "nor a CTranslate2 folder (model.bin)")
+        check_weight_files(path)
         try:
             model, processor = _from_transformers(path, local_only=True)
-        except (OSError, ValueError) as err:  # e.g. saved without its processor
+        except (OSError, ValueError, SafetensorError) as err:  # e.g. saved without its processor
             raise ModelLoadError(f"{path}: cannot load the model or its processor: {err}"
                                  ) from err
         return model, processor, f"local folder {path}"
@@ -193,9 +196,15 @@ def _with_adapter(model: WhisperForConditionalGeneration, processor: WhisperProc
 
     if not (adapter / "adapter_config.json").is_file():
         raise ModelLoadError(f"{adapter}: not a PEFT adapter folder (no adapter_config.json)")
-    peft_model = PeftModel.from_pretrained(model, adapter)
-    if any((adapter / name).is_file() for name in _PROCESSOR_FILES):
-        processor = WhisperProcessor.from_pretrained(adapter, local_files_only=True)
+    check_weight_files(adapter)
+    try:
+        peft_model = PeftModel.from_pretrained(model, adapter)
+        if any((adapter / name).is_file() for name in _PROCESSOR_FILES):
+            processor = WhisperProcessor.from_pretrained(adapter, local_files_only=True)
+    # RuntimeError: weights of another shape (an adapter trained on another model size).
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+        raise ModelLoadError(f"{adapter}: cannot load this adapter onto {source}: {err}"
+                             ) from err
     return peft_model, processor, f"{source} + adapter {adapter}"
 
 
