@@ -13,7 +13,6 @@ from whisper_ja.cli import main
 from whisper_ja.config import load_config
 from whisper_ja.errors import ConfigError
 from whisper_ja.model.device import (
-    check_ct2_compute_type,
     check_device,
     describe_machine,
     resolve_device,
@@ -86,13 +85,3 @@ def test_bad_compute_type_is_refused(tmp_path, capsys):
     assert main(["transcribe", str(wav), "--backend", "ct2", "--compute-type", "int3"]) == 2
     assert "compute_type" in capsys.readouterr().err
 
-
-@no_gpu
-def test_a_ct2_compute_type_the_cpu_cannot_run_is_named_with_what_it_can():
-    with pytest.raises(ConfigError, match=r"^compute_type: CTranslate2 cannot run float16 on a "
-                                          r"CPU; use one of .*int8.*\(or auto\)$"):
-        check_ct2_compute_type("float16", "cpu")
-    with pytest.raises(ConfigError, match="compute_type: must be one of"):
-        check_ct2_compute_type("float8", "cpu")
-    for fine in ("auto", "default", "int8", "float32"):
-        check_ct2_compute_type(fine, "auto")

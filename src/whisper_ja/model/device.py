@@ -23,7 +23,6 @@ __all__ = [
     "DTYPE_HELP",
     "DTYPES",
     "DtypeName",
-    "check_ct2_compute_type",
     "check_device",
     "cpu_has_bf16",
     "ct2_device",
@@ -93,41 +92,6 @@ def resolve_dtype(dtype: str, device: torch.device, setting: str = "dtype") -> t
 def ct2_device(device: str, setting: str = "device") -> Literal["cpu", "cuda"]:
     """CTranslate2's device for a setting (it takes ``cpu`` or ``cuda``, index separately)."""
     return "cuda" if resolve_device(device, setting).type == "cuda" else "cpu"
-
-
-def check_ct2_compute_type(compute_type: str, device: str,
-                           setting: str = "compute_type") -> None:
-    """Refuse a CTranslate2 compute type this machine's device cannot run, before loading.
-
-    CTranslate2 itself stops with a ``ValueError`` naming neither the setting nor what would
-    work (e.g. ``float16`` on a CPU); here the message names both. ``auto`` and ``default``
-    always pass: CTranslate2 picks a supported type itself.
-
-    Args:
-        compute_type: The ``compute_type`` setting.
-        device: The ``device`` setting (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
-        setting: The setting's name in messages.
-
-    Raises:
-        ConfigError: the compute type is unknown or unsupported on the device; the message
-            lists the types that are supported there.
-    """
-    if compute_type not in CT2_COMPUTE_TYPES:
-        raise ConfigError(f"{setting}: must be one of {', '.join(CT2_COMPUTE_TYPES)}, got "
-                          f"{compute_type!r}")
-    if compute_type in ("auto", "default"):
-        return
-    # Imported here, not at the top: CTranslate2 is optional and only the ct2 backend needs it.
-    try:
-        import ctranslate2
-    except ImportError:  # the ct2 backend's loading names the missing package
-        return
-    kind = ct2_device(device)
-    supported = sorted(ctranslate2.get_supported_compute_types(kind))
-    if compute_type not in supported:
-        where = "a CPU" if kind == "cpu" else "this GPU"
-        raise ConfigError(f"{setting}: CTranslate2 cannot run {compute_type} on {where}; use "
-                          f"one of {', '.join(supported)} (or auto)")
 
 
 def cpu_has_bf16() -> bool:
