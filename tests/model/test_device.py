@@ -84,4 +84,3 @@ def test_bad_compute_type_is_refused(tmp_path, capsys):
     sf.write(wav, np.zeros(16000, np.float32), 16000)
     assert main(["transcribe", str(wav), "--backend", "ct2", "--compute-type", "int3"]) == 2
     assert "compute_type" in capsys.readouterr().err
-
