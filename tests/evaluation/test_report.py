@@ -22,7 +22,7 @@ from whisper_ja.evaluation.report import (
     write_report,
 )
 from whisper_ja.evaluation.runner import score_utterances
-from whisper_ja.inference.decoding import DecodeResult
+from whisper_ja.inference.clips import ClipResult
 
 REFS = ["今日はとても良い天気です。", "私は毎朝コーヒーを飲みます。",
         "駅までの道を教えてください。", "この本はとても面白かった。",
@@ -35,7 +35,7 @@ def _records(hyps: list[str], looped: list[bool] | None = None,
                       corpus="synthetic" if i % 2 else "jsut", speaker=speakers[i % len(speakers)])
             for i, ref in enumerate(REFS)]
     flags = looped or [False] * len(hyps)
-    results = [DecodeResult(text=h, token_ids=(), looped=f)
+    results = [ClipResult(text=h, token_ids=(), looped=f)
                for h, f in zip(hyps, flags, strict=True)]
     return score_utterances(utts, results)
 
@@ -79,7 +79,7 @@ def test_report_fields_consistent_with_records(tmp_path):
 
 def test_perfect_hypotheses_score_zero_and_no_synthetic_label():
     utts = [Utterance(id="r1", audio="a.wav", text="今日は晴れ。", duration=1.0, corpus="jsut")]
-    records = score_utterances(utts, [DecodeResult("今日は晴れ", (), False)])
+    records = score_utterances(utts, [ClipResult("今日は晴れ", (), False)])
     report = build_report(records, meta={}, n_resamples=50)
     assert report["overall"]["cer"]["rate"] == 0.0
     assert math.isnan(report["overall"]["cer"]["low"])  # one utterance: no interval
