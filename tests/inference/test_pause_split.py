@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from whisper_ja.audio.io import load_audio
 from whisper_ja.config import ConfigError, load_config
-from whisper_ja.inference.longform import LongformOptions
+from whisper_ja.inference.options import LongformOptions, PauseSettings, VadSettings
 from whisper_ja.inference.pause_split import (
     Cut,
-    PauseSettings,
     apply_cuts,
     end_context,
     find_cuts,
@@ -17,8 +18,8 @@ from whisper_ja.inference.pause_split import (
     sentence_end_id,
     snap_segments,
 )
-from whisper_ja.inference.timestamps import Segment, Word
-from whisper_ja.inference.vad import SpeechSpan
+from whisper_ja.inference.timestamps import Segment, SpeechSpan, Word
+from whisper_ja.inference.vad import pause_stretches
 
 
 class _Chars:
@@ -136,3 +137,16 @@ def test_the_full_stop_is_one_token_in_whisper_vocabularies(tiny_whisper, tiny_w
     raw = sentence_end_id(Tokenizer.from_file(str(tiny_whisper_dir / "tokenizer.json")))
     assert hf is not None and hf == raw
     assert tiny_whisper.processor.tokenizer.decode([hf]) == "。"
+
+
+def test_the_pause_pass_finds_a_short_pause_that_decoding_vad_bridges(ja_clips):
+    speech = [load_audio(c.path) for c in ja_clips[:2]]
+    pause = np.zeros(int(0.4 * 16000), dtype=np.float32)
+    audio = np.concatenate([speech[0], pause, speech[1]])
+    middle = (speech[0].size + pause.size / 2) / 16000
+    fine = pause_stretches(audio, VadSettings(), PauseSettings(min_pause_ms=150))
+    gaps = [SpeechSpan(a.end, b.start) for a, b in zip(fine, fine[1:], strict=False)]
+    assert any(g.start < middle < g.end for g in gaps), fine
+    # a pause shorter than min_pause_ms is no pause: the stretch runs through it
+    coarse = pause_stretches(audio, VadSettings(), PauseSettings(min_pause_ms=1000))
+    assert any(s.start < middle < s.end for s in coarse), coarse
