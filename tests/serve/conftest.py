@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.serve.support import start, write_run
-from whisper_ja.inference.guards import GuardSettings
-from whisper_ja.serve.engine import TransformersEngine
+from whisper_ja.inference.backends.hf import HfBackend
+from whisper_ja.inference.engine import Engine as InferenceEngine
+from whisper_ja.inference.options import DecodingOptions, GuardSettings
+from whisper_ja.model import LoadedWhisper
+from whisper_ja.serve.engine import Engine
 from whisper_ja.serve.settings import LimitsConfig
 
 
@@ -29,24 +32,21 @@ def eval_runs(clips_manifest, tmp_path_factory) -> tuple[Path, Path]:
     return a, b
 
 
+def _engine(loaded: LoadedWhisper, **options) -> Engine:
+    """What `whisper-ja serve` runs, on a model already in memory (transformers backend)."""
+    return Engine(InferenceEngine(HfBackend(loaded), DecodingOptions(**options), "test"))
+
+
 @pytest.fixture(scope="session")
-def tiny_engine(tiny_whisper) -> TransformersEngine:
+def tiny_engine(tiny_whisper) -> Engine:
     # No fallback: random weights fail every confidence test and would be re-decoded 5 times.
-    # windows: one segment per clip, whatever random weights write (no timestamp tokens needed)
-    return TransformersEngine(tiny_whisper, max_new_tokens=6, timestamps="windows",
-                              guards=GuardSettings(fallback=False))
+    return _engine(tiny_whisper, max_new_tokens=6, guards=GuardSettings(fallback=False))
 
 
 @pytest.fixture(scope="session")
-def base_engine(whisper_base) -> TransformersEngine:
+def base_engine(whisper_base) -> Engine:
     """What `whisper-ja serve` runs by default: Whisper's timestamps after VAD."""
-    return TransformersEngine(whisper_base, max_new_tokens=64)
-
-
-@pytest.fixture(scope="session")
-def base_windows_engine(whisper_base) -> TransformersEngine:
-    """timestamps=windows: uploads of a batch decoded together."""
-    return TransformersEngine(whisper_base, max_new_tokens=64, timestamps="windows")
+    return _engine(whisper_base, max_new_tokens=64)
 
 
 @pytest.fixture(scope="module")

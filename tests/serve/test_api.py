@@ -30,9 +30,9 @@ def test_models_and_health(client, base_server):
     assert health["status"] == "ok" and health["backend"] == "transformers"
 
 
-def test_concurrent_clips_are_batched_and_transcribed(base_windows_engine, ja_clips):
+def test_concurrent_clips_are_batched_and_transcribed(base_engine, ja_clips):
     limits = LimitsConfig(batch_wait_ms=500)  # generous: the test machine is shared
-    with start(base_windows_engine, model_id="whisper-base-ja", limits=limits) as server:
+    with start(base_engine, model_id="whisper-base-ja", limits=limits) as server:
         client = OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=300)
 
         def one(clip):
@@ -92,12 +92,14 @@ def test_every_response_format_says_the_same(tiny_server, ja_clips):
     duration = len(ja_clips[0].audio) / ja_clips[0].sample_rate
     assert verbose.text == text and verbose.language == "japanese"
     assert verbose.duration == pytest.approx(duration, abs=1e-3)
-    assert [(s.start, s.text) for s in verbose.segments] == [(0.0, text)]
-    end = verbose.segments[0].end
-    assert end == pytest.approx(duration, abs=1e-3)
+    segments = verbose.segments
+    assert segments and "".join(s.text for s in segments) == text
+    assert all(0 <= s.start <= s.end <= duration + 1e-3 for s in segments)  # random weights
     assert text and ask("text") == text + "\n"
-    assert ask("srt") == f"1\n00:00:00,000 --> {timestamp(end)}\n{text}\n\n"
-    assert ask("vtt") == f"WEBVTT\n\n00:00:00.000 --> {timestamp(end, '.')}\n{text}\n\n"
+    assert ask("srt") == "".join(f"{i}\n{timestamp(s.start)} --> {timestamp(s.end)}\n{s.text}\n\n"
+                                 for i, s in enumerate(segments, 1))
+    assert ask("vtt") == "WEBVTT\n\n" + "".join(
+        f"{timestamp(s.start, '.')} --> {timestamp(s.end, '.')}\n{s.text}\n\n" for s in segments)
     json.dumps(verbose.model_dump())
 
 
