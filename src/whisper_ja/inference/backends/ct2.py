@@ -19,7 +19,9 @@ CTranslate2 cannot stop a row mid-generation from Python: ``stop_repeats`` is no
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +56,8 @@ __all__ = ["Ct2Backend", "Ct2Encoded"]
 
 ContextMode = Literal["auto", "dynamic", "full"]
 
+_TIMESTAMP = re.compile(r"<\|\d+\.\d\d\|>")
+
 MAX_POSITIONS = 448
 """Decoder positions of every Whisper; CTranslate2 does not expose the model's own count."""
 
@@ -63,32 +67,66 @@ class _TokenizerView:
 
     :func:`~whisper_ja.inference.backend.vocabulary_of` asks ``convert_tokens_to_ids``,
     ``convert_ids_to_tokens``, ``unk_token_id``, ``len()`` and ``encode``; the raw tokenizer
-    has ``token_to_id`` (None for a missing token) and ``id_to_token``. Adapting it keeps the
-    checks (specials present, 1501 consecutive timestamps) in one place for both backends.
+    has ``token_to_id`` (None for a missing token) and ``id_to_token``. A timestamp token the
+    tokenizer lacks is looked up in the model's own vocabulary (``vocabulary.txt`` / ``.json``,
+    written by CTranslate2's converter): stock faster-whisper exports ship a
+    ``tokenizer.json`` without the timestamp tokens that their model generates.
+
+    Args:
+        tokenizer: faster-whisper's ``hf_tokenizer``.
+        model_vocabulary: The model's tokens by id (empty when the export has no file).
     """
 
     unk_token_id = None  # the raw tokenizer answers None, never an unknown id
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, model_vocabulary: Sequence[str] = ()) -> None:
         self._tokenizer = tokenizer
+        self._known = int(tokenizer.get_vocab_size(with_added_tokens=True))
+        self._extra = list(model_vocabulary)
+        self._extra_ids = {token: i for i, token in enumerate(self._extra)
+                           if i >= self._known and _TIMESTAMP.fullmatch(token)}
 
     def convert_tokens_to_ids(self, token: str) -> int | None:
         """The id of ``token``, or None."""
         found = self._tokenizer.token_to_id(token)
-        return None if found is None else int(found)
+        return self._extra_ids.get(token) if found is None else int(found)
 
     def convert_ids_to_tokens(self, token_id: int) -> str | None:
         """The token of ``token_id``, or None."""
         found = self._tokenizer.id_to_token(token_id)
+        if found is None and self._known <= token_id < len(self._extra):
+            token = self._extra[token_id]
+            return token if token in self._extra_ids else None
         return None if found is None else str(found)
 
     def __len__(self) -> int:
-        return int(self._tokenizer.get_vocab_size(with_added_tokens=True))
+        return max(self._known, len(self._extra))
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         """Text ids of ``text``."""
         encoded = self._tokenizer.encode(text, add_special_tokens=add_special_tokens)
         return [int(t) for t in encoded.ids]
+
+
+def _model_vocabulary(folder: Path) -> list[str]:
+    """The model's tokens by id, from CTranslate2's vocabulary file (empty when none).
+
+    Raises:
+        Ct2Error: the file is unreadable.
+    """
+    try:
+        if (folder / "vocabulary.json").is_file():
+            tokens = json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))
+            if not isinstance(tokens, list):
+                raise ValueError("not a list of tokens")
+            return [str(token) for token in tokens]
+        if (folder / "vocabulary.txt").is_file():
+            # One token a line, as CTranslate2 reads it (not splitlines: no other breaks).
+            lines = (folder / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+            return lines[:-1] if lines and not lines[-1] else lines
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError included
+        raise Ct2Error(f"{folder}: the model's vocabulary file is unreadable ({err})") from err
+    return []
 
 
 @dataclass(frozen=True)
@@ -193,10 +231,19 @@ def _alignment(found: Any, length: int) -> Alignment:
 
 def _vocabulary(tokenizer: Any, folder: Path) -> Vocabulary:
     """The export's :class:`Vocabulary` (a bad ``tokenizer.json`` is named)."""
+    model_vocabulary = _model_vocabulary(folder)
     try:
-        return vocabulary_of(_TokenizerView(tokenizer))
+        vocabulary = vocabulary_of(_TokenizerView(tokenizer, model_vocabulary))
     except ModelError as err:
         raise Ct2Error(f"{folder / 'tokenizer.json'}: {err}") from err
+    specials = vocabulary.specials
+    if model_vocabulary and any(  # a tokenizer.json copied from another model
+            token_id >= len(model_vocabulary)
+            or model_vocabulary[token_id] != tokenizer.id_to_token(token_id)
+            for token_id in (specials.sot, specials.eot, specials.no_timestamps)):
+        raise Ct2Error(f"{folder / 'tokenizer.json'}: its special tokens are not where the "
+                       "model's vocabulary has them: a tokenizer of another model")
+    return vocabulary
 
 
 class Ct2Backend:
