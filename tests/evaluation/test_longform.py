@@ -11,6 +11,8 @@ import soundfile as sf
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.data.timestamps import TimedText
 from whisper_ja.evaluation.longform import boundary_matches, run_longform_suite, score_file
+from whisper_ja.inference.engine import Transcription
+from whisper_ja.inference.longform import LongformStats
 from whisper_ja.inference.timestamps import Segment
 
 REFERENCE = Utterance(
@@ -49,10 +51,19 @@ def test_suite_writes_a_side_by_side_report(tmp_path):
     sf.write(audio, np.zeros(16000, np.float32), 16000)
     utt = Utterance(**{**REFERENCE.__dict__, "audio": str(audio)})
     good = [Segment(s.start, s.end, s.text) for s in REFERENCE.segments]
-    systems = {"untouched": lambda _: good[:1], "fine-tuned": lambda _: good}
+
+    def system(segments, lost_speech_s=0.0):
+        return lambda _: Transcription(iter(segments), LongformStats(
+            lost_windows=int(lost_speech_s > 0), lost_speech_s=lost_speech_s), 20.0)
+
+    systems = {"untouched": system(good[:1], lost_speech_s=1.5), "fine-tuned": system(good)}
     data = run_longform_suite([utt] * 3, systems, tmp_path / "out", n_resamples=50)
     assert data["systems"]["fine-tuned"]["boundary_f1"] == 1.0
     assert data["systems"]["untouched"]["deletion_rate"] > 0.5
+    # The speech each system's windows lost is summed over the files.
+    assert data["systems"]["untouched"]["lost_speech_s"] == pytest.approx(4.5)
+    assert data["systems"]["untouched"]["lost_windows"] == 3
+    assert data["systems"]["fine-tuned"]["lost_speech_s"] == 0.0
     assert data["comparison"]["cer"]["delta"] < 0
     assert "SYNTHETIC" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     lines = (tmp_path / "out" / "hypotheses_longform.jsonl").read_text("utf-8").splitlines()
@@ -61,8 +72,8 @@ def test_suite_writes_a_side_by_side_report(tmp_path):
 
 def test_longform_and_guard_settings_reach_the_decoder(tmp_path, tiny_whisper_dir, monkeypatch):
     from whisper_ja.config import load_config
-    from whisper_ja.evaluation import longform
     from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
+    from whisper_ja.inference import engine
 
     audio = tmp_path / "x.wav"
     sf.write(audio, np.zeros(16000, np.float32), 16000)
@@ -71,25 +82,27 @@ def test_longform_and_guard_settings_reach_the_decoder(tmp_path, tiny_whisper_di
                         encoding="utf-8")
     seen = []
 
-    def recording(audio, model, processor, options, decode, *args):
-        seen.append((options, decode))
-        return [Segment(s.start, s.end, s.text) for s in REFERENCE.segments]
+    def recording(backend, audio, options, **kwargs):
+        seen.append(options)
+        return iter([Segment(s.start, s.end, s.text) for s in REFERENCE.segments])
 
-    monkeypatch.setattr(longform, "transcribe_segments", recording)
+    # The engine's long-audio decoder: what `transcribe` runs on either backend.
+    monkeypatch.setattr(engine, "long_audio_segments", recording)
     config = load_config(EvaluateConfig, base={
         "suite": "longform", "manifest": str(manifest), "model": str(tiny_whisper_dir),
-        "out": str(tmp_path / "out"), "bootstrap": 20, "progress": False},
+        "out": str(tmp_path / "out"), "bootstrap": 20, "progress": False,
+        "backend": "transformers", "max_new_tokens": 64},
         overrides=["longform.mode=batched", "longform.vad=false", "guards.fallback=false"])
     evaluate(config)
-    assert seen and all(o.mode == "batched" and not o.vad for o, _ in seen)
-    assert all(not d.guards.fallback for _, d in seen)
+    assert seen and all(o.longform.mode == "batched" and not o.longform.vad for o in seen)
+    assert all(not o.guards.fallback and o.max_new_tokens == 64 for o in seen)
 
 
 def test_longform_suite_runs_through_ct2_on_an_export(tmp_path, tiny_whisper_dir, monkeypatch):
     from whisper_ja.config import load_config
-    from whisper_ja.evaluation import longform
     from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
     from whisper_ja.export.writer import ExportConfig, export_model
+    from whisper_ja.inference import engine
 
     ct2 = tmp_path / "ct2"
     export_model(ExportConfig(model=str(tiny_whisper_dir), to="ct2", out=ct2,
@@ -101,10 +114,10 @@ def test_longform_suite_runs_through_ct2_on_an_export(tmp_path, tiny_whisper_dir
     manifest.write_text(Utterance(**{**REFERENCE.__dict__, "audio": str(audio)}).to_json() + "\n",
                         encoding="utf-8")
 
-    def transformers(*args):
-        raise AssertionError("backend ct2 must not run the transformers path")
+    def transformers(*args, **kwargs):
+        raise AssertionError("backend ct2 must not load the transformers backend")
 
-    monkeypatch.setattr(longform, "transcribe_segments", transformers)
+    monkeypatch.setattr(engine.HfBackend, "load", transformers)
     config = load_config(EvaluateConfig, base={
         "suite": "longform", "manifest": str(manifest), "model": str(ct2), "backend": "ct2",
         "compute_type": "default", "max_new_tokens": 6, "out": str(tmp_path / "out"),
@@ -116,20 +129,26 @@ def test_longform_suite_runs_through_ct2_on_an_export(tmp_path, tiny_whisper_dir
     assert line["segments"] and all(0.0 <= s["start"] <= s["end"] for s in line["segments"])
 
 
-def test_backend_ct2_refuses_what_it_cannot_do_by_name():
+def test_backend_settings_are_refused_by_name_where_they_do_not_apply():
     from pathlib import Path
 
-    from whisper_ja.config import ConfigError
+    from whisper_ja.config import ConfigError, load_config
     from whisper_ja.evaluation.runner import EvaluateConfig
 
-    with pytest.raises(ConfigError, match="backend: ct2 runs suites ja and longform"):
-        EvaluateConfig(backend="ct2", suite="retention")
-    with pytest.raises(ConfigError, match="adapter: not supported with backend ct2"):
-        EvaluateConfig(backend="ct2", suite="longform", adapter=Path("lora"))
-    for flag in ("int8", "bf16"):
-        with pytest.raises(ConfigError, match=f"{flag}: not supported with backend ct2"):
-            EvaluateConfig(backend="ct2", **{flag: True})
-    with pytest.raises(ConfigError, match="prompt_terms: not supported with backend ct2"):
-        EvaluateConfig(backend="ct2", prompt_terms=Path("terms.txt"))
-    assert EvaluateConfig(backend="ct2", suite="longform").backend == "ct2"
-    assert EvaluateConfig(backend="ct2").suite == "ja"
+    def config(**settings):
+        return load_config(EvaluateConfig, base=settings)
+
+    # A precision setting of the other backend is refused, naming the setting.
+    with pytest.raises(ConfigError, match="dtype: 'bfloat16' is a transformers setting"):
+        config(backend="ct2", dtype="bfloat16")
+    with pytest.raises(ConfigError, match="compute_type: 'int8' is a CTranslate2 setting"):
+        config(backend="transformers", compute_type="int8")
+    with pytest.raises(ConfigError, match="unknown setting.*int8"):
+        config(int8=True)  # evaluate --int8 / --bf16 are gone: compute_type / dtype
+    # The engine runs every suite, adapters (merged into a cached conversion) and prompts on
+    # CTranslate2: none of these is refused any more.
+    for suite in ("ja", "retention", "longform"):
+        assert config(backend="ct2", suite=suite, adapter="lora",
+                      prompt_terms="terms.txt").runtime.backend == "ct2"
+    assert EvaluateConfig().runtime.backend == "auto" and EvaluateConfig().suite == "ja"
+    assert config(backend="ct2", suite="longform", adapter="lora").adapter == Path("lora")
