@@ -184,3 +184,12 @@ class RequestTimeoutError(RunFailedError):
     """A request did not finish within the server's time limit."""
 
     kind = "timed out"
+
+
+class CheckpointError(RunFailedError):
+    """A training checkpoint or model could not be written (a full disk).
+
+    The partial output was removed; the checkpoints before it are intact.
+    """
+
+    kind = "checkpoint failed"

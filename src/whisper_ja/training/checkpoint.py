@@ -17,19 +17,23 @@ were consumed.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from whisper_ja.config import config_to_dict
+from whisper_ja.errors import CheckpointError
 from whisper_ja.model.context import save_context_marker
 
 __all__ = [
@@ -44,6 +48,34 @@ __all__ = [
 ]
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+"""A full disk, an exhausted quota, or a file-size limit."""
+
+# safetensors (Rust) reports a full disk in its own error, naming the OS error in words; torch's
+# zip writer raises a RuntimeError naming it too.
+_NO_ROOM_WORDS = ("No space left", "StorageFull", "Disk quota", "File too large", "FileTooLarge",
+                  "file write failed")
+
+
+@contextlib.contextmanager
+def no_room_is_one_line(what: str, partial: Path) -> Iterator[None]:
+    """A full disk while writing ``partial`` becomes one :class:`CheckpointError`.
+
+    ``partial`` is removed either way (the complete checkpoints before it stay as they were);
+    other errors pass through unchanged.
+    """
+    try:
+        yield
+    except (OSError, SafetensorError, RuntimeError) as err:
+        no_room = (err.errno in _NO_ROOM if isinstance(err, OSError)
+                   else any(words in str(err) for words in _NO_ROOM_WORDS))
+        shutil.rmtree(partial, ignore_errors=True)
+        if not no_room:
+            raise
+        raise CheckpointError(f"out: no room to write the {what} to {partial.parent} ({err}); "
+                              "the partial output was removed and earlier checkpoints are "
+                              "intact. Free some space, then continue with --resume") from err
 
 
 @dataclass
@@ -125,10 +157,12 @@ def save_checkpoint(accelerator: Any, folder: Path, step: int, keep: int) -> Pat
         folder.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(partial, ignore_errors=True)  # left by a crash during an earlier save
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
+    with no_room_is_one_line(f"checkpoint of step {step}", partial):
+        accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _fsync_tree(partial)
+        with no_room_is_one_line(f"checkpoint of step {step}", partial):
+            _fsync_tree(partial)
         replace_folder(partial, final)
         complete = sorted((p for p in folder.iterdir() if _STEP_DIR.match(p.name)),
                           key=lambda p: int(p.name.split("-")[1]))
@@ -231,8 +265,9 @@ def save_best(model: Any, processor: Any, config: Any) -> Path:
     partial = config.out / ".partial-best"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    _save_model_folder(model, processor, config, partial)
-    _fsync_tree(partial)
+    with no_room_is_one_line("best model", partial):
+        _save_model_folder(model, processor, config, partial)
+        _fsync_tree(partial)
     best = config.out / "best"
     replace_folder(partial, best)
     return best
@@ -249,7 +284,8 @@ def write_final_model(model: Any, processor: Any, config: Any, *, has_best: bool
         source = config.out / ".partial-last"
         shutil.rmtree(source, ignore_errors=True)
         source.mkdir(parents=True)
-        _save_model_folder(model, processor, config, source)
+        with no_room_is_one_line("final model", source):
+            _save_model_folder(model, processor, config, source)
     for path in source.iterdir():
         if path.is_file():
             tmp = config.out / f".{path.name}.tmp"

@@ -81,12 +81,14 @@ class Datasets:
             process only; empty elsewhere).
         validation_utterances: The validation utterances (every process).
         validation_skipped: Validation clips skipped, by reason.
+        validation_named: The first unreadable validation clips, named.
     """
 
     train: StepSource
     validation: list[Example]
     validation_utterances: list[Utterance]
     validation_skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+    validation_named: list[str] = dataclasses.field(default_factory=list)
 
 
 def feature_source(config: TrainConfig, feature_extractor: Any
@@ -99,16 +101,20 @@ def feature_source(config: TrainConfig, feature_extractor: Any
 
 
 def _readable(utterances: Sequence[Utterance], features: Callable[[Utterance], np.ndarray],
-              show: bool) -> tuple[set[str], list[np.ndarray | None]]:
-    """Compute every clip's features once; returns ids of unreadable clips and the features."""
-    bad: set[str] = set()
+              show: bool) -> tuple[dict[str, str], list[np.ndarray | None]]:
+    """Compute every clip's features once.
+
+    Returns:
+        The unreadable clips' errors by id, and the features (``None`` where unreadable).
+    """
+    bad: dict[str, str] = {}
     result: list[np.ndarray | None] = []
     for utt in tqdm(utterances, desc="features", disable=not show, leave=False):
         try:
             result.append(features(utt))
-        except AudioError as err:
+        except AudioError as err:  # TruncatedAudioError and a missing file too
             LOGGER.warning("skipping %s: %s", utt.id, err)
-            bad.add(utt.id)
+            bad[utt.id] = f"unreadable audio: {err}"
             result.append(None)
     return bad, result
 
@@ -141,7 +147,7 @@ def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Dat
     if config.data.validation_limit:
         val_utts = val_utts[: config.data.validation_limit]
     features = feature_source(config, processor.feature_extractor)
-    bad: set[str] = set()
+    bad: dict[str, str] = {}
     validation: list[Example] = []
     if accelerator.is_main_process:
         bad, val_feats = _readable(val_utts, features, config.run.progress)
@@ -149,15 +155,16 @@ def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Dat
                               tuple(build_labels(u.text, tokenizer, u.language())))
                       for u, f in zip(val_utts, val_feats, strict=True) if f is not None]
         validation.sort(key=lambda e: e.features.shape[1])
-    shared: list[Any] = [sorted(bad)]
+    shared: list[Any] = [bad]
     broadcast_object_list(shared)
-    if shared[0]:
-        skipped["unreadable audio"] += len(shared[0])
+    bad = shared[0]
+    if bad:
+        skipped["unreadable audio"] += len(bad)
     train = (_streamed(config, processor, accelerator) if is_streamed(config)
              else _in_memory(config, processor, accelerator, features))
     return Datasets(train=train, validation=validation,
-                    validation_utterances=[u for u in val_utts if u.id not in set(shared[0])],
-                    validation_skipped=dict(skipped))
+                    validation_utterances=[u for u in val_utts if u.id not in bad],
+                    validation_skipped=dict(skipped), validation_named=list(bad.values())[:20])
 
 
 def _collate_fn(config: TrainConfig) -> Callable[[list[Example]], dict[str, torch.Tensor]]:
@@ -178,12 +185,12 @@ def _in_memory(config: TrainConfig, processor: Any, accelerator: Any,
                    config.seed)
     train_utts, train_labels, skipped = select_trainable(
         train_utts, tokenizer, config.data.max_label_tokens, mix)
-    bad: set[str] = set()
+    bad: dict[str, str] = {}
     if accelerator.is_main_process and config.efficiency.feature_cache:
         bad, _ = _readable(train_utts, features, config.run.progress)
-    shared: list[Any] = [sorted(bad)]
+    shared: list[Any] = [bad]
     broadcast_object_list(shared)
-    bad = set(shared[0])
+    bad = shared[0]
     if bad:
         skipped["unreadable audio"] += len(bad)
     keep = [i for i, u in enumerate(train_utts) if u.id not in bad]
@@ -197,6 +204,7 @@ def _in_memory(config: TrainConfig, processor: Any, accelerator: Any,
                         [frames_of(u) for u in train_utts], [u.corpus for u in train_utts],
                         _collate_fn(config), accelerator.num_processes, accelerator.process_index)
     steps.skipped, steps.label_changes = dict(skipped), label_changes
+    steps.named = list(bad.values())[:20]
     return steps
 
 

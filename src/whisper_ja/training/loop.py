@@ -337,6 +337,7 @@ def _summary(run: _Run, model: Any, loss: float) -> dict[str, Any]:
         "validation_corpora": sorted({u.corpus for u in data.validation_utterances}),
         "validation_is_synthetic_speech": synthetic,
         "skipped": dict(Counter(train_data["skipped"]) + Counter(data.validation_skipped)),
+        "skipped_named": train_data["skipped_named"] + data.validation_named,
         **(run.gate.summary() if run.gate else {}),
         "dynamic_context": config.efficiency.context.dynamic,
         "context_min_frames": config.efficiency.context.min_frames,

@@ -48,6 +48,7 @@ class MemorySteps:
         self.processes = processes
         self.rank = rank
         self.skipped: dict[str, int] = {}
+        self.named: list[str] = []
         self.label_changes: dict[str, int] = {}
         batches = len(self._epoch(0))
         self.steps_per_epoch = batches // processes // config.optim.grad_accum
@@ -105,4 +106,5 @@ class MemorySteps:
         return {"train_clips": len(self.train),
                 "epoch_clips_by_corpus": epoch_composition(
                     self.corpora, parse_mixing(self.config.data.mixing)),
-                "skipped": self.skipped, "label_changes": self.label_changes}
+                "skipped": self.skipped, "skipped_named": self.named,
+                "label_changes": self.label_changes}
