@@ -47,6 +47,7 @@ __all__ = [
     "generate_ct2",
     "load_ct2_whisper",
     "load_faster_whisper",
+    "read_ct2_vocabulary",
     "resolve_context",
     "task_prompt",
     "verify_ct2",
@@ -277,6 +278,30 @@ def decode_features_ct2(model_dir: str | Path, features: np.ndarray, *, beam_siz
                            task_prompt(whisper.hf_tokenizer, "ja"), len(batch),
                            beam_size=beam_size, max_new_tokens=max_new_tokens, scores=False)
     return [tuple(result.sequences_ids[0]) for result in results]
+
+
+def read_ct2_vocabulary(folder: Path) -> list[str]:
+    """The model's tokens by id, from the vocabulary file CTranslate2's converter writes.
+
+    Empty when the folder has none. Stock faster-whisper exports ship a ``tokenizer.json``
+    without timestamp tokens; this file has every token the model generates.
+
+    Raises:
+        Ct2Error: the file is unreadable.
+    """
+    try:
+        if (folder / "vocabulary.json").is_file():
+            tokens = json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))
+            if not isinstance(tokens, list):
+                raise ValueError("not a list of tokens")
+            return [str(token) for token in tokens]
+        if (folder / "vocabulary.txt").is_file():
+            # One token a line, as CTranslate2 reads it (not splitlines: no other breaks).
+            lines = (folder / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+            return lines[:-1] if lines and not lines[-1] else lines
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError included
+        raise Ct2Error(f"{folder}: the model's vocabulary file is unreadable ({err})") from err
+    return []
 
 
 def export_context(folder: str | Path) -> ContextPolicy | None:

@@ -3,6 +3,7 @@ language ID, context, and the named errors of a bad export or compute type."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -223,6 +224,32 @@ def test_a_tokenizer_without_whispers_tokens_is_named(tiny_ct2, tmp_path):
     Tokenizer(WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>")).save(
         str(folder / "tokenizer.json"))
     with pytest.raises(Ct2Error, match="tokenizer.json"):
+        Ct2Backend.load(folder, device="cpu")
+
+
+def test_timestamps_a_stock_tokenizer_lacks_come_from_the_models_vocabulary(
+        tiny_ct2, tmp_path, backend):
+    # Stock faster-whisper exports ship a tokenizer.json without timestamp tokens.
+    folder = _copy(tiny_ct2, tmp_path)
+    tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer["added_tokens"] = [t for t in tokenizer["added_tokens"]
+                                 if not t["content"][2:3].isdigit()]
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    stock = Ct2Backend.load(folder, device="cpu")
+    assert stock.vocabulary == backend.vocabulary
+    encoded = stock.encode(WINDOWS[:1])
+    timed = stock.generate(encoded, [0], GenerateRequest(max_new_tokens=8, timestamps=True))
+    assert stock.vocabulary.timestamps.is_timestamp(timed[0].ids[0])
+
+
+def test_a_tokenizer_of_another_model_is_named(tiny_ct2, tmp_path, backend):
+    folder = _copy(tiny_ct2, tmp_path)
+    tokens = json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))
+    no_timestamps = backend.vocabulary.specials.no_timestamps
+    tokens[no_timestamps], tokens[no_timestamps - 1] = (tokens[no_timestamps - 1],
+                                                        tokens[no_timestamps])
+    (folder / "vocabulary.json").write_text(json.dumps(tokens), encoding="utf-8")
+    with pytest.raises(Ct2Error, match="tokenizer.json: .*another model"):
         Ct2Backend.load(folder, device="cpu")
 
 

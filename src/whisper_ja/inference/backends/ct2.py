@@ -1,25 +1,17 @@
 """The CTranslate2 backend: :class:`~whisper_ja.inference.backend.Backend` on a CTranslate2 export.
 
-One loaded export (``whisper-ja export --to ct2``; faster-whisper's ``WhisperModel`` holds the
-``ctranslate2.models.Whisper`` and the tokenizer) does the arithmetic the engine asks for:
-
-- :meth:`Ct2Backend.encode`: whisper-ja's log-mel features (the export's extractor, normalized
-  as for a 30 s window), cut to the batch's context under the export's policy, one encoder
-  pass (one row at a time in int8 on a CPU: faster there, measured);
-- :meth:`Ct2Backend.generate`: CTranslate2's ``Whisper.generate`` on the encoder output, with
-  its own scores (faster-whisper's ``avg_logprob``, the no-speech probability); sampling runs
-  on a copy of the model loaded right after seeding, so a request samples the same ids again;
-- :meth:`Ct2Backend.align`: CTranslate2's ``Whisper.align`` (cross-attention DTW over the
-  export's alignment heads) after ``<|startoftranscript|><|xx|><|transcribe|><|notimestamps|>``;
-- :meth:`Ct2Backend.detect_language`: CTranslate2's ``detect_language``.
-
+One export (``whisper-ja export --to ct2``, or a stock faster-whisper folder) does the
+arithmetic the engine asks for: :meth:`Ct2Backend.encode` (whisper-ja's log-mel features cut
+to the batch's context under the export's policy, one encoder pass), :meth:`~Ct2Backend.generate`
+(CTranslate2's ``Whisper.generate`` with its own scores; sampling on a copy loaded right after
+seeding, so a request samples the same ids again), :meth:`~Ct2Backend.align` (CTranslate2's
+``Whisper.align``: DTW over the alignment heads) and :meth:`~Ct2Backend.detect_language`.
 CTranslate2 cannot stop a row mid-generation from Python: ``stop_repeats`` is not applied here
 (the engine cuts the repeat either way).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import types
@@ -49,6 +41,7 @@ from whisper_ja.inference.faster import (
     generate_ct2,
     load_ct2_whisper,
     load_faster_whisper,
+    read_ct2_vocabulary,
     resolve_context,
 )
 
@@ -108,27 +101,6 @@ class _TokenizerView:
         return [int(t) for t in encoded.ids]
 
 
-def _model_vocabulary(folder: Path) -> list[str]:
-    """The model's tokens by id, from CTranslate2's vocabulary file (empty when none).
-
-    Raises:
-        Ct2Error: the file is unreadable.
-    """
-    try:
-        if (folder / "vocabulary.json").is_file():
-            tokens = json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))
-            if not isinstance(tokens, list):
-                raise ValueError("not a list of tokens")
-            return [str(token) for token in tokens]
-        if (folder / "vocabulary.txt").is_file():
-            # One token a line, as CTranslate2 reads it (not splitlines: no other breaks).
-            lines = (folder / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
-            return lines[:-1] if lines and not lines[-1] else lines
-    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError included
-        raise Ct2Error(f"{folder}: the model's vocabulary file is unreadable ({err})") from err
-    return []
-
-
 @dataclass(frozen=True)
 class Ct2Encoded:
     """The encoder output of a batch of windows.
@@ -176,16 +148,6 @@ def _one_row_at_a_time(whisper: Any) -> bool:
             and str(getattr(whisper, "compute_type", "int8")).startswith("int8"))
 
 
-def _host(view: Any) -> np.ndarray:
-    """A ``StorageView``'s values as a host array."""
-    # Imported here, not at the top: CTranslate2 loads only for the ct2 backend.
-    import ctranslate2
-
-    if str(view.device) != "cpu":
-        view = view.to_device(ctranslate2.Device.cpu)
-    return np.asarray(view)
-
-
 def _rows_of(view: Any, rows: Sequence[int]) -> Any:
     """The encoder output of ``rows`` (in that order, repeats allowed) as a ``StorageView``."""
     # Imported here, not at the top: CTranslate2 loads only for the ct2 backend.
@@ -193,7 +155,8 @@ def _rows_of(view: Any, rows: Sequence[int]) -> Any:
 
     if list(rows) == list(range(view.shape[0])):
         return view
-    return ctranslate2.StorageView.from_array(np.ascontiguousarray(_host(view)[list(rows)]))
+    host = view if str(view.device) == "cpu" else view.to_device(ctranslate2.Device.cpu)
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(host)[list(rows)]))
 
 
 def _encode(whisper: Any, feats: np.ndarray) -> Any:
@@ -220,10 +183,9 @@ def _token_times(found: Any) -> np.ndarray:
 
 def _alignment(found: Any, length: int) -> Alignment:
     """One ``WhisperAlignmentResult`` of a text of ``length`` tokens as an :class:`Alignment`."""
+    # A path cut short (never seen) would leave tokens untimed: the last start holds on.
     times = _token_times(found)
-    if times.size < length + 1:  # a path cut short (never seen): the last start holds on
-        last = times[-1] if times.size else 0.0
-        times = np.concatenate([times, np.full(length + 1 - times.size, last)])
+    times = np.pad(times, (0, max(0, length + 1 - times.size)), mode="edge")
     return Alignment(np.asarray(times[:length], dtype=np.float64),
                      np.asarray(times[1:length + 1], dtype=np.float64),
                      np.asarray(found.text_token_probs, dtype=np.float32)[:length])
@@ -231,7 +193,7 @@ def _alignment(found: Any, length: int) -> Alignment:
 
 def _vocabulary(tokenizer: Any, folder: Path) -> Vocabulary:
     """The export's :class:`Vocabulary` (a bad ``tokenizer.json`` is named)."""
-    model_vocabulary = _model_vocabulary(folder)
+    model_vocabulary = read_ct2_vocabulary(folder)
     try:
         vocabulary = vocabulary_of(_TokenizerView(tokenizer, model_vocabulary))
     except ModelError as err:
@@ -249,15 +211,9 @@ def _vocabulary(tokenizer: Any, folder: Path) -> Vocabulary:
 class Ct2Backend:
     """One CTranslate2 export behind the backend protocol.
 
-    Use :meth:`load`; the constructor takes what it loaded.
-
-    Args:
-        model: faster-whisper's ``WhisperModel`` (its ``model`` is CTranslate2's).
-        folder: The export's folder.
-        policy: The context policy the encoder input is sized by.
-        extractor: The export's log-mel extractor.
-        settings: ``(compute_type, cpu_threads, device)`` the model was loaded with (the
-            seeded copies are loaded alike).
+    Use :meth:`load`; the constructor takes what it loaded: faster-whisper's ``WhisperModel``
+    (its ``model`` is CTranslate2's), the folder, the context policy, the log-mel extractor and
+    the ``(compute_type, cpu_threads, device)`` the seeded copies are loaded with.
 
     Raises:
         Ct2Error: the tokenizer lacks a special token decoding needs, or its mel bands
