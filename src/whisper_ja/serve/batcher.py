@@ -12,8 +12,9 @@ or its await is cancelled. A given-up request is never started, and one being de
 its next segment or batch of windows (the engine's ``cancelled`` seam), so the next request in
 the queue starts at once instead of waiting for audio nobody will read.
 
-The batcher also measures the machine's decoding speed (audio seconds per second) on uploads
-of at least :data:`MIN_MEASURED_AUDIO_S` for :class:`whisper_ja.serve.limits.AudioLimit`.
+The batcher also measures the machine's decoding speed (audio seconds per second) on batches
+of uploads longer than :data:`MIN_MEASURED_AUDIO_S` for
+:class:`whisper_ja.serve.limits.AudioLimit`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ __all__ = ["MIN_MEASURED_AUDIO_S", "Batcher", "BatcherStats"]
 log = logging.getLogger(__name__)
 
 MIN_MEASURED_AUDIO_S = 30.0
-"""Batches shorter than one 30 s window are not timed: fixed costs would understate the speed."""
+"""Only batches of uploads all longer than this are timed: those are decoded as long audio, one
+after another, like the uploads the limit is about (short ones are pooled, or dominated by fixed
+costs, and would misstate the speed)."""
 
 
 @dataclass
@@ -77,8 +80,8 @@ class Batcher:
         max_batch: Most requests decoded together.
         queue_size: Most requests waiting.
         batch_wait_s: How long a lone request waits for company.
-        on_speed: Called with ``(audio seconds, decode seconds)`` of every batch of at least
-            :data:`MIN_MEASURED_AUDIO_S` that was decoded to the end.
+        on_speed: Called with ``(audio seconds, decode seconds)`` of every batch of uploads
+            longer than :data:`MIN_MEASURED_AUDIO_S` that was decoded to the end.
     """
 
     def __init__(self, engine: Engine, *, max_batch: int, queue_size: int,
@@ -153,9 +156,9 @@ class Batcher:
         started = time.monotonic()
         results = self.engine.transcribe([j.audio for j in jobs], options,
                                          cancelled=lambda i: jobs[i].given_up())
-        audio_s = sum(j.audio.size for j in jobs) / SAMPLE_RATE
-        if (self.on_speed is not None and audio_s >= MIN_MEASURED_AUDIO_S
-                and not any(j.given_up() for j in jobs)):
+        long_audio = all(j.audio.size > MIN_MEASURED_AUDIO_S * SAMPLE_RATE for j in jobs)
+        if self.on_speed is not None and long_audio and not any(j.given_up() for j in jobs):
+            audio_s = sum(j.audio.size for j in jobs) / SAMPLE_RATE
             self.on_speed(audio_s, time.monotonic() - started)
         return results
 

@@ -8,8 +8,8 @@ duration its header declares, with HTTP 413 naming the limit:
 - ``limits.max_audio_s > 0``: that many seconds, fixed;
 - ``limits.max_audio_s = 0`` (the default): what the server decodes in
   :data:`TIMEOUT_SHARE` of the timeout (the rest is room for the upload and the queue) at its
-  speed: the slowest of the last :data:`SPEEDS_KEPT` batches of at least 30 s it decoded
-  (audio seconds per second), and ``limits.speed_guess`` until one is measured.
+  speed: the slowest of the last :data:`SPEEDS_KEPT` batches of uploads longer than 30 s it
+  decoded (audio seconds per second), and ``limits.speed_guess`` until one is measured.
 
 A busy queue can still make an accepted request time out; it is then answered 504 and its
 decoding is stopped (:mod:`whisper_ja.serve.batcher`).

@@ -47,7 +47,7 @@ class LimitsConfig:
     max_audio_s: float = field(0.0, help="longest audio accepted per request in seconds; "
                                "longer uploads get HTTP 413 before any decoding. 0 = what this "
                                "server decodes in 0.8 x request_timeout_s at its speed "
-                               "(measured on uploads of 30 s or more; until then speed_guess)")
+                               "(measured on uploads over 30 s; until then speed_guess)")
     speed_guess: float = field(2.5, help="seconds of audio decoded per second assumed until "
                                "measured (max_audio_s=0): 2.5 accepts 240 s at the default "
                                "timeout; whisper-base on 2 CPU cores does about 5")
