@@ -125,6 +125,18 @@ def test_encode_full_and_dynamic_context(micro, encoded):
         HfBackend(micro, context="half")  # type: ignore[arg-type]
 
 
+def test_encode_features_and_text(micro, backend, encoded):
+    audios = [_noise(2.0)]
+    features = micro.processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE,
+                                                 return_tensors="pt").input_features
+    direct = backend.encode_features(features, [2.0])
+    assert direct.seconds == (2.0,)
+    torch.testing.assert_close(direct.hidden, backend.encode(audios).hidden)
+    ids = backend.encode_text(" 今日は良い天気 ")
+    assert all(backend.vocabulary.is_text(t) for t in ids)
+    assert backend.decode_text(ids) == " 今日は良い天気"  # OpenAI's prompt: a leading space
+
+
 def test_load_follows_the_saved_context(micro, tmp_path: Path):
     model = copy.deepcopy(micro.model)
     enable_dynamic_context(model)  # recorded in the config, as training saves it

@@ -269,7 +269,6 @@ class HfBackend:
                                     ).last_hidden_state
         return HfEncoded(hidden, tuple(float(s) for s in seconds))
 
-
     @torch.inference_mode()
     def generate(self, encoded: Encoded, rows: Sequence[int], request: GenerateRequest,
                  ) -> list[Generated]:
