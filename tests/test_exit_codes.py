@@ -391,8 +391,10 @@ def test_a_missing_positional_is_one_line_naming_it(capsys):
 @pytest.fixture(scope="module")
 def cut_weights(mini_whisper, tmp_path_factory) -> dict[str, Path]:
     """A model folder, a LoRA adapter and a CTranslate2 folder, each with its weights cut."""
-    # Imported here, not at the top: peft is heavy and only this fixture needs it.
+    # Imported here, not at the top: peft and transformers are heavy; only this fixture needs
+    # them.
     from peft import LoraConfig, get_peft_model
+    from transformers import WhisperFeatureExtractor
 
     root = tmp_path_factory.mktemp("cut_weights")
     model = shutil.copytree(mini_whisper.hf_dir, root / "model")
@@ -404,6 +406,7 @@ def cut_weights(mini_whisper, tmp_path_factory) -> dict[str, Path]:
     peft_model.unload()  # the session's mini model stays as it was
     _cut_in_half(adapter / "adapter_model.safetensors")
     ct2 = shutil.copytree(mini_whisper.ct2_float32, root / "ct2")
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(ct2)  # a whole faster-whisper folder
     _cut_in_half(ct2 / "model.bin")
     clip = _tone_clip(root / "clip.wav", 1.0)
     manifest = _tone_manifest(root / "clips", ["good0.wav"])
@@ -426,6 +429,8 @@ def _cut_weight_case(name: str, w: dict[str, Path]) -> tuple[list[str], Path]:
                             "--out", str(out)], w["adapter"] / "adapter_model.safetensors"),
         "export-ct2-model": (["export", "--model", str(w["ct2"]), "--out", str(out)],
                              w["ct2"] / "model.bin"),
+        "transcribe-ct2-model": (["transcribe", str(w["clip"]), "--model", str(w["ct2"]),
+                                  "--backend", "ct2"], w["ct2"] / "model.bin"),
         "evaluate-ct2-model": (["evaluate", "--manifest", str(w["manifest"]), "--model",
                                 str(w["ct2"]), "--out", str(out), "--no-progress"],
                                w["ct2"] / "model.bin"),
@@ -434,7 +439,8 @@ def _cut_weight_case(name: str, w: dict[str, Path]) -> tuple[list[str], Path]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["transcribe-model", "transcribe-adapter", "evaluate-adapter",
-                                  "export-adapter", "export-ct2-model", "evaluate-ct2-model"])
+                                  "export-adapter", "export-ct2-model", "evaluate-ct2-model",
+                                  "transcribe-ct2-model"])
 def test_a_truncated_weight_file_is_one_line_naming_it(case, cut_weights, capsys):
     argv, named = _cut_weight_case(case, cut_weights)
     code, err = _run(capsys, argv)
