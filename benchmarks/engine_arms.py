@@ -1,8 +1,10 @@
 """The systems that issue 26's benchmarks compare, each in one small function.
 
 - :func:`whisper_ja_default` and :func:`whisper_ja_default_files`: ``whisper-ja transcribe``
-  with no flags (or only ``--adapter``) through the Python front door. When the engine
-  changes, re-point these two functions and nothing else.
+  with no flags (or only ``--adapter``) through the Python front door: the engine's
+  (``load_engine`` with ``transcribe``'s default settings; for files, ``transcribe``'s own
+  ``run``). On a checkout from before the engine (``PYTHONPATH=OLD/src``, the "before"
+  figures) they fall back to that tree's front door (``inference.transcribe``).
 - :func:`stock_faster_whisper`: faster-whisper as its users run it (``WhisperModel``, int8,
   ``vad_filter=True``, Japanese), in-process, on the CTranslate2 export of the same model
   (:func:`ct2_export`, cached).
@@ -12,6 +14,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
+import io
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -25,35 +30,84 @@ LongArm = Callable[[np.ndarray], Iterable[Any]]
 
 def whisper_ja_default(model: str, adapter: Path | None = None) -> LongArm:
     """``whisper-ja transcribe [--adapter A]`` with no other flag: load once, then per file."""
-    from whisper_ja.inference.transcribe import TranscribeConfig, load_transcriber
-
+    try:
+        from whisper_ja.commands.transcribe import TranscribeConfig
+        from whisper_ja.inference.engine import load_engine
+    except ImportError:  # a checkout from before the engine: issue 26's "before" figures
+        return _before_engine(model, adapter)
     config = TranscribeConfig(audio=("benchmark",), model=model,
                               adapter=str(adapter) if adapter else None)
-    return load_transcriber(config).segments
+    engine = load_engine(config.model, config.adapter, config.runtime, config.decoding)
+    return lambda audio: engine.transcribe(audio).segments
 
 
 def whisper_ja_default_files(paths: Sequence[Path], model: str,
                              adapter: Path | None = None) -> list[str]:
     """``whisper-ja transcribe FILE... [--adapter A]``: every file's text (start-up included)."""
-    from whisper_ja.inference.transcribe import TranscribeConfig, transcribe_files
-
+    try:
+        from whisper_ja.commands.transcribe import TranscribeConfig, run
+        from whisper_ja.inference.engine import load_engine  # noqa: F401 (the engine's tree)
+    except ImportError:
+        return _before_engine_files(paths, model, adapter)
     config = TranscribeConfig(audio=tuple(str(p) for p in paths), model=model,
-                              adapter=str(adapter) if adapter else None)
-    transcripts, errors = transcribe_files(config, progress=False)
+                              adapter=str(adapter) if adapter else None, output_format="json")
+    out = io.StringIO()
+    if run(config, out=out) != 0:
+        raise RuntimeError("whisper-ja transcribe failed on some file")
+    texts = {json.loads(line)["audio"]: json.loads(line)["text"]
+             for line in out.getvalue().splitlines()}
+    return [texts[str(p)] for p in paths]
+
+
+def whisper_ja_mode(model: str, ct2: Path, backend: str, mode: str) -> LongArm:
+    """Another ``transcribe`` mode (``--backend ct2`` runs on the int8 export ``ct2``)."""
+    try:
+        from whisper_ja.commands.transcribe import TranscribeConfig
+        from whisper_ja.inference.engine import load_engine
+        from whisper_ja.inference.options import (
+            DecodingOptions,
+            LongformOptions,
+            RuntimeSettings,
+        )
+    except ImportError:
+        return _before_engine_mode(model, ct2, backend, mode)
+    config = TranscribeConfig(
+        audio=("benchmark",), model=str(ct2) if backend == "ct2" else model,
+        runtime=RuntimeSettings(backend=backend),  # type: ignore[arg-type]
+        decoding=DecodingOptions(longform=LongformOptions(mode=mode)))  # type: ignore[arg-type]
+    engine = load_engine(config.model, config.adapter, config.runtime, config.decoding)
+    return lambda audio: engine.transcribe(audio).segments
+
+
+# The front door before the engine (main at 6ebbbad): inference.transcribe's Transcriber.
+# Those modules are gone from this tree, so they are looked up by name.
+def _before(module: str) -> Any:
+    return importlib.import_module(f"whisper_ja.inference.{module}")
+
+
+def _before_engine(model: str, adapter: Path | None) -> LongArm:
+    old = _before("transcribe")
+    config = old.TranscribeConfig(audio=("benchmark",), model=model,
+                                  adapter=str(adapter) if adapter else None)
+    return old.load_transcriber(config).segments  # type: ignore[no-any-return]
+
+
+def _before_engine_files(paths: Sequence[Path], model: str, adapter: Path | None) -> list[str]:
+    old = _before("transcribe")
+    config = old.TranscribeConfig(audio=tuple(str(p) for p in paths), model=model,
+                                  adapter=str(adapter) if adapter else None)
+    transcripts, errors = old.transcribe_files(config, progress=False)
     if errors:
         raise RuntimeError(f"whisper-ja failed on {len(errors)} files: {errors[0]}")
     return [t.text for t in transcripts]
 
 
-def whisper_ja_mode(model: str, ct2: Path, backend: str, mode: str) -> LongArm:
-    """Another ``transcribe`` mode (``--backend ct2`` runs on the int8 export ``ct2``)."""
-    from whisper_ja.inference.longform import LongformOptions
-    from whisper_ja.inference.transcribe import TranscribeConfig, load_transcriber
-
-    config = TranscribeConfig(audio=("benchmark",), model=str(ct2) if backend == "ct2"
-                              else model, backend=backend,  # type: ignore[arg-type]
-                              longform=LongformOptions(mode=mode))  # type: ignore[arg-type]
-    return load_transcriber(config).segments
+def _before_engine_mode(model: str, ct2: Path, backend: str, mode: str) -> LongArm:
+    old = _before("transcribe")
+    config = old.TranscribeConfig(
+        audio=("benchmark",), model=str(ct2) if backend == "ct2" else model, backend=backend,
+        longform=_before("longform").LongformOptions(mode=mode))
+    return old.load_transcriber(config).segments  # type: ignore[no-any-return]
 
 
 def ct2_export(model: str, adapter: Path | None, root: Path, quantization: str = "int8",
