@@ -548,3 +548,22 @@ def test_train_with_no_room_for_a_checkpoint_is_one_line_and_leaves_no_partial(i
         "whisper-ja train: checkpoint failed: out: no room to write the checkpoint of step 1"), \
         done.stderr[-2000:]
     assert not any((out / "checkpoints").iterdir()), "the partial checkpoint must go"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["transcribe", "evaluate"])
+def test_a_truncated_clip_is_a_named_bad_item_not_half_decoded(name, mini_whisper, tmp_path,
+                                                              capsys):
+    manifest = _tone_manifest(tmp_path / "clips", ["good0.wav", "cut1.wav"])
+    cut = tmp_path / "clips" / "cut1.wav"
+    out = tmp_path / "out"
+    argv = {"transcribe": ["transcribe", str(tmp_path / "clips" / "good0.wav"), str(cut),
+                           "--model", str(mini_whisper.hf_dir), "--max-new-tokens", "4",
+                           "--output-dir", str(out)],
+            "evaluate": ["evaluate", "--manifest", str(manifest), "--model",
+                         str(mini_whisper.hf_dir), "--out", str(out), "--max-new-tokens", "4",
+                         "--bootstrap", "10", "--no-progress"]}[name]
+    code, err = _run(capsys, argv)
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.startswith(f"whisper-ja {name}: ")]
+    assert any(str(cut) in line and "truncated" in line for line in lines), err
