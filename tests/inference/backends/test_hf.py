@@ -249,6 +249,8 @@ def test_align_shapes_times_and_probabilities(micro, backend, encoded):
     probs = logits[len(context) - 1:-1, :specials.eot].softmax(-1)
     expected = [float(probs[k, t]) for k, t in enumerate(texts[0])]
     np.testing.assert_allclose(aligned[0].probs, expected, rtol=1e-4)
+    with pytest.raises(ValueError, match="text ids only"):
+        backend.align(encoded, [0], [[*texts[1], backend.vocabulary.timestamps.base]], "ja")
 
 
 def test_detect_language_returns_known_codes(backend, encoded):

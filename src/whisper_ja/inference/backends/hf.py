@@ -295,7 +295,8 @@ class HfBackend:
         if request.stop_repeats > 0:
             kwargs["logits_processor"] = LogitsProcessorList(
                 [RepetitionStop(specials.sot, specials.eot, request.stop_repeats)])
-        with _quiet_transformers(), torch.random.fork_rng():
+        devices = [hidden.device] if hidden.device.type == "cuda" else []
+        with _quiet_transformers(), torch.random.fork_rng(devices=devices):
             # Seeded inside a forked generator: the same call samples the same ids, and the
             # caller's random stream is left as it was.
             torch.manual_seed(request.seed)
@@ -367,6 +368,8 @@ class HfBackend:
         """
         if len(rows) != len(texts):
             raise ValueError(f"align: {len(rows)} rows for {len(texts)} texts")
+        if not all(self._vocabulary.is_text(t) for text in texts for t in text):
+            raise ValueError("align takes text ids only (no special or timestamp ids)")
         own = _own(encoded)
         return [self._align_one(own.hidden[row:row + 1], list(text), own.seconds[row], language)
                 for row, text in zip(rows, texts, strict=True)]
