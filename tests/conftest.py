@@ -2,6 +2,7 @@
 
 - ``tiny_whisper``: a randomly initialised tiny-shaped Whisper with the real tokenizer (seconds).
 - ``tiny_whisper_dir``: the same model saved as a transformers folder (treat it as read-only).
+- ``tiny_ct2``: its int8 CTranslate2 export (read-only).
 - ``whisper_base``: real offline whisper-base (converted once, cached across runs in
   ``WHISPER_JA_CACHE`` or ``~/.cache/whisper-ja``).
 - ``ja_clips``: a few Japanese sentences synthesized with Open JTalk at test time.
@@ -66,6 +67,18 @@ def tiny_whisper_dir(tiny_whisper, tmp_path_factory) -> Path:
     tiny_whisper.model.save_pretrained(folder)
     tiny_whisper.processor.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_ct2(tmp_path_factory: pytest.TempPathFactory, tiny_whisper_dir: Path) -> Path:
+    """An int8 CTranslate2 export of the tiny random Whisper (read-only: copy to change it)."""
+    # Imported here, not at the top: the export pulls in CTranslate2's converter.
+    from whisper_ja.export.writer import ExportConfig, export_model
+
+    out = tmp_path_factory.mktemp("ct2") / "ct2-int8"
+    export_model(ExportConfig(model=str(tiny_whisper_dir), to="ct2", out=out,
+                              quantization="int8"))
+    return out
 
 
 @pytest.fixture(scope="session")
