@@ -567,3 +567,21 @@ def test_a_truncated_clip_is_a_named_bad_item_not_half_decoded(name, mini_whispe
     assert code == 1, err
     lines = [line for line in err.splitlines() if line.startswith(f"whisper-ja {name}: ")]
     assert any(str(cut) in line and "truncated" in line for line in lines), err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weights", ["model", "adapter"])
+def test_serve_with_a_truncated_weight_file_is_one_line_naming_it(weights, cut_weights):
+    argv = (["--model", str(cut_weights["model"])] if weights == "model" else
+            ["--model", str(cut_weights["base"]), "--adapter", str(cut_weights["adapter"])])
+    named = (cut_weights["model"] / "model.safetensors" if weights == "model"
+             else cut_weights["adapter"] / "adapter_model.safetensors")
+    # A subprocess with a time limit: a server that started anyway would never return.
+    done = subprocess.run([sys.executable, "-m", "whisper_ja.cli", "serve", *argv,
+                           "--port", "0"], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("whisper-ja serve: ")]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"whisper-ja serve: unusable model: {named}: truncated"), done.stderr
