@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 
 from whisper_ja.cli import main
-from whisper_ja.config import ConfigError
+from whisper_ja.config import ConfigError, load_config
 from whisper_ja.data.manifest import Utterance, write_manifest
 from whisper_ja.evaluation.report import read_hypotheses
 from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
-from whisper_ja.inference.decoding import CLIP_MAX_TOKENS, WINDOW_MAX_TOKENS, is_looping
-from whisper_ja.inference.guards import GuardSettings
+from whisper_ja.inference.guards import is_looping
+from whisper_ja.inference.options import WINDOW_MAX_TOKENS, GuardSettings
 from whisper_ja.text.metrics import cer
 
 TEXTS = ["今日はとても良い天気です。", "私は毎朝コーヒーを飲みます。",
@@ -22,6 +22,12 @@ TEXTS = ["今日はとても良い天気です。", "私は毎朝コーヒーを
 # Dynamic context (8 s floor instead of 30 s) and short outputs keep each evaluation quick.
 FAST = {"max_new_tokens": 8, "bootstrap": 50, "progress": False, "batch_size": 8,
         "context": "dynamic"}
+
+
+def _config(**settings) -> EvaluateConfig:
+    """``EvaluateConfig`` from settings as users write them (the inline decoding and runtime
+    blocks' fields, e.g. ``beams``, ``backend``, read as evaluate's own)."""
+    return load_config(EvaluateConfig, base=settings)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +68,9 @@ def test_cli_writes_hypotheses_and_consistent_report(tiny_whisper_dir, manifest,
     assert set(report["by_speaker"]) == {"voice0", "voice1"}
     assert report["by_speaker"]["voice0"]["utterances"] == 3
     assert report["rtf"] > 0 and report["context"].startswith("full")
+    # The default backend (auto) decodes a transformers folder on CTranslate2 (cached
+    # conversion), int8 on a CPU.
+    assert "CTranslate2 int8" in report["decoding"]
     assert report["synthetic"] is True
     assert report["term_recall"]["occurrences"] == 2
     markdown = (out / "report.md").read_text("utf-8")
@@ -73,8 +82,8 @@ def test_compare_with_previous_run(tiny_whisper_dir, manifest, tmp_path):
     model = str(tiny_whisper_dir)
     # Greedy only: the fallback samples per batch, and limit=4 makes other batches than 5 clips.
     greedy = {**FAST, "guards": GuardSettings(fallback=False)}
-    first = evaluate(EvaluateConfig(manifest=manifest, model=model, out=tmp_path / "a", **greedy))
-    second = evaluate(EvaluateConfig(manifest=manifest, model=model, out=tmp_path / "b",
+    first = evaluate(_config(manifest=manifest, model=model, out=tmp_path / "a", **greedy))
+    second = evaluate(_config(manifest=manifest, model=model, out=tmp_path / "b",
                                      compare=tmp_path / "a", limit=4, **greedy))
     comparison = second.data["comparison"]
     # Same model, same audio: identical transcripts, so no difference and nothing significant.
@@ -87,7 +96,9 @@ def test_compare_with_previous_run(tiny_whisper_dir, manifest, tmp_path):
         json.loads((tmp_path / "a" / "report.json").read_text("utf-8"))["overall"]["cer"]["rate"])
 
 
-def test_adapter_and_merged_model_give_same_cer(tiny_whisper_dir, tiny_whisper, manifest, tmp_path):
+@pytest.mark.parametrize("backend", ["auto", "transformers"])
+def test_adapter_and_merged_model_give_same_cer(tiny_whisper_dir, tiny_whisper, manifest, tmp_path,
+                                                backend):
     from peft import LoraConfig, get_peft_model
 
     from whisper_ja.model import load_model
@@ -106,15 +117,16 @@ def test_adapter_and_merged_model_give_same_cer(tiny_whisper_dir, tiny_whisper, 
     peft_model.merge_and_unload().save_pretrained(merged_dir)
     tiny_whisper.processor.save_pretrained(merged_dir)
 
-    settings = {**FAST, "context": "auto", "limit": 3}
-    with_adapter = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_whisper_dir),
+    # auto: CTranslate2 on a cached conversion with the adapter merged; transformers: peft.
+    settings = {**FAST, "context": "auto", "limit": 3, "backend": backend}
+    with_adapter = evaluate(_config(manifest=manifest, model=str(tiny_whisper_dir),
                                            adapter=adapter, out=tmp_path / "ea", **settings))
-    merged = evaluate(EvaluateConfig(manifest=manifest, model=str(merged_dir),
+    merged = evaluate(_config(manifest=manifest, model=str(merged_dir),
                                      out=tmp_path / "em", **settings))
     # An adapter folder given as --model finds its base model by itself.
-    as_model = evaluate(EvaluateConfig(manifest=manifest, model=str(adapter),
+    as_model = evaluate(_config(manifest=manifest, model=str(adapter),
                                        out=tmp_path / "eam", **settings))
-    evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_whisper_dir), out=tmp_path / "ep",
+    evaluate(_config(manifest=manifest, model=str(tiny_whisper_dir), out=tmp_path / "ep",
                             **settings))
     hyps = {name: [r.hyp for r in read_hypotheses(tmp_path / name / "hypotheses.jsonl")]
             for name in ("ea", "em", "eam", "ep")}
@@ -137,7 +149,7 @@ def test_repetition_detector_on_constructed_looping_output(tiny_whisper):
 def test_decoding_flags_outputs_that_hit_the_token_limit(tiny_whisper_dir, manifest, tmp_path):
     # A random model rarely emits end-of-text, so with a 3-token limit every output is cut off
     # and must be flagged as looped (counted in the report).
-    report = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_whisper_dir),
+    report = evaluate(_config(manifest=manifest, model=str(tiny_whisper_dir),
                                      out=tmp_path / "r",
                                      max_new_tokens=3, bootstrap=50, progress=False,
                                      context="dynamic", limit=3))
@@ -146,48 +158,29 @@ def test_decoding_flags_outputs_that_hit_the_token_limit(tiny_whisper_dir, manif
 
 
 def test_dynamic_context_and_beam_search(tiny_whisper_dir, manifest, tmp_path):
-    report = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_whisper_dir),
+    report = evaluate(_config(manifest=manifest, model=str(tiny_whisper_dir),
                                      out=tmp_path / "d",
-                                     num_beams=2, limit=2, **FAST))
+                                     beams=2, limit=2, **FAST))
     assert report.data["context"].startswith("dynamic")
     assert "beam search (2)" in report.data["decoding"]
     assert report.data["overall"]["utterances"] == 2
 
 
-def test_int8_decoding_quantizes_the_linear_layers(tiny_whisper_dir, manifest, tmp_path,
-                                                   monkeypatch):
-    from whisper_ja.evaluation import runner
-
-    quantized = []
-    original = runner.quantize_linear_int8
-
-    def spy(model, *, inplace=False):
-        quantized.append(original(model, inplace=inplace))
-        return quantized[-1]
-
-    monkeypatch.setattr(runner, "quantize_linear_int8", spy)
-    report = evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_whisper_dir),
-                                     out=tmp_path / "q", int8=True, device="cpu", limit=2,
-                                     **FAST))
-    assert len(quantized) == 1 and "int8 linear layers" in report.data["decoding"]
-    assert report.data["overall"]["utterances"] == 2
-    assert any(type(m).__name__ == "Linear" and "quantized" in type(m).__module__
-               for m in quantized[0].modules())
-
-
 def test_input_errors_name_the_setting(tiny_whisper_dir, manifest, tmp_path):
     with pytest.raises(ConfigError, match="manifest"):
-        evaluate(EvaluateConfig(manifest=tmp_path / "missing.jsonl", model=str(tiny_whisper_dir)))
+        evaluate(_config(manifest=tmp_path / "missing.jsonl", model=str(tiny_whisper_dir)))
     with pytest.raises(ConfigError, match="compare"):
-        evaluate(EvaluateConfig(manifest=manifest, model=str(tiny_whisper_dir), compare=tmp_path))
-    with pytest.raises(ConfigError, match="num_beams"):
-        EvaluateConfig(manifest=manifest, num_beams=0)
+        evaluate(_config(manifest=manifest, model=str(tiny_whisper_dir), compare=tmp_path))
+    with pytest.raises(ConfigError, match="beams"):
+        _config(manifest=manifest, beams=0)
+    with pytest.raises(ConfigError, match="num_beams"):  # renamed: an unknown setting, named
+        _config(manifest=manifest, num_beams=2)
     assert main(["evaluate", "--model", str(tiny_whisper_dir)]) == 2  # no --manifest
 
 
 def test_retention_suite_receives_the_baseline_model(tmp_path, monkeypatch):
     import whisper_ja.evaluation.retention.suite
-    from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
+    from whisper_ja.evaluation.runner import evaluate
 
     seen = {}
 
@@ -196,24 +189,31 @@ def test_retention_suite_receives_the_baseline_model(tmp_path, monkeypatch):
         return {"suite": "retention"}
 
     monkeypatch.setattr(whisper_ja.evaluation.runner, "run_retention_suite", fake_suite)
-    evaluate(EvaluateConfig(model="runs/full", suite="retention", baseline="openai/whisper-base",
-                            out=tmp_path / "ret", compare=tmp_path / "nomix", progress=False))
+    config = _config(model="runs/full", suite="retention", baseline="openai/whisper-base",
+                     out=tmp_path / "ret", compare=tmp_path / "nomix", progress=False,
+                     backend="transformers", beams=2, seed=3)
+    evaluate(config)
     assert seen["model"] == "runs/full" and seen["baseline"] == "openai/whisper-base"
     assert seen["compare"] == tmp_path / "nomix"
+    # The command's decoding and runtime settings are the suite's.
+    assert seen["settings"].options == config.decoding and seen["settings"].options.beams == 2
+    assert seen["settings"].runtime == config.runtime and seen["settings"].seed == 3
 
 
 def test_token_limit_fits_the_suite():
-    # A dense 30 s window of Japanese with timestamps needs more tokens than a short clip.
-    assert EvaluateConfig().token_limit == CLIP_MAX_TOKENS
-    assert EvaluateConfig(suite="longform").token_limit == WINDOW_MAX_TOKENS
-    assert EvaluateConfig(suite="longform", max_new_tokens=64).token_limit == 64
+    # A dense 30 s window of Japanese with timestamps needs more tokens than a short clip: the
+    # one default is the window's (every suite decodes with transcribe's settings).
+    assert EvaluateConfig(suite="longform").decoding.max_new_tokens == WINDOW_MAX_TOKENS
+    assert EvaluateConfig().decoding.max_new_tokens == WINDOW_MAX_TOKENS
+    assert _config(suite="longform", max_new_tokens=64).decoding.max_new_tokens == 64
 
 
 def test_backend_ct2_evaluates_an_export_with_the_ct2_path(tiny_whisper_dir, manifest, tmp_path):
     from whisper_ja.audio.io import load_audio
     from whisper_ja.data.manifest import read_manifest
     from whisper_ja.export.writer import ExportConfig, export_model
-    from whisper_ja.inference.ct2_clips import Ct2Options, transcribe_audio_ct2
+    from whisper_ja.inference.engine import load_engine
+    from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
 
     folder = tmp_path / "ct2"
     export_model(ExportConfig(model=str(tiny_whisper_dir), to="ct2", out=folder))
@@ -224,7 +224,7 @@ def test_backend_ct2_evaluates_an_export_with_the_ct2_path(tiny_whisper_dir, man
     write_manifest(with_bad, [*utts, Utterance(id="bad", audio=str(broken), text="x",
                                                duration=1.0, corpus="synthetic")])
     greedy = GuardSettings(repetition=False, fallback=False)
-    report = evaluate(EvaluateConfig(manifest=with_bad, model=str(folder), backend="ct2",
+    report = evaluate(_config(manifest=with_bad, model=str(folder), backend="ct2",
                                      compute_type="float32", out=tmp_path / "run",
                                      guards=greedy, **FAST))
     rows = read_hypotheses(tmp_path / "run" / "hypotheses.jsonl")
@@ -233,6 +233,8 @@ def test_backend_ct2_evaluates_an_export_with_the_ct2_path(tiny_whisper_dir, man
     assert "CTranslate2 float32" in report.data["decoding"]
     assert report.data["context"].startswith("dynamic")
     # The texts are the ct2 path's own on those clips (nothing lost or reordered on the way).
-    clips = transcribe_audio_ct2([load_audio(u.audio) for u in utts], folder, Ct2Options(
-        context="dynamic", max_new_tokens=8, compute_type="float32", guards=greedy))
+    engine = load_engine(str(folder), None, RuntimeSettings(
+        backend="ct2", compute_type="float32", context="dynamic"),
+        DecodingOptions(max_new_tokens=8, guards=greedy))
+    clips = engine.decode_clips([load_audio(u.audio) for u in utts])
     assert [r.hyp for r in rows] == [c.text for c in clips]
