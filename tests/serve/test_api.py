@@ -103,6 +103,21 @@ def test_every_response_format_says_the_same(tiny_server, ja_clips):
     json.dumps(verbose.model_dump())
 
 
+def test_sampling_and_word_times_on_the_transformers_backend(tiny_server, ja_clips):
+    """What only the ct2 backend used to do: temperature > 0 and word timestamps."""
+    info = httpx.get(f"{tiny_server.url}/api/info").json()
+    assert info["backend"] == "transformers" and info["temperature"] and info["word_timestamps"]
+    response = httpx.post(
+        f"{tiny_server.url}/v1/audio/transcriptions", timeout=120,
+        files={"file": ("a.wav", ja_clips[0].path.read_bytes())},
+        data={"response_format": "verbose_json", "temperature": "0.5",
+              "timestamp_granularities[]": ["word", "segment"]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["segments"] and body["words"], body
+    assert all(0 <= w["start"] <= w["end"] <= body["duration"] + 1e-3 for w in body["words"])
+
+
 def test_unknown_model_is_404_in_openai_shape(client, ja_clips):
     with ja_clips[0].path.open("rb") as f, pytest.raises(NotFoundError) as caught:
         client.audio.transcriptions.create(model="gpt-4o-transcribe", file=f)
