@@ -130,32 +130,28 @@ def flops_per_sample(args: argparse.Namespace, frames: Sequence[int]) -> dict[in
 # ---------------------------------------------------------------- decoding shared by both arms
 def decode_dynamic(model: Any, processor: Any, audios: Sequence[np.ndarray], batch_size: int,
                    policy: Any = None) -> list[Any]:
-    """whisper-ja decoding: cached-style log-mel, length-grouped batches, dynamic context."""
-    from whisper_ja.audio.features import ContextPolicy, context_frames, log_mel, pad_features
-    from whisper_ja.data.batching import LengthGroupedSampler
-    from whisper_ja.inference.decoding import DecodeOptions, decode_features
+    """whisper-ja decoding: the engine's clips on transformers, dynamic context."""
+    from whisper_ja.audio.features import ContextPolicy
+    from whisper_ja.inference.engine import live_engine
+    from whisper_ja.inference.options import DecodingOptions
 
-    policy = policy or ContextPolicy()
-    feats = [log_mel(a, processor.feature_extractor) for a in audios]
-    texts: list[Any] = [None] * len(feats)
-    sampler = LengthGroupedSampler([f.shape[1] for f in feats], batch_size, shuffle=False)
-    for batch in sampler:
-        frames = context_frames(max(feats[i].shape[1] for i in batch), policy)
-        options = DecodeOptions(context_frames=frames, batch_size=len(batch))
-        results = decode_features(model, processor, pad_features([feats[i] for i in batch],
-                                                                 frames), options)
-        for i, result in zip(batch, results, strict=True):
-            texts[i] = result
-    return texts
+    options = DecodingOptions(batch_size=batch_size)
+    with live_engine(model, processor, "transformers", options, policy or ContextPolicy(),
+                     context="dynamic") as engine:
+        return list(engine.decode_clips(audios))
 
 
 def decode_standard(model: Any, processor: Any, audios: Sequence[np.ndarray],
                     batch_size: int) -> list[Any]:
-    """Stock decoding: 30-s features, manifest order."""
-    from whisper_ja.inference.decoding import DecodeOptions, decode_audio
+    """Stock decoding: 30-s features."""
+    from whisper_ja.audio.features import ContextPolicy
+    from whisper_ja.inference.engine import live_engine
+    from whisper_ja.inference.options import DecodingOptions
 
-    return decode_audio(model, processor, audios, DecodeOptions(batch_size=batch_size),
-                        progress=False)
+    options = DecodingOptions(batch_size=batch_size)
+    with live_engine(model, processor, "transformers", options, ContextPolicy(dynamic=False),
+                     context="full") as engine:
+        return list(engine.decode_clips(audios))
 
 
 def load_audios(manifest: Path) -> tuple[list[str], list[np.ndarray]]:

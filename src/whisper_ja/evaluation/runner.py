@@ -155,10 +155,10 @@ def _model_and_adapter(config: EvaluateConfig) -> tuple[str, Path | None]:
                       "pass --model BASE --adapter FOLDER")
 
 
-def _prompt(config: EvaluateConfig, engine: Engine) -> tuple[int, ...]:
-    """``--prompt-terms`` as previous-text ids (the terms joined as Whisper would read them)."""
+def _prompt(config: EvaluateConfig, engine: Engine) -> tuple[int, ...] | None:
+    """``--prompt-terms`` as previous-text ids; None: ``initial_prompt``'s (often none)."""
     if config.prompt_terms is None:
-        return ()
+        return None
     try:
         terms = read_terms(config.prompt_terms)
     except TermFileError as err:

@@ -142,19 +142,29 @@ class Engine:
             yield index, list(transcription.segments), transcription.stats
 
     def decode_clips(self, audios: Sequence[np.ndarray], *, language: str | None = None,
-                     prompt: tuple[int, ...] = (), progress: bool = False) -> list[ClipResult]:
-        """Each clip's text (no timestamps), batched by length."""
+                     prompt: tuple[int, ...] | None = None, progress: bool = False,
+                     ) -> list[ClipResult]:
+        """Each clip's text (no timestamps), batched by length.
+
+        ``prompt``: previous-text ids for every clip; None = ``initial_prompt``'s.
+        """
         chosen = self._options(dataclasses.replace(self.options,
                                                    language=language or self.options.language))
-        return decode_clips(self.backend, audios, chosen, prompt=prompt, progress=progress)
+        return decode_clips(self.backend, audios, chosen, progress=progress,
+                            prompt=self._clip_prompt(prompt, chosen))
 
     def decode_utterances(self, utts: Sequence[Utterance], *, language: str | None = None,
-                          prompt: tuple[int, ...] = (), progress: bool = False
+                          prompt: tuple[int, ...] | None = None, progress: bool = False
                           ) -> BatchDecoding:
         """Manifest utterances' texts; unreadable audio is counted in ``failed``."""
         chosen = self._options(dataclasses.replace(self.options,
                                                    language=language or self.options.language))
-        return decode_utterances(self.backend, utts, chosen, prompt=prompt, progress=progress)
+        return decode_utterances(self.backend, utts, chosen, progress=progress,
+                                 prompt=self._clip_prompt(prompt, chosen))
+
+    def _clip_prompt(self, prompt: tuple[int, ...] | None, options: DecodingOptions
+                     ) -> tuple[int, ...]:
+        return prompt if prompt is not None else self.prompt_ids(options.initial_prompt)
 
     def detect_language(self, audios: Sequence[np.ndarray], progress: bool = False
                         ) -> list[str]:

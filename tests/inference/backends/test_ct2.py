@@ -73,17 +73,20 @@ def test_beam_search_runs(backend, encoded):
     assert len(found) == 1 and len(found[0].ids) == 5
 
 
-def test_sampling_repeats_with_its_seed_and_differs_with_another(backend, encoded):
-    def sample(seed: int) -> list[tuple[int, ...]]:
+def test_sampling_repeats_with_its_seed_and_differs_with_another(tiny_ct2, encoded):
+    """A run samples as another run of the same input does (a fresh backend, same seed)."""
+    def run(seed: int) -> list[list[tuple[int, ...]]]:
+        fresh = Ct2Backend.load(tiny_ct2)
+        ids = fresh.encode(WINDOWS[:2])
         request = GenerateRequest(max_new_tokens=8, temperature=1.0, seed=seed)
-        return [row.ids for row in backend.generate(encoded, [0, 1], request)]
+        return [[row.ids for row in fresh.generate(ids, [0, 1], request)] for _ in range(2)]
 
-    greedy = [row.ids for row in backend.generate(encoded, [0, 1],
-                                                  GenerateRequest(max_new_tokens=8))]
-    once = sample(1)
-    assert sample(1) == once
-    assert sample(2) != once
-    assert once != greedy
+    greedy = [row.ids for row in Ct2Backend.load(tiny_ct2).generate(
+        encoded, [0, 1], GenerateRequest(max_new_tokens=8))]
+    once = run(1)
+    assert run(1) == once
+    assert run(2) != once
+    assert once[0] != greedy
 
 
 def test_timestamps_are_kept_only_when_asked_for(backend, encoded):
