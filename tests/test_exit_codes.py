@@ -70,7 +70,7 @@ BAD_VALUES = {
     "split": ["m.jsonl", "--out", "o", "--ratios", "0.5", "0.5"],
     "synth": ["--out", "o", "--size", "-1"],
     "train": ["optim.lr=-1"],
-    "evaluate": ["--manifest", "m.jsonl", "--num-beams", "0"],
+    "evaluate": ["--manifest", "m.jsonl", "--beams", "0"],
     "score": ["--ref", "r", "--hyp", "h", "n_resamples=-1"],
     "demo": ["--steps", "-5"],
 }

@@ -36,7 +36,7 @@ from whisper_ja.audio.io import AudioError, load_audio
 from whisper_ja.config import ConfigError, field
 from whisper_ja.errors import EXIT_ITEMS_FAILED, EXIT_OK
 from whisper_ja.inference.engine import Engine, load_engine
-from whisper_ja.inference.long_audio import LongformStats, describe
+from whisper_ja.inference.longform import LongformStats, describe
 from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
 from whisper_ja.inference.subtitles import to_srt, to_vtt
 from whisper_ja.inference.timestamps import Segment
@@ -201,14 +201,14 @@ def _targets(config: TranscribeConfig) -> list[Path] | None:
     return targets
 
 
-def run(config: TranscribeConfig, out: TextIO | None = None) -> int:
+def run(config: TranscribeConfig) -> int:
     """Run ``whisper-ja transcribe``.
 
     Returns:
         0 when every file was transcribed, 1 when any failed (each named on stderr). An
         unusable model or setting raises before any file is read.
     """
-    out = out or sys.stdout
+    out: TextIO = sys.stdout
     targets = _targets(config)
     engine = load_engine(config.model, config.adapter, config.runtime, config.decoding)
     paths = [Path(p) for p in config.audio]
