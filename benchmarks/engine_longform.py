@@ -189,7 +189,7 @@ def score_set(utts: list[Utterance], decoded: Decoded) -> dict[str, Any]:
         if REFERENCE in counts and name != REFERENCE:
             paired = paired_bootstrap_counts(counts[REFERENCE], counts[name], "cer", 2000, 0)
             result["cer_vs_reference"] = {"delta": paired.delta, "low": paired.low,
-                                          "high": paired.high, "sentences": paired.n}
+                                          "high": paired.high, "sentences": paired.n_utterances}
         if REFERENCE in results:
             result["wall_ratio"] = result["wall_s"] / results[REFERENCE]["wall_s"]
     return results
