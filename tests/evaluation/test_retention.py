@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from whisper_ja.cli import main
 from whisper_ja.config import ConfigError
@@ -25,7 +24,9 @@ from whisper_ja.evaluation.retention.measure import (
     word_error_counts,
 )
 from whisper_ja.evaluation.retention.suite import load_adapted_result, run_retention_suite
-from whisper_ja.inference.language_id import detect_language, language_token_ids
+from whisper_ja.inference.backend import vocabulary_of
+from whisper_ja.inference.engine import live_engine
+from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
 
 
 def test_english_wer_uses_whisper_normalization():
@@ -37,7 +38,7 @@ def test_english_wer_uses_whisper_normalization():
 
 
 def test_language_tokens_of_multilingual_whisper(tiny_whisper):
-    ids = language_token_ids(tiny_whisper.processor.tokenizer)
+    ids = vocabulary_of(tiny_whisper.processor.tokenizer).languages
     assert len(ids) == 99
     to_token = tiny_whisper.processor.tokenizer.convert_ids_to_tokens
     assert {code: to_token(ids[code]) for code in ("en", "ja", "de")} == {
@@ -88,9 +89,11 @@ def test_synth_english_command_writes_training_clips_in_voices_the_test_never_us
 def test_detect_language_picks_the_most_likely_language_token(tiny_whisper):
     import numpy as np
 
+    from whisper_ja.audio.features import ContextPolicy
+
     model, processor = tiny_whisper.model, tiny_whisper.processor
     audio = [np.zeros(16000, dtype=np.float32)] * 2
-    de_id = language_token_ids(processor.tokenizer)["de"]
+    de_id = vocabulary_of(processor.tokenizer).languages["de"]
 
     def favour_german(_module, _inputs, output):
         output[..., de_id] += 1000.0
@@ -98,8 +101,9 @@ def test_detect_language_picks_the_most_likely_language_token(tiny_whisper):
 
     handle = model.proj_out.register_forward_hook(favour_german)
     try:
-        assert detect_language(model, processor, audio, batch_size=1, progress=False) == \
-            ["de"] * 2
+        with live_engine(model, processor, "transformers", DecodingOptions(batch_size=1),
+                         ContextPolicy()) as engine:
+            assert engine.detect_language(audio) == ["de"] * 2
     finally:
         handle.remove()
 
@@ -152,13 +156,13 @@ def tiny_folders(tmp_path_factory):
 @pytest.mark.slow
 def test_retention_suite_before_and_after_adapter(tiny_folders, english_set, tmp_path):
     from whisper_ja.evaluation.retention.measure import RetentionSettings
-    from whisper_ja.inference.decoding import DecodeOptions
 
     model_dir, adapter_dir = tiny_folders
-    quick = RetentionSettings(options=DecodeOptions(max_new_tokens=4), seed=7, n_resamples=50,
-                              progress=False)
+    quick = RetentionSettings(options=DecodingOptions(max_new_tokens=4),
+                              runtime=RuntimeSettings(dtype="bfloat16", device="cpu"),
+                              seed=7, n_resamples=50, progress=False)
     report = run_retention_suite(model_dir, adapter_dir, tmp_path, manifest=english_set,
-                                 limit=2, settings=quick, dtype=torch.bfloat16)
+                                 limit=2, settings=quick)
     saved = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert saved == json.loads(json.dumps(report))
     # The settings it was given are the settings it used, and the report says so.
@@ -185,8 +189,7 @@ def test_retention_suite_before_and_after_adapter(tiny_folders, english_set, tmp
     # --compare: this run's adapted model against an earlier run's adapted model. The same
     # adapter again must show no change at all, and the earlier model must be named.
     again = run_retention_suite(model_dir, adapter_dir, tmp_path / "again", manifest=english_set,
-                                limit=2, compare=tmp_path, settings=quick,
-                                dtype=torch.bfloat16)
+                                limit=2, compare=tmp_path, settings=quick)
     assert again["comparison"]["model"] == after["model"] == load_adapted_result(tmp_path).model
     same = again["comparison"]["changes"]["en"]
     assert same["wer_forced"]["delta"] == same["lid_accuracy"]["delta"] == 0.0
