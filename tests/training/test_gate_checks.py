@@ -8,15 +8,16 @@ import torch
 from tests.training.test_loop import tiny_config
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.data.manifest import read_manifest
-from whisper_ja.inference.clip_decoders import Ct2Decoder, TransformersDecoder
-from whisper_ja.inference.decoding import DecodeOptions
-from whisper_ja.inference.guards import GuardSettings
+from whisper_ja.inference.backends.ct2 import Ct2Backend
+from whisper_ja.inference.backends.hf import HfBackend
+from whisper_ja.inference.options import DecodingOptions, GuardSettings
 from whisper_ja.model import load_model
 from whisper_ja.training.gate import GateSettings
 from whisper_ja.training.gate_checks import GateDecoding
 from whisper_ja.training.loop import train
 
-GREEDY = DecodeOptions(max_new_tokens=6, guards=GuardSettings(repetition=False, fallback=False))
+GREEDY = DecodingOptions(max_new_tokens=6,
+                         guards=GuardSettings(repetition=False, fallback=False))
 
 
 def _peft(tiny_whisper_dir, scale: float):
@@ -43,8 +44,9 @@ def test_ct2_snapshot_decodes_the_adapted_weights_and_leaves_the_model_alone(
         model.train()
         before = {k: v.clone() for k, v in model.state_dict().items()}
         with decoding.decoder(model, processor) as decoder:
-            assert isinstance(decoder, Ct2Decoder)
-            ids[scale] = [r.token_ids for r in decoder.decode(utts, "ja").decoded()]
+            assert isinstance(decoder.backend, Ct2Backend)
+            ids[scale] = [r.token_ids
+                          for r in decoder.decode_utterances(utts, language="ja").decoded()]
         assert model.training and hasattr(model, "peft_config")  # still the live peft model
         assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert ids[0.0] != ids[3.0]  # the snapshot carries the adapter
@@ -53,10 +55,10 @@ def test_ct2_snapshot_decodes_the_adapted_weights_and_leaves_the_model_alone(
 def test_both_backends_measure_every_check(tiny_whisper_dir, clips_manifest):
     utts = read_manifest(clips_manifest)[:2]
     loaded = load_model(str(tiny_whisper_dir))
-    for backend, kind in (("transformers", TransformersDecoder), ("ct2", Ct2Decoder)):
+    for backend, kind in (("transformers", HfBackend), ("ct2", Ct2Backend)):
         decoding = GateDecoding(GateSettings(backend=backend), GREEDY, ContextPolicy())
         with decoding.decoder(loaded.model, loaded.processor) as decoder:
-            assert isinstance(decoder, kind)
+            assert isinstance(decoder.backend, kind)
         scores = decoding.measure(loaded.model, loaded.processor, utts, utts)
         assert [s.check for s in scores] == ["unseen_cer", "english_wer", "language_id"]
         assert all(len(s.counts) == len(utts) for s in scores)
@@ -73,17 +75,18 @@ def test_compute_type_is_a_weight_type():
 @pytest.mark.slow
 def test_train_runs_the_gate_on_ct2_snapshots(tmp_path, tiny_whisper_dir, clips_manifest,
                                               monkeypatch):
-    from whisper_ja.training import gate_checks, loop
+    from whisper_ja.inference import engine
+    from whisper_ja.training import loop
 
     # Validation decodes the gate's snapshot (not the transformers model); step 2 is made
     # better in-domain so that it is judged (the tiny model's own CERs are arbitrary).
     queue, decoders, snapshots = [0.5, 0.4], [], []
-    real_snapshot = gate_checks.ct2_snapshot
-    monkeypatch.setattr(gate_checks, "ct2_snapshot", lambda *args: (
+    real_snapshot = engine.ct2_snapshot
+    monkeypatch.setattr(engine, "ct2_snapshot", lambda *args: (
         snapshots.append(1), real_snapshot(*args))[1])
     monkeypatch.setattr(loop, "validate", lambda *args: pytest.fail("transformers validation"))
     monkeypatch.setattr(loop, "validate_decoded", lambda decoder, utts: (
-        decoders.append(type(decoder).__name__), queue.pop(0))[1])
+        decoders.append(type(decoder.backend).__name__), queue.pop(0))[1])
     out = tmp_path / "run"
     config = tiny_config(out, tiny_whisper_dir, clips_manifest, "mode=lora",
                          f"data.validation=[{clips_manifest}]", "run.validate_at_start=true",
@@ -92,7 +95,7 @@ def test_train_runs_the_gate_on_ct2_snapshots(tmp_path, tiny_whisper_dir, clips_
                          "gate.backend=ct2")
     summary = train(config).summary
     assert [v["step"] for v in summary["gate_validations"]] == [0, 2]
-    assert decoders == ["Ct2Decoder", "Ct2Decoder"]
+    assert decoders == ["Ct2Backend", "Ct2Backend"]
     # One snapshot at step 0 serves the gate's untouched scores and the validation.
     assert len(snapshots) == 2
     n = len(read_manifest(clips_manifest))
