@@ -145,3 +145,24 @@ def test_word_timestamps_come_from_the_backends_alignment(stretches):
     timed = list(long_audio_segments(backend, speech(4.0), _options(word_timestamps=True)))
     assert plain[0].words == ()
     assert [w.text for w in timed[0].words] == [text([1]), text([2]), text([3])]
+
+
+def test_speech_after_the_models_last_segment_is_not_skipped(stretches):
+    # The model writes the first 10 s and stops with a single timestamp (OpenAI's rule would
+    # consume the whole window); VAD hears speech to 25 s.
+    stretches.append(SpeechSpan(0.0, 25.0))
+
+    def script(window: np.ndarray, request: GenerateRequest) -> Generated:
+        if _seconds(window) > 20:
+            return Generated((ts(0.0), 1, ts(10.0)), -0.1, 0.0)
+        return Generated((ts(0.0), 2, ts(_seconds(window) - 0.5)), -0.1, 0.0)
+
+    for mode in ("sequential", "batched"):
+        stats = LongformStats()
+        segments = list(long_audio_segments(FakeBackend(script), speech(25.0), _options(mode),
+                                            stats=stats))
+        assert text([2]) in "".join(s.text for s in segments), mode
+        assert segments[-1].end > 20.0, mode
+    off = list(long_audio_segments(FakeBackend(script), speech(25.0),
+                                   _options("batched", retry_dropped=False)))
+    assert [s.text for s in off] == [text([1])]

@@ -36,10 +36,10 @@ from whisper_ja.audio.io import AudioError, load_audio
 from whisper_ja.config import ConfigError, field
 from whisper_ja.errors import EXIT_ITEMS_FAILED, EXIT_OK
 from whisper_ja.inference.engine import Engine, load_engine
-from whisper_ja.inference.longform import LongformStats, describe
 from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
 from whisper_ja.inference.subtitles import to_srt, to_vtt
 from whisper_ja.inference.timestamps import Segment
+from whisper_ja.inference.windows import LongformStats, describe
 from whisper_ja.model.loading import DEFAULT_MODEL
 
 __all__ = ["Settings", "TranscribeConfig", "format_transcript", "output_paths", "run"]

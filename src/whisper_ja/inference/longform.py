@@ -20,8 +20,6 @@ which ``transcribe``'s JSON and ``evaluate``'s report show.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -46,59 +44,21 @@ from whisper_ja.inference.timestamps import (
     parse_window,
 )
 from whisper_ja.inference.vad import batch_windows, merge_spans, pause_stretches, speech_spans
+from whisper_ja.inference.windows import (
+    LongformStats,
+    TextView,
+    Window,
+    uncovered,
+    window_segments,
+)
 
-__all__ = ["LongformStats", "describe", "long_audio_segments", "short_files_segments"]
+__all__ = ["LongformStats", "long_audio_segments", "short_files_segments"]
 
 MIN_WINDOW_SECONDS = 0.3
 """A remainder shorter than this after seeking is not decoded (too short to hold a word)."""
 
 MAX_PROMPT_TOKENS = 223
 """OpenAI's previous-text budget (half the decoder's positions, less one)."""
-
-
-@dataclass
-class LongformStats:
-    """What happened to a recording's windows (filled while its segments are consumed).
-
-    Attributes:
-        windows: Windows decoded (first attempts).
-        retried: Windows whose text was dropped and that were decoded again.
-        recovered: Of those, windows whose retry gave text.
-        lost_windows: Windows whose text is still dropped although VAD heard speech.
-        lost_speech_s: Seconds of VAD speech in those windows.
-        looped: Windows whose kept text still loops (a likely hallucination).
-    """
-
-    windows: int = 0
-    retried: int = 0
-    recovered: int = 0
-    lost_windows: int = 0
-    lost_speech_s: float = 0.0
-    looped: int = 0
-    lost_at: list[float] = field(default_factory=list)
-
-
-class _Text:
-    """The backend's detokenizer under the name pause cuts and segments call."""
-
-    def __init__(self, backend: Backend) -> None:
-        self._backend = backend
-
-    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        return self._backend.decode_text(list(ids))
-
-
-@dataclass(frozen=True)
-class _Window:
-    """A window being decoded: where it is and what VAD heard inside it."""
-
-    span: SpeechSpan
-    audio: np.ndarray
-    speech: tuple[SpeechSpan, ...]
-
-    @property
-    def speech_seconds(self) -> float:
-        return sum(s.duration for s in self.speech)
 
 
 class _Decoder:
@@ -110,7 +70,7 @@ class _Decoder:
         # Windows never decoded again (batched mode, short files): open text is kept, and
         # segments are cut at pauses (sequential windows end where the model's seeking says).
         self.single_pass = single_pass or options.longform.mode == "batched"
-        self.text = _Text(backend)
+        self.text = TextView(backend)
         self.eot = backend.vocabulary.specials.eot
         self.spans = (speech_spans(audio, options.vad) if options.longform.vad else
                       [SpeechSpan(0.0, audio.size / SAMPLE_RATE)] if audio.size else [])
@@ -118,14 +78,14 @@ class _Decoder:
         self.stretches = (pause_stretches(audio, options.vad, pauses)
                           if pauses.active and options.longform.vad else None)
 
-    def window(self, span: SpeechSpan) -> _Window:
+    def window(self, span: SpeechSpan) -> Window:
         inside = tuple(SpeechSpan(max(s.start, span.start), min(s.end, span.end))
                        for s in self.spans if s.end > span.start and s.start < span.end)
-        return _Window(span, span.samples(self.audio), inside)
+        return Window(span, span.samples(self.audio), inside)
 
     # -- one batch of windows -------------------------------------------------------------
 
-    def decode(self, windows: Sequence[_Window], prompt: tuple[int, ...] = (),
+    def decode(self, windows: Sequence[Window], prompt: tuple[int, ...] = (),
                ) -> tuple[Encoded, list[WindowResult], list[WindowParse | None]]:
         encoded = self.backend.encode([w.audio for w in windows])
         results = decode_windows(self.backend, encoded, range(len(windows)), self.options,
@@ -142,20 +102,20 @@ class _Decoder:
         return parse is None or result.looped or not any(
             self.text.decode(ids).strip() for _, _, ids in parse.segments)
 
-    def segments(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[_Window],
+    def segments(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[Window],
                  results: Sequence[WindowResult], parses: Sequence[WindowParse],
                  ) -> list[list[Segment]]:
         """Each window's segments at file times, with words and pause cuts when asked for."""
         words = (self.words(encoded, rows, windows, parses)
                  if self.options.longform.word_timestamps else [None] * len(rows))
-        found = [_window_segments(parse, result, window.span.start, self.text, timed)
+        found = [window_segments(parse, result, window.span.start, self.text, timed)
                  for window, result, parse, timed in zip(windows, results, parses, words,
                                                          strict=True)]
         if self.stretches is None or not self.single_pass:
             return found
         return self.cut_at_pauses(encoded, rows, windows, found)
 
-    def words(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[_Window],
+    def words(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[Window],
               parses: Sequence[WindowParse]) -> list[list[list[Word]] | None]:
         """Words of each segment: the window's text aligned at once, split by segment."""
         texts = [[t for _, _, ids in parse.segments for t in ids] for parse in parses]
@@ -178,7 +138,7 @@ class _Decoder:
             out.append(per_segment)
         return out
 
-    def cut_at_pauses(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[_Window],
+    def cut_at_pauses(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[Window],
                       found: list[list[Segment]]) -> list[list[Segment]]:
         """Segments cut where Whisper would end a sentence at a pause, then snapped."""
         settings, stretches = self.options.longform.pauses, self.stretches or []
@@ -211,44 +171,55 @@ class _Decoder:
 
     # -- retries --------------------------------------------------------------------------
 
-    def recut(self, window: _Window) -> list[Segment]:
-        """A dropped window's VAD stretches, each decoded alone; what is silent is lost."""
-        pieces = [self.window(s) for s in window.speech
+    def decode_pieces(self, spans: Sequence[SpeechSpan]) -> tuple[list[Segment], list[Window]]:
+        """Stretches of speech, each decoded as its own window.
+
+        Returns:
+            Their segments, and the pieces that still gave no text.
+        """
+        pieces = [self.window(s) for s in spans
                   if s.duration >= MIN_WINDOW_SECONDS and not is_silent(s.samples(self.audio))]
-        if not pieces or (len(pieces) == 1 and pieces[0].span == window.span):
-            return []
-        encoded, results, parses = self.decode(pieces)
         out: list[Segment] = []
-        lost: list[_Window] = []
-        for row, (piece, result, parse) in enumerate(zip(pieces, results, parses, strict=True)):
-            if parse is not None and not self.dropped(result, parse):
-                out.extend(self.segments(encoded, [row], [piece], [result], [parse])[0])
-            else:
-                lost.append(piece)
+        lost: list[Window] = []
+        for first in range(0, len(pieces), self.options.batch_size):
+            batch = pieces[first:first + self.options.batch_size]
+            encoded, results, parses = self.decode(batch)
+            for row, (piece, result, parse) in enumerate(zip(batch, results, parses,
+                                                             strict=True)):
+                if parse is not None and not self.dropped(result, parse):
+                    out.extend(self.segments(encoded, [row], [piece], [result], [parse])[0])
+                else:
+                    lost.append(piece)
+        return out, lost
+
+    def recut(self, window: Window) -> list[Segment]:
+        """A dropped window's VAD stretches, each decoded alone; what is silent is lost."""
+        if len(window.speech) == 1 and window.speech[0] == window.span:
+            return []  # nothing smaller to try
+        out, lost = self.decode_pieces(window.speech)
         if out:  # else the caller counts the whole window as lost
             for piece in lost:
                 self.give_up(piece)
         return out
 
-    def give_up(self, window: _Window) -> None:
+    def fill(self, window: Window, found: list[Segment], before: float = float("inf"),
+             ) -> list[Segment]:
+        """``found`` with the window's speech they skipped (before ``before``) decoded again."""
+        if not (self.options.longform.vad and self.options.longform.retry_dropped):
+            return found  # without VAD nothing says where the speech is
+        gaps = [g for g in uncovered(window, found) if g.start < before]
+        if not gaps:
+            return found
+        self.stats.filled += 1
+        extra, lost = self.decode_pieces(gaps)
+        for piece in lost:
+            self.give_up(piece)
+        return sorted([*found, *extra], key=lambda s: s.start)
+
+    def give_up(self, window: Window) -> None:
         self.stats.lost_windows += 1
         self.stats.lost_speech_s += window.speech_seconds
         self.stats.lost_at.append(round(window.span.start, 2))
-
-
-def _window_segments(parse: WindowParse, result: WindowResult, offset: float, text: _Text,
-                     words: Sequence[Sequence[Word]] | None) -> list[Segment]:
-    """One window's segments at file times (each keeps the window's scores and loop flag)."""
-    segments = []
-    for index, (start, end, ids) in enumerate(parse.segments):
-        content = text.decode(ids).strip()
-        if not content:
-            continue
-        segments.append(Segment(
-            round(offset + start, 3), round(offset + end, 3), content,
-            tuple(words[index]) if words is not None else (), ids, result.avg_logprob,
-            result.no_speech_prob, result.looped, parse.well_formed))
-    return segments
 
 
 def _prompt_room(backend: Backend, options: DecodingOptions) -> int:
@@ -290,12 +261,31 @@ def _sequential(decoder: _Decoder, prompt: list[int], cancelled: Callable[[], bo
                 continue
             found = decoder.segments(encoded, [0], [window], [result], [parse])[0]
             stats.looped += result.looped
+            advance = (_advance(window, found, parse.seek)
+                       if options.longform.vad and options.longform.retry_dropped else parse.seek)
+            found = decoder.fill(window, found, before=window.span.start + advance)
             yield from found
             prompt = [] if result.looped else [*prompt, *(t for s in found for t in s.token_ids)]
-            seek += max(1, round(parse.seek * SAMPLE_RATE))
+            seek += max(1, round(advance * SAMPLE_RATE))
 
 
-def _recover(decoder: _Decoder, window: _Window, result: WindowResult, encoded: Encoded,
+def _advance(window: Window, found: Sequence[Segment], seek: float) -> float:
+    """Seconds to seek: the model's seek, or its last segment's end when speech follows it.
+
+    OpenAI's rule consumes the whole window when the output ends with a single timestamp;
+    when VAD still hears uncovered speech after the last segment, the next window starts
+    at that segment's end instead, so the speech is decoded rather than skipped.
+    """
+    if not found:
+        return seek
+    last_end = max(s.end for s in found) - window.span.start
+    after = [g for g in uncovered(window, found) if g.start >= window.span.start + last_end]
+    if after and 1.0 <= last_end < seek:
+        return last_end
+    return seek
+
+
+def _recover(decoder: _Decoder, window: Window, result: WindowResult, encoded: Encoded,
              parse: WindowParse | None, retried: bool, row: int = 0) -> list[Segment]:
     """A dropped window: cut at VAD stretches and decoded again, else counted as lost.
 
@@ -334,7 +324,7 @@ def _batched(decoder: _Decoder, cancelled: Callable[[], bool]) -> Iterator[Segme
         for i, window in enumerate(batch):
             if i in found:
                 stats.looped += results[i].looped
-                yield from found[i]
+                yield from decoder.fill(window, found[i])
             else:
                 yield from _recover(decoder, window, results[i], encoded, parses[i], False, i)
 
@@ -389,8 +379,8 @@ def short_files_segments(backend: Backend, audios: Sequence[np.ndarray],
             decoder.stats.windows += 1
             if parse is not None and not decoder.dropped(result, parse):
                 decoder.stats.looped += result.looped
-                found[owner].extend(decoder.segments(encoded, [row], [window], [result],
-                                                     [parse])[0])
+                found[owner].extend(decoder.fill(window, decoder.segments(
+                    encoded, [row], [window], [result], [parse])[0]))
             else:
                 found[owner].extend(_recover(decoder, window, result, encoded, parse, False,
                                              row))
@@ -399,10 +389,3 @@ def short_files_segments(backend: Backend, audios: Sequence[np.ndarray],
 
 def _never() -> bool:
     return False
-
-
-def describe(stats: LongformStats) -> dict[str, Any]:
-    """The stats as the JSON output and reports write them."""
-    return {"windows": stats.windows, "retried": stats.retried, "recovered": stats.recovered,
-            "lost_windows": stats.lost_windows, "lost_speech_s": round(stats.lost_speech_s, 2),
-            "lost_at_s": list(stats.lost_at), "looped_windows": stats.looped}

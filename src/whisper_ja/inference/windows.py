@@ -1,0 +1,117 @@
+"""The pieces long-form decoding passes around: windows, their segments, and the stats.
+
+Kept apart from :mod:`whisper_ja.inference.longform` so the decoding loops read on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from whisper_ja.inference.backend import Backend
+from whisper_ja.inference.guards import WindowResult
+from whisper_ja.inference.timestamps import Segment, SpeechSpan, WindowParse, Word
+
+__all__ = ["LongformStats", "TextView", "Window", "describe", "uncovered", "window_segments"]
+
+UNCOVERED_MIN_S = 1.5
+"""VAD speech that no segment covers for this long is decoded again (a sentence skipped)."""
+
+COVER_PAD_S = 0.5
+"""A segment covers the speech this far beyond its own times (Whisper's times are coarse)."""
+
+
+@dataclass
+class LongformStats:
+    """What happened to a recording's windows (filled while its segments are consumed).
+
+    Attributes:
+        windows: Windows decoded (first attempts).
+        filled: Windows whose text skipped speech VAD heard, decoded again there.
+        retried: Windows whose text was dropped and that were decoded again.
+        recovered: Of those, windows whose retry gave text.
+        lost_windows: Windows whose text is still dropped although VAD heard speech.
+        lost_speech_s: Seconds of VAD speech in those windows.
+        looped: Windows whose kept text still loops (a likely hallucination).
+    """
+
+    windows: int = 0
+    filled: int = 0
+    retried: int = 0
+    recovered: int = 0
+    lost_windows: int = 0
+    lost_speech_s: float = 0.0
+    looped: int = 0
+    lost_at: list[float] = field(default_factory=list)
+
+
+class TextView:
+    """The backend's detokenizer under the name pause cuts and segments call."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        """Text of ``ids`` (special and timestamp ids skipped either way)."""
+        return self._backend.decode_text(list(ids))
+
+
+@dataclass(frozen=True)
+class Window:
+    """A window being decoded: where it is and what VAD heard inside it."""
+
+    span: SpeechSpan
+    audio: np.ndarray
+    speech: tuple[SpeechSpan, ...]
+
+    @property
+    def speech_seconds(self) -> float:
+        """Seconds of VAD speech in the window."""
+        return sum(s.duration for s in self.speech)
+
+
+def window_segments(parse: WindowParse, result: WindowResult, offset: float, text: TextView,
+                     words: Sequence[Sequence[Word]] | None) -> list[Segment]:
+    """One window's segments at file times (each keeps the window's scores and loop flag)."""
+    segments = []
+    for index, (start, end, ids) in enumerate(parse.segments):
+        content = text.decode(ids).strip()
+        if not content:
+            continue
+        segments.append(Segment(
+            round(offset + start, 3), round(offset + end, 3), content,
+            tuple(words[index]) if words is not None else (), ids, result.avg_logprob,
+            result.no_speech_prob, result.looped, parse.well_formed))
+    return segments
+
+
+def uncovered(window: Window, segments: Sequence[Segment]) -> list[SpeechSpan]:
+    """The window's VAD speech that none of ``segments`` covers, in pieces of at least 1.5 s.
+
+    Whisper sometimes writes a window's first sentences and stops, or skips a sentence in the
+    middle: the speech is there (VAD heard it) but no segment covers it.
+    """
+    covers = sorted((s.start - COVER_PAD_S, s.end + COVER_PAD_S) for s in segments)
+    pieces = []
+    for speech in window.speech:
+        cursor = speech.start
+        for start, end in covers:
+            if end <= cursor or start >= speech.end:
+                continue
+            if start > cursor:
+                pieces.append(SpeechSpan(cursor, start))
+            cursor = max(cursor, end)
+        if speech.end > cursor:
+            pieces.append(SpeechSpan(cursor, speech.end))
+    return [p for p in pieces if p.duration >= UNCOVERED_MIN_S]
+
+
+def describe(stats: LongformStats) -> dict[str, Any]:
+    """The stats as the JSON output and reports write them."""
+    return {"windows": stats.windows, "filled": stats.filled, "retried": stats.retried,
+            "recovered": stats.recovered,
+            "lost_windows": stats.lost_windows, "lost_speech_s": round(stats.lost_speech_s, 2),
+            "lost_at_s": list(stats.lost_at), "looped_windows": stats.looped}
