@@ -62,6 +62,8 @@ COMMANDS: dict[str, Command] = {
     "train": Command("whisper_ja.commands.train", "fine-tune with LoRA or end to end"),
     "shard": Command("whisper_ja.commands.shard",
                      "write manifests as WebDataset tar shards that train streams"),
+    "pseudo-label": Command("whisper_ja.commands.pseudo_label",
+                            "transcribe a corpus with a teacher model (labels and their CER)"),
     "distill": Command("whisper_ja.commands.distill", "distill a shallow-decoder student"),
     "evaluate": Command("whisper_ja.commands.evaluate",
                         "evaluate a model on a manifest and write a report"),

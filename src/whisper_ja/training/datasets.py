@@ -183,8 +183,13 @@ def _in_memory(config: TrainConfig, processor: Any, accelerator: Any,
     train_utts, label_changes = fold_labels(train_utts, config.labels)
     mix = LabelMix(config.data.timestamp_probability, config.data.condition_on_prev,
                    config.seed)
+    limit = config.data.max_pseudo_cer
+    over = [u for u in train_utts if limit and _pseudo_cer(u) > limit]
+    train_utts = [u for u in train_utts if not (limit and _pseudo_cer(u) > limit)]
     train_utts, train_labels, skipped = select_trainable(
         train_utts, tokenizer, config.data.max_label_tokens, mix)
+    if over:
+        skipped[f"pseudo-label CER above {limit}"] = len(over)
     bad: dict[str, str] = {}
     if accelerator.is_main_process and config.efficiency.feature_cache:
         bad, _ = _readable(train_utts, features, config.run.progress)
@@ -206,6 +211,12 @@ def _in_memory(config: TrainConfig, processor: Any, accelerator: Any,
     steps.skipped, steps.label_changes = dict(skipped), label_changes
     steps.named = list(bad.values())[:20]
     return steps
+
+
+def _pseudo_cer(utt: Utterance) -> float:
+    """``extra.pseudo_cer`` (written by ``pseudo-label``), or 0 for a corpus's own label."""
+    rate = utt.extra.get("pseudo_cer", 0.0)
+    return float(rate) if isinstance(rate, int | float) else 0.0
 
 
 def _streamed(config: TrainConfig, processor: Any, accelerator: Any) -> StreamSteps:
