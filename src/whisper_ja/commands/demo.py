@@ -9,7 +9,8 @@ Steps, each skipped when a re-run with the same ``--out`` and settings finds it 
 2. split the corpus so that test sentences, and at least one test voice, never occur in
    training; join the training clips into recordings of up to 8 s (the encoder's context
    floor) with each sentence's exact times, so one encoder pass trains on several sentences
-   and half the labels teach Whisper's timestamps;
+   and half the labels teach Whisper's timestamps; a tenth of the clips into recordings of up
+   to 28 s instead, so the adapter keeps decoding a whole 30 s window;
 3. evaluate the untouched model on the test split (at the 8 s context floor), as it is
    deployed: a float32 CTranslate2 export decoded by whisper-ja's batched ct2 path, guards on
    (``--backend transformers`` decodes with transformers instead);
@@ -33,8 +34,10 @@ Every number printed is measured in this run. With hub access the same runs on a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -105,6 +108,11 @@ class DemoConfig:
         help="join training clips into recordings of up to this many seconds (default: the "
              "8 s context floor, which every clip fills anyway), each sentence's times kept; "
              "0 = train on the clips as they are")
+    long_share: float = field(
+        0.1, help="share of the training clips joined instead into recordings of up to "
+                  "long_seconds, timestamps included, so the adapted model still decodes a "
+                  "whole 30 s window to its end (long audio is decoded in 30 s windows)")
+    long_seconds: float = field(28.0, help="longest of those recordings (s; at most 30)")
     timestamp_probability: float = field(0.5, help="share of training labels with Whisper's "
                                          "timestamp tokens (so timestamps survive)")
     condition_on_prev: float = field(0.2, help="share of training labels prompted with the "
@@ -155,7 +163,9 @@ class DemoConfig:
             raise ConfigError(f"unseen_voices: {shared} also read the main or test corpus")
         if self.pack_seconds < 0:
             raise ConfigError(f"pack_seconds: must be >= 0, got {self.pack_seconds}")
-        for name in ("timestamp_probability", "condition_on_prev"):
+        if not 0 < self.long_seconds <= 30:
+            raise ConfigError(f"long_seconds: must be in (0, 30], got {self.long_seconds}")
+        for name in ("timestamp_probability", "condition_on_prev", "long_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}: must be within 0..1, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "lora_rank", "validate_every", "eval_batch_size",
@@ -222,17 +232,27 @@ def _pack(config: DemoConfig) -> None:
 
     whisper-ja's ``pack_by_voice``: clips of one voice in a seeded random order, each trimmed
     to its speech, 0.2-0.6 s pauses, every sentence's start and end written as ``segments``.
+    A seeded ``long_share`` of the clips makes recordings of up to ``long_seconds`` instead:
+    trained only on 8 s, an adapter stops early in the 30 s windows of long audio.
     """
-    settings = LongformSettings(max_seconds=config.pack_seconds, min_pause=0.2, max_pause=0.6,
-                                seed=config.seed)
+    short = LongformSettings(max_seconds=config.pack_seconds, min_pause=0.2, max_pause=0.6,
+                             seed=config.seed)
+    long = dataclasses.replace(short, max_seconds=config.long_seconds)
     for manifest in _training_manifests(config):
         clips = read_manifest(manifest)
+        chosen = random.Random(config.seed).sample(range(len(clips)),
+                                                   round(config.long_share * len(clips)))
+        longs = [clips[i] for i in sorted(chosen)]
+        rest = [c for i, c in enumerate(clips) if i not in set(chosen)]
         target = _packed(manifest)
-        records = pack_by_voice(clips, target.parent / "audio", settings,
-                                prefix=f"packed-{manifest.parent.name}")
+        records = [*pack_by_voice(rest, target.parent / "audio", short,
+                                  prefix=f"packed-{manifest.parent.name}"),
+                   *pack_by_voice(longs, target.parent / "audio", long,
+                                  prefix=f"long-{manifest.parent.name}")]
         write_manifest(target, records)
         print(f"[demo] joined {len(clips)} clips of {manifest} into {len(records)} "
-              f"recordings of up to {config.pack_seconds:g} s")
+              f"recordings of up to {config.pack_seconds:g} s ({len(longs)} clips into "
+              f"recordings of up to {config.long_seconds:g} s)")
 
 
 def _adapter_dir(train_dir: Path) -> Path:
@@ -314,7 +334,10 @@ def _evaluate_longform(config: DemoConfig, adapter: Path) -> None:
     make_longform_command.run(make_longform_command.Settings(
         manifests=(config.out / "split" / "test.jsonl",), out=folder,
         limit=config.longform_sentences,
-        recording=LongformSettings(max_seconds=90.0, noise_stretches=1, seed=config.seed)))
+        # Pauses of 0.7-2 s and two noise stretches: patterns the training recordings (0.2-0.6 s
+        # pauses, no noise) never had, so the row measures long audio, not the training format.
+        recording=LongformSettings(max_seconds=90.0, min_pause=0.7, max_pause=2.0,
+                                   noise_stretches=2, seed=config.seed)))
     evaluate(EvaluateConfig(
         manifest=folder / "manifest.jsonl", model=config.model, adapter=adapter,
         baseline=config.model, runtime=_runtime(config), out=config.out / "eval_longform",
