@@ -97,9 +97,9 @@ def test_filter_drops_high_error_looped_and_empty_labels_and_counts_them():
 def test_distilled_student_saves_reloads_decodes_and_exports(tiny_whisper_dir, clips_manifest,
                                                              tmp_path, monkeypatch):
     from whisper_ja.export.writer import ExportConfig, export_model
-    from whisper_ja.inference.ct2_clips import Ct2Options, transcribe_audio_ct2
-    from whisper_ja.inference.decoding import DecodeOptions, decode_audio
+    from whisper_ja.inference.engine import load_engine
     from whisper_ja.inference.faster import export_context
+    from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
     from whisper_ja.model import load_model
     from whisper_ja.model.context import uses_dynamic_context
     from whisper_ja.training import distill as distill_module
@@ -126,14 +126,16 @@ def test_distilled_student_saves_reloads_decodes_and_exports(tiny_whisper_dir, c
     assert not torch.equal(trained.model.state_dict()["model.decoder.layers.0.fc1.weight"],
                            teacher_layer)  # it was trained
     clip = [(0.1 * np.random.default_rng(0).standard_normal(16000 * 2)).astype(np.float32)]
-    options = DecodeOptions(max_new_tokens=6, context_frames=800, no_speech_threshold=None)
-    assert decode_audio(trained.model, trained.processor, clip, options, progress=False)[0].text
+    options = DecodingOptions(max_new_tokens=6, no_speech_threshold=None)
+    student = load_engine(str(out), None, RuntimeSettings(backend="transformers"), options)
+    assert student.context == "dynamic (batch's longest clip, 8 s floor)"
+    assert student.decode_clips(clip)[0].text
     ct2 = tmp_path / "student-ct2"
     export_model(ExportConfig(model=str(out), to="ct2", out=ct2, quantization="int8"))
     assert export_context(ct2).dynamic
-    decoded = transcribe_audio_ct2(clip, ct2, Ct2Options(max_new_tokens=6,
-                                                         no_speech_threshold=None))
-    assert decoded[0].text
+    exported = load_engine(str(ct2), None, RuntimeSettings(backend="ct2"), options)
+    assert exported.context == student.context
+    assert exported.decode_clips(clip)[0].text
 
 
 def test_distill_names_an_empty_or_missing_manifest(tmp_path):
