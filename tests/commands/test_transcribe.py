@@ -25,6 +25,8 @@ from whisper_ja.inference.engine import Engine as InferenceEngine
 from whisper_ja.serve.engine import load_engine as load_serve_engine
 from whisper_ja.serve.settings import ServeConfig
 
+pytestmark = pytest.mark.slow  # Open JTalk synthesizes the recordings
+
 # No fallback: random weights fail every confidence test and would be re-decoded 5 times.
 FAST = ["max_new_tokens=6", "guards.fallback=false"]
 
