@@ -126,18 +126,20 @@ class Engine:
                         ) -> Iterator[tuple[int, list[Segment], LongformStats]]:
         """Segments of several recordings: ``(index, segments, stats)`` as each is done.
 
-        Recordings of at most 30 s (without an initial prompt) are pooled into shared batches
-        first; longer ones follow one by one, in input order.
+        Recordings of at most 30 s are pooled into shared batches first (each one window,
+        decoded in a single pass); longer ones follow one by one, in input order.
         """
         chosen = self._options(options)
-        short = [i for i, a in enumerate(audios)
-                 if a.size <= SAMPLES_PER_CHUNK and not chosen.initial_prompt.strip()]
+        prompt = self.prompt_ids(chosen.initial_prompt)
+        short = [i for i, a in enumerate(audios) if a.size <= SAMPLES_PER_CHUNK]
         for first in range(0, len(short), chosen.batch_size * 4):
             group = short[first:first + chosen.batch_size * 4]
             stats = [LongformStats() for _ in group]
-            found = short_files_segments(self.backend, [audios[i] for i in group], chosen, stats)
+            found = short_files_segments(self.backend, [audios[i] for i in group], chosen, stats,
+                                         prompt)
             yield from zip(group, found, stats, strict=True)
-        for index in (i for i in range(len(audios)) if i not in set(short)):
+        pooled = set(short)
+        for index in (i for i in range(len(audios)) if i not in pooled):
             transcription = self.transcribe(audios[index], options=chosen)
             yield index, list(transcription.segments), transcription.stats
 

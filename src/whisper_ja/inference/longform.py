@@ -306,8 +306,13 @@ def _recover(decoder: _Decoder, window: Window, result: WindowResult, encoded: E
     return []
 
 
-def _batched(decoder: _Decoder, cancelled: Callable[[], bool]) -> Iterator[Segment]:
-    """VAD windows of at most 30 s, decoded ``batch_size`` at a time without previous text."""
+def _batched(decoder: _Decoder, prompt: tuple[int, ...], cancelled: Callable[[], bool],
+             ) -> Iterator[Segment]:
+    """VAD windows of at most 30 s, decoded ``batch_size`` at a time.
+
+    No window gets the text decoded before it (they are decoded together); each gets the
+    initial prompt.
+    """
     options, stats = decoder.options, decoder.stats
     spans = batch_windows(decoder.audio, options.vad, options.longform.vad)
     windows = [decoder.window(span) for span in spans]
@@ -316,7 +321,7 @@ def _batched(decoder: _Decoder, cancelled: Callable[[], bool]) -> Iterator[Segme
             return
         batch = windows[first:first + options.batch_size]
         stats.windows += len(batch)
-        encoded, results, parses = decoder.decode(batch)
+        encoded, results, parses = decoder.decode(batch, prompt)
         good = [i for i in range(len(batch)) if not decoder.dropped(results[i], parses[i])]
         found = dict(zip(good, decoder.segments(
             encoded, good, [batch[i] for i in good], [results[i] for i in good],
@@ -349,20 +354,20 @@ def long_audio_segments(backend: Backend, audio: np.ndarray, options: DecodingOp
                        stats if stats is not None else LongformStats())
     stop = cancelled or _never
     if options.longform.mode == "batched":
-        yield from _batched(decoder, stop)
+        yield from _batched(decoder, tuple(prompt), stop)
     else:
         yield from _sequential(decoder, list(prompt), stop)
 
 
 def short_files_segments(backend: Backend, audios: Sequence[np.ndarray],
                          options: DecodingOptions, stats: Sequence[LongformStats],
-                         ) -> list[list[Segment]]:
+                         prompt: tuple[int, ...] = ()) -> list[list[Segment]]:
     """Segments of many recordings of at most 30 s, their windows decoded together.
 
     Each recording's speech (VAD) is one window; windows of different files share batches of
     ``batch_size``, sorted by length, as ``evaluate`` batches clips: many short files cost
     a fraction of decoding them one by one. Pauses, words, guards and retries apply per file
-    as in :func:`long_audio_segments` (batched mode: no previous text).
+    as in :func:`long_audio_segments`; every window gets ``prompt`` (the initial prompt).
     """
     decoders = [_Decoder(backend, np.asarray(a, dtype=np.float32), options, s, single_pass=True)
                 for a, s in zip(audios, stats, strict=True)]
@@ -372,7 +377,7 @@ def short_files_segments(backend: Backend, audios: Sequence[np.ndarray],
     found: list[list[Segment]] = [[] for _ in audios]
     for first in range(0, len(windows), options.batch_size):
         batch = windows[first:first + options.batch_size]
-        encoded, results, parses = decoders[0].decode([w for _, w in batch])
+        encoded, results, parses = decoders[0].decode([w for _, w in batch], prompt)
         for row, ((owner, window), result, parse) in enumerate(zip(batch, results, parses,
                                                                    strict=True)):
             decoder = decoders[owner]
