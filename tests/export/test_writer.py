@@ -19,7 +19,7 @@ import yaml
 
 from whisper_ja.errors import ConfigError
 from whisper_ja.export.writer import ExportConfig, export_model
-from whisper_ja.inference.guards import GuardSettings
+from whisper_ja.inference.options import DecodingOptions, GuardSettings, RuntimeSettings
 from whisper_ja.model.context import CONTEXT_MARKER
 from whisper_ja.model.saving import HF_REQUIRED_FILES
 from whisper_ja.model.tokens import special_tokens
@@ -27,6 +27,8 @@ from whisper_ja.model.tokens import special_tokens
 # Equivalence checks compare plain greedy ids with other decoders (the transformers pipeline,
 # faster-whisper), which know nothing of whisper-ja's guards; tiny random models trip them.
 GREEDY = GuardSettings(repetition=False, fallback=False)
+# Plain greedy ids: no guard, no silence rule (the other decoders have neither).
+PLAIN = DecodingOptions(guards=GREEDY, max_new_tokens=8, no_speech_threshold=None)
 
 SR = 16000
 
@@ -87,11 +89,11 @@ def _eval_report(folder: Path) -> Path:
     from whisper_ja.data.manifest import Utterance
     from whisper_ja.evaluation.report import build_report, write_report
     from whisper_ja.evaluation.runner import score_utterances
-    from whisper_ja.inference.decoding import DecodeResult
+    from whisper_ja.inference.clips import ClipResult
 
     utts = [Utterance(id=f"u{i}", audio="x.wav", text=t, duration=2.0, corpus="synthetic")
             for i, t in enumerate(["今日は良い天気です", "駅まで歩きます", "本を読む"])]
-    hyps = [DecodeResult(h, (), False) for h in ["今日は良い天気です", "駅まで歩きました", "本"]]
+    hyps = [ClipResult(h, (), False) for h in ["今日は良い天気です", "駅まで歩きました", "本"]]
     report = build_report(score_utterances(utts, hyps),
                           meta={"manifest": "data/synth_test.jsonl", "normalizer": "default"},
                           n_resamples=50)
@@ -135,7 +137,8 @@ def tree_state(folder: Path) -> dict[str, tuple[bytes, int]]:
 def test_hf_export_is_merged_japanese_and_decodes_like_the_adapter(tiny, hf_export):
     from transformers import WhisperForConditionalGeneration, pipeline
 
-    from whisper_ja.inference.decoding import DecodeOptions, decode_audio
+    from whisper_ja.audio.features import ContextPolicy
+    from whisper_ja.inference.engine import live_engine, load_engine
     from whisper_ja.model import load_model
 
     out = hf_export
@@ -144,24 +147,27 @@ def test_hf_export_is_merged_japanese_and_decodes_like_the_adapter(tiny, hf_expo
     assert "adapter_config.json" not in files  # merged: no peft needed to load it
 
     base = load_model(tiny.base)
-    with_adapter = load_model(tiny.base, adapter=tiny.adapter)
     exported = load_model(out)
     q_proj = "model.decoder.layers.0.self_attn.q_proj.weight"
     assert not torch.equal(base.model.state_dict()[q_proj], exported.model.state_dict()[q_proj])
 
-    options = DecodeOptions(guards=GREEDY, max_new_tokens=8)
     clips = noise_clips(1)
-    ids_base = [r.token_ids for r in decode_audio(base.model, base.processor, clips, options)]
-    ids_adapter = [r.token_ids for r in decode_audio(with_adapter.model, with_adapter.processor,
-                                                     clips, options)]
-    exported_results = decode_audio(exported.model, exported.processor, clips, options)
-    assert [r.token_ids for r in exported_results] == ids_adapter
+
+    def decoded(model: Path, adapter: Path | None = None, context: str = "full"):
+        engine = load_engine(str(model), str(adapter) if adapter else None,
+                             RuntimeSettings(backend="transformers", context=context), PLAIN)
+        return engine, [r.token_ids for r in engine.decode_clips(clips)]
+
+    _, ids_base = decoded(tiny.base)
+    _, ids_adapter = decoded(tiny.base, tiny.adapter)
+    _, ids_exported = decoded(out)
+    assert ids_exported == ids_adapter
     assert ids_adapter != ids_base  # the adapter changes the output, so the merge is tested
-    # Both decode with the dynamic context the run was trained with: 8 s of encoder input.
-    short = DecodeOptions(guards=GREEDY, max_new_tokens=8, context_frames=800)
-    assert [r.token_ids for r in decode_audio(exported.model, exported.processor, clips, short)] \
-        == [r.token_ids for r in decode_audio(with_adapter.model, with_adapter.processor, clips,
-                                              short)]
+    # Both decode with the dynamic context the run was trained with: its recorded 10 s floor.
+    with_adapter, short_adapter = decoded(tiny.base, tiny.adapter, "auto")
+    merged, short_exported = decoded(out, context="auto")
+    assert merged.context == with_adapter.context == "dynamic (batch's longest clip, 10 s floor)"
+    assert short_exported == short_adapter
 
     config = json.loads((out / "generation_config.json").read_text())
     assert config["language"] in ("ja", "<|ja|>") and config["task"] == "transcribe"
@@ -170,15 +176,18 @@ def test_hf_export_is_merged_japanese_and_decodes_like_the_adapter(tiny, hf_expo
     # The pipeline runs the stock encoder; whisper-ja on the same stock weights, Japanese forced,
     # must say the same. Its own default is beam search (5): decode greedily like whisper-ja.
     stock = WhisperForConditionalGeneration.from_pretrained(out).eval()
-    expected = decode_audio(stock, exported.processor, clips, options)[0].text
+    with live_engine(stock, exported.processor, "transformers", PLAIN, ContextPolicy(),
+                     context="full") as engine:
+        expected = engine.decode_clips(clips)[0].text
     text = asr(clips[0].copy(), generate_kwargs={"max_new_tokens": 8, "num_beams": 1})["text"]
     assert text.strip() == expected
 
 
 def test_ct2_export_loads_in_faster_whisper_and_agrees_on_features(tiny, tmp_path):
     from whisper_ja.cli import main
-    from whisper_ja.inference.decoding import DecodeOptions, decode_features
+    from whisper_ja.inference.backends.hf import HfBackend
     from whisper_ja.inference.faster import decode_features_ct2, load_faster_whisper
+    from whisper_ja.inference.guards import decode_windows
     from whisper_ja.model import load_model
 
     out = tmp_path / "ct2"  # float32 (no --quantization): the features must give the same ids
@@ -188,12 +197,13 @@ def test_ct2_export_loads_in_faster_whisper_and_agrees_on_features(tiny, tmp_pat
             "README.md"} <= {p.name for p in out.iterdir()}
     assert load_faster_whisper(str(out), "float32").model.is_multilingual
 
-    merged = load_model(tiny.base, adapter=tiny.adapter)
-    features = merged.processor.feature_extractor(noise_clips(2), sampling_rate=SR,
-                                                  return_tensors="np").input_features
-    hf_ids = [r.token_ids for r in decode_features(merged.model, merged.processor,
-                                                   torch.from_numpy(features),
-                                                   DecodeOptions(guards=GREEDY, max_new_tokens=8))]
+    merged = HfBackend(load_model(tiny.base, adapter=tiny.adapter), context="full")
+    clips = noise_clips(2)
+    features = load_model(tiny.base).processor.feature_extractor(
+        clips, sampling_rate=SR, return_tensors="np").input_features
+    encoded = merged.encode_features(torch.from_numpy(features), [c.size / SR for c in clips])
+    hf_ids = [r.ids for r in decode_windows(merged, encoded, range(len(clips)), PLAIN,
+                                            timestamps=False)]
     ct2_ids = decode_features_ct2(out, features, max_new_tokens=8, compute_type="float32")
     assert ct2_ids == hf_ids
 
@@ -313,14 +323,19 @@ def test_model_card_has_training_evaluation_and_dynamic_context(tiny, hf_export)
     assert uses_dynamic_context(load_model(hf_export).model)  # decoded as it was trained
     # The training run's context policy (a non-default 10 s floor) is recorded and shown.
     from whisper_ja.audio.features import ContextPolicy
-    from whisper_ja.evaluation.runner import saved_policy
+    from whisper_ja.inference.engine import load_engine
     from whisper_ja.inference.faster import export_context
 
     recorded = ContextPolicy(dynamic=True, bucket_frames=100, min_frames=1000)
     assert json.loads((hf_export / "whisper_ja.json").read_text())["context"]["min_frames"] \
         == 1000
     assert export_context(hf_export) == recorded
-    assert saved_policy(hf_export) == recorded  # what `evaluate --model EXPORT` decodes with
+    # What `evaluate --model EXPORT` decodes with, on either backend (auto: the cached
+    # CTranslate2 conversion).
+    for backend in ("transformers", "auto"):
+        engine = load_engine(str(hf_export), None, RuntimeSettings(backend=backend),
+                             DecodingOptions())
+        assert engine.backend.policy == recorded
     assert "never fewer than 1000 (10 s)" in card
 
 
@@ -348,9 +363,10 @@ def test_exports_keep_the_adapters_cer_on_whisper_base(ja_clips, tmp_path):
     from transformers import pipeline
 
     from whisper_ja.audio.io import load_audio
+    from whisper_ja.config import load_config
     from whisper_ja.data.manifest import Utterance, write_manifest
     from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
-    from whisper_ja.inference.ct2_clips import transcribe_ct2
+    from whisper_ja.inference.engine import load_engine
     from whisper_ja.inference.faster import convert_ct2, decode_features_ct2
     from whisper_ja.model import load_model
     from whisper_ja.text.metrics import cer
@@ -363,8 +379,10 @@ def test_exports_keep_the_adapters_cer_on_whisper_base(ja_clips, tmp_path):
                                         corpus="synthetic") for i, c in enumerate(ja_clips)])
 
     def run_evaluate(name: str, **model) -> tuple[float, list[str]]:
-        report = evaluate(EvaluateConfig(manifest=manifest, out=tmp_path / name, bootstrap=10,
-                                         progress=False, **model))
+        # transformers: what the pipeline runs, so its text can be compared exactly
+        report = evaluate(load_config(EvaluateConfig, base={
+            "manifest": manifest, "out": tmp_path / name, "bootstrap": 10, "progress": False,
+            "backend": "transformers", **model}))
         rows = [json.loads(line) for line in (report.out_dir / "hypotheses.jsonl").open()]
         return report.cer, [row["hyp"] for row in rows]
 
@@ -388,15 +406,18 @@ def test_exports_keep_the_adapters_cer_on_whisper_base(ja_clips, tmp_path):
     features = processor.feature_extractor([load_audio(c.path) for c in ja_clips], sampling_rate=SR,
                                       return_tensors="np").input_features
     tokenizer = processor.tokenizer
+    audios = [load_audio(c.path) for c in ja_clips]
     for kind in ("ct2", "ct2-int8"):
         same_input = [tokenizer.decode(ids, skip_special_tokens=True).strip()
                       for ids in decode_features_ct2(exports[kind], features)]
-        faster = transcribe_ct2([c.path for c in ja_clips], str(exports[kind]),
-                                compute_type="float32" if kind == "ct2" else "int8")
-        cer_same_input, cer_faster = cer(refs, same_input).rate, cer(refs, faster).rate
+        runtime = RuntimeSettings(backend="ct2",
+                                  compute_type="float32" if kind == "ct2" else "int8")
+        engine = load_engine(str(exports[kind]), None, runtime, DecodingOptions())
+        decoded = [r.text for r in engine.decode_clips(audios)]
+        cer_same_input, cer_engine = cer(refs, same_input).rate, cer(refs, decoded).rate
         print(f"{kind}: CER adapter {cer_adapter:.4f}, same features {cer_same_input:.4f}, "
-              f"faster-whisper {cer_faster:.4f} (synthetic speech)")
+              f"engine on CTranslate2 {cer_engine:.4f} (synthetic speech)")
         if kind == "ct2":  # float32 on identical features: the same text
             assert same_input == hyps_adapter
         assert abs(cer_same_input - cer_adapter) <= CT2_CER_MARGIN
-        assert abs(cer_faster - cer_adapter) <= CT2_CER_MARGIN
+        assert abs(cer_engine - cer_adapter) <= CT2_CER_MARGIN
