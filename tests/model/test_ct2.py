@@ -117,7 +117,9 @@ def test_offline_base_matches_ctranslate2(whisper_base, base_ct2_folder, ja_clip
     import ctranslate2
 
     from whisper_ja.audio.io import resample
-    from whisper_ja.inference.decoding import DecodeOptions, decode_features
+    from whisper_ja.inference.backends.hf import HfBackend
+    from whisper_ja.inference.guards import decode_windows
+    from whisper_ja.inference.options import DecodingOptions
 
     model, processor = whisper_base.model, whisper_base.processor
     audios = [resample(c.audio, c.sample_rate) for c in ja_clips[:2]]  # two: keeps it quick
@@ -135,6 +137,9 @@ def test_offline_base_matches_ctranslate2(whisper_base, base_ct2_folder, ja_clip
     ct2_ids = [r.sequences_ids[0] for r in reference.generate(
         storage, [list(special_tokens(processor.tokenizer).ja_prefix)] * len(audios),
         beam_size=1, max_length=200)]
-    ours = decode_features(model, processor, features, DecodeOptions(max_new_tokens=100))
-    assert [list(r.token_ids) for r in ours] == ct2_ids
+    backend = HfBackend(whisper_base, context="full")
+    encoded = backend.encode_features(features, [a.size / 16000 for a in audios])
+    ours = decode_windows(backend, encoded, range(len(audios)),
+                          DecodingOptions(max_new_tokens=100), timestamps=False)
+    assert [list(r.ids) for r in ours] == ct2_ids
     assert all(ids for ids in ct2_ids)
