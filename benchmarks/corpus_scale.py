@@ -48,6 +48,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-shards", action="store_true", help="manifests only")
     parser.add_argument("--model", default="", help="model folder (default: tiny random)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per run")
+    parser.add_argument("--small", type=int, default=0, metavar="ROWS",
+                        help="instead: whole runs on a small manifest (the demo's size), "
+                             "in memory vs streamed, wall time and time per step")
+    parser.add_argument("--steps", type=int, default=30, help="optimizer steps of --small")
     return parser.parse_args(argv)
 
 
@@ -132,8 +136,36 @@ def tiny_model(folder: Path) -> str:
     return str(folder)
 
 
+def small_runs(args: argparse.Namespace) -> None:
+    """Whole runs on ``args.small`` rows: the in-memory path against the streamed one."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        model = args.model or tiny_model(base / "model")
+        manifest = base / "small.jsonl"
+        write_rows(manifest, args.small, make_audio(base))
+        print(f"\n| {args.small} rows, {args.steps} steps | wall time (s) | train loop (s) | "
+              "time per step (s) |\n|---|---|---|---|")
+        for mode in ("never", "always"):
+            out = base / f"out-{mode}"
+            started = time.monotonic()
+            done = subprocess.run(
+                [sys.executable, "-m", "whisper_ja.cli", "train", f"model={model}",
+                 f"out={out}", f"data.train=[{manifest}]", f"data.streaming={mode}",
+                 f"optim.max_steps={args.steps}", "run.progress=false"],
+                capture_output=True, text=True, timeout=args.timeout, check=False)
+            if done.returncode:
+                raise RuntimeError(done.stderr[-2000:])
+            summary = json.loads((out / "summary.json").read_text())
+            print(f"| data.streaming={mode} | {time.monotonic() - started:.1f} | "
+                  f"{summary['train_time_s']:.1f} | {summary['time_per_step_s']:.3f} |",
+                  flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.small:
+        small_runs(args)
+        return
     sizes = [*args.rows, *([10_000_000] if args.big else [])]
     results: list[tuple[str, int, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
