@@ -17,8 +17,12 @@ import pytest
 
 from tests.serve.support import start, wav_bytes
 from whisper_ja.audio.constants import SAMPLE_RATE
+from whisper_ja.audio.io import resample
+from whisper_ja.inference.backends.hf import HfBackend
+from whisper_ja.inference.engine import Engine as InferenceEngine
+from whisper_ja.inference.options import DecodingOptions, GuardSettings, LongformOptions
 from whisper_ja.inference.timestamps import Segment
-from whisper_ja.serve.engine import EngineResult, RequestOptions
+from whisper_ja.serve.engine import Engine, EngineResult, RequestOptions
 from whisper_ja.serve.settings import LimitsConfig
 
 URL = "/v1/audio/transcriptions"
@@ -137,3 +141,46 @@ def test_a_client_that_leaves_stops_its_decoding(slow):
         assert time.monotonic() - sent < 3  # not the ~6.5 s left of the abandoned decode
         assert engine.pulled < 20 // 2
         assert _health(server)["cancelled"] == 1
+
+
+# --- the seam on the real engine: transcribe(audios, options, *, cancelled) ---------------
+
+@pytest.fixture(scope="module")
+def speech(ja_clips) -> np.ndarray:
+    """About 65 s of synthesized Japanese (VAD finds speech: three windows)."""
+    clips = [resample(c.audio, c.sample_rate) for c in ja_clips]
+    pause = np.zeros(SAMPLE_RATE // 2, np.float32)
+    one = np.concatenate([part for clip in clips for part in (clip, pause)])
+    return np.tile(one, int(np.ceil(65 * SAMPLE_RATE / one.size)))
+
+
+@pytest.fixture(scope="module")
+def window_engine(tiny_whisper) -> Engine:
+    """The tiny model on the serve engine, one decode per 30 s window (no VAD, no retries:
+    random weights would have every window retried piece by piece)."""
+    options = DecodingOptions(max_new_tokens=6, guards=GuardSettings(fallback=False),
+                              longform=LongformOptions(vad=False, retry_dropped=False))
+    return Engine(InferenceEngine(HfBackend(tiny_whisper), options, "tiny"))
+
+
+def test_the_engine_stops_a_given_up_upload_before_its_next_window(window_engine, speech):
+    asked: list[int] = []
+
+    def after_the_first_window(index: int) -> bool:
+        asked.append(index)
+        return len(asked) > 1
+
+    [cut] = window_engine.transcribe([speech], RequestOptions(), cancelled=after_the_first_window)
+    [full] = window_engine.transcribe([speech], RequestOptions())
+    assert set(asked) == {0} and len(asked) == 2
+    assert full.segments and len(cut.segments) < len(full.segments)
+    assert cut.segments == full.segments[:len(cut.segments)]  # what was decoded, then stop
+    assert all(s.end <= 30.5 for s in cut.segments)  # nothing past the first 30 s window
+
+
+def test_only_the_given_up_upload_of_a_batch_stops(window_engine, speech):
+    short = speech[: 35 * SAMPLE_RATE]
+    given_up, kept = window_engine.transcribe([speech, short], RequestOptions(),
+                                            cancelled=lambda i: i == 0)
+    [alone] = window_engine.transcribe([short], RequestOptions())
+    assert given_up.segments == () and kept.segments == alone.segments
