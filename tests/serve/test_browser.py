@@ -9,10 +9,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.serve.support import ARTIFACTS, EchoEngine, start
+from tests.serve.support import ARTIFACTS, EchoEngine, start, wav_bytes
+from whisper_ja.serve.settings import LimitsConfig
 from whisper_ja.text import cer
 
 pytestmark = pytest.mark.slow
@@ -173,3 +175,18 @@ def test_api_docs_render_with_no_outside_network(page):
                ).to_be_visible()
         page.screenshot(path=ARTIFACTS / "api_docs_offline.png", full_page=True)
         assert outside == []
+
+
+def test_the_page_states_the_audio_limit_and_explains_a_refusal(page, tmp_path):
+    """Audio over the limit is refused up front (413); the page says the limit, then why."""
+    long = tmp_path / "lecture.wav"
+    long.write_bytes(wav_bytes(np.zeros(12 * 16000, np.float32), 16000))
+    with start(EchoEngine(), limits=LimitsConfig(max_audio_s=10)) as server:
+        page.goto(server.url + "/")
+        expect(page.locator("#limits")).to_contain_text("10 s of audio per file")
+        page.set_input_files("#file", str(long))
+        status = page.locator("#status")
+        expect(status).to_contain_text("Not transcribed: file: the audio lasts 12.0 s, over "
+                                       "this server's limit of 10 s per request")
+        expect(status).to_have_class("status error")
+        page.screenshot(path=ARTIFACTS / "page_audio_too_long.png", full_page=True)

@@ -7,6 +7,13 @@ const $ = (id) => document.getElementById(id);
 let lastResult = null;
 let lastName = "transcript";
 
+function duration(seconds) {
+  const whole = Math.floor(seconds);
+  if (whole < 120) return `${whole} s`;
+  const rest = whole % 60;
+  return `${Math.floor(whole / 60)} min${rest ? ` ${rest} s` : ""}`;
+}
+
 function setStatus(text, isError = false) {
   $("status").textContent = text;
   $("status").classList.toggle("error", isError);
@@ -176,4 +183,7 @@ fetch("/api/info").then((r) => r.json()).then((info) => {
   $("model").dataset.id = info.model;
   $("explore-link").hidden = !info.explore;
   $("file").dataset.maxBytes = info.max_upload_bytes;
+  // The server refuses longer audio up front (HTTP 413): say so before anyone uploads it.
+  $("limits").textContent = `Up to ${Math.round(info.max_upload_bytes / 1e6)} MB and ` +
+    `${duration(info.max_audio_s)} of audio per file (longer recordings: whisper-ja transcribe).`;
 }).catch(() => { $("model").textContent = "server unreachable"; });
