@@ -120,12 +120,15 @@ def test_training_step_runs_and_loads_back(family, mode, clips_manifest, tmp_pat
     assert tokenizer.convert_ids_to_tokens(list(tokenizer.prefix_tokens)) == JA_PREFIX
 
 
-def test_evaluate_runs(family, clips_manifest, tmp_path, one_thread):
+@pytest.mark.parametrize("backend", ["auto", "transformers"])
+def test_evaluate_runs(family, backend, clips_manifest, tmp_path, one_thread):
     from whisper_ja.evaluation.runner import EvaluateConfig, evaluate
 
-    report = evaluate(EvaluateConfig(manifest=clips_manifest, model=str(family.folder),
-                                     out=tmp_path / "eval", max_new_tokens=4, bootstrap=10,
-                                     progress=False))
+    # auto (the default): CTranslate2 through a cached conversion of this generation.
+    report = evaluate(load_config(EvaluateConfig, base={
+        "manifest": clips_manifest, "model": str(family.folder), "out": tmp_path / "eval",
+        "max_new_tokens": 4, "bootstrap": 10, "progress": False, "backend": backend}))
+    assert ("CTranslate2" if backend == "auto" else "transformers") in report.data["decoding"]
     assert report.data["overall"]["cer"]["rate"] >= 0
     assert (tmp_path / "eval" / "hypotheses.jsonl").is_file()
 
@@ -168,19 +171,22 @@ def test_ct2_export_loads_and_imports_back(family, ct2_export):
 
 def test_faster_whisper_greedy_ids_equal_transformers(family, ct2_export, ja_clips):
     from whisper_ja.audio.io import resample
-    from whisper_ja.inference.decoding import DecodeOptions, decode_features
+    from whisper_ja.inference.backends.hf import HfBackend
     from whisper_ja.inference.faster import decode_features_ct2
-    from whisper_ja.inference.guards import GuardSettings
+    from whisper_ja.inference.guards import decode_windows
+    from whisper_ja.inference.options import DecodingOptions, GuardSettings
 
     processor = family.loaded.processor
     audios = [resample(c.audio, c.sample_rate) for c in ja_clips[:2]]
     features = processor.feature_extractor(audios, sampling_rate=16000,
                                            return_tensors="pt").input_features
     # Like with like: plain greedy decoding on both sides (CTranslate2 has no guards).
-    options = DecodeOptions(max_new_tokens=8, no_speech_threshold=None,
-                            guards=GuardSettings(repetition=False, fallback=False))
-    ours = [list(r.token_ids)
-            for r in decode_features(family.loaded.model, processor, features, options)]
+    options = DecodingOptions(max_new_tokens=8, no_speech_threshold=None,
+                              guards=GuardSettings(repetition=False, fallback=False))
+    backend = HfBackend(family.loaded, context="full")
+    encoded = backend.encode_features(features, [a.size / 16000 for a in audios])
+    ours = [list(r.ids) for r in decode_windows(backend, encoded, range(len(audios)), options,
+                                                timestamps=False)]
     specials = special_tokens(processor.tokenizer)
     theirs = [[t for t in ids if specials.is_text(t)] for ids in decode_features_ct2(
         ct2_export, np.asarray(features), max_new_tokens=8, compute_type="float32")]
