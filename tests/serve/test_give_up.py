@@ -8,6 +8,7 @@ segment per 10 s of audio, each after a pause, so the timing is the same on any 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -18,10 +19,12 @@ import pytest
 from tests.serve.support import start, wav_bytes
 from whisper_ja.audio.constants import SAMPLE_RATE
 from whisper_ja.audio.io import resample
+from whisper_ja.errors import ServerBusyError
 from whisper_ja.inference.backends.hf import HfBackend
 from whisper_ja.inference.engine import Engine as InferenceEngine
 from whisper_ja.inference.options import DecodingOptions, GuardSettings, LongformOptions
 from whisper_ja.inference.timestamps import Segment
+from whisper_ja.serve.batcher import Batcher
 from whisper_ja.serve.engine import Engine, EngineResult, RequestOptions
 from whisper_ja.serve.settings import LimitsConfig
 
@@ -184,3 +187,24 @@ def test_only_the_given_up_upload_of_a_batch_stops(window_engine, speech):
                                             cancelled=lambda i: i == 0)
     [alone] = window_engine.transcribe([short], RequestOptions())
     assert given_up.segments == () and kept.segments == alone.segments
+
+
+def test_stopping_the_batcher_stops_a_running_decode(slow):
+    """Shutdown: the request being decoded is answered busy and its decoding stops."""
+    async def scenario() -> float:
+        batcher = Batcher(slow, max_batch=1, queue_size=4, batch_wait_s=0)
+        batcher.start()
+        audio = np.zeros(200 * SAMPLE_RATE, np.float32)  # 8 s of decoding
+        request = asyncio.ensure_future(batcher.submit(audio, RequestOptions()))
+        while not slow.started:
+            await asyncio.sleep(0.01)
+        stopped = time.monotonic()
+        await batcher.stop()
+        with pytest.raises(ServerBusyError, match="shutting down"):
+            await request
+        while slow.pulled < 20 and time.monotonic() - stopped < 3:  # the thread winds down
+            await asyncio.sleep(0.1)
+        return time.monotonic() - stopped
+
+    asyncio.run(scenario())
+    assert slow.pulled < 20 // 2

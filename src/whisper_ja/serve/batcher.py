@@ -96,6 +96,7 @@ class Batcher:
         # One thread: the model never runs two batches at once (torch threads do the rest).
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="whisper-ja-model")
         self._worker: asyncio.Task[None] | None = None
+        self._taken: list[_Job] = []  # out of the queue, not yet answered
 
     @property
     def waiting(self) -> int:
@@ -107,12 +108,18 @@ class Batcher:
         self._worker = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        """Stop the worker; waiting requests are failed as busy."""
+        """Stop the worker; waiting and running requests are failed as busy.
+
+        A running decode stops at its next segment: its requests have given up.
+        """
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+        pending = list(self._taken)
         while not self._queue.empty():
-            job = self._queue.get_nowait()
+            pending.append(self._queue.get_nowait())
+        for job in pending:
+            job.gave_up.set()
             if not job.future.done():
                 job.future.set_exception(ServerBusyError("the server is shutting down"))
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -196,7 +203,8 @@ class Batcher:
     async def _run(self) -> None:
         while True:
             groups: dict[RequestOptions, list[_Job]] = defaultdict(list)
-            for job in await self._next_batch():
+            self._taken = await self._next_batch()
+            for job in self._taken:
                 groups[job.options].append(job)
             for options, jobs in groups.items():
                 await self._run_group(options, jobs)
