@@ -15,6 +15,7 @@ from whisper_ja.data.domain import (
     synthesize_domain_set,
     terms_in,
     terms_to_prompt_ids,
+    terms_to_prompt_text,
     write_terms,
 )
 from whisper_ja.data.manifest import read_manifest
@@ -93,20 +94,27 @@ def _decoder_inputs(model) -> tuple[list[list[int]], object]:
 
 
 def test_prompt_ids_reach_the_decoder(tiny_whisper):
-    from whisper_ja.inference.decoding import DecodeOptions, decode_audio
+    from whisper_ja.audio.features import ContextPolicy
+    from whisper_ja.inference.engine import live_engine
+    from whisper_ja.inference.options import DecodingOptions
 
     model, processor = tiny_whisper.model, tiny_whisper.processor
-    prompt = terms_to_prompt_ids(["高血圧", "糖尿病"], processor.tokenizer)
+    terms = ["高血圧", "糖尿病"]
+    prompt = terms_to_prompt_ids(terms, processor.tokenizer)
     specials = special_tokens(processor.tokenizer)
     audio = np.random.default_rng(0).normal(0, 0.05, 16000).astype(np.float32)
     seen, handle = _decoder_inputs(model)
     try:
-        decode_audio(model, processor, [audio], DecodeOptions(max_new_tokens=3, prompt_ids=prompt),
-                     progress=False)
-        with_prompt = [ids for ids in seen if specials.prev_text in ids]
-        seen.clear()
-        decode_audio(model, processor, [audio], DecodeOptions(max_new_tokens=3), progress=False)
-        without = list(seen)
+        with live_engine(model, processor, "transformers", DecodingOptions(max_new_tokens=3),
+                         ContextPolicy()) as engine:
+            # What `evaluate --prompt-terms` gives the engine: the prompt's text ids.
+            text_ids = engine.prompt_ids(terms_to_prompt_text(terms))
+            assert (specials.prev_text, *text_ids) == prompt
+            engine.decode_clips([audio], prompt=text_ids)
+            with_prompt = [ids for ids in seen if specials.prev_text in ids]
+            seen.clear()
+            engine.decode_clips([audio], prompt=())
+            without = list(seen)
     finally:
         handle.remove()
     # The decoder call that starts the transcript sees the whole prompt, then the Japanese
