@@ -324,12 +324,12 @@ def test_model_card_has_training_evaluation_and_dynamic_context(tiny, hf_export)
     # The training run's context policy (a non-default 10 s floor) is recorded and shown.
     from whisper_ja.audio.features import ContextPolicy
     from whisper_ja.inference.engine import load_engine
-    from whisper_ja.inference.faster import export_context
+    from whisper_ja.model.record import recorded_policy
 
     recorded = ContextPolicy(dynamic=True, bucket_frames=100, min_frames=1000)
     assert json.loads((hf_export / "whisper_ja.json").read_text())["context"]["min_frames"] \
         == 1000
-    assert export_context(hf_export) == recorded
+    assert recorded_policy(hf_export) == recorded
     # What `evaluate --model EXPORT` decodes with, on either backend (auto: the cached
     # CTranslate2 conversion).
     for backend in ("transformers", "auto"):

@@ -44,10 +44,10 @@ def test_convert_refuses_a_folder_without_processor_files(tiny_whisper, tmp_path
 
 
 def test_unreadable_context_record_is_named(tiny_ct2, tmp_path):
-    from whisper_ja.inference.faster import export_context
+    from whisper_ja.model.record import recorded_policy
 
     folder = tmp_path / "bad"
     shutil.copytree(tiny_ct2, folder)
     (folder / "whisper_ja.json").write_text('{"context": {"min_frames": 7}}')
-    with pytest.raises(Ct2Error, match=r"whisper_ja.json: not a whisper-ja context record"):
-        export_context(folder)
+    with pytest.raises(ModelError, match=r"whisper_ja.json: not a whisper-ja model record"):
+        recorded_policy(folder)

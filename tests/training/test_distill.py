@@ -98,7 +98,7 @@ def test_distilled_student_saves_reloads_decodes_and_exports(tiny_whisper_dir, c
                                                              tmp_path, monkeypatch):
     from whisper_ja.export.writer import ExportConfig, export_model
     from whisper_ja.inference.engine import load_engine
-    from whisper_ja.inference.faster import export_context
+    from whisper_ja.model.record import recorded_policy
     from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
     from whisper_ja.model import load_model
     from whisper_ja.model.context import uses_dynamic_context
@@ -120,7 +120,7 @@ def test_distilled_student_saves_reloads_decodes_and_exports(tiny_whisper_dir, c
     trained = load_model(out)
     assert trained.model.config.decoder_layers == 1
     assert uses_dynamic_context(trained.model)  # trained at 8 s context, decoded the same way
-    assert export_context(out).min_frames == 800
+    assert recorded_policy(out).min_frames == 800
     teacher_layer = load_model(tiny_whisper_dir).model.state_dict()[
         "model.decoder.layers.3.fc1.weight"]
     assert not torch.equal(trained.model.state_dict()["model.decoder.layers.0.fc1.weight"],
@@ -132,7 +132,7 @@ def test_distilled_student_saves_reloads_decodes_and_exports(tiny_whisper_dir, c
     assert student.decode_clips(clip)[0].text
     ct2 = tmp_path / "student-ct2"
     export_model(ExportConfig(model=str(out), to="ct2", out=ct2, quantization="int8"))
-    assert export_context(ct2).dynamic
+    assert recorded_policy(ct2).dynamic
     exported = load_engine(str(ct2), None, RuntimeSettings(backend="ct2"), options)
     assert exported.context == student.context
     assert exported.decode_clips(clip)[0].text

@@ -47,6 +47,7 @@ from whisper_ja.evaluation.retention.suite import run_retention_suite
 from whisper_ja.inference.clips import BatchDecoding
 from whisper_ja.inference.engine import Engine, load_engine
 from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
+from whisper_ja.model.record import read_record
 from whisper_ja.text.metrics import utterance_counts
 from whisper_ja.text.terms import TermFileError, load_terms, term_recall
 
@@ -144,13 +145,16 @@ def _model_and_adapter(config: EvaluateConfig) -> tuple[str, Path | None]:
     if (config.adapter is not None or not (folder / "adapter_config.json").is_file()
             or (folder / "config.json").is_file()):
         return config.model, config.adapter
-    for name, key in (("whisper_ja.json", "base_model"),
-                      ("adapter_config.json", "base_model_name_or_path")):
-        meta = folder / name
-        if meta.is_file():
-            base = json.loads(meta.read_text(encoding="utf-8")).get(key)
-            if base:
-                return str(base), folder
+    record = read_record(folder)
+    if record is not None and record.base_model:
+        return record.base_model, folder
+    peft = folder / "adapter_config.json"
+    try:
+        base = json.loads(peft.read_text(encoding="utf-8-sig")).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError) as err:
+        raise ConfigError(f"model: {peft} is unreadable ({err})") from err
+    if base:
+        return str(base), folder
     raise ConfigError(f"model: {folder} holds an adapter but names no base model; "
                       "pass --model BASE --adapter FOLDER")
 

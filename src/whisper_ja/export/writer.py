@@ -50,13 +50,12 @@ from whisper_ja.export.checks import (
 )
 from whisper_ja.inference.faster import (
     convert_ct2,
-    export_context,
     verify_ct2,
-    write_context_record,
 )
 from whisper_ja.model import load_model
 from whisper_ja.model.context import uses_dynamic_context
 from whisper_ja.model.device import DEVICE_HELP, check_device
+from whisper_ja.model.record import ModelRecord, recorded_policy, write_record
 from whisper_ja.model.saving import save_hf
 
 __all__ = [
@@ -214,7 +213,7 @@ def _no_room_is_one_line(out: Path, staging: Path) -> Iterator[None]:
 def _trained_policy(dynamic: bool, *folders: Path | None) -> ContextPolicy:
     """The policy recorded by the training run (adapter or model folder), else the default."""
     for folder in folders:
-        saved = export_context(folder) if folder is not None else None
+        saved = recorded_policy(folder)
         if saved is not None:
             return replace(saved, dynamic=dynamic)
     return ContextPolicy(dynamic=dynamic)
@@ -256,7 +255,7 @@ def export_model(config: ExportConfig) -> ExportResult:
         try:
             with _no_room_is_one_line(out, staging):
                 _write(config, model, processor, staging, bar)
-            write_context_record(staging, policy)
+            write_record(staging, ModelRecord(policy=policy))
             card = CardInfo(
                 name=config.name or out.resolve().name, base_model=config.model,
                 export_format=config.to, adapter=str(config.adapter) if config.adapter else None,

@@ -24,10 +24,11 @@ from pathlib import Path
 
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.inference.ct2_snapshot import plain_copy
-from whisper_ja.inference.faster import convert_ct2, export_context, write_context_record
+from whisper_ja.inference.faster import convert_ct2
 from whisper_ja.model.context import uses_dynamic_context
 from whisper_ja.model.loading import load_model
 from whisper_ja.model.offline import cache_dir
+from whisper_ja.model.record import ModelRecord, recorded_policy, write_record
 from whisper_ja.model.saving import save_hf
 
 __all__ = ["cached_ct2"]
@@ -80,7 +81,7 @@ def _weights_hash(model: object) -> str:
 
 def _policy(dynamic: bool, *folders: str | None) -> ContextPolicy:
     for folder in folders:
-        saved = export_context(folder) if folder and Path(folder).is_dir() else None
+        saved = recorded_policy(folder)
         if saved is not None:
             return dataclasses.replace(saved, dynamic=dynamic)
     return ContextPolicy(dynamic=dynamic)
@@ -114,7 +115,7 @@ def cached_ct2(model: str, adapter: str | None = None) -> Path:
             hf, staged = Path(work) / "hf", Path(work) / "ct2"
             save_hf(plain, loaded.processor, hf)
             convert_ct2(hf, staged, None)
-            write_context_record(staged, policy)
+            write_record(staged, ModelRecord(policy=policy))
             with contextlib.suppress(FileExistsError, OSError):
                 staged.rename(out)  # another run may have placed the same weights first
             shutil.rmtree(staged, ignore_errors=True)

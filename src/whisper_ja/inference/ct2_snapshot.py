@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from whisper_ja.audio.features import ContextPolicy
-from whisper_ja.inference.faster import convert_ct2, load_faster_whisper, write_context_record
+from whisper_ja.inference.faster import convert_ct2, load_faster_whisper
+from whisper_ja.model.record import ModelRecord, write_record
 from whisper_ja.model.saving import save_hf
 
 __all__ = ["ct2_snapshot", "plain_copy"]
@@ -49,7 +50,7 @@ def ct2_snapshot(model: Any, processor: Any, policy: ContextPolicy,
         hf, out = Path(work) / "hf", Path(work) / "ct2"
         save_hf(plain_copy(model), processor, hf)
         convert_ct2(hf, out, quantization)
-        write_context_record(out, policy)
+        write_record(out, ModelRecord(policy=policy))
         try:
             yield out
         finally:

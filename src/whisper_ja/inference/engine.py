@@ -196,12 +196,13 @@ def load_engine(model: str, adapter: str | None, runtime: RuntimeSettings,
     """
     name = resolve_backend(model, runtime)
     label = model + (f" + {adapter}" if adapter else "")
+    device = resolve_device(runtime.device)  # a GPU that is not there: refused before any work
     if name == "ct2":
         folder = model if is_ct2_folder(model) and not adapter else str(cached_ct2(model,
                                                                                    adapter))
         compute = runtime.compute_type
         if compute == "auto":
-            compute = "int8" if resolve_device(runtime.device).type == "cpu" else "int8_float16"
+            compute = "int8" if device.type == "cpu" else "int8_float16"
         backend: Backend = Ct2Backend.load(folder, compute_type=compute, device=runtime.device,
                                            cpu_threads=runtime.cpu_threads,
                                            context=runtime.context)

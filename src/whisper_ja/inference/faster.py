@@ -10,14 +10,13 @@
   compared like with like against transformers: faster-whisper itself pads *features* to 3000
   frames while transformers pads the *waveform* to 30 s, and on short clips the two inputs (and
   so the texts) differ slightly even with identical weights.
-- :func:`export_context` / :func:`write_context_record` / :func:`resolve_context`: the context
-  policy an export records and the one it is decoded with.
+- :func:`resolve_context`: the context policy an export is decoded with (what it records in
+  ``whisper_ja.json`` is read by :mod:`whisper_ja.model.record`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
 import logging
@@ -32,9 +31,9 @@ from whisper_ja.audio.features import (
 )
 from whisper_ja.errors import ConfigError, Ct2Error
 from whisper_ja.model.device import CT2_COMPUTE_TYPES, ct2_device
+from whisper_ja.model.record import recorded_policy
 
 __all__ = [
-    "CONTEXT_RECORD",
     "CT2_EXTRA_FILES",
     "Ct2Error",
     "check_compute_type",
@@ -42,7 +41,6 @@ __all__ = [
     "convert_ct2",
     "ct2_avg_logprob",
     "decode_features_ct2",
-    "export_context",
     "export_feature_extractor",
     "generate_ct2",
     "load_ct2_whisper",
@@ -51,14 +49,11 @@ __all__ = [
     "resolve_context",
     "task_prompt",
     "verify_ct2",
-    "write_context_record",
 ]
 
 CT2_EXTRA_FILES = ("tokenizer.json", "preprocessor_config.json")
 """Copied next to ``model.bin``: faster-whisper's tokenizer and mel settings."""
 _CT2_FILES = ("model.bin", "config.json", *CT2_EXTRA_FILES)
-CONTEXT_RECORD = "whisper_ja.json"
-"""Written into every export (and by ``train``): ``dynamic_context`` and the ``context`` policy."""
 
 
 def convert_ct2(hf_folder: Path, out: Path, quantization: str | None = None) -> None:
@@ -304,44 +299,13 @@ def read_ct2_vocabulary(folder: Path) -> list[str]:
     return []
 
 
-def export_context(folder: str | Path) -> ContextPolicy | None:
-    """The context policy a model folder records in :data:`CONTEXT_RECORD`, or None.
-
-    ``whisper-ja export`` and ``train`` write ``{"dynamic_context": ..., "context": {...}}``;
-    a stock folder (e.g. a converted whisper-base) records nothing.
-
-    Raises:
-        Ct2Error: the record exists but is not valid JSON with a valid policy.
-    """
-    path = Path(folder).expanduser() / CONTEXT_RECORD
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        saved = record.get("context") or {}
-        dynamic = bool(record.get("dynamic_context", saved.get("dynamic", False)))
-        known = {f.name for f in dataclasses.fields(ContextPolicy)}
-        return ContextPolicy(**{**{k: v for k, v in saved.items() if k in known},
-                                "dynamic": dynamic})
-    except (ValueError, TypeError, AttributeError) as err:  # ConfigError is a ValueError
-        raise Ct2Error(f"{path}: not a whisper-ja context record ({err})") from err
-
-
-def write_context_record(folder: Path, policy: ContextPolicy) -> Path:
-    """Write :data:`CONTEXT_RECORD` into ``folder``: the flag and the policy to decode with."""
-    record = {"dynamic_context": policy.dynamic, "context": dataclasses.asdict(policy)}
-    path = folder / CONTEXT_RECORD
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return path
-
-
 def resolve_context(model_dir: str | Path, context: str) -> ContextPolicy:
     """The policy to decode with: ``auto`` follows the export's record (stock: 30 s).
 
     ``dynamic`` uses the recorded bucket and floor when there are any, else the defaults;
     ``full`` is always 30 s. The same rule as ``whisper-ja evaluate --context``.
     """
-    saved = export_context(model_dir)
+    saved = recorded_policy(model_dir)
     if context == "full":
         return ContextPolicy(dynamic=False)
     if context == "dynamic":

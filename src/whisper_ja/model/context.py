@@ -28,6 +28,7 @@ and ``save_pretrained``/``from_pretrained``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -48,6 +49,7 @@ from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
 from whisper_ja.audio.features import ContextPolicy
+from whisper_ja.model.record import recorded_policy
 
 __all__ = [
     "saved_policy",
@@ -303,14 +305,15 @@ class EncoderOutputCache:
 
 
 def saved_policy(*folders: Path | str | None) -> ContextPolicy:
-    """The ``ContextPolicy`` a model was trained with (``whisper_ja.json`` written by train).
+    """The ``ContextPolicy`` a model was trained with (its ``whisper_ja.json``), dynamic.
 
     Falls back to the default policy when no folder records one.
+
+    Raises:
+        ModelError: a malformed record (named).
     """
     for folder in folders:
-        meta = Path(folder) / "whisper_ja.json" if folder is not None else None
-        if meta is not None and meta.is_file():
-            saved = json.loads(meta.read_text(encoding="utf-8")).get("context")
-            if isinstance(saved, dict):
-                return ContextPolicy(**{**saved, "dynamic": True})
+        policy = recorded_policy(folder)
+        if policy is not None:
+            return dataclasses.replace(policy, dynamic=True)
     return ContextPolicy()

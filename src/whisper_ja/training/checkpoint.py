@@ -32,18 +32,23 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
-from whisper_ja.config import config_to_dict
+from whisper_ja.config import ConfigError
 from whisper_ja.errors import CheckpointError
 from whisper_ja.model.context import save_context_marker
+from whisper_ja.model.record import ModelRecord, write_record
+from whisper_ja.training.settings import changed_settings
 
 __all__ = [
     "RunLog",
     "TrainProgress",
     "keep_trainable_only",
     "latest_checkpoint",
+    "load_resumable",
+    "no_room_is_one_line",
     "replace_folder",
     "save_best",
     "save_checkpoint",
+    "save_state_file",
     "write_final_model",
 ]
 
@@ -70,7 +75,10 @@ def no_room_is_one_line(what: str, partial: Path) -> Iterator[None]:
     except (OSError, SafetensorError, RuntimeError) as err:
         no_room = (err.errno in _NO_ROOM if isinstance(err, OSError)
                    else any(words in str(err) for words in _NO_ROOM_WORDS))
-        shutil.rmtree(partial, ignore_errors=True)
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)
         if not no_room:
             raise
         raise CheckpointError(f"out: no room to write the {what} to {partial.parent} ({err}); "
@@ -172,6 +180,40 @@ def save_checkpoint(accelerator: Any, folder: Path, step: int, keep: int) -> Pat
     return final
 
 
+def save_state_file(state: dict[str, Any], path: Path) -> None:
+    """A one-file checkpoint (``torch.save``): written under a temporary name, synced, renamed.
+
+    A killed run never leaves half a file; a full disk is one :class:`CheckpointError` line.
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    with no_room_is_one_line(path.name, partial):
+        torch.save(state, partial)
+        with partial.open("rb") as handle:
+            os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def load_resumable(path: Path, settings: dict[str, Any], resume: bool
+                   ) -> dict[str, Any] | None:
+    """The one-file checkpoint to resume from (:func:`save_state_file`), or None.
+
+    Its ``settings`` must equal ``settings``: a resume with others would make a hybrid run.
+
+    Raises:
+        ConfigError: naming ``resume`` and each changed key with its saved and new value.
+    """
+    if not resume or not path.is_file():
+        return None
+    state: dict[str, Any] = torch.load(path, weights_only=False)
+    changes = changed_settings(state["settings"], settings)
+    if changes:
+        listed = "; ".join(f"{key} (was {old!r}, now {new!r})" for key, old, new in changes)
+        raise ConfigError(f"resume: {path} was made with other settings that change the "
+                          f"result: {listed}. Resume with those, pass --no-resume, or use "
+                          "another --out")
+    return state
+
+
 def replace_folder(source: Path, target: Path) -> None:
     """Move the complete folder ``source`` to ``target``, as atomically as the file system allows.
 
@@ -254,10 +296,8 @@ def _save_model_folder(model: Any, processor: Any, config: Any, folder: Path) ->
     processor.save_pretrained(str(folder))
     if hasattr(model, "peft_config"):
         save_context_marker(model, folder)  # peft saves no base config to carry the flag
-    meta = {"base_model": config.model, "mode": config.mode,
-            "dynamic_context": config.efficiency.context.dynamic,
-            "context": config_to_dict(config.efficiency.context)}
-    (folder / "whisper_ja.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    write_record(folder, ModelRecord(policy=config.efficiency.context, base_model=config.model,
+                                     mode=config.mode))
 
 
 def save_best(model: Any, processor: Any, config: Any) -> Path:

@@ -36,9 +36,9 @@ from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.io import load_audio
 from whisper_ja.config import ConfigError, save_config
 from whisper_ja.data.manifest import read_manifest
-from whisper_ja.inference.faster import CONTEXT_RECORD, export_context
 from whisper_ja.model import load_model
 from whisper_ja.model.context import enable_dynamic_context
+from whisper_ja.model.record import ModelRecord, recorded_policy, write_record
 from whisper_ja.model.tokens import special_tokens
 from whisper_ja.text.metrics import utterance_counts
 from whisper_ja.training.distill_data import encode_and_label
@@ -88,7 +88,7 @@ def _teacher(config: DistillConfig) -> tuple[Any, Any, ContextPolicy]:
     model = loaded.model.merge_and_unload() if hasattr(loaded.model, "merge_and_unload") \
         else loaded.model
     folders = [f for f in (config.adapter, Path(config.teacher)) if f is not None and f.is_dir()]
-    policy = next((p for f in folders if (p := export_context(f)) is not None), config.context)
+    policy = next((p for f in folders if (p := recorded_policy(f)) is not None), config.context)
     if policy.dynamic:
         enable_dynamic_context(model)
     return model.eval(), loaded.processor, policy
@@ -101,10 +101,8 @@ def _save(student: Any, processor: Any, policy: ContextPolicy, config: DistillCo
     student.eval().save_pretrained(out)
     processor.save_pretrained(out)
     processor.feature_extractor.save_pretrained(out)  # transformers 5 writes only processor_config
-    record = {"mode": "distilled", "teacher": config.teacher,
-              "adapter": str(config.adapter) if config.adapter else None,
-              "dynamic_context": policy.dynamic, "context": dataclasses.asdict(policy)}
-    (out / CONTEXT_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_record(out, ModelRecord(policy=policy, mode="distilled", extra={
+        "teacher": config.teacher, "adapter": str(config.adapter) if config.adapter else None}))
     (out / "distill_report.json").write_text(json.dumps(report, indent=2) + "\n",
                                              encoding="utf-8")
     save_config(config, out / "distill_config.yaml")

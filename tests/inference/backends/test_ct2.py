@@ -15,7 +15,7 @@ from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.errors import ConfigError, Ct2Error
 from whisper_ja.inference.backend import Backend, GenerateRequest
 from whisper_ja.inference.backends.ct2 import Ct2Backend, Ct2Encoded
-from whisper_ja.inference.faster import write_context_record
+from whisper_ja.model.record import ModelRecord, write_record
 
 RNG = np.random.default_rng(0)
 
@@ -182,7 +182,7 @@ def test_text_skips_special_and_timestamp_ids(backend):
 
 def test_encode_follows_the_recorded_context_policy(tiny_ct2, tmp_path):
     folder = _copy(tiny_ct2, tmp_path)
-    write_context_record(folder, ContextPolicy(bucket_frames=200, min_frames=1000))
+    write_record(folder, ModelRecord(policy=ContextPolicy(bucket_frames=200, min_frames=1000)))
     dynamic = Ct2Backend.load(folder, device="cpu")
     assert dynamic.policy.dynamic
     assert dynamic.encode([_noise(2.0), _noise(3.0)]).frames == 1000  # the floor
