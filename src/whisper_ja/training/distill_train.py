@@ -6,8 +6,9 @@ the encoder never runs here, so a step costs decoder work only. The batch order 
 function of the seed and the epoch, so the step counter alone says where a resumed run goes on.
 
 A checkpoint (``OUT/checkpoint.pt``: the student's trainable weights, optimizer, schedule, step
-and log) is written atomically every ``checkpoint_every`` steps and at the end; a run started
-again with the same settings continues from it.
+and log) is written atomically every ``checkpoint_every`` steps and at the end by
+:mod:`whisper_ja.training.checkpoint` (as ``train``'s: synced, renamed, a full disk one line);
+a run started again with the same settings continues from it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 from transformers.modeling_outputs import BaseModelOutput
 
-from whisper_ja.config import ConfigError, config_to_dict
-from whisper_ja.training.distill_data import Batch, save_atomic
+from whisper_ja.config import config_to_dict
+from whisper_ja.training.checkpoint import load_resumable, save_state_file
+from whisper_ja.training.distill_data import Batch
 from whisper_ja.training.distill_settings import DistillConfig, DistillLoss
 
 __all__ = ["CHECKPOINT", "IGNORE", "LossParts", "batch_order", "distill_loss",
@@ -106,25 +108,18 @@ def _settings_key(config: DistillConfig) -> dict[str, Any]:
 
 def _load_checkpoint(path: Path, config: DistillConfig) -> dict[str, Any] | None:
     """The checkpoint to resume from, or None; refuses one made with other settings."""
-    if not config.resume or not path.is_file():
-        return None
-    state: dict[str, Any] = torch.load(path, weights_only=False)
-    if state["settings"] != _settings_key(config):
-        changed = sorted(k for k in set(state["settings"]) | set(_settings_key(config))
-                         if state["settings"].get(k) != _settings_key(config).get(k))
-        raise ConfigError(f"out: {path} was made with other settings ({', '.join(changed)}); "
-                          "distill with those, pass --no-resume, or use another --out")
-    return state
+    return load_resumable(path, _settings_key(config), config.resume)
 
 
 def _save_checkpoint(path: Path, student: Any, optimizer: Any, scheduler: Any, step: int,
                      history: list[dict[str, float]], config: DistillConfig) -> None:
-    """Write the checkpoint under a temporary name, then rename (never half a file)."""
+    """Write the checkpoint atomically (training/checkpoint.py, as ``train``'s)."""
     trainable = {n for n, p in student.named_parameters() if p.requires_grad}
-    state = {"step": step, "history": history, "settings": _settings_key(config),
-             "student": {n: t for n, t in student.state_dict().items() if n in trainable},
-             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-    save_atomic(state, path)
+    save_state_file({"step": step, "history": history, "settings": _settings_key(config),
+                     "student": {n: t for n, t in student.state_dict().items()
+                                 if n in trainable},
+                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                    path)
 
 
 def _autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
