@@ -28,7 +28,7 @@ from whisper_ja.audio.features import (
     pad_features,
 )
 from whisper_ja.inference.engine import load_engine
-from whisper_ja.inference.guarded import is_looping
+from whisper_ja.inference.guards import is_looping
 from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
 from whisper_ja.model.tokens import special_tokens
 from whisper_ja.training.distill_settings import DistillConfig

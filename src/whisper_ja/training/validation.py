@@ -19,7 +19,7 @@ from whisper_ja.data.collate import Example, collate
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.inference.backends.hf import HfBackend
 from whisper_ja.inference.engine import Engine
-from whisper_ja.inference.guarded import decode_windows
+from whisper_ja.inference.guards import decode_windows
 from whisper_ja.inference.options import DecodingOptions
 from whisper_ja.model.loading import LoadedWhisper
 from whisper_ja.text.metrics import cer
