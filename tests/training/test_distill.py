@@ -98,10 +98,10 @@ def test_distilled_student_saves_reloads_decodes_and_exports(tiny_whisper_dir, c
                                                              tmp_path, monkeypatch):
     from whisper_ja.export.writer import ExportConfig, export_model
     from whisper_ja.inference.engine import load_engine
-    from whisper_ja.model.record import recorded_policy
     from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
     from whisper_ja.model import load_model
     from whisper_ja.model.context import uses_dynamic_context
+    from whisper_ja.model.record import recorded_policy
     from whisper_ja.training import distill as distill_module
     from whisper_ja.training import distill_data
 
@@ -257,3 +257,30 @@ def test_students_of_one_teacher_share_a_cache(tiny_whisper_dir, clips_manifest,
     report = distill(_small_run(clips_manifest, tiny_whisper_dir, tmp_path / "one",
                                 cache=shared, decoder_layers=1))
     assert len(report["student_layers_from_teacher"]) == 1  # another student, same cache
+
+
+def test_distill_trains_on_the_pseudo_label_commands_labels_without_decoding(
+        tiny_whisper_dir, clips_manifest, tmp_path, monkeypatch):
+    from transformers import WhisperForConditionalGeneration
+
+    from whisper_ja.config import ConfigError
+    from whisper_ja.data.manifest import read_manifest
+    from whisper_ja.training.distill import distill
+    from whisper_ja.training.pseudo_label import pseudo_record
+
+    utts = read_manifest(clips_manifest)
+    labels = tmp_path / "labels.jsonl"  # as `whisper-ja pseudo-label` writes it
+    labels.write_text("".join(pseudo_record(u, u.text if i else "全く別の文です", "t") + "\n"
+                              for i, u in enumerate(utts)), encoding="utf-8")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the labels are given: the teacher must not decode")
+
+    monkeypatch.setattr(WhisperForConditionalGeneration, "generate", no_decoding)
+    report = distill(_small_run(labels, tiny_whisper_dir, tmp_path / "out", labels="manifest",
+                                max_label_cer=0.5, steps=2, max_new_tokens=64))
+    assert report["pseudo_labels"]["kept"] == len(utts) - 1
+    assert report["pseudo_labels"]["dropped_high_error"] == 1
+    with pytest.raises(ConfigError, match="labels: manifest needs"):
+        distill(_small_run(clips_manifest, tiny_whisper_dir, tmp_path / "plain",
+                           labels="manifest"))

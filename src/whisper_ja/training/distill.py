@@ -35,7 +35,7 @@ import torch
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.io import load_audio
 from whisper_ja.config import ConfigError, save_config
-from whisper_ja.data.manifest import read_manifest
+from whisper_ja.data.manifest import Utterance, read_manifest
 from whisper_ja.model import load_model
 from whisper_ja.model.context import enable_dynamic_context
 from whisper_ja.model.record import ModelRecord, recorded_policy, write_record
@@ -57,6 +57,23 @@ __all__ = ["IGNORE", "DistillConfig", "DistillLoss", "LossParts", "distill", "di
            "filter_pseudo_labels"]
 
 log = logging.getLogger(__name__)
+
+
+def _ready_labels(utts: list[Utterance], config: DistillConfig
+                  ) -> tuple[list[str] | None, list[str]]:
+    """``labels: manifest``: the rows' texts as pseudo-labels, and their references.
+
+    Raises:
+        ConfigError: naming ``labels`` when a row was not written by ``pseudo-label``.
+    """
+    if config.labels == "decode":
+        return None, [u.text for u in utts]
+    missing = [u.id for u in utts if not isinstance(u.extra.get("reference_text"), str)]
+    if missing:
+        raise ConfigError(f"labels: manifest needs the rows `whisper-ja pseudo-label` writes "
+                          f"(extra.reference_text); {config.train} has {len(missing)} without, "
+                          f"first {missing[0]!r}")
+    return [u.text for u in utts], [str(u.extra["reference_text"]) for u in utts]
 
 
 def filter_pseudo_labels(refs: list[str], hyps: list[str], looped: list[bool],
@@ -140,12 +157,13 @@ def distill(config: DistillConfig) -> dict[str, Any]:
         freeze_token_embeddings(student)
     audios = [load_audio(utt.audio) for utt in utts]
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    given, references = _ready_labels(utts, config)
     data = encode_and_label(teacher, processor, audios, policy, config, dtype,
-                            config.cache or config.out / "cache")
+                            config.cache or config.out / "cache", given)
     labelled = time.perf_counter()
     if precision == "bf16":
         teacher.to(torch.bfloat16)  # soft targets only from here: no per-step weight casts
-    keep, counts = filter_pseudo_labels([u.text for u in utts], data.hyps, data.looped,
+    keep, counts = filter_pseudo_labels(references, data.hyps, data.looped,
                                         config.max_label_cer, config.normalizer)
     log.info("distill: pseudo-labels %s", counts)
     if not keep:

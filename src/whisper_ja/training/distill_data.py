@@ -84,6 +84,7 @@ def _cache_key(config: DistillConfig, policy: ContextPolicy, audios: list[np.nda
             "samples": int(sum(a.size for a in audios)), "batch_size": config.batch_size,
             "max_new_tokens": config.max_new_tokens,
             "label_ct2": str(config.label_ct2) if config.label_ct2 else None,
+            "labels": config.labels,
             "context": dataclasses.asdict(policy), "dtype": str(dtype)}
 
 
@@ -98,7 +99,7 @@ def _cached_batch(path: Path, key: dict[str, Any], rows: list[int]) -> dict[str,
 @torch.no_grad()
 def encode_and_label(teacher: Any, processor: Any, audios: list[np.ndarray],
                      policy: ContextPolicy, config: DistillConfig, dtype: torch.dtype,
-                     cache: Path) -> LabelledData:
+                     cache: Path, given: list[str] | None = None) -> LabelledData:
     """Encode fixed length-sorted batches once and pseudo-label them with the teacher.
 
     Batches already in ``cache`` (made with the same settings) are read back, not recomputed;
@@ -112,6 +113,8 @@ def encode_and_label(teacher: Any, processor: Any, audios: list[np.ndarray],
         config: The :class:`whisper_ja.training.distill_settings.DistillConfig`.
         dtype: The dtype the encoder outputs are kept in (the training precision's).
         cache: Folder of the cache (made if missing).
+        given: Each clip's pseudo-label text, already made (``whisper-ja pseudo-label``);
+            None: the teacher decodes them here.
 
     Returns:
         The batches with their labels, and each utterance's label text and loop flag.
@@ -124,7 +127,10 @@ def encode_and_label(teacher: Any, processor: Any, audios: list[np.ndarray],
     stored = [_cached_batch(path, key, rows) for path, rows in zip(paths, plan, strict=True)]
     missing = [i for rows, got in zip(plan, stored, strict=True) if got is None for i in rows]
     ct2_labels: dict[int, tuple[tuple[int, ...], bool]] | None = None
-    if missing and config.label_ct2 is not None:
+    if missing and given is not None:  # labelled before: tokenized, nothing decoded
+        ct2_labels = {i: _given_label(given[i], processor.tokenizer, config.max_new_tokens)
+                      for i in missing}
+    elif missing and config.label_ct2 is not None:
         ct2_labels = dict(zip(missing, _ct2_labels([audios[i] for i in missing], policy,
                                                    config), strict=True))
     batches: list[Batch] = []
@@ -146,6 +152,13 @@ def encode_and_label(teacher: Any, processor: Any, audios: list[np.ndarray],
             looped[i] = bool(loop)
         batches.append(batch)
     return LabelledData(batches=batches, hyps=hyps, looped=looped)
+
+
+def _given_label(text: str, tokenizer: Any, max_new_tokens: int
+                 ) -> tuple[tuple[int, ...], bool]:
+    """A ready pseudo-label's ids, and whether it is too long to have ended (as looped)."""
+    ids = tuple(int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"])
+    return ids[:max_new_tokens], looped_label(ids, max_new_tokens) or len(ids) > max_new_tokens
 
 
 def _label_batch(teacher: Any, processor: Any, audios: list[np.ndarray], rows: list[int],

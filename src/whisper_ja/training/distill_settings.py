@@ -65,6 +65,10 @@ class DistillConfig:
         None, help="CTranslate2 export of the same teacher (`whisper-ja export --to ct2`) to "
         "pseudo-label with, batched at the same context: several times faster on CPU than "
         "transformers generate; soft targets still come from the transformers teacher")
+    labels: Literal["decode", "manifest"] = field(
+        "decode", help="where the pseudo-labels come from: decode (the teacher here) or "
+        "manifest (train is the labels.jsonl of `whisper-ja pseudo-label`: its text is the "
+        "label, extra.reference_text what max_label_cer compares it with)")
     loss: DistillLoss = field(default_factory=DistillLoss, help="loss weights")
     context: ContextPolicy = field(default_factory=ContextPolicy, help="encoder input policy "
                                    "(the teacher's recorded policy wins when it has one)")
