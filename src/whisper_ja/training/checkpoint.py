@@ -36,7 +36,7 @@ from whisper_ja.config import ConfigError
 from whisper_ja.errors import CheckpointError
 from whisper_ja.model.context import save_context_marker
 from whisper_ja.model.record import ModelRecord, write_record
-from whisper_ja.training.settings import changed_settings
+from whisper_ja.training.run_checks import changed_settings
 
 __all__ = [
     "RunLog",

@@ -34,7 +34,8 @@ from whisper_ja.data.stream_sources import estimated_clips, plan_sources
 from whisper_ja.data.timestamps import LabelMix
 from whisper_ja.text.labels import LabelSettings, count_label_changes
 from whisper_ja.training.memory_steps import MemorySteps
-from whisper_ja.training.settings import TrainConfig, is_streamed, parse_mixing
+from whisper_ja.training.run_checks import is_streamed
+from whisper_ja.training.settings import TrainConfig, parse_mixing
 from whisper_ja.training.stream import Featurizer, Labeler, ReaderPlan
 from whisper_ja.training.stream_steps import StreamSteps
 

@@ -56,13 +56,8 @@ from whisper_ja.training.checkpoint import (
 from whisper_ja.training.datasets import Datasets, build_datasets
 from whisper_ja.training.gate_checks import GateRun, untouched_decoder
 from whisper_ja.training.processes import end_processes
-from whisper_ja.training.settings import (
-    DATA_FINGERPRINT,
-    TrainConfig,
-    check_paths,
-    data_fingerprint,
-    resolve_precision,
-)
+from whisper_ja.training.run_checks import DATA_FINGERPRINT, check_paths, data_fingerprint
+from whisper_ja.training.settings import TrainConfig, resolve_precision
 from whisper_ja.training.step import train_step
 from whisper_ja.training.trainable import build_optimizer, prepare_model
 from whisper_ja.training.validation import validate, validate_decoded

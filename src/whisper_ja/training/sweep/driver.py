@@ -39,8 +39,8 @@ from whisper_ja.model.device import DEVICE_HELP, check_device
 from whisper_ja.model.quantize import QuantizeBase
 from whisper_ja.text.labels import LabelSettings
 from whisper_ja.training.gate import GateSettings
+from whisper_ja.training.run_checks import RESULT_NEUTRAL_SETTINGS, changed_settings
 from whisper_ja.training.settings import (
-    RESULT_NEUTRAL_SETTINGS,
     WHISPER_LINEAR_MODULES,
     DataSection,
     EfficiencySection,
@@ -48,7 +48,6 @@ from whisper_ja.training.settings import (
     OptimSection,
     RunSection,
     TrainConfig,
-    changed_settings,
 )
 from whisper_ja.training.sweep.report import SweepRow, select_rank, write_sweep_report
 
