@@ -7,8 +7,10 @@ Silero VAD (:mod:`whisper_ja.inference.vad`) has found the speech:
   timestamps, conditioned on the text decoded so far; the next window starts at the last
   timestamp the model wrote, so no sentence is cut at a window border.
 - ``batched``: speech stretches joined into windows of at most 30 s, decoded together without
-  previous text; each window's segments are cut at the sentence pauses Whisper wrote through
-  and snapped onto speech (:mod:`whisper_ja.inference.pause_split`).
+  previous text.
+
+In both, each window's segments are cut at the sentence pauses Whisper wrote through and
+snapped onto speech (:mod:`whisper_ja.inference.pause_split`).
 
 **No speech is lost silently.** A window whose text is dropped (the silence rule, a loop the
 guards could not replace, no usable timestamps) although VAD heard speech in it is decoded
@@ -67,8 +69,8 @@ class _Decoder:
     def __init__(self, backend: Backend, audio: np.ndarray, options: DecodingOptions,
                  stats: LongformStats, single_pass: bool = False) -> None:
         self.backend, self.audio, self.options, self.stats = backend, audio, options, stats
-        # Windows never decoded again (batched mode, short files): open text is kept, and
-        # segments are cut at pauses (sequential windows end where the model's seeking says).
+        # Windows never decoded again (batched mode, short files) keep their open text;
+        # sequential windows leave it to the next window, which starts there.
         self.single_pass = single_pass or options.longform.mode == "batched"
         self.text = TextView(backend)
         self.eot = backend.vocabulary.specials.eot
@@ -111,7 +113,7 @@ class _Decoder:
         found = [window_segments(parse, result, window.span.start, self.text, timed)
                  for window, result, parse, timed in zip(windows, results, parses, words,
                                                          strict=True)]
-        if self.stretches is None or not self.single_pass:
+        if self.stretches is None:
             return found
         return self.cut_at_pauses(encoded, rows, windows, found)
 
