@@ -507,28 +507,22 @@ def test_train_with_the_feature_cache_skips_missing_and_cut_clips_and_exits_1(in
 
 
 @pytest.mark.slow
-def test_train_resume_alone_reuses_settings_and_refuses_changed_data(inputs, tmp_path):
+def test_train_resume_alone_reuses_settings_and_refuses_changed_data(inputs, tmp_path, capsys):
     manifest = tmp_path / "train.jsonl"
     manifest.write_text(inputs["good"].read_text(encoding="utf-8"), encoding="utf-8")
     out = tmp_path / "out"
-
-    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "whisper_ja.cli", *argv],
-                              capture_output=True, text=True, timeout=300, check=False)
-
-    first = cli(*_train_argv(inputs["model"], out, f"data.train=[{manifest}]",
-                             "run.save_every=1"))
-    assert first.returncode == 0, first.stderr[-2000:]
-    again = cli("train", "--out", str(out), "--resume")  # no settings repeated
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "resumed from" in again.stderr or "Traceback" not in again.stderr
+    code, err = _run(capsys, _train_argv(inputs["model"], out, f"data.train=[{manifest}]",
+                                         "run.save_every=1"))
+    assert code == 0, err
+    code, err = _run(capsys, ["train", "--out", str(out), "--resume"])  # no settings repeated
+    assert code == 0, err
     manifest.write_text(manifest.read_text(encoding="utf-8").splitlines()[0] + "\n",
                         encoding="utf-8")  # same path, other content
-    changed = cli("train", "--out", str(out), "--resume")
-    assert changed.returncode == 2 and "Traceback" not in changed.stderr
-    lines = [line for line in changed.stderr.splitlines() if line.startswith("whisper-ja train:")]
+    code, err = _run(capsys, ["train", "--out", str(out), "--resume"])
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("whisper-ja train:")]
     assert len(lines) == 1 and lines[0].startswith(
-        "whisper-ja train: bad setting: resume: the training data changed"), changed.stderr
+        "whisper-ja train: bad setting: resume: the training data changed"), err
     assert str(manifest.resolve()) in lines[0]
 
 
