@@ -133,11 +133,11 @@ def decode_dynamic(model: Any, processor: Any, audios: Sequence[np.ndarray], bat
     """whisper-ja decoding: the engine's clips on transformers, dynamic context."""
     from whisper_ja.audio.features import ContextPolicy
     from whisper_ja.inference.engine import live_engine
-    from whisper_ja.inference.options import DecodingOptions
+    from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
 
     options = DecodingOptions(batch_size=batch_size)
-    with live_engine(model, processor, "transformers", options, policy or ContextPolicy(),
-                     context="dynamic") as engine:
+    runtime = RuntimeSettings(backend="transformers", context="dynamic")
+    with live_engine(model, processor, runtime, options, policy or ContextPolicy()) as engine:
         return list(engine.decode_clips(audios))
 
 
@@ -146,11 +146,11 @@ def decode_standard(model: Any, processor: Any, audios: Sequence[np.ndarray],
     """Stock decoding: 30-s features."""
     from whisper_ja.audio.features import ContextPolicy
     from whisper_ja.inference.engine import live_engine
-    from whisper_ja.inference.options import DecodingOptions
+    from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
 
     options = DecodingOptions(batch_size=batch_size)
-    with live_engine(model, processor, "transformers", options, ContextPolicy(dynamic=False),
-                     context="full") as engine:
+    runtime = RuntimeSettings(backend="transformers", context="full")
+    with live_engine(model, processor, runtime, options, ContextPolicy(dynamic=False)) as engine:
         return list(engine.decode_clips(audios))
 
 

@@ -96,7 +96,7 @@ def _decoder_inputs(model) -> tuple[list[list[int]], object]:
 def test_prompt_ids_reach_the_decoder(tiny_whisper):
     from whisper_ja.audio.features import ContextPolicy
     from whisper_ja.inference.engine import live_engine
-    from whisper_ja.inference.options import DecodingOptions
+    from whisper_ja.inference.options import DecodingOptions, RuntimeSettings
 
     model, processor = tiny_whisper.model, tiny_whisper.processor
     terms = ["高血圧", "糖尿病"]
@@ -105,7 +105,8 @@ def test_prompt_ids_reach_the_decoder(tiny_whisper):
     audio = np.random.default_rng(0).normal(0, 0.05, 16000).astype(np.float32)
     seen, handle = _decoder_inputs(model)
     try:
-        with live_engine(model, processor, "transformers", DecodingOptions(max_new_tokens=3),
+        with live_engine(model, processor, RuntimeSettings(backend="transformers"),
+                         DecodingOptions(max_new_tokens=3),
                          ContextPolicy()) as engine:
             # What `evaluate --prompt-terms` gives the engine: the prompt's text ids.
             text_ids = engine.prompt_ids(terms_to_prompt_text(terms))

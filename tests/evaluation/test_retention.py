@@ -101,7 +101,8 @@ def test_detect_language_picks_the_most_likely_language_token(tiny_whisper):
 
     handle = model.proj_out.register_forward_hook(favour_german)
     try:
-        with live_engine(model, processor, "transformers", DecodingOptions(batch_size=1),
+        with live_engine(model, processor, RuntimeSettings(backend="transformers"),
+                         DecodingOptions(batch_size=1),
                          ContextPolicy()) as engine:
             assert engine.detect_language(audio) == ["de"] * 2
     finally:

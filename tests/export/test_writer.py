@@ -176,8 +176,9 @@ def test_hf_export_is_merged_japanese_and_decodes_like_the_adapter(tiny, hf_expo
     # The pipeline runs the stock encoder; whisper-ja on the same stock weights, Japanese forced,
     # must say the same. Its own default is beam search (5): decode greedily like whisper-ja.
     stock = WhisperForConditionalGeneration.from_pretrained(out).eval()
-    with live_engine(stock, exported.processor, "transformers", PLAIN, ContextPolicy(),
-                     context="full") as engine:
+    with live_engine(stock, exported.processor,
+                     RuntimeSettings(backend="transformers", context="full"), PLAIN,
+                     ContextPolicy()) as engine:
         expected = engine.decode_clips(clips)[0].text
     text = asr(clips[0].copy(), generate_kwargs={"max_new_tokens": 8, "num_beams": 1})["text"]
     assert text.strip() == expected

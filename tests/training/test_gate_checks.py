@@ -10,7 +10,7 @@ from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.data.manifest import read_manifest
 from whisper_ja.inference.backends.ct2 import Ct2Backend
 from whisper_ja.inference.backends.hf import HfBackend
-from whisper_ja.inference.options import DecodingOptions, GuardSettings
+from whisper_ja.inference.options import DecodingOptions, GuardSettings, RuntimeSettings
 from whisper_ja.model import load_model
 from whisper_ja.training.gate import GateSettings
 from whisper_ja.training.gate_checks import GateDecoding
@@ -37,7 +37,8 @@ def _peft(tiny_whisper_dir, scale: float):
 def test_ct2_snapshot_decodes_the_adapted_weights_and_leaves_the_model_alone(
         tiny_whisper_dir, clips_manifest):
     utts = read_manifest(clips_manifest)[:2]
-    decoding = GateDecoding(GateSettings(backend="ct2"), GREEDY, ContextPolicy())
+    ct2 = GateSettings(runtime=RuntimeSettings(backend="ct2"))
+    decoding = GateDecoding(ct2, GREEDY, ContextPolicy())
     ids = {}
     for scale in (0.0, 3.0):
         model, processor = _peft(tiny_whisper_dir, scale)
@@ -56,7 +57,8 @@ def test_both_backends_measure_every_check(tiny_whisper_dir, clips_manifest):
     utts = read_manifest(clips_manifest)[:2]
     loaded = load_model(str(tiny_whisper_dir))
     for backend, kind in (("transformers", HfBackend), ("ct2", Ct2Backend)):
-        decoding = GateDecoding(GateSettings(backend=backend), GREEDY, ContextPolicy())
+        settings = GateSettings(runtime=RuntimeSettings(backend=backend))
+        decoding = GateDecoding(settings, GREEDY, ContextPolicy())
         with decoding.decoder(loaded.model, loaded.processor) as decoder:
             assert isinstance(decoder.backend, kind)
         scores = decoding.measure(loaded.model, loaded.processor, utts, utts)
@@ -64,12 +66,17 @@ def test_both_backends_measure_every_check(tiny_whisper_dir, clips_manifest):
         assert all(len(s.counts) == len(utts) for s in scores)
 
 
-def test_compute_type_is_a_weight_type():
-    from whisper_ja.config import ConfigError
+def test_the_gate_decodes_where_every_command_does():
+    """gate.backend / gate.compute_type are the shared runtime settings: checked alike."""
+    from whisper_ja.config import ConfigError, load_config
+    from whisper_ja.training.settings import TrainConfig
 
-    with pytest.raises(ConfigError, match="gate.compute_type"):
-        GateSettings(compute_type="auto")
-    assert GateSettings(backend="ct2", compute_type="int8").compute_type == "int8"
+    with pytest.raises(ConfigError, match="compute_type"):
+        load_config(TrainConfig, overrides=["gate.backend=transformers",
+                                            "gate.compute_type=int8"])
+    gate = load_config(TrainConfig, overrides=["gate.backend=ct2",
+                                               "gate.compute_type=int8"]).gate
+    assert (gate.runtime.backend, gate.runtime.compute_type) == ("ct2", "int8")
 
 
 @pytest.mark.slow

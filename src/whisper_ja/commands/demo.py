@@ -280,7 +280,7 @@ def _train(config: DemoConfig) -> None:
                  "retention": [str(config.out / "english_retention" / "manifest.jsonl")],
                  "limit": max(config.unseen, config.retention),
                  "bootstrap": config.bootstrap, "backend": config.backend,
-                 "compute_type": "float32"},
+                 "compute_type": _PRECISION[config.backend]},
         # LoRA dropout costs ~20% of a CPU step; SpecAugment and early stopping regularize.
         "lora": {"rank": config.lora_rank, "alpha": 2.0 * config.lora_rank, "dropout": 0.0,
                  "target_modules": list(WHISPER_LINEAR_MODULES),

@@ -20,7 +20,7 @@ import dataclasses
 import importlib.util
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +52,7 @@ from whisper_ja.model.device import resolve_device
 from whisper_ja.model.loading import LoadedWhisper
 
 __all__ = ["Engine", "Transcription", "describe_context", "live_engine", "load_engine",
-           "resolve_backend"]
+           "needs_snapshot", "resolve_backend"]
 
 
 def describe_context(policy: ContextPolicy) -> str:
@@ -212,21 +212,33 @@ def load_engine(model: str, adapter: str | None, runtime: RuntimeSettings,
     return Engine(backend, options, f"{label}, transformers {runtime.dtype}")
 
 
+def needs_snapshot(runtime: RuntimeSettings) -> bool:
+    """Whether a model in memory decodes on ``runtime`` through a CTranslate2 snapshot.
+
+    Callers that decode the same weights twice (training's validation and gate) share one.
+    """
+    return resolve_backend("", runtime) == "ct2"
+
+
 @contextlib.contextmanager
-def live_engine(model: Any, processor: Any, backend: Literal["transformers", "ct2"],
-                options: DecodingOptions, policy: ContextPolicy,
-                context: Literal["auto", "dynamic", "full"] = "auto",
-                compute_type: str = "float32", device: str = "cpu") -> Iterator[Engine]:
+def live_engine(model: Any, processor: Any, runtime: RuntimeSettings,
+                options: DecodingOptions, policy: ContextPolicy) -> Iterator[Engine]:
     """An engine on a model held in memory (training's gate and validation, retention).
 
-    ``ct2``: a temporary CTranslate2 snapshot of the model as it is now (removed on exit);
-    ``transformers``: the model itself, unchanged.
+    On CTranslate2 (``runtime`` resolves to ``ct2``) a temporary snapshot of the model as it
+    is now (float32 weights, removed on exit) is decoded at ``runtime.compute_type``; on
+    transformers, the model itself, unchanged.
     """
-    if backend == "ct2":
+    if needs_snapshot(runtime):
+        device = resolve_device(runtime.device)
+        compute = runtime.compute_type
+        if compute == "auto":
+            compute = "int8" if device.type == "cpu" else "int8_float16"
         with ct2_snapshot(model, processor, policy) as folder:
-            yield Engine(Ct2Backend.load(folder, compute_type=compute_type, context=context,
-                                         device=device),
-                         options, f"snapshot, CTranslate2 {compute_type}")
+            backend = Ct2Backend.load(folder, compute_type=compute, context=runtime.context,
+                                      device=runtime.device, cpu_threads=runtime.cpu_threads)
+            yield Engine(backend, options, f"snapshot, CTranslate2 {compute}")
         return
-    hf = HfBackend(LoadedWhisper(model, processor, "in memory"), context=context, policy=policy)
+    hf = HfBackend(LoadedWhisper(model, processor, "in memory"), context=runtime.context,
+                   policy=policy)
     yield Engine(hf, options, "in memory, transformers")

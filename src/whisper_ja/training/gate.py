@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from whisper_ja.config import ConfigError, field
-from whisper_ja.model.device import CT2_COMPUTE_TYPES
+from whisper_ja.inference.options import RuntimeSettings
 from whisper_ja.text.bootstrap import paired_bootstrap_counts
 from whisper_ja.text.metrics import ErrorCounts
 
@@ -55,12 +55,11 @@ class GateSettings:
                          "bootstrap); point: when the measured change is above budget")
     bootstrap: int = field(1000, help="paired-bootstrap resamples")
     confidence: float = field(0.95, help="confidence of the paired interval")
-    backend: Literal["transformers", "ct2"] = field(
-        "transformers", help="decode the check sets with transformers, or with a CTranslate2 "
-        "export of each judged checkpoint (made in a few seconds; ~2x faster on a CPU in "
-        "float32, benchmarks/decode_speed.py; the untouched model is judged the same way)")
-    compute_type: str = field("float32", help="backend ct2: weights and compute type of the "
-                              "exports (float32 decodes as transformers does; int8 is faster)")
+    runtime: RuntimeSettings = field(
+        default_factory=RuntimeSettings, inline=True,
+        help="where the check sets are decoded (gate.backend, gate.compute_type, gate.device): "
+             "as every command decodes; on CTranslate2 through a snapshot of each judged "
+             "checkpoint (made in a few seconds, ~2x faster on a CPU than transformers)")
 
     def __post_init__(self) -> None:
         for name in ("cer_budget", "wer_budget", "language_id_budget", "limit", "loop_budget"):
@@ -70,11 +69,6 @@ class GateSettings:
             raise ConfigError(f"gate.bootstrap: must be >= 1, got {self.bootstrap}")
         if not 0 < self.confidence < 1:
             raise ConfigError(f"gate.confidence: must be in (0, 1), got {self.confidence}")
-        # One name for both the exports' weights and their compute type, so not auto/default.
-        if self.compute_type not in CT2_COMPUTE_TYPES or self.compute_type in ("auto",
-                                                                               "default"):
-            raise ConfigError(f"gate.compute_type: not a CTranslate2 weight type: "
-                              f"{self.compute_type!r}")
 
     @property
     def active(self) -> bool:

@@ -24,7 +24,7 @@ import torch
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.data.manifest import Utterance, read_manifest
 from whisper_ja.evaluation.retention.measure import measure_retention
-from whisper_ja.inference.engine import Engine, live_engine
+from whisper_ja.inference.engine import Engine, live_engine, needs_snapshot
 from whisper_ja.inference.options import DecodingOptions
 from whisper_ja.model import load_model
 from whisper_ja.model.context import (
@@ -88,12 +88,6 @@ def measure_checks(decoder: Engine, unseen: Sequence[Utterance],
     return scores
 
 
-def _ct2_device(model: Any) -> str:
-    """Where the model's export runs: the model's GPU, else the CPU."""
-    device = next(model.parameters()).device
-    return str(device) if device.type == "cuda" else "cpu"
-
-
 @dataclass(frozen=True)
 class GateDecoding:
     """How the gate decodes a model: backend, options, context policy."""
@@ -114,9 +108,8 @@ class GateDecoding:
         model.eval()
         try:
             policy = dataclasses.replace(self.policy, dynamic=uses_dynamic_context(model))
-            with live_engine(model, processor, self.settings.backend, self.options, policy,
-                             compute_type=self.settings.compute_type,
-                             device=_ct2_device(model)) as engine:
+            with live_engine(model, processor, self.settings.runtime, self.options,
+                             policy) as engine:
                 yield engine
         finally:
             model.train(was_training)
@@ -129,7 +122,7 @@ class GateDecoding:
 
 
 def training_decoding(config: TrainConfig) -> GateDecoding:
-    """How a training run's gate decodes (and its validation, on ``gate.backend: ct2``).
+    """How a training run's gate decodes (and its validation, when the gate snapshots).
 
     As validation does: the run's token limit, batch size and context policy, the guards on.
     """
@@ -147,7 +140,7 @@ def untouched_decoder(config: TrainConfig, model: Any, processor: Any, *,
     here) and the gate decodes on ``ct2``: then one snapshot serves the gate's untouched scores
     and the step-0 validation, instead of two exports of the same weights (~5-8 s on a CPU).
     """
-    if not (wanted and config.gate.active and config.gate.backend == "ct2"):
+    if not (wanted and config.gate.active and needs_snapshot(config.gate.runtime)):
         yield None
         return
     with training_decoding(config).decoder(model, processor) as decoder:
@@ -266,7 +259,7 @@ def gate_models(model: str, adapter: Path | None, settings: GateSettings, *,
 
     The untouched model is ``baseline`` when given, else ``model`` without its adapter; both
     decode with the adapted model's context (its saved policy, the 8 s floor by default) on
-    ``settings.backend``, as the gate does during training.
+    ``settings.runtime``, as the gate does during training.
 
     Returns:
         The verdict and its one line.

@@ -42,7 +42,7 @@ from transformers import get_scheduler
 
 from whisper_ja.config import save_config
 from whisper_ja.data.collate import IGNORE_INDEX
-from whisper_ja.inference.engine import Engine
+from whisper_ja.inference.engine import Engine, needs_snapshot
 from whisper_ja.model import load_model
 from whisper_ja.training.checkpoint import (
     RunLog,
@@ -279,13 +279,13 @@ def _judge(run: _Run, model: Any, decoder: Engine | None = None
            ) -> tuple[float, bool, bool, dict[str, Any]]:
     """In-domain CER, whether it beats the kept one, the gate's verdict and its log entry.
 
-    With ``gate.backend: ct2`` one CTranslate2 snapshot of the model (``decoder`` when the
+    With a CTranslate2 gate (``gate.backend``) one snapshot of the model (``decoder`` when the
     caller has one) decodes both the validation set and the gate's check sets.
     """
     if decoder is not None:
         cer = validate_decoded(decoder, run.data.validation_utterances)
         return (cer, *_gate_verdict(run, model, cer, decoder))
-    if run.gate is not None and run.gate.settings.backend == "ct2":
+    if run.gate is not None and needs_snapshot(run.gate.settings.runtime):
         with run.gate.decoding.decoder(model, run.processor) as decoder:
             cer = validate_decoded(decoder, run.data.validation_utterances)
             return (cer, *_gate_verdict(run, model, cer, decoder))

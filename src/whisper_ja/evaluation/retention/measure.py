@@ -184,7 +184,8 @@ def evaluate_retention(model: Any, processor: Any, utterances: Sequence[Utteranc
     settings = settings or RetentionSettings()
     # No previous-text prompt: the suite decodes other languages than any prompt's.
     options = dataclasses.replace(settings.options, initial_prompt="")
-    with live_engine(model, processor, "transformers", options, settings.policy) as engine:
+    with live_engine(model, processor, RuntimeSettings(backend="transformers"), options,
+                     settings.policy) as engine:
         return measure_retention(engine, utterances, settings=settings, label=label)
 
 
