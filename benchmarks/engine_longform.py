@@ -27,6 +27,7 @@ the sentence before them), so the sentences' counts add up to the recording's.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -60,6 +61,8 @@ from whisper_ja.text.metrics import ErrorCounts
 from whisper_ja.text.normalize import normalize
 
 REFERENCE = "faster-whisper"
+BEFORE_ENGINE = importlib.util.find_spec("whisper_ja.inference.engine") is None
+"""A checkout from before the engine (``PYTHONPATH=OLD/src``): its front door is measured."""
 DEFAULT_ARMS = ("transcribe", "transcribe --adapter", REFERENCE,
                 "faster-whisper (adapter export)")
 OPTIONAL_ARMS = ("transcribe batched", "transcribe --backend ct2",
@@ -252,8 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             arm: [[[s.start, s.end, s.text] for s in map(_as_segment, f)] for f in found]
             for arm, found in decoded.segments.items()}}
         print(texts[-1], flush=True)
-    header = (f"{stamp}; {machine_line()} (shared with other work); {args.model}, adapter "
-              f"{args.adapter}; faster-whisper int8, VAD, beam {args.fw_beam}")
+    adapter = (f", adapter {args.adapter}" if {"transcribe --adapter",
+                                                "faster-whisper (adapter export)"} & set(arms)
+               else "")
+    header = (f"{stamp}; {machine_line()} (shared with other work); {args.model}{adapter}; "
+              f"faster-whisper int8, VAD, beam {args.fw_beam}; whisper-ja "
+              f"{'before the engine (inference.transcribe)' if BEFORE_ENGINE else 'engine'}")
     text = header + "\n\n" + "\n\n".join(texts)
     print(text)
     tag = f"-{args.label}" if args.label else ""

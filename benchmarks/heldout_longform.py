@@ -111,7 +111,7 @@ SETS = {
 MAX_RECORDINGS = 4
 """Recordings the sentence pool is sized for (fixed, so a set's sentences do not depend on how
 many of its recordings are made)."""
-INCREMENTS = (18, 22, 28)
+INCREMENTS = (18, 22, 28, 30, 32, 34, 37, 40)
 """Sentences synthesized per recording, tried in turn until the recording is long enough (a
 rerun reuses the clips already rendered)."""
 TATOEBA_MIN_CHARS = 30
@@ -149,6 +149,15 @@ def sentence_pool(spec: SetSpec, exclude: Sequence[str] = ()) -> list[SourceSent
     chosen = long_ones + news[offset * (wanted - half): (offset + 1) * (wanted - half)]
     random.Random(spec.seed).shuffle(chosen)
     return chosen
+
+
+def candidates(pool: Sequence[SourceSentence], spec: SetSpec, index: int,
+               ) -> list[SourceSentence]:
+    """Recording ``index``'s sentences: its own share of the pool, then a part of the spare
+    shares (the pool is sized for :data:`MAX_RECORDINGS`) for voices that read fast."""
+    own = list(pool[index * spec.candidates: (index + 1) * spec.candidates])
+    spare = pool[len(spec.voices) * spec.candidates: MAX_RECORDINGS * spec.candidates]
+    return own + list(spare[index::len(spec.voices)])
 
 
 def _pause(rng: np.random.Generator, spec: SetSpec) -> float:
@@ -250,10 +259,16 @@ def build_set(spec: SetSpec, root: Path = ROOT, exclude: Sequence[Path] = ()) ->
     pool = sentence_pool(spec, excluded)
     records, dropped = [], 0
     for index, voice in enumerate(spec.voices):
-        chunk = pool[index * spec.candidates: (index + 1) * spec.candidates]
+        chunk = candidates(pool, spec, index)
+        # Clips outside sentence_seconds are not kept on disk: remember them, never re-render.
+        memory = folder / "clips" / f"{index}" / "rejected.json"
+        rejected = set(json.loads(memory.read_text("utf-8"))) if memory.is_file() else set()
         for wanted in INCREMENTS:  # synthesis is slow: only as many sentences as needed
-            clips = _synthesize(spec, voice, chunk[:wanted], folder / "clips" / f"{index}",
+            asked = [s for s in chunk[:wanted] if s.id not in rejected]
+            clips = _synthesize(spec, voice, asked, folder / "clips" / f"{index}",
                                 spec.seed + index)
+            rejected |= {s.id for s in asked} - {u.id.rsplit("/", 1)[1] for u in clips}
+            memory.write_text(json.dumps(sorted(rejected)), "utf-8")
             try:
                 audio, segments, noise, used = assemble(
                     [(u.text, load_audio(u.audio)) for u in clips], spec,
@@ -262,7 +277,7 @@ def build_set(spec: SetSpec, root: Path = ROOT, exclude: Sequence[Path] = ()) ->
             except ValueError:
                 if wanted >= len(chunk):
                     raise
-        dropped += min(wanted, len(chunk)) - len(clips)
+        dropped += len(rejected & {s.id for s in chunk[:wanted]})
         path = folder / "audio" / f"{spec.name}-{index:02d}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, audio, SAMPLE_RATE, subtype="FLOAT")
