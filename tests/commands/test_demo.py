@@ -35,42 +35,35 @@ def test_training_precision_reaches_train(tmp_path, monkeypatch, precision):
     monkeypatch.setattr(demo, "train", trained.append)
     demo._train(DemoConfig(out=tmp_path, precision=precision))
     assert trained[0].precision == precision
-    assert trained[0].gate.backend == "ct2"
+    assert trained[0].gate.runtime.backend == "ct2"
 
 
 @pytest.mark.parametrize("backend", ["ct2", "transformers"])
 def test_evaluations_decode_on_the_chosen_backend(tmp_path, monkeypatch, backend):
     from whisper_ja.commands import demo
 
-    exported, evaluated = [], []
-
-    def export(config):
-        exported.append((config.adapter, config.out))
-        (config.out).mkdir(parents=True)
-        (config.out / "README.md").write_text("card", encoding="utf-8")
-
-    monkeypatch.setattr(demo, "export_model", export)
+    evaluated = []
     monkeypatch.setattr(demo, "evaluate", evaluated.append)
+    monkeypatch.setattr(demo.make_longform_command, "run", lambda settings: None)
     config = DemoConfig(out=tmp_path, backend=backend)
     adapter = tmp_path / "train"
     adapter.mkdir()
     demo._evaluate(config, "eval_before")
     demo._evaluate(config, "eval_after", adapter)
-    demo._evaluate(config, "eval_after", adapter)  # a finished export is reused
-    before, after = evaluated[0], evaluated[1]
-    assert {e.backend for e in evaluated} == {backend}
-    if backend == "ct2":
-        assert exported == [(None, tmp_path / "ct2" / "untouched"),
-                            (adapter, tmp_path / "ct2" / "fine-tuned")]
-        assert before.model == str(tmp_path / "ct2" / "untouched") and before.adapter is None
-        assert after.model == str(tmp_path / "ct2" / "fine-tuned") and after.adapter is None
-        assert after.compute_type == "float32"
-    else:
-        assert exported == []
-        assert before.model == after.model == config.model
-        assert before.adapter is None and after.adapter == adapter
-    assert before.context == "dynamic" and after.context == "auto"
+    demo._evaluate_longform(config, adapter)
+    before, after, longform = evaluated
+    assert {e.runtime.backend for e in evaluated} == {backend}
+    # Every step names the model and its adapter; on ct2 the engine decodes their cached
+    # conversion (adapter merged), float32: transformers' transcripts to float rounding.
+    assert {e.runtime.compute_type for e in evaluated} == {
+        "float32" if backend == "ct2" else "auto"}
+    assert before.model == after.model == longform.model == config.model
+    assert before.adapter is None and after.adapter == longform.adapter == adapter
+    assert longform.suite == "longform" and longform.baseline == config.model
+    assert before.runtime.context == "dynamic" and after.runtime.context == "auto"
     assert after.compare == tmp_path / "eval_before"
+    assert before.decoding.batch_size == after.decoding.batch_size == config.eval_batch_size
+    assert after.decoding.max_new_tokens == config.max_new_tokens
 
 
 def _overall(cer, low, high, looped=0):
@@ -129,7 +122,11 @@ def test_rows_show_the_kept_checkpoints_drifts():
 
 
 @pytest.mark.slow
-def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path, tiny_whisper, capsys):
+def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path, tiny_whisper, capsys, monkeypatch):
+    from whisper_ja.inference import ct2_cache
+
+    cache = tmp_path / "cache"  # this run's CTranslate2 conversions only
+    monkeypatch.setattr(ct2_cache, "cache_dir", lambda: cache)
     model_dir = tmp_path / "tiny"
     tiny_whisper.model.save_pretrained(model_dir)
     tiny_whisper.processor.save_pretrained(model_dir)
@@ -153,16 +150,25 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path, tiny_whisper, capsys):
         u.id for u in read_manifest(out / "split" / "train.jsonl"))
     assert all(len(r.segments) == len(r.extra["sources"]) for r in packed)
     assert any(len(r.segments) > 1 for r in packed)
-    assert all(r.duration <= config.pack_seconds or len(r.segments) == 1 for r in packed)
+    # A share of the clips is joined into recordings of up to long_seconds instead (whole
+    # 30 s windows stay in training); the rest into recordings of up to pack_seconds.
+    assert all(r.duration <= (config.long_seconds if r.id.startswith("long-")
+                              else config.pack_seconds) or len(r.segments) == 1 for r in packed)
+    assert any(r.id.startswith("long-") for r in packed)
     english = read_manifest(out / "english_train_packed" / "manifest.jsonl")
     assert {r.language() for r in english} == {"en"}
     trained = (out / "train" / "config.yaml").read_text("utf-8")
     assert "split_packed" in trained and "timestamp_probability: 0.5" in trained
     after = json.loads((out / "eval_after" / "report.json").read_text("utf-8"))
     assert after["comparison"]["paired_utterances"] == len(test)
-    # Decoded as deployed: the evaluation exports are the long-audio step's too.
+    # Decoded as deployed: float32 CTranslate2 conversions of the model and of the model with
+    # its adapter merged, cached; the long-audio step decodes the same two conversions.
     assert "CTranslate2 float32" in after["decoding"]
-    assert after["model"] == str(out / "ct2" / "fine-tuned")
+    assert after["model"] == f"{model_dir} + {out / 'train'}, CTranslate2 float32"
+    index = json.loads((cache / "ct2" / "index.json").read_text("utf-8"))
+    assert len(index) == 2  # the model alone, and with its adapter
+    # Converted once per weights (one folder when the kept adapter is the untouched model's).
+    assert {p.parent.name for p in (cache / "ct2").glob("*/model.bin")} == set(index.values())
     longform = json.loads((out / "eval_longform" / "report.json").read_text("utf-8"))
     assert set(longform["systems"]) == {"untouched", "fine-tuned"}
     joined = read_manifest(out / "longform" / "manifest.jsonl")
