@@ -34,7 +34,7 @@ def test_gate_judges_each_validation_and_keeps_a_passing_model(
     config = tiny_config(out, tiny_whisper_dir, clips_manifest, "mode=lora",
                          f"data.validation=[{clips_manifest}]", "run.validate_at_start=true",
                          "run.validate_every=2", f"gate.unseen=[{clips_manifest}]",
-                         "gate.bootstrap=50")
+                         "gate.bootstrap=50", "gate.backend=transformers")
     _in_domain_cers(monkeypatch, 0.5, 0.4)  # step 2 is better in-domain: a candidate
     summary = train(config).summary
     assert [v["step"] for v in summary["gate_validations"]] == [0, 2]
@@ -65,7 +65,8 @@ def test_gate_skips_checkpoints_that_cannot_be_kept(tmp_path, tiny_whisper_dir, 
                          f"data.validation=[{clips_manifest}]", "run.validate_at_start=true",
                          "run.validate_every=2", "run.patience=0",
                          f"gate.unseen=[{clips_manifest}]", "gate.bootstrap=50",
-                         "gate.cer_budget=10", "gate.loop_budget=100")  # every judged one passes
+                         "gate.cer_budget=10", "gate.loop_budget=100",  # every judged one passes
+                         "gate.backend=transformers")  # validation through loop.validate
     summary = train(config).summary
     assert judged == [0, 2] and summary["best_step"] == 2
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
