@@ -93,3 +93,31 @@ def test_shuffle_buffer_is_a_permutation_fixed_by_its_seed():
     first = list(shuffled(range(1000), 50, np.random.default_rng(3)))
     assert sorted(first) == list(range(1000)) and first != list(range(1000))
     assert first == list(shuffled(range(1000), 50, np.random.default_rng(3)))
+
+
+def test_shard_streams_a_hub_corpus_into_shards_without_an_audio_copy(tmp_path, ja_clips,
+                                                                      capsys):
+    import datasets
+
+    from whisper_ja.cli import main
+
+    rows = {"audio": [{"bytes": c.path.read_bytes(), "path": f"{i}.wav"}
+                      for i, c in enumerate(ja_clips)] + [{"bytes": b"RIFFjunk", "path": "x.wav"}],
+            "transcription": [c.text for c in ja_clips] + ["壊れた"],
+            "name": [f"n{i}" for i in range(len(ja_clips) + 1)]}
+    # audio stored as Audio's own struct (bytes, path): building an Audio column needs torchcodec
+    features = datasets.Features({"audio": {"bytes": datasets.Value("binary"),
+                                            "path": datasets.Value("string")},
+                                  "transcription": datasets.Value("string"),
+                                  "name": datasets.Value("string")})
+    saved = tmp_path / "hub_copy"
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(saved))
+    out = tmp_path / "shards"
+    code = main(["shard", "--hub", str(saved), "--out", str(out), "--clips-per-shard", "3"])
+    err = capsys.readouterr().err
+    assert code == 1 and "whisper-ja shard: bad input: unreadable audio" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hub_copy", "shards"]  # no audio/
+    items = [i for s in plan_sources([out], 1, 1) for i in iter_source(s)]
+    assert [i.utterance.text for i in items] == [c.text for c in ja_clips]
+    assert items[0].utterance.id == "reazonspeech/n0" and items[0].audio == \
+        ja_clips[0].path.read_bytes()

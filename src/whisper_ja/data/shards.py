@@ -18,14 +18,14 @@ import json
 import os
 import tarfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.data.stream_sources import SHARD_INDEX
 
-__all__ = ["ShardReport", "write_shards"]
+__all__ = ["ShardReport", "write_clip_shards", "write_shards"]
 
 
 @dataclass
@@ -57,24 +57,34 @@ def write_shards(utterances: Iterable[Utterance], out: Path, clips_per_shard: in
     Returns:
         The shards written, clips, seconds, and the skipped clips counted and named.
     """
-    out.mkdir(parents=True, exist_ok=True)
     report = ShardReport()
-    archive: tarfile.TarFile | None = None
-    entry: dict[str, object] = {}
+    return write_clip_shards(_with_bytes(utterances, report), out, clips_per_shard, report)
+
+
+def _with_bytes(utterances: Iterable[Utterance], report: ShardReport
+                ) -> Iterator[tuple[Utterance, bytes]]:
     for utt in utterances:
-        audio = Path(utt.audio)
         try:
-            data = audio.read_bytes()
+            yield utt, Path(utt.audio).read_bytes()
         except OSError as err:
             report.skipped["missing audio"] += 1
             if len(report.named) < 20:
-                report.named.append(f"{utt.id}: {audio}: {err.strerror}")
-            continue
+                report.named.append(f"{utt.id}: {utt.audio}: {err.strerror}")
+
+
+def write_clip_shards(clips: Iterable[tuple[Utterance, bytes]], out: Path, clips_per_shard: int,
+                      report: ShardReport | None = None) -> ShardReport:
+    """Write clips given with their encoded audio (a hub corpus streamed: no file between)."""
+    out.mkdir(parents=True, exist_ok=True)
+    report = report or ShardReport()
+    archive: tarfile.TarFile | None = None
+    entry: dict[str, object] = {}
+    for utt, data in clips:
         if archive is None:
             entry = {"name": f"shard-{len(report.shards):06d}.tar", "clips": 0, "seconds": 0.0}
             archive = tarfile.open(out / f".{entry['name']}.partial", "w")  # noqa: SIM115
         key = f"{report.clips:09d}"
-        member = f"{key}{audio.suffix.lower() or '.wav'}"
+        member = f"{key}{Path(utt.audio).suffix.lower() or '.wav'}"
         record = json.loads(utt.to_json())
         record["audio"] = member
         _add(archive, f"{key}.json", json.dumps(record, ensure_ascii=False).encode())

@@ -9,13 +9,18 @@ are written once to the output's ``audio/`` folder (kept on a rerun), and files 
 
 from __future__ import annotations
 
+import io
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from whisper_ja.data.corpora.base import CorpusError
+import soundfile as sf
 
-__all__ = ["audio_file", "is_saved_dataset", "load_splits"]
+from whisper_ja.data.corpora.base import CorpusError
+from whisper_ja.data.manifest import Utterance
+
+__all__ = ["audio_file", "hub_clips", "is_saved_dataset", "load_splits"]
 
 
 def is_saved_dataset(path: Path) -> bool:
@@ -91,3 +96,41 @@ def audio_file(value: Any, folder: Path, stem: str) -> Path:
         tmp.write_bytes(raw)
         tmp.replace(target)
     return target
+
+
+def hub_clips(source: str, config_name: str | None, split: str, *, text_column: str,
+              corpus: str, skipped: Counter[str], named: list[str]
+              ) -> Iterator[tuple[Utterance, bytes]]:
+    """A hub corpus streamed (or a ``save_to_disk`` folder) as clips with their audio bytes.
+
+    Nothing is written here: ``whisper-ja shard`` puts the bytes straight into its shards, so
+    a streamed corpus is not copied into an ``audio/`` folder first (as ``prepare`` does, which
+    needs files). Rows without readable audio or text are skipped, counted and named (first
+    20) in ``skipped`` and ``named``.
+    """
+    for _, rows in load_splits(source, source, config_name, [split], streaming=True):
+        for index, row in enumerate(rows):
+            where = f"{source} [{split} row {index}]"
+            value = row.get("audio")
+            raw = value.get("bytes") if isinstance(value, dict) else None
+            name = str(value.get("path") or "") if isinstance(value, dict) else ""
+            try:
+                data = raw or Path(name).read_bytes()
+                duration = float(sf.info(io.BytesIO(data)).duration)
+            except (OSError, RuntimeError, sf.LibsndfileError) as err:
+                _skip(skipped, named, "unreadable audio", f"{where}: {err}")
+                continue
+            text = row.get(text_column)
+            if not isinstance(text, str) or not text.strip():
+                _skip(skipped, named, "no transcript", f"{where}: column {text_column!r}")
+                continue
+            stem = str(row.get("id") or row.get("name") or f"{split}-{index:09d}")
+            yield (Utterance(f"{corpus}/{Path(stem).with_suffix('')}",
+                             Path(name).name or f"{stem}.wav", text, duration, corpus,
+                             extra={"official_split": split}), data)
+
+
+def _skip(skipped: Counter[str], named: list[str], reason: str, where: str) -> None:
+    skipped[reason] += 1
+    if len(named) < 20:
+        named.append(f"{reason}: {where}")
