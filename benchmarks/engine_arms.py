@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import io
@@ -52,7 +53,9 @@ def whisper_ja_default_files(paths: Sequence[Path], model: str,
     config = TranscribeConfig(audio=tuple(str(p) for p in paths), model=model,
                               adapter=str(adapter) if adapter else None, output_format="json")
     out = io.StringIO()
-    if run(config, out=out) != 0:
+    with contextlib.redirect_stdout(out):  # run() writes to stdout, as the command does
+        failed = run(config)
+    if failed:
         raise RuntimeError("whisper-ja transcribe failed on some file")
     texts = {json.loads(line)["audio"]: json.loads(line)["text"]
              for line in out.getvalue().splitlines()}

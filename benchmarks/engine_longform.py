@@ -229,6 +229,8 @@ def machine_line() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", "src"], capture_output=True,
+                            text=True).stdout.strip()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     manifests = {name: build_set(SETS[name], ROOT, args.exclude) for name in args.sets}
@@ -255,15 +257,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             arm: [[[s.start, s.end, s.text] for s in map(_as_segment, f)] for f in found]
             for arm, found in decoded.segments.items()}}
         print(texts[-1], flush=True)
-    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", "src"], capture_output=True,
-                            text=True).stdout.strip()
     adapter = (f", adapter {args.adapter}" if {"transcribe --adapter",
                                                 "faster-whisper (adapter export)"} & set(arms)
                else "")
     header = (f"{stamp}; {machine_line()} (shared with other work); {args.model}{adapter}; "
               f"faster-whisper int8, VAD, beam {args.fw_beam}; whisper-ja "
               f"{'before the engine (inference.transcribe)' if BEFORE_ENGINE else 'engine'}, "
-              f"src at {commit or '?'} when the run ended")
+              f"src at {commit or '?'} when the run started")
     text = header + "\n\n" + "\n\n".join(texts)
     print(text)
     tag = f"-{args.label}" if args.label else ""
