@@ -121,3 +121,13 @@ def test_shard_streams_a_hub_corpus_into_shards_without_an_audio_copy(tmp_path, 
     assert [i.utterance.text for i in items] == [c.text for c in ja_clips]
     assert items[0].utterance.id == "reazonspeech/n0" and items[0].audio == \
         ja_clips[0].path.read_bytes()
+
+
+def test_a_large_manifest_is_estimated_from_samples_not_counted(tmp_path, monkeypatch):
+    from whisper_ja.data import stream_sources
+
+    path = manifest_of(tmp_path, 3000)
+    monkeypatch.setattr(stream_sources, "COUNT_EXACTLY_BYTES", 1000)
+    monkeypatch.setattr(stream_sources, "SAMPLES", 8)
+    monkeypatch.setattr(stream_sources, "SAMPLE_BYTES", 8192)
+    assert abs(estimated_clips([path]) - 3000) < 150
