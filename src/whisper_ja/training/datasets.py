@@ -223,7 +223,8 @@ def _pseudo_cer(utt: Utterance) -> float:
 def _streamed(config: TrainConfig, processor: Any, accelerator: Any) -> StreamSteps:
     """Readers in DataLoader workers; nothing is read before the first step.
 
-    Only file sizes (and, to size the schedule when ``optim.max_steps`` is 0, a newline count).
+    Only file sizes (and, to size the schedule when ``optim.max_steps`` is 0, a row count or
+    estimate: :func:`~whisper_ja.data.stream_sources.estimated_clips`).
     """
     world, workers = accelerator.num_processes, config.efficiency.workers
     slots = world * max(workers, 1)
