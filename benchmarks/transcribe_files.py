@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import random
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ from engine_arms import (
     stock_faster_whisper,
     whisper_ja_default_files,
 )
-from engine_longform import machine_line
+from engine_longform import BEFORE_ENGINE, machine_line
 from heldout_longform import DEFAULT_EXCLUDE
 
 from whisper_ja.data import tatoeba
@@ -162,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "transcribe": lambda p: whisper_ja_default_files(p, args.model, args.adapter),
         "faster-whisper": faster_whisper_files(ct2, args.threads, args.fw_beam),
     }
+    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", "src"], capture_output=True,
+                            text=True).stdout.strip()
     texts, rounds = timed_rounds(arms, paths, args.repeats)
     seconds = sum(u.duration for u in utts)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -169,7 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"files, {seconds:.0f} s of audio ({min(u.duration for u in utts):.1f}-"
              f"{max(u.duration for u in utts):.1f} s); {args.model}"
              f"{' + ' + str(args.adapter) if args.adapter else ''}; faster-whisper int8, VAD, "
-             f"beam {args.fw_beam}; start-up included; median of {args.repeats} rounds")
+             f"beam {args.fw_beam}; start-up included; median of {args.repeats} rounds; "
+             f"whisper-ja {'before the engine' if BEFORE_ENGINE else 'engine'}, src at "
+             f"{commit or '?'} when the run started")
     text, results = report(utts, texts, rounds, title)
     print(text)
     tag = f"-{args.label}" if args.label else ""
