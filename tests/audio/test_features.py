@@ -23,6 +23,7 @@ from whisper_ja.audio.features import (
 from whisper_ja.config import ConfigError
 from whisper_ja.data.feature_cache import FeatureCache
 from whisper_ja.data.manifest import Utterance
+from whisper_ja.errors import AudioError
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +174,7 @@ def test_cache_rebuilds_corrupt_entries_and_names_missing_audio(tmp_path, extrac
     cache.path(utt, extractor).write_bytes(b"truncated")
     np.testing.assert_array_equal(cache.get(utt, extractor), good)
     assert cache.rebuilt == 1 and cache.misses == 2
-    with pytest.raises(FileNotFoundError, match="missing.wav"):
+    with pytest.raises(AudioError, match="missing.wav"):
         cache.get(_utterance(tmp_path / "missing.wav", "u2"), extractor)
 
 
