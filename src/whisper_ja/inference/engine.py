@@ -40,6 +40,7 @@ from whisper_ja.inference.clips import (
 )
 from whisper_ja.inference.ct2_cache import cached_ct2
 from whisper_ja.inference.ct2_snapshot import ct2_snapshot
+from whisper_ja.inference.faster import check_compute_type
 from whisper_ja.inference.longform import (
     LongformStats,
     long_audio_segments,
@@ -198,11 +199,12 @@ def load_engine(model: str, adapter: str | None, runtime: RuntimeSettings,
     label = model + (f" + {adapter}" if adapter else "")
     device = resolve_device(runtime.device)  # a GPU that is not there: refused before any work
     if name == "ct2":
-        folder = model if is_ct2_folder(model) and not adapter else str(cached_ct2(model,
-                                                                                   adapter))
         compute = runtime.compute_type
         if compute == "auto":
             compute = "int8" if device.type == "cpu" else "int8_float16"
+        check_compute_type(compute, runtime.device)  # refused before any conversion
+        folder = model if is_ct2_folder(model) and not adapter else str(cached_ct2(model,
+                                                                                   adapter))
         backend: Backend = Ct2Backend.load(folder, compute_type=compute, device=runtime.device,
                                            cpu_threads=runtime.cpu_threads,
                                            context=runtime.context)
