@@ -224,8 +224,11 @@ def evaluate_cer(model: str, adapter: Path | None, manifest: Path, out: Path,
 
     ``settings`` are further ``EvaluateConfig`` fields (e.g. ``max_new_tokens``).
     """
-    report = evaluate(EvaluateConfig(manifest=manifest, model=model, adapter=adapter, out=out,
-                                     **settings))
+    # load_config, not the constructor: settings name fields of the inline decoding/runtime
+    # blocks (max_new_tokens, backend...) as users write them.
+    report = evaluate(load_config(EvaluateConfig, base={
+        "manifest": str(manifest), "model": model, "adapter": str(adapter) if adapter else None,
+        "out": str(out), **settings}))
     return dict(report.data["overall"]["cer"])
 
 
