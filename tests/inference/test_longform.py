@@ -24,7 +24,7 @@ from whisper_ja.inference.longform import (
 from whisper_ja.inference.options import DecodingOptions, LongformOptions, PauseSettings
 from whisper_ja.inference.timestamps import SpeechSpan
 
-NO_PAUSES = PauseSettings(split=False, snap_s=0.0)
+NO_PAUSES = PauseSettings(split=False, snap_s=0.0, merge_gap_s=0.0)
 
 
 @pytest.fixture

@@ -150,3 +150,18 @@ def test_the_pause_pass_finds_a_short_pause_that_decoding_vad_bridges(ja_clips):
     # a pause shorter than min_pause_ms is no pause: the stretch runs through it
     coarse = pause_stretches(audio, VadSettings(), PauseSettings(min_pause_ms=1000))
     assert any(s.start < middle < s.end for s in coarse), coarse
+
+
+def test_clauses_are_joined_to_the_segment_that_continues_them():
+    from whisper_ja.inference.pause_split import merge_clauses
+
+    clause = Segment(0.0, 2.0, "雨が降ったので、", token_ids=(1,))
+    rest = Segment(2.4, 4.0, "家にいました。", token_ids=(2,))
+    next_sentence = Segment(4.5, 6.0, "明日は晴れ。", token_ids=(3,))
+    far = Segment(9.0, 10.0, "そして", token_ids=(4,))
+    later = Segment(12.0, 13.0, "終わり。", token_ids=(5,))
+    merged = merge_clauses([clause, rest, next_sentence, far, later], max_gap=1.0)
+    assert [(s.start, s.end, s.text) for s in merged] == [
+        (0.0, 4.0, "雨が降ったので、家にいました。"), (4.5, 6.0, "明日は晴れ。"),
+        (9.0, 10.0, "そして"), (12.0, 13.0, "終わり。")]
+    assert merged[0].token_ids == (1, 2)

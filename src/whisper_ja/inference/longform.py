@@ -34,6 +34,7 @@ from whisper_ja.inference.pause_split import (
     apply_cuts,
     find_cuts,
     known_end_probability,
+    merge_clauses,
     plan_cuts,
     snap_segments,
 )
@@ -113,9 +114,10 @@ class _Decoder:
         found = [window_segments(parse, result, window.span.start, self.text, timed)
                  for window, result, parse, timed in zip(windows, results, parses, words,
                                                          strict=True)]
-        if self.stretches is None:
-            return found
-        return self.cut_at_pauses(encoded, rows, windows, found)
+        if self.stretches is not None:
+            found = self.cut_at_pauses(encoded, rows, windows, found)
+        gap = self.options.longform.pauses.merge_gap_s
+        return [merge_clauses(segs, gap) for segs in found] if gap > 0 else found
 
     def words(self, encoded: Encoded, rows: Sequence[int], windows: Sequence[Window],
               parses: Sequence[WindowParse]) -> list[list[list[Word]] | None]:

@@ -103,6 +103,9 @@ class PauseSettings:
     snap_s: float = field(1.0, help="a segment start (end) in silence moves onto the speech "
                                     "onset (offset) at most this far away (s; 0: off)")
     pad_ms: int = field(30, help="padding each side of the pause pass's speech (ms)")
+    merge_gap_s: float = field(
+        1.0, help="a segment that ends no sentence (no 。!? at its end) is joined to the next "
+                  "one starting within this many seconds (0: off)")
 
     def __post_init__(self) -> None:
         if self.min_pause_ms <= 0:
@@ -111,9 +114,9 @@ class PauseSettings:
         if not 0.0 < self.end_probability <= 1.0:
             raise ConfigError(f"longform.pauses.end_probability: must be in (0, 1], got "
                               f"{self.end_probability}")
-        if self.snap_s < 0 or self.pad_ms < 0:
-            raise ConfigError(f"longform.pauses: snap_s and pad_ms must be >= 0, got "
-                              f"{self.snap_s}, {self.pad_ms}")
+        if self.snap_s < 0 or self.pad_ms < 0 or self.merge_gap_s < 0:
+            raise ConfigError(f"longform.pauses: snap_s, pad_ms and merge_gap_s must be >= 0, "
+                              f"got {self.snap_s}, {self.pad_ms}, {self.merge_gap_s}")
 
     @property
     def active(self) -> bool:

@@ -254,3 +254,28 @@ def snap_segments(segments: Sequence[Segment], stretches: Sequence[SpeechSpan],
                 end = offset
         out.append(replace(segment, start=round(start, 3), end=round(end, 3)))
     return out
+
+
+SENTENCE_ENDS = ("。", "！", "？", "!", "?", "．")
+"""Characters that end a Japanese sentence: a segment ending otherwise is a clause."""
+
+
+def merge_clauses(segments: Sequence[Segment], max_gap: float) -> list[Segment]:
+    """A window's segments with each clause joined to the segment that continues it.
+
+    Whisper often ends a segment at a comma pause (、 or nothing written); a segment that does
+    not end a sentence and is followed within ``max_gap`` seconds is merged with the next, so
+    segments are sentences (what subtitles and boundary scores expect).
+    """
+    merged: list[Segment] = []
+    for segment in segments:
+        last = merged[-1] if merged else None
+        if (last is not None and not last.text.rstrip().endswith(SENTENCE_ENDS)
+                and segment.start - last.end <= max_gap):
+            merged[-1] = replace(last, end=segment.end, text=last.text + segment.text,
+                                 words=(*last.words, *segment.words),
+                                 token_ids=(*last.token_ids, *segment.token_ids),
+                                 looped=last.looped or segment.looped)
+        else:
+            merged.append(segment)
+    return merged
