@@ -175,8 +175,8 @@ class Engine:
         return detect_languages(self.backend, audios, self.options.batch_size, progress)
 
 
-def resolve_backend(model: str, runtime: RuntimeSettings) -> str:
-    """``transformers`` or ``ct2``: what ``runtime.backend`` means for this model.
+def resolve_backend(runtime: RuntimeSettings) -> str:
+    """``transformers`` or ``ct2``: what ``runtime.backend`` means here.
 
     ``auto``: CTranslate2 unless a torch dtype was asked for or CTranslate2 is not installed.
     """
@@ -187,6 +187,21 @@ def resolve_backend(model: str, runtime: RuntimeSettings) -> str:
     return "ct2"
 
 
+def _compute_type(runtime: RuntimeSettings) -> str:
+    """The CTranslate2 compute type to load with, checked against the device.
+
+    ``auto`` is int8 on a CPU and int8_float16 on a GPU.
+
+    Raises:
+        ConfigError: a GPU that is not there, or a type the device cannot run (named).
+    """
+    compute = runtime.compute_type
+    if compute == "auto":
+        compute = "int8" if resolve_device(runtime.device).type == "cpu" else "int8_float16"
+    check_compute_type(compute, runtime.device)
+    return compute
+
+
 def load_engine(model: str, adapter: str | None, runtime: RuntimeSettings,
                 options: DecodingOptions) -> Engine:
     """Load ``model`` (with ``adapter``) on the backend ``runtime`` picks: the only factory.
@@ -195,14 +210,11 @@ def load_engine(model: str, adapter: str | None, runtime: RuntimeSettings,
         ConfigError: a setting this machine or backend cannot honour (named).
         ModelError: the model or adapter cannot be loaded.
     """
-    name = resolve_backend(model, runtime)
+    name = resolve_backend(runtime)
     label = model + (f" + {adapter}" if adapter else "")
-    device = resolve_device(runtime.device)  # a GPU that is not there: refused before any work
+    resolve_device(runtime.device)  # a GPU that is not there: refused before any work
     if name == "ct2":
-        compute = runtime.compute_type
-        if compute == "auto":
-            compute = "int8" if device.type == "cpu" else "int8_float16"
-        check_compute_type(compute, runtime.device)  # refused before any conversion
+        compute = _compute_type(runtime)  # refused before any conversion
         folder = model if is_ct2_folder(model) and not adapter else str(cached_ct2(model,
                                                                                    adapter))
         backend: Backend = Ct2Backend.load(folder, compute_type=compute, device=runtime.device,
@@ -219,7 +231,7 @@ def needs_snapshot(runtime: RuntimeSettings) -> bool:
 
     Callers that decode the same weights twice (training's validation and gate) share one.
     """
-    return resolve_backend("", runtime) == "ct2"
+    return resolve_backend(runtime) == "ct2"
 
 
 @contextlib.contextmanager
@@ -232,10 +244,7 @@ def live_engine(model: Any, processor: Any, runtime: RuntimeSettings,
     transformers, the model itself, unchanged.
     """
     if needs_snapshot(runtime):
-        device = resolve_device(runtime.device)
-        compute = runtime.compute_type
-        if compute == "auto":
-            compute = "int8" if device.type == "cpu" else "int8_float16"
+        compute = _compute_type(runtime)
         with ct2_snapshot(model, processor, policy) as folder:
             backend = Ct2Backend.load(folder, compute_type=compute, context=runtime.context,
                                       device=runtime.device, cpu_threads=runtime.cpu_threads)

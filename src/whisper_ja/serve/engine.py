@@ -121,7 +121,7 @@ class Engine:
                 [audios[i] for i in pooled], options=decoding):
             results[pooled[row]] = self._result(audios[pooled[row]], segments,
                                                 stats.lost_speech_s, options)
-        for index in (i for i in live if i not in set(pooled)):
+        for index in sorted(set(live) - set(pooled)):
             done = self.engine.transcribe(audios[index], options=decoding,
                                           cancelled=partial(gave_up, index))
             segments = list(done.segments)
