@@ -130,6 +130,15 @@ def test_starts_and_ends_in_silence_move_onto_speech_when_close():
     assert snap_segments([early], STRETCHES, PauseSettings(snap_s=0.0)) == [early]
 
 
+def test_a_start_in_the_tail_of_a_speech_stretch_moves_onto_the_next_onset():
+    # Silero's offset trails the speech: a start 0.2 s before the stretch's end (11.3) is the
+    # previous sentence's end, so the segment starts at the next onset (11.6); 0.5 s before
+    # the end is inside speech and kept.
+    tail, inside = Segment(11.1, 13.0, "a"), Segment(10.8, 13.0, "b")
+    snapped = snap_segments([tail, inside], STRETCHES, PauseSettings(snap_s=1.0))
+    assert [s.start for s in snapped] == [11.6, 10.8]
+
+
 def test_the_full_stop_is_one_token_in_whisper_vocabularies(tiny_whisper, tiny_whisper_dir):
     from tokenizers import Tokenizer
 
@@ -165,3 +174,14 @@ def test_clauses_are_joined_to_the_segment_that_continues_them():
         (0.0, 4.0, "雨が降ったので、家にいました。"), (4.5, 6.0, "明日は晴れ。"),
         (9.0, 10.0, "そして"), (12.0, 13.0, "終わり。")]
     assert merged[0].token_ids == (1, 2)
+
+
+def test_a_window_written_without_punctuation_keeps_whispers_segments():
+    from whisper_ja.inference.pause_split import merge_clauses
+
+    first = Segment(0.0, 2.0, "感染が確認されました", token_ids=(1,))
+    second = Segment(2.2, 4.0, "沖縄県によりますと", token_ids=(2,))
+    assert merge_clauses([first, second], max_gap=1.0) == [first, second]
+    # one mark anywhere in the window shows it is punctuated: the clause is joined
+    marked = Segment(2.2, 4.0, "沖縄県によりますと、", token_ids=(2,))
+    assert len(merge_clauses([first, marked], max_gap=1.0)) == 1
