@@ -65,6 +65,7 @@ class FakeBackend:
     script: Script
     requests: list[GenerateRequest] = field(default_factory=list)
     encoded_batches: list[int] = field(default_factory=list)
+    encode_policies: list[ContextPolicy | None] = field(default_factory=list)
     name: str = "fake"
     vocabulary: Vocabulary = VOCABULARY
     policy: ContextPolicy = field(default_factory=lambda: ContextPolicy(dynamic=False))
@@ -76,8 +77,10 @@ class FakeBackend:
     def encode_text(self, value: str) -> list[int]:
         return [min(98, ord(c) % 90) for c in value.strip()]
 
-    def encode(self, audios: Sequence[np.ndarray]) -> FakeEncoded:
+    def encode(self, audios: Sequence[np.ndarray], policy: ContextPolicy | None = None,
+               ) -> FakeEncoded:
         self.encoded_batches.append(len(audios))
+        self.encode_policies.append(policy)
         return FakeEncoded([np.asarray(a) for a in audios])
 
     def generate(self, encoded: FakeEncoded, rows: Sequence[int], request: GenerateRequest,

@@ -41,9 +41,9 @@ class Spy:
             self.requests.append(request)
             return generate(encoded, rows, request)
 
-        def spy_encode(audios: Any) -> Any:
+        def spy_encode(audios: Any, policy: Any = None) -> Any:
             self.batches.append(len(audios))
-            return encode(audios)
+            return encode(audios, policy)
 
         def spy_align(*args: Any) -> Any:
             self.aligned += 1

@@ -196,11 +196,12 @@ class Backend(Protocol):
         """Text ids of ``text`` as a previous-text prompt (OpenAI's: a leading space)."""
         ...
 
-    def encode(self, audios: Sequence[np.ndarray]) -> Encoded:
+    def encode(self, audios: Sequence[np.ndarray], policy: ContextPolicy | None = None,
+               ) -> Encoded:
         """Log-mel features and the encoder pass of windows of at most 30 s (16 kHz float32).
 
         The features are normalized as for a 30 s window and cut to the batch's context under
-        :attr:`policy` (:func:`whisper_ja.audio.features.batch_context_frames`).
+        ``policy`` (None: :attr:`policy`; :func:`whisper_ja.audio.features.batch_context_frames`).
         """
         ...
 

@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from whisper_ja.audio.constants import SAMPLES_PER_CHUNK
+from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.io import AudioError, is_silent, load_audio, split_long_audio
 from whisper_ja.data.manifest import Utterance
 from whisper_ja.inference.backend import Backend
@@ -90,7 +91,8 @@ def _merge(backend: Backend, parts: list[tuple[int, WindowResult]]) -> ClipResul
 
 
 def decode_clips(backend: Backend, audios: Sequence[np.ndarray], options: DecodingOptions,
-                 *, prompt: tuple[int, ...] = (), progress: bool = False) -> list[ClipResult]:
+                 *, prompt: tuple[int, ...] = (), progress: bool = False,
+                 policy: ContextPolicy | None = None) -> list[ClipResult]:
     """Transcribe 16 kHz mono clips of any length, ``options.batch_size`` windows at a time.
 
     Args:
@@ -99,6 +101,7 @@ def decode_clips(backend: Backend, audios: Sequence[np.ndarray], options: Decodi
         options: Language, beams, token limit, guards, silence rule, batch size.
         prompt: Previous-text ids given to every clip (contextual biasing).
         progress: Show a progress bar over windows.
+        policy: The encoder's context (None: the backend's own).
 
     Returns:
         One result per clip, in input order.
@@ -108,7 +111,7 @@ def decode_clips(backend: Backend, audios: Sequence[np.ndarray], options: Decodi
     with tqdm(total=len(chunks), desc="decoding", unit="window", disable=not progress) as bar:
         for first in range(0, len(chunks), options.batch_size):
             batch = chunks[first:first + options.batch_size]
-            encoded = backend.encode([chunk for _, _, chunk in batch])
+            encoded = backend.encode([chunk for _, _, chunk in batch], policy)
             results = decode_windows(backend, encoded, range(len(batch)), options,
                                      timestamps=False, prompt=prompt)
             for (index, number, _), result in zip(batch, results, strict=True):
@@ -118,12 +121,12 @@ def decode_clips(backend: Backend, audios: Sequence[np.ndarray], options: Decodi
 
 
 def decode_utterances(backend: Backend, utts: Sequence[Utterance], options: DecodingOptions,
-                      *, prompt: tuple[int, ...] = (), progress: bool = False
-                      ) -> BatchDecoding:
+                      *, prompt: tuple[int, ...] = (), progress: bool = False,
+                      policy: ContextPolicy | None = None) -> BatchDecoding:
     """Decode manifest utterances; audio that cannot be read is counted, not fatal.
 
     Audio is read one batch at a time (utterances sorted by their recorded duration), so a
-    large manifest never sits in memory whole.
+    large manifest never sits in memory whole. ``policy``: as :func:`decode_clips`'s.
     """
     order = sorted(range(len(utts)), key=lambda i: utts[i].duration)
     results: list[ClipResult | None] = [None] * len(utts)
@@ -140,7 +143,8 @@ def decode_utterances(backend: Backend, utts: Sequence[Utterance], options: Deco
                 except AudioError as err:
                     failed[utts[i].id] = str(err)
             began = time.perf_counter()
-            for i, result in zip(kept, decode_clips(backend, audios, options, prompt=prompt),
+            for i, result in zip(kept, decode_clips(backend, audios, options, prompt=prompt,
+                                                          policy=policy),
                                  strict=True):
                 results[i] = result
             seconds += time.perf_counter() - began

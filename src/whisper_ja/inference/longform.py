@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from whisper_ja.audio.constants import SAMPLE_RATE, SAMPLES_PER_CHUNK
+from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.io import is_silent
 from whisper_ja.inference.backend import Backend, Encoded
 from whisper_ja.inference.guards import WindowResult, decode_windows
@@ -68,8 +69,10 @@ class _Decoder:
     """One recording's decoding state: backend, options, stats and the pause pass."""
 
     def __init__(self, backend: Backend, audio: np.ndarray, options: DecodingOptions,
-                 stats: LongformStats, single_pass: bool = False) -> None:
+                 stats: LongformStats, single_pass: bool = False,
+                 policy: ContextPolicy | None = None) -> None:
         self.backend, self.audio, self.options, self.stats = backend, audio, options, stats
+        self.policy = policy  # the encoder's context (None: the backend's own)
         # Windows never decoded again (batched mode, short files) keep their open text;
         # sequential windows leave it to the next window, which starts there.
         self.single_pass = single_pass or options.longform.mode == "batched"
@@ -90,7 +93,7 @@ class _Decoder:
 
     def decode(self, windows: Sequence[Window], prompt: tuple[int, ...] = (),
                ) -> tuple[Encoded, list[WindowResult], list[WindowParse | None]]:
-        encoded = self.backend.encode([w.audio for w in windows])
+        encoded = self.backend.encode([w.audio for w in windows], self.policy)
         results = decode_windows(self.backend, encoded, range(len(windows)), self.options,
                                  timestamps=True, prompt=prompt)
         keep_open = self.single_pass
@@ -365,16 +368,18 @@ def long_audio_segments(backend: Backend, audio: np.ndarray, options: DecodingOp
 
 def short_files_segments(backend: Backend, audios: Sequence[np.ndarray],
                          options: DecodingOptions, stats: Sequence[LongformStats],
-                         prompt: tuple[int, ...] = ()) -> list[list[Segment]]:
+                         prompt: tuple[int, ...] = (), policy: ContextPolicy | None = None,
+                         ) -> list[list[Segment]]:
     """Segments of many recordings of at most 30 s, their windows decoded together.
 
     Each recording's speech (VAD) is one window; windows of different files share batches of
     ``batch_size``, sorted by length, as ``evaluate`` batches clips: many short files cost
     a fraction of decoding them one by one. Pauses, words, guards and retries apply per file
-    as in :func:`long_audio_segments`; every window gets ``prompt`` (the initial prompt).
+    as in :func:`long_audio_segments`; every window gets ``prompt`` (the initial prompt), and
+    the encoder runs at ``policy`` (None: the backend's own).
     """
-    decoders = [_Decoder(backend, np.asarray(a, dtype=np.float32), options, s, single_pass=True)
-                for a, s in zip(audios, stats, strict=True)]
+    decoders = [_Decoder(backend, np.asarray(a, dtype=np.float32), options, s, single_pass=True,
+                         policy=policy) for a, s in zip(audios, stats, strict=True)]
     windows = [(i, d.window(span)) for i, d in enumerate(decoders)
                for span in batch_windows(d.audio, options.vad, options.longform.vad)]
     windows.sort(key=lambda item: item[1].audio.size)

@@ -59,6 +59,7 @@ __all__ = [
     "EncoderOutputCache",
     "apply_saved_context",
     "enable_dynamic_context",
+    "encode_any_length",
     "save_context_marker",
     "uses_dynamic_context",
 ]
@@ -179,6 +180,20 @@ def enable_dynamic_context(model: nn.Module) -> None:
             bound = types.MethodType(_dynamic_generate, generator)
             object.__setattr__(generator, "generate", bound)
         setattr(generator.config, CONFIG_FLAG, True)
+
+
+def encode_any_length(encoder: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """The encoder pass of ``features`` of any even length up to 3000 frames, model unchanged.
+
+    For decoding a stock model at a shorter context (clips, short files) without switching its
+    encoder class or marking its config as trained with dynamic context (which a save would
+    keep): :class:`DynamicContextEncoder`'s forward, run on the stock encoder as it is.
+    """
+    if isinstance(encoder, DynamicContextEncoder):
+        return encoder(features).last_hidden_state
+    if type(encoder) is not WhisperEncoder:
+        raise TypeError(f"unsupported encoder class {type(encoder).__name__}")
+    return DynamicContextEncoder.forward(encoder, features).last_hidden_state
 
 
 def uses_dynamic_context(model: nn.Module) -> bool:

@@ -298,7 +298,8 @@ class Ct2Backend:
         encoded = self._model.hf_tokenizer.encode(" " + text.strip(), add_special_tokens=False)
         return [int(t) for t in encoded.ids]
 
-    def encode(self, audios: Sequence[np.ndarray]) -> Ct2Encoded:
+    def encode(self, audios: Sequence[np.ndarray], policy: ContextPolicy | None = None,
+               ) -> Ct2Encoded:
         """Log-mel features and the encoder pass of windows of at most 30 s (16 kHz float32).
 
         Raises:
@@ -309,7 +310,7 @@ class Ct2Backend:
             raise ValueError("encode needs at least one window")
         if any(w.size > self._extractor.n_samples for w in windows):
             raise ValueError("encode takes windows of at most 30 s")
-        frames = batch_context_frames(windows, self._policy)
+        frames = batch_context_frames(windows, policy or self._policy)
         feats = pad_features([log_mel(w, self._extractor) for w in windows], frames).numpy()
         return Ct2Encoded(_encode(self._model.model, feats), frames,
                           tuple(min(frames, math.ceil(w.size / HOP_LENGTH)) for w in windows),

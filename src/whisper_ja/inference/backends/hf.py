@@ -33,7 +33,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import logging as hf_logging
 
 from whisper_ja.audio.constants import SAMPLE_RATE, SAMPLES_PER_CHUNK, TOKENS_PER_SECOND
-from whisper_ja.audio.features import ContextPolicy, batch_context_frames
+from whisper_ja.audio.features import FULL_CONTEXT_FRAMES, ContextPolicy, batch_context_frames
 from whisper_ja.errors import ConfigError
 from whisper_ja.inference.alignment import default_heads, eager_attention, token_starts
 from whisper_ja.inference.backend import (
@@ -49,6 +49,7 @@ from whisper_ja.model import LoadedWhisper, load_model
 from whisper_ja.model.context import (
     apply_saved_context,
     enable_dynamic_context,
+    encode_any_length,
     saved_policy,
     uses_dynamic_context,
 )
@@ -238,7 +239,8 @@ class HfBackend:
         return [int(t) for t in ids]
 
     @torch.inference_mode()
-    def encode(self, audios: Sequence[np.ndarray]) -> HfEncoded:
+    def encode(self, audios: Sequence[np.ndarray], policy: ContextPolicy | None = None,
+               ) -> HfEncoded:
         """Features and the encoder pass of windows of at most 30 s (16 kHz float32).
 
         Raises:
@@ -253,7 +255,7 @@ class HfBackend:
             windows, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
         # Cut after computing 30 s features: Whisper normalizes over the padded 30 s window,
         # which is what the model saw in training and standard decoding.
-        features = features[..., :batch_context_frames(windows, self._policy)]
+        features = features[..., :batch_context_frames(windows, policy or self._policy)]
         return self.encode_features(features, [w.size / SAMPLE_RATE for w in windows])
 
     @torch.inference_mode()
@@ -264,9 +266,13 @@ class HfBackend:
             features: ``(rows, n_mels, frames)`` normalized as for a 30 s window.
             seconds: Audio in each row.
         """
-        base = self._base_model
-        hidden = base.get_encoder()(features.to(device=base.device, dtype=base.dtype)
-                                    ).last_hidden_state
+        base, encoder = self._base_model, self._base_model.get_encoder()
+        features = features.to(device=base.device, dtype=base.dtype)
+        # A stock encoder refuses fewer than 3000 frames: a shorter batch (a one-window
+        # context, see Engine.one_window) runs without switching the model's encoder.
+        hidden = (encoder(features).last_hidden_state
+                  if features.shape[-1] == FULL_CONTEXT_FRAMES or uses_dynamic_context(base)
+                  else encode_any_length(encoder, features))
         return HfEncoded(hidden, tuple(float(s) for s in seconds))
 
     @torch.inference_mode()
