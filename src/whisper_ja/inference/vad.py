@@ -97,8 +97,8 @@ def _quiet_cuts(audio: np.ndarray) -> list[SpeechSpan]:
     return spans
 
 
-def batch_windows(audio: np.ndarray, vad: VadSettings, use_vad: bool = True
-                  ) -> list[SpeechSpan]:
+def batch_windows(audio: np.ndarray, vad: VadSettings, use_vad: bool = True,
+                  edge_s: float = 0.0) -> list[SpeechSpan]:
     """The windows of batched long-form decoding, in time order (both backends decode these).
 
     Silero VAD stretches closer than ``vad.max_gap_s`` joined into windows of at most 30 s
@@ -109,10 +109,28 @@ def batch_windows(audio: np.ndarray, vad: VadSettings, use_vad: bool = True
         audio: ``(samples,)`` float32 at 16 kHz.
         vad: Silero VAD settings.
         use_vad: Run VAD (``longform.vad``).
+        edge_s: With VAD, widen each window by up to this much audio on each side (never
+            into a neighbour, never past 30 s).
     """
-    windows = (merge_spans(speech_spans(audio, vad), vad.max_gap_s, CHUNK_SECONDS)
-               if use_vad else _quiet_cuts(audio))
+    if not use_vad:
+        return [w for w in _quiet_cuts(audio) if not is_silent(w.samples(audio))]
+    windows = merge_spans(speech_spans(audio, vad), vad.max_gap_s, CHUNK_SECONDS)
+    if edge_s > 0:
+        windows = _widened(windows, edge_s, audio.size / SAMPLE_RATE)
     return [w for w in windows if not is_silent(w.samples(audio))]
+
+
+def _widened(windows: Sequence[SpeechSpan], edge_s: float, duration: float,
+             ) -> list[SpeechSpan]:
+    """Each window widened by up to ``edge_s`` each side, within half its gaps and 30 s."""
+    out: list[SpeechSpan] = []
+    for index, window in enumerate(windows):
+        before = (windows[index - 1].end + window.start) / 2 if index else 0.0
+        after = ((window.end + windows[index + 1].start) / 2 if index + 1 < len(windows)
+                 else duration)
+        edge = min(edge_s, max(0.0, CHUNK_SECONDS - window.duration) / 2)
+        out.append(SpeechSpan(max(before, window.start - edge), min(after, window.end + edge)))
+    return out
 
 
 def pause_stretches(audio: np.ndarray, vad: VadSettings,
