@@ -224,7 +224,8 @@ def machine_line() -> str:
                  if line.startswith("Model name")), platform.processor())
     return (f"{name}, AVX-512 {'yes' if ' avx512f' in flags else 'no'}, AVX-512 bf16 "
             f"{'yes' if 'avx512_bf16' in flags else 'no'}, {torch.get_num_threads()} "
-            f"threads of {len(os.sched_getaffinity(0))} cores")
+            f"threads of {len(os.sched_getaffinity(0))} cores, load average "
+            f"{os.getloadavg()[0]:.1f} at the start (other work on the machine shows here)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -260,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     adapter = (f", adapter {args.adapter}" if {"transcribe --adapter",
                                                 "faster-whisper (adapter export)"} & set(arms)
                else "")
-    header = (f"{stamp}; {machine_line()} (shared with other work); {args.model}{adapter}; "
+    header = (f"{stamp}; {machine_line()}; {args.model}{adapter}; "
               f"faster-whisper int8, VAD, beam {args.fw_beam}; whisper-ja "
               f"{'before the engine (inference.transcribe)' if BEFORE_ENGINE else 'engine'}, "
               f"src at {commit or '?'} when the run started")

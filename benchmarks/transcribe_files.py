@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts, rounds = timed_rounds(arms, paths, args.repeats)
     seconds = sum(u.duration for u in utts)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    title = (f"{stamp}; {machine_line()} (shared with other work); {len(utts)} SYNTHETIC "
+    title = (f"{stamp}; {machine_line()}; {len(utts)} SYNTHETIC "
              f"files, {seconds:.0f} s of audio ({min(u.duration for u in utts):.1f}-"
              f"{max(u.duration for u in utts):.1f} s); {args.model}"
              f"{' + ' + str(args.adapter) if args.adapter else ''}; faster-whisper int8, VAD, "
