@@ -28,7 +28,7 @@ from whisper_ja.errors import ModelError
 from whisper_ja.model.tokens import SpecialTokens, special_tokens
 
 __all__ = ["Alignment", "Backend", "Encoded", "GenerateRequest", "Generated", "Vocabulary",
-           "vocabulary_of"]
+           "WindowResult", "vocabulary_of"]
 
 SENTENCE_END = "。"
 """The sentence end that pause cuts ask the model about."""
@@ -134,6 +134,30 @@ class Generated:
     avg_logprob: float
     no_speech_prob: float
     hit_limit: bool = False
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """One decoded window after the guards (:func:`whisper_ja.inference.guards.decode_windows`).
+
+    Attributes:
+        ids: The kept attempt's ids (text, and timestamps when asked for).
+        avg_logprob: Its average log-probability.
+        no_speech_prob: The greedy pass's no-speech probability.
+        temperature: The kept attempt's temperature (0 = greedy).
+        looped: The kept text still loops (cut by the guard, at the token limit, or
+            repetitive): a likely hallucination left after the guards.
+        looped_first: The greedy attempt looped: what an unguarded decoder would emit.
+        silent: Whisper judges the window silent (the silence rule): its text is not used.
+    """
+
+    ids: tuple[int, ...]
+    avg_logprob: float
+    no_speech_prob: float
+    temperature: float
+    looped: bool
+    looped_first: bool
+    silent: bool
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from whisper_ja.audio.constants import SAMPLES_PER_CHUNK
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.io import AudioError, is_silent, load_audio, split_long_audio
 from whisper_ja.data.manifest import Utterance
-from whisper_ja.inference.backend import Backend
-from whisper_ja.inference.guards import WindowResult, decode_windows
+from whisper_ja.inference.backend import Backend, WindowResult
+from whisper_ja.inference.guards import decode_windows
 from whisper_ja.inference.options import DecodingOptions
 
 __all__ = ["BatchDecoding", "ClipResult", "decode_clips", "decode_utterances",

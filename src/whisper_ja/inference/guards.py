@@ -26,10 +26,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from whisper_ja.inference.backend import Backend, Encoded, GenerateRequest
+from whisper_ja.inference.backend import Backend, Encoded, GenerateRequest, WindowResult
 from whisper_ja.inference.options import DecodingOptions, GuardSettings
 
-__all__ = ["WindowResult", "compression_ratio", "cut_repeat", "decode_windows", "is_looping",
+__all__ = ["compression_ratio", "cut_repeat", "decode_windows", "is_looping",
            "tail_repeat", "trim_tail_repeat"]
 
 _MIN_REPEATS = {1: 8, 2: 4}
@@ -178,30 +178,6 @@ class _Attempt:
     @property
     def loops(self) -> bool:
         return self.stopped or self.hit_limit
-
-
-@dataclass(frozen=True)
-class WindowResult:
-    """One decoded window after the guards.
-
-    Attributes:
-        ids: The kept attempt's ids (text, and timestamps when asked for).
-        avg_logprob: Its average log-probability.
-        no_speech_prob: The greedy pass's no-speech probability.
-        temperature: The kept attempt's temperature (0 = greedy).
-        looped: The kept text still loops (cut by the guard, at the token limit, or
-            repetitive): a likely hallucination left after the guards.
-        looped_first: The greedy attempt looped: what an unguarded decoder would emit.
-        silent: Whisper judges the window silent (the silence rule): its text is not used.
-    """
-
-    ids: tuple[int, ...]
-    avg_logprob: float
-    no_speech_prob: float
-    temperature: float
-    looped: bool
-    looped_first: bool
-    silent: bool
 
 
 def _attempts(backend: Backend, encoded: Encoded, rows: Sequence[int],

@@ -28,8 +28,8 @@ import numpy as np
 from whisper_ja.audio.constants import SAMPLE_RATE, SAMPLES_PER_CHUNK
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.io import is_silent
-from whisper_ja.inference.backend import Backend, Encoded
-from whisper_ja.inference.guards import WindowResult, decode_windows
+from whisper_ja.inference.backend import Backend, Encoded, WindowResult
+from whisper_ja.inference.guards import decode_windows
 from whisper_ja.inference.options import DecodingOptions
 from whisper_ja.inference.pause_split import (
     apply_cuts,

@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from whisper_ja.inference.backend import Backend
-from whisper_ja.inference.guards import WindowResult
+from whisper_ja.inference.backend import Backend, WindowResult
 from whisper_ja.inference.timestamps import Segment, SpeechSpan, WindowParse, Word
 
 __all__ = ["LongformStats", "TextView", "Window", "describe", "uncovered", "window_segments"]
