@@ -380,10 +380,10 @@ def test_exports_keep_the_adapters_cer_on_whisper_base(ja_clips, tmp_path):
                                         corpus="synthetic") for i, c in enumerate(ja_clips)])
 
     def run_evaluate(name: str, **model) -> tuple[float, list[str]]:
-        # transformers: what the pipeline runs, so its text can be compared exactly
+        # transformers at 30 s: what the pipeline runs, so its text can be compared exactly
         report = evaluate(load_config(EvaluateConfig, base={
             "manifest": manifest, "out": tmp_path / name, "bootstrap": 10, "progress": False,
-            "backend": "transformers", **model}))
+            "backend": "transformers", "context": "full", **model}))
         rows = [json.loads(line) for line in (report.out_dir / "hypotheses.jsonl").open()]
         return report.cer, [row["hyp"] for row in rows]
 
