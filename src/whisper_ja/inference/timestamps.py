@@ -120,8 +120,27 @@ def parse_window(token_ids: Sequence[int], vocab: TimestampVocab, text_limit: in
         last = vocab.to_time(tail[-1])
         if dangling and 0 < last < window_seconds:
             seek = last
-    segments = tuple((s, max(e, s), t) for s, e, t in closed if t)
-    return WindowParse(segments=segments, seek=seek, well_formed=well_formed)
+    return WindowParse(segments=_timed(closed), seek=seek, well_formed=well_formed)
+
+
+def _timed(pieces: Sequence[tuple[float, float, tuple[int, ...]]],
+           ) -> tuple[tuple[float, float, tuple[int, ...]], ...]:
+    """Pieces with text, each lasting at least from the previous one's end when it would not.
+
+    A piece whose times collapse (both clipped to the end of a short window, or one timestamp
+    written twice, as a repetition cut can leave) still holds spoken text: it starts where
+    the text before it ended instead of being a zero-length cue.
+    """
+    out = []
+    previous_end = 0.0
+    for start, end, text in pieces:
+        if not text:
+            continue
+        if end <= start:
+            start = min(start, previous_end)
+        out.append((start, max(end, start), text))
+        previous_end = max(previous_end, end)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
