@@ -39,7 +39,12 @@ def ts(seconds: float) -> int:
 
 def text(ids: Sequence[int]) -> str:
     """What :meth:`FakeBackend.decode_text` gives for text ids."""
-    return "".join(chr(0x3042 + t) for t in ids if t < EOT)
+    return "".join(FULL_STOP if t == VOCABULARY.sentence_end else chr(0x3042 + t)
+                   for t in ids if t < EOT)
+
+
+FULL_STOP = "。"
+"""What the sentence-end id (99) reads as."""
 
 
 @dataclass

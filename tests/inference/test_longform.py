@@ -120,6 +120,37 @@ def test_batched_windows_share_batches_and_keep_open_text(stretches):
     assert segments[1].end == pytest.approx(20.0)  # open text runs to its window's end
 
 
+def _punctuation_script(windows_seen: list[tuple[int, ...]]):
+    """Window 1 (0-20 s) writes a sentence with 。; window 2 writes none unless prompted."""
+    def script(window, request):
+        windows_seen.append(request.prompt)
+        if _seconds(window) > 19.0:  # the first window
+            return Generated((ts(0.0), 1, 99, ts(4.0)), -0.1, 0.0)
+        ids = (2, 99) if request.prompt else (2, 3)
+        return Generated((ts(0.0), *ids, ts(4.0)), -0.1, 0.0)
+    return script
+
+
+@pytest.mark.parametrize("conditioned", [True, False])
+def test_a_batched_window_without_punctuation_is_decoded_again_after_punctuated_text(
+        stretches, conditioned):
+    stretches.extend([SpeechSpan(0.0, 20.0), SpeechSpan(25.0, 35.0)])
+    prompts: list[tuple[int, ...]] = []
+    backend = FakeBackend(_punctuation_script(prompts))
+    # retry_dropped off: the uncovered speech after each 4 s segment is not filled in
+    options = _options("batched", condition_on_previous_text=conditioned, retry_dropped=False)
+    stats = LongformStats()
+    segments = list(long_audio_segments(backend, speech(35.0), options, stats=stats))
+    if conditioned:
+        assert prompts == [(), (), (1, 99)]  # the second window again, after the first's text
+        assert [s.text for s in segments] == [text([1, 99]), text([2, 99])]
+        assert stats.punctuated == 1
+    else:
+        assert prompts == [(), ()]
+        assert [s.text for s in segments] == [text([1, 99]), text([2, 3])]
+        assert stats.punctuated == 0
+
+
 def test_cancelled_stops_before_the_next_window(stretches):
     stretches.append(SpeechSpan(0.0, 90.0))
     backend = FakeBackend(lambda w, r: Generated((ts(0.0), 1, ts(29.0)), -0.1, 0.0))

@@ -82,6 +82,20 @@ def test_a_cut_goes_before_the_first_word_after_the_pause_with_words_on_both_sid
                      [(0, SpeechSpan(12.5, 12.8))], late, TOK) == []
 
 
+class _Stops(_Chars):
+    alphabet = "雨でした。晴れた"
+
+
+def test_a_cut_a_few_characters_off_a_full_stop_whisper_wrote_moves_just_after_it():
+    tok = _Stops()
+    ids = tuple(tok.encode("雨でした。晴れた"))
+    segment = Segment(0.0, 3.0, "雨でした。晴れた", (), ids)
+    # the times put 晴 before the pause's middle: the cut would fall at 晴|れ
+    starts = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.6, 1.8]
+    (cut,) = find_cuts([segment], [(0, SpeechSpan(1.1, 1.5))], starts, tok)
+    assert cut.at == 5  # right after 。 (雨でした。|晴れた)
+
+
 def test_end_context_drops_the_comma_whisper_wrote_instead_of_a_full_stop():
     text = TOK.encode("なよ、、この")
     assert end_context(text, 4, TOK) == 2 and end_context(text, 2, TOK) == 2

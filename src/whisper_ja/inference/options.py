@@ -138,7 +138,9 @@ class LongformOptions:
                         "algorithm)")
     vad: bool = field(True, help="decode only the speech Silero VAD finds")
     condition_on_previous_text: bool = field(
-        True, help="sequential mode: prompt each window with the text decoded before it")
+        True, help="sequential mode: prompt each window with the text decoded before it; "
+                   "batched mode: a window written without punctuation is decoded again "
+                   "after a punctuated neighbour's text")
     word_timestamps: bool = field(
         False, help="word times (cross-attention DTW over the model's alignment heads)")
     retry_dropped: bool = field(

@@ -43,18 +43,20 @@ from typing import Any
 
 import numpy as np
 
+from whisper_ja.inference.backend import Backend, Encoded
 from whisper_ja.inference.options import PauseSettings
 from whisper_ja.inference.timestamps import Segment, SpeechSpan, word_spans
 
-__all__ = ["Cut", "PauseSettings", "apply_cuts", "end_context",
+__all__ = ["PUNCTUATION", "Cut", "PauseSettings", "apply_cuts", "cut_at_pauses", "end_context",
            "find_cuts", "known_end_probability", "plan_cuts",
            "sentence_end_id", "snap_segments"]
 
 SENTENCE_END = "。"
 """The token whose probability says a Japanese sentence could end at a cut."""
-
-
-
+SENTENCE_ENDS = ("。", "！", "？", "!", "?", "．")
+"""Characters that end a Japanese sentence: a segment ending otherwise is a clause."""
+PUNCTUATION = (*SENTENCE_ENDS, "、", "，", ",")
+"""Marks whose presence shows a window was written with punctuation."""
 
 
 @dataclass(frozen=True)
@@ -132,12 +134,33 @@ def find_cuts(segments: Sequence[Segment], candidates: Sequence[tuple[int, Speec
     for index, pause in candidates:
         ids, first = segments[index].token_ids, int(offsets[index])
         middle = (pause.start + pause.end) / 2
-        at = next((a for a, _ in word_spans(ids, tokenizer) if starts[first + a] >= middle), 0)
+        bounds = [a for a, _ in word_spans(ids, tokenizer)]
+        at = next((a for a in bounds if starts[first + a] >= middle), 0)
+        at = _after_written_end(ids, bounds, at, tokenizer)
         left = tokenizer.decode(list(ids[:at]))
         right = tokenizer.decode(list(ids[at:]))
         if at and not _is_punctuation(left) and not _is_punctuation(right):
             cuts.append(Cut(index, at, end_context(text, first + at, tokenizer), pause))
     return cuts
+
+
+def _after_written_end(ids: Sequence[int], bounds: Sequence[int], at: int, tokenizer: Any,
+                       ) -> int:
+    """``at`` moved to just after the nearest 。 (！？...) Whisper wrote within a few words.
+
+    The cross-attention times can put a cut a character or two off the pause (…ました。沖|縄);
+    when Whisper itself wrote a sentence end that close, the cut belongs right after it.
+    """
+    if at not in bounds:
+        return at
+    k = bounds.index(at)
+    near = [b for b in bounds[max(0, k - END_SNAP_WORDS):k + END_SNAP_WORDS + 1] if b > 0]
+    ends = [b for b in near if tokenizer.decode([ids[b - 1]]).strip() in SENTENCE_ENDS]
+    return min(ends, key=lambda b: abs(b - at)) if ends else at
+
+
+END_SNAP_WORDS = 3
+"""Words (Japanese: characters) either side of a cut searched for a written sentence end."""
 
 
 def known_end_probability(text: Sequence[int], cut: Cut, token_probs: Sequence[float],
@@ -266,12 +289,6 @@ def snap_segments(segments: Sequence[Segment], stretches: Sequence[SpeechSpan],
     return out
 
 
-SENTENCE_ENDS = ("。", "！", "？", "!", "?", "．")
-"""Characters that end a Japanese sentence: a segment ending otherwise is a clause."""
-PUNCTUATION = (*SENTENCE_ENDS, "、", "，", ",")
-"""Marks whose presence shows a window was written with punctuation."""
-
-
 def merge_clauses(segments: Sequence[Segment], max_gap: float) -> list[Segment]:
     """A window's segments with each clause joined to the segment that continues it.
 
@@ -299,3 +316,46 @@ def merge_clauses(segments: Sequence[Segment], max_gap: float) -> list[Segment]:
         else:
             merged.append(segment)
     return merged
+
+
+def cut_at_pauses(backend: Backend, encoded: Encoded, rows: Sequence[int],
+                  offsets: Sequence[float], found: list[list[Segment]],
+                  stretches: Sequence[SpeechSpan], settings: PauseSettings, tokenizer: Any,
+                  language: str) -> list[list[Segment]]:
+    """Each window's segments cut where Whisper would end a sentence at a pause, then snapped.
+
+    Args:
+        backend: The model (``align`` times the text and scores P(。)).
+        encoded: The windows' encoder output; window ``i`` is row ``rows[i]``.
+        rows: Row of each window.
+        offsets: File time of each window's start.
+        found: Each window's segments.
+        stretches: The pause pass's speech (:func:`whisper_ja.inference.vad.pause_stretches`).
+        settings: ``longform.pauses``.
+        tokenizer: Anything with ``decode``.
+        language: The forced language (the scoring pass's prefix).
+    """
+    end = backend.vocabulary.sentence_end
+    planned = {i: plan_cuts(segs, stretches) for i, segs in enumerate(found) if settings.split}
+    needed = [i for i, candidates in planned.items() if candidates]
+    if needed and end is not None:
+        texts = {i: [t for s in found[i] for t in s.token_ids] for i in needed}
+        timed = dict(zip(needed, backend.align(encoded, [rows[i] for i in needed],
+                                               [texts[i] for i in needed], language),
+                         strict=True))
+        cuts = {i: find_cuts(found[i], planned[i], timed[i].starts + offsets[i], tokenizer)
+                for i in needed}
+        known = {(i, j): known_end_probability(texts[i], cut, list(timed[i].probs), end,
+                                               settings.end_probability)
+                 for i in needed for j, cut in enumerate(cuts[i])}
+        asked = [key for key, p in known.items() if p is None]
+        scored = backend.align(encoded, [rows[i] for i, _ in asked],
+                               [[*texts[i][:cuts[i][j].context], end] for i, j in asked],
+                               language)
+        for key, answer in zip(asked, scored, strict=True):
+            known[key] = float(answer.probs[-1])
+        for i in needed:
+            found[i] = apply_cuts(found[i], cuts[i],
+                                  [float(known[i, j] or 0.0) for j in range(len(cuts[i]))],
+                                  settings, tokenizer)
+    return [snap_segments(segs, stretches, settings) for segs in found]

@@ -11,8 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from whisper_ja.inference.backend import Backend, WindowResult
-from whisper_ja.inference.timestamps import Segment, SpeechSpan, WindowParse, Word
+from whisper_ja.inference.backend import Backend, Encoded, WindowResult
+from whisper_ja.inference.timestamps import (
+    Segment,
+    SpeechSpan,
+    WindowParse,
+    Word,
+    group_words,
+)
 
 __all__ = ["LongformStats", "TextView", "Window", "describe", "uncovered", "window_segments"]
 
@@ -35,6 +41,8 @@ class LongformStats:
         lost_windows: Windows whose text is still dropped although VAD heard speech.
         lost_speech_s: Seconds of VAD speech in those windows.
         looped: Windows whose kept text still loops (a likely hallucination).
+        punctuated: Batched windows written without punctuation and decoded again after a
+            punctuated neighbour's text (that reading kept).
     """
 
     windows: int = 0
@@ -44,6 +52,7 @@ class LongformStats:
     lost_windows: int = 0
     lost_speech_s: float = 0.0
     looped: int = 0
+    punctuated: int = 0
     lost_at: list[float] = field(default_factory=list)
 
 
@@ -113,4 +122,29 @@ def describe(stats: LongformStats) -> dict[str, Any]:
     return {"windows": stats.windows, "filled": stats.filled, "retried": stats.retried,
             "recovered": stats.recovered,
             "lost_windows": stats.lost_windows, "lost_speech_s": round(stats.lost_speech_s, 2),
-            "lost_at_s": list(stats.lost_at), "looped_windows": stats.looped}
+            "lost_at_s": list(stats.lost_at), "looped_windows": stats.looped,
+            "punctuated_again": stats.punctuated}
+
+
+def window_words(backend: Backend, encoded: Encoded, rows: Sequence[int],
+                 windows: Sequence[Window], parses: Sequence[WindowParse], text: TextView,
+                 language: str) -> list[list[list[Word]] | None]:
+    """Words of each window's segments: the window's text aligned at once, split by segment."""
+    texts = [[t for _, _, ids in parse.segments for t in ids] for parse in parses]
+    asked = [i for i, ids in enumerate(texts) if ids]
+    aligned = dict(zip(asked, backend.align(encoded, [rows[i] for i in asked],
+                                            [texts[i] for i in asked], language), strict=True))
+    out: list[list[list[Word]] | None] = []
+    for i, parse in enumerate(parses):
+        if i not in aligned:
+            out.append(None)
+            continue
+        found, first, per_segment = aligned[i], 0, []
+        for _, _, ids in parse.segments:
+            last = first + len(ids)
+            per_segment.append(group_words(
+                ids, found.starts[first:last], found.ends[first:last], text,
+                windows[i].span.start, list(found.probs[first:last])))
+            first = last
+        out.append(per_segment)
+    return out
