@@ -304,7 +304,8 @@ def _punctuate(decoder: _Decoder, batch: Sequence[Window], encoded: Encoded,
     at sentence ends, 0.000-0.011 at clause ends). After punctuated text, as in sequential
     decoding, Whisper punctuates: dev F1 0.855 -> 0.889, CER 17.12% -> 17.26% (the second
     decode reads some words differently). The new reading replaces the first only when it is
-    punctuated and usable; the encoder output is reused.
+    punctuated, usable and no worse timed (well-formed timestamps); the encoder output is
+    reused.
     """
     if not decoder.options.longform.condition_on_previous_text:
         return
@@ -325,7 +326,9 @@ def _punctuate(decoder: _Decoder, batch: Sequence[Window], encoded: Encoded,
         parse = (None if again.silent else
                  parse_window(again.ids, decoder.backend.vocabulary.timestamps, decoder.eot,
                               batch[i].audio.size / SAMPLE_RATE, keep_open=True))
-        if parse is not None and not decoder.dropped(again, parse) and any(
+        first = parses[i]
+        if parse is not None and not decoder.dropped(again, parse) and (
+                parse.well_formed or first is None or not first.well_formed) and any(
                 c in PUNCTUATION for _, _, ids in parse.segments
                 for c in decoder.text.decode(ids)):
             decoder.stats.punctuated += 1
