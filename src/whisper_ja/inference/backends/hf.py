@@ -269,9 +269,10 @@ class HfBackend:
         base, encoder = self._base_model, self._base_model.get_encoder()
         features = features.to(device=base.device, dtype=base.dtype)
         # A stock encoder refuses fewer than 3000 frames: a shorter batch (a one-window
-        # context, see Engine.one_window) runs without switching the model's encoder.
+        # context, see Engine.one_window) runs without switching the model's encoder
+        # (encode_any_length calls a dynamic-context encoder as it is).
         hidden = (encoder(features).last_hidden_state
-                  if features.shape[-1] == FULL_CONTEXT_FRAMES or uses_dynamic_context(base)
+                  if features.shape[-1] == FULL_CONTEXT_FRAMES
                   else encode_any_length(encoder, features))
         return HfEncoded(hidden, tuple(float(s) for s in seconds))
 
