@@ -116,7 +116,7 @@ class Engine:
     def context(self) -> str:
         """How the encoder input is sized."""
         long_audio = describe_context(self.backend.policy)
-        if self.one_window is None or self.one_window == self.backend.policy:
+        if self.one_window is None:
             return long_audio
         return f"{describe_context(self.one_window)} for clips, {long_audio} for long audio"
 

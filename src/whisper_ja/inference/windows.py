@@ -20,7 +20,8 @@ from whisper_ja.inference.timestamps import (
     group_words,
 )
 
-__all__ = ["LongformStats", "TextView", "Window", "describe", "uncovered", "window_segments"]
+__all__ = ["LongformStats", "TextView", "Window", "describe", "uncovered", "window_segments",
+           "window_words"]
 
 UNCOVERED_MIN_S = 1.5
 """VAD speech that no segment covers for this long is decoded again (a sentence skipped)."""
