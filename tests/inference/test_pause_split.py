@@ -7,6 +7,7 @@ import pytest
 
 from whisper_ja.audio.io import load_audio
 from whisper_ja.config import ConfigError, load_config
+from whisper_ja.inference.backend import vocabulary_of
 from whisper_ja.inference.options import LongformOptions, PauseSettings, VadSettings
 from whisper_ja.inference.pause_split import (
     Cut,
@@ -15,7 +16,6 @@ from whisper_ja.inference.pause_split import (
     find_cuts,
     known_end_probability,
     plan_cuts,
-    sentence_end_id,
     snap_segments,
 )
 from whisper_ja.inference.timestamps import Segment, SpeechSpan, Word
@@ -156,9 +156,10 @@ def test_a_start_in_the_tail_of_a_speech_stretch_moves_onto_the_next_onset():
 def test_the_full_stop_is_one_token_in_whisper_vocabularies(tiny_whisper, tiny_whisper_dir):
     from tokenizers import Tokenizer
 
-    hf = sentence_end_id(tiny_whisper.processor.tokenizer)
-    raw = sentence_end_id(Tokenizer.from_file(str(tiny_whisper_dir / "tokenizer.json")))
-    assert hf is not None and hf == raw
+    hf = vocabulary_of(tiny_whisper.processor.tokenizer).sentence_end
+    raw = Tokenizer.from_file(str(tiny_whisper_dir / "tokenizer.json")).encode(
+        "。", add_special_tokens=False).ids
+    assert hf is not None and [hf] == raw
     assert tiny_whisper.processor.tokenizer.decode([hf]) == "。"
 
 

@@ -31,7 +31,8 @@ from whisper_ja.audio.io import is_silent
 from whisper_ja.inference.backend import Backend, Encoded, WindowResult
 from whisper_ja.inference.guards import decode_windows
 from whisper_ja.inference.options import DecodingOptions
-from whisper_ja.inference.pause_split import PUNCTUATION, cut_at_pauses, merge_clauses
+from whisper_ja.inference.pause_split import cut_at_pauses, join_windows, merge_clauses
+from whisper_ja.inference.punctuation import PUNCTUATION, carry_sentence_ends
 from whisper_ja.inference.timestamps import Segment, SpeechSpan, WindowParse, parse_window
 from whisper_ja.inference.vad import batch_windows, merge_spans, pause_stretches, speech_spans
 from whisper_ja.inference.windows import (
@@ -277,8 +278,20 @@ def _batched(decoder: _Decoder, prompt: tuple[int, ...], cancelled: Callable[[],
 
     No window gets the text decoded before it (they are decoded together); each gets the
     initial prompt, and one written without punctuation is decoded again after a punctuated
-    neighbour's text (:func:`_punctuate`).
+    neighbour's text (:func:`_punctuate`). A sentence a window's end cut is joined again
+    (:func:`~whisper_ja.inference.pause_split.join_windows`).
     """
+    gap = decoder.options.longform.pauses.merge_gap_s
+    windows = _batched_windows(decoder, prompt, cancelled)
+    if gap > 0:
+        yield from join_windows(windows, gap)
+    else:
+        yield from (segment for window in windows for segment in window)
+
+
+def _batched_windows(decoder: _Decoder, prompt: tuple[int, ...],
+                     cancelled: Callable[[], bool]) -> Iterator[list[Segment]]:
+    """Each batched window's segments, in time order."""
     options, stats = decoder.options, decoder.stats
     spans = batch_windows(decoder.audio, options.vad, options.longform.vad)
     windows = [decoder.window(span) for span in spans]
@@ -296,9 +309,9 @@ def _batched(decoder: _Decoder, prompt: tuple[int, ...], cancelled: Callable[[],
         for i, window in enumerate(batch):
             if i in found:
                 stats.looped += results[i].looped
-                yield from decoder.fill(window, found[i])
+                yield decoder.fill(window, found[i])
             else:
-                yield from _recover(decoder, window, results[i], encoded, parses[i], False, i)
+                yield _recover(decoder, window, results[i], encoded, parses[i], False, i)
 
 
 def _punctuate(decoder: _Decoder, batch: Sequence[Window], encoded: Encoded,
@@ -317,6 +330,7 @@ def _punctuate(decoder: _Decoder, batch: Sequence[Window], encoded: Encoded,
     if not decoder.options.longform.condition_on_previous_text:
         return
     marked = [decoder.punctuated(p) for p in parses]
+    end = decoder.backend.vocabulary.sentence_end
     room = min(PUNCTUATE_PROMPT_TOKENS, _prompt_room(decoder.backend, decoder.options))
     for i in range(len(batch)):
         if marked[i] or decoder.dropped(results[i], parses[i]):
@@ -329,10 +343,16 @@ def _punctuate(decoder: _Decoder, batch: Sequence[Window], encoded: Encoded,
         [again] = decode_windows(decoder.backend, encoded, [i], decoder.options,
                                  timestamps=True, prompt=(*prompt, *before)[-room:])
         parse, first = decoder.parse(batch[i], again), parses[i]
-        if parse is not None and decoder.punctuated(parse) and not decoder.dropped(
-                again, parse) and (parse.well_formed or first is None or not first.well_formed):
-            decoder.stats.punctuated += 1
+        if parse is None or not decoder.punctuated(parse) or decoder.dropped(again, parse):
+            continue
+        if parse.well_formed or first is None or not first.well_formed:
             results[i], parses[i] = again, parse
+        elif end is None or (carried := carry_sentence_ends(first, parse, decoder.text.decode,
+                                                           end)) is None:
+            continue
+        else:  # the second reading lost its timestamps: its sentence ends go on the first's
+            parses[i] = carried
+        decoder.stats.punctuated += 1
 
 
 def long_audio_segments(backend: Backend, audio: np.ndarray, options: DecodingOptions, *,

@@ -36,8 +36,7 @@ unpunctuated labels) is never cut; its starts are still snapped.
 from __future__ import annotations
 
 import bisect
-import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -45,19 +44,13 @@ import numpy as np
 
 from whisper_ja.inference.backend import Backend, Encoded
 from whisper_ja.inference.options import PauseSettings
+from whisper_ja.inference.punctuation import PUNCTUATION, SENTENCE_ENDS, is_punctuation
 from whisper_ja.inference.timestamps import Segment, SpeechSpan, word_spans
+from whisper_ja.text.sentences import ends_sentence
 
-__all__ = ["PUNCTUATION", "Cut", "PauseSettings", "apply_cuts", "cut_at_pauses", "end_context",
-           "find_cuts", "known_end_probability", "plan_cuts",
-           "sentence_end_id", "snap_segments"]
-
-SENTENCE_END = "。"
-"""The token whose probability says a Japanese sentence could end at a cut."""
-SENTENCE_ENDS = ("。", "！", "？", "!", "?", "．")
-"""Characters that end a Japanese sentence: a segment ending otherwise is a clause."""
-PUNCTUATION = (*SENTENCE_ENDS, "、", "，", ",")
-"""Marks whose presence shows a window was written with punctuation."""
-
+__all__ = ["Cut", "PauseSettings", "apply_cuts", "cut_at_pauses", "end_context",
+           "find_cuts", "join_windows", "known_end_probability", "merge_clauses", "plan_cuts",
+           "snap_segments"]
 
 @dataclass(frozen=True)
 class Cut:
@@ -103,14 +96,9 @@ def plan_cuts(segments: Sequence[Segment],
             for pause in _pauses_inside(stretches, segment.start, segment.end)]
 
 
-def _is_punctuation(text: str) -> bool:
-    """Only punctuation and spaces (、。「」 and the like), nothing spoken."""
-    return all(unicodedata.category(c).startswith(("P", "Z")) or c.isspace() for c in text)
-
-
 def end_context(text: Sequence[int], stop: int, tokenizer: Any) -> int:
     """``stop`` less the punctuation tokens just before it (a 、 Whisper wrote instead of 。)."""
-    while stop > 0 and _is_punctuation(tokenizer.decode([text[stop - 1]])):
+    while stop > 0 and is_punctuation(tokenizer.decode([text[stop - 1]])):
         stop -= 1
     return stop
 
@@ -139,7 +127,7 @@ def find_cuts(segments: Sequence[Segment], candidates: Sequence[tuple[int, Speec
         at = _after_written_end(ids, bounds, at, tokenizer)
         left = tokenizer.decode(list(ids[:at]))
         right = tokenizer.decode(list(ids[at:]))
-        if at and not _is_punctuation(left) and not _is_punctuation(right):
+        if at and not is_punctuation(left) and not is_punctuation(right):
             cuts.append(Cut(index, at, end_context(text, first + at, tokenizer), pause))
     return cuts
 
@@ -185,16 +173,6 @@ def known_end_probability(text: Sequence[int], cut: Cut, token_probs: Sequence[f
     if written == end:
         return probability
     return 1.0 - probability if 1.0 - probability < threshold else None
-
-
-def sentence_end_id(tokenizer: Any) -> int | None:
-    """The id of 。 when it is a single token (Whisper's multilingual vocabularies), else None.
-
-    Works with a transformers tokenizer and with the ``tokenizers.Tokenizer`` of an export.
-    """
-    encoded = tokenizer.encode(SENTENCE_END, add_special_tokens=False)
-    ids = list(getattr(encoded, "ids", encoded))
-    return int(ids[0]) if len(ids) == 1 else None
 
 
 def _piece(segment: Segment, first: int, stop: int, span: tuple[float, float],
@@ -307,15 +285,55 @@ def merge_clauses(segments: Sequence[Segment], max_gap: float) -> list[Segment]:
     merged: list[Segment] = []
     for segment in segments:
         last = merged[-1] if merged else None
-        if (last is not None and not last.text.rstrip().endswith(SENTENCE_ENDS)
-                and segment.start - last.end <= max_gap):
-            merged[-1] = replace(last, end=segment.end, text=last.text + segment.text,
-                                 words=(*last.words, *segment.words),
-                                 token_ids=(*last.token_ids, *segment.token_ids),
-                                 looped=last.looped or segment.looped)
+        if last is not None and _continues(last, segment, max_gap):
+            merged[-1] = _joined(last, segment)
         else:
             merged.append(segment)
     return merged
+
+
+def _continues(clause: Segment, segment: Segment, max_gap: float) -> bool:
+    """Whether ``segment`` continues ``clause``: no sentence end between, a short gap.
+
+    ``clause`` ends no sentence by :func:`~whisper_ja.text.sentences.ends_sentence` (no 。,
+    or a 。 after a continuative form or a particle) and ``segment`` starts within ``max_gap``
+    seconds of its end.
+    """
+    return not ends_sentence(clause.text) and segment.start - clause.end <= max_gap
+
+
+def _joined(first: Segment, second: Segment) -> Segment:
+    return replace(first, end=second.end, text=first.text + second.text,
+                   words=(*first.words, *second.words),
+                   token_ids=(*first.token_ids, *second.token_ids),
+                   looped=first.looped or second.looped)
+
+
+def join_windows(windows: Iterable[Sequence[Segment]], max_gap: float) -> Iterator[Segment]:
+    """Windows' segments in order, a sentence cut by a window's end joined again.
+
+    A batched window ends at whatever pause the 30 s limit reaches, often a comma's: its last
+    segment ends in 、 or nothing, and the next window's first segment starts mid-sentence
+    (dev set of ``benchmarks/heldout_longform.py``: 4 of 11 extra segments). When a window
+    written with punctuation ends so, that segment is joined to the next window's first one
+    starting within ``max_gap`` seconds, as :func:`merge_clauses` joins them inside a window.
+    """
+    held: Segment | None = None
+    for window in windows:
+        segments = list(window)
+        if held is not None and segments and _continues(held, segments[0], max_gap):
+            segments[0] = _joined(held, segments[0])
+        elif held is not None:
+            yield held
+        held = None
+        if segments:
+            yield from segments[:-1]
+            if any(c in PUNCTUATION for s in segments for c in s.text):
+                held = segments[-1]
+            else:
+                yield segments[-1]
+    if held is not None:
+        yield held
 
 
 def cut_at_pauses(backend: Backend, encoded: Encoded, rows: Sequence[int],
