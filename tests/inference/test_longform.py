@@ -151,6 +151,25 @@ def test_a_batched_window_without_punctuation_is_decoded_again_after_punctuated_
         assert stats.punctuated == 0
 
 
+def test_a_re_reading_without_timestamps_lends_its_sentence_ends_to_the_first(stretches):
+    # the second window, decoded again after punctuated text, writes 。 after each clause but
+    # keeps only its opening timestamp: the first reading's times stay, with its 。 added
+    stretches.extend([SpeechSpan(0.0, 20.0), SpeechSpan(25.0, 35.0)])
+
+    def script(window, request):
+        if _seconds(window) > 19.0:
+            return Generated((ts(0.0), 1, 99, ts(4.0)), -0.1, 0.0)
+        if request.prompt:
+            return Generated((ts(0.0), 2, 3, 99, 4, 5, 99), -0.1, 0.0)
+        return Generated((ts(0.0), 2, 3, ts(2.0), ts(2.0), 4, 5, ts(4.0)), -0.1, 0.0)
+    stats = LongformStats()
+    segments = list(long_audio_segments(FakeBackend(script), speech(35.0),
+                                        _options("batched", retry_dropped=False), stats=stats))
+    assert [(s.start, s.end, s.text) for s in segments[1:]] == [
+        (25.0, 27.0, text([2, 3, 99])), (27.0, 29.0, text([4, 5, 99]))]
+    assert stats.punctuated == 1
+
+
 def test_cancelled_stops_before_the_next_window(stretches):
     stretches.append(SpeechSpan(0.0, 90.0))
     backend = FakeBackend(lambda w, r: Generated((ts(0.0), 1, ts(29.0)), -0.1, 0.0))

@@ -1,0 +1,33 @@
+"""Whether a text ends a Japanese sentence (its mark and its last word's grammar)."""
+
+from __future__ import annotations
+
+import pytest
+
+from whisper_ja.text.sentences import ends_sentence
+
+
+@pytest.mark.parametrize("text", [
+    "大会の新記録を出しました。",     # past tense (終止形)
+    "本当に背が高い。",               # adjective, conclusive
+    "ちょっと待って。",               # te-form: a request in speech
+    "新しい彼女か何か？",             # question mark
+    "メアリーと夫婦だった頃。",       # a noun (体言止め)
+    "よく行ったっけ。",               # sentence-final particle
+    "本当に背が高い。 ",              # trailing space
+])
+def test_a_sentence_mark_after_a_word_that_can_end_a_sentence_ends_it(text):
+    assert ends_sentence(text)
+
+
+@pytest.mark.parametrize("text", [
+    "最高気温が37度を超え。",          # continuative verb (連用形)
+    "チケットは5月23日から売り出され。",  # continuative auxiliary
+    "この3日間で新たに。",             # continuative of だ
+    "私はとても嬉しく。",              # continuative adjective
+    "こういう特典に対して、私たちは。",  # topic particle
+    "最高気温が37度を超え、",          # a comma
+    "最高気温が37度を超え",            # no mark at all
+])
+def test_a_clause_does_not_end_a_sentence_even_with_a_full_stop(text):
+    assert not ends_sentence(text)
