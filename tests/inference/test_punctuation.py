@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from whisper_ja.inference.punctuation import carry_sentence_ends, is_punctuation
+from whisper_ja.inference.punctuation import carry_sentence_ends
 from whisper_ja.inference.timestamps import WindowParse
 
 END = 0
@@ -62,7 +62,3 @@ def test_nothing_is_carried_from_a_reading_of_other_words_or_without_sentence_en
     commas = _parse(reading, "感染が確認されました、沖縄県によりますと、")
     assert carry_sentence_ends(first, other, reading.decode, END) is None
     assert carry_sentence_ends(first, commas, reading.decode, END) is None
-
-
-def test_punctuation_is_marks_and_spaces_only():
-    assert is_punctuation("、。「」 ") and not is_punctuation("、あ")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from whisper_ja.text.sentences import ends_sentence
+from whisper_ja.text.sentences import ends_sentence, is_punctuation
 
 
 @pytest.mark.parametrize("text", [
@@ -31,3 +31,7 @@ def test_a_sentence_mark_after_a_word_that_can_end_a_sentence_ends_it(text):
 ])
 def test_a_clause_does_not_end_a_sentence_even_with_a_full_stop(text):
     assert not ends_sentence(text)
+
+
+def test_punctuation_is_marks_and_spaces_only():
+    assert is_punctuation("、。「」 ") and not is_punctuation("、あ")

@@ -32,17 +32,19 @@ from whisper_ja.inference.backend import Backend, Encoded, WindowResult
 from whisper_ja.inference.guards import decode_windows
 from whisper_ja.inference.options import DecodingOptions
 from whisper_ja.inference.pause_split import cut_at_pauses, join_windows, merge_clauses
-from whisper_ja.inference.punctuation import PUNCTUATION, carry_sentence_ends
+from whisper_ja.inference.punctuation import carry_sentence_ends
 from whisper_ja.inference.timestamps import Segment, SpeechSpan, WindowParse, parse_window
 from whisper_ja.inference.vad import batch_windows, merge_spans, pause_stretches, speech_spans
 from whisper_ja.inference.windows import (
     LongformStats,
     TextView,
     Window,
+    seek_after,
     uncovered,
     window_segments,
     window_words,
 )
+from whisper_ja.text.sentences import PUNCTUATION
 
 __all__ = ["LongformStats", "long_audio_segments", "short_files_segments"]
 
@@ -53,14 +55,12 @@ SHORT_FILE_EDGE_S = 0.2
 """Audio kept each side of a short file's VAD windows, beyond Silero's own 200 ms padding.
 
 Silero's onset comes late on a soft first consonant, and a short file's first word has no
-context to be recovered from: 40 SYNTHETIC files (``benchmarks/transcribe_files.py``), "彼女は"
-came out "あの女は" twice, CER 17.59% -> 16.53%; the demo's 154 test and unseen clips 17.75% ->
-17.54%. Long audio's windows are not widened: on the dev long-audio set it changed nothing
-(CER 17.12% -> 17.21%, F1 0.855 -> 0.850). faster-whisper pads every stretch by 400 ms."""
+context: 40 SYNTHETIC files (``benchmarks/transcribe_files.py``) CER 17.59% -> 16.53% ("彼女は"
+had come out "あの女は"), the demo's 154 clips 17.75% -> 17.54%. Long audio's windows are not
+widened (dev long audio: CER 17.12% -> 17.21%). faster-whisper pads every stretch by 400 ms."""
 
 PUNCTUATE_PROMPT_TOKENS = 64
-"""Previous-text tokens given to a window decoded again for punctuation: a sentence or two
-shows the style; the dev set's decode took 12% longer with the full 223."""
+"""Previous text of a window decoded again for punctuation (the full 223: dev 12% slower)."""
 
 MAX_PROMPT_TOKENS = 223
 """OpenAI's previous-text budget (half the decoder's positions, less one)."""
@@ -227,28 +227,12 @@ def _sequential(decoder: _Decoder, prompt: list[int], cancelled: Callable[[], bo
                 continue
             found = decoder.segments(encoded, [0], [window], [result], [parse])[0]
             stats.looped += result.looped
-            advance = (_advance(window, found, parse.seek)
+            advance = (seek_after(window, found, parse.seek)
                        if options.longform.vad and options.longform.retry_dropped else parse.seek)
             found = decoder.fill(window, found, before=window.span.start + advance)
             yield from found
             prompt = [] if result.looped else [*prompt, *(t for s in found for t in s.token_ids)]
             seek += max(1, round(advance * SAMPLE_RATE))
-
-
-def _advance(window: Window, found: Sequence[Segment], seek: float) -> float:
-    """Seconds to seek: the model's seek, or its last segment's end when speech follows it.
-
-    OpenAI's rule consumes the whole window when the output ends with a single timestamp;
-    when VAD still hears uncovered speech after the last segment, the next window starts
-    at that segment's end instead, so the speech is decoded rather than skipped.
-    """
-    if not found:
-        return seek
-    last_end = max(s.end for s in found) - window.span.start
-    after = [g for g in uncovered(window, found) if g.start >= window.span.start + last_end]
-    if after and 1.0 <= last_end < seek:
-        return last_end
-    return seek
 
 
 def _recover(decoder: _Decoder, window: Window, result: WindowResult, encoded: Encoded,
@@ -274,12 +258,10 @@ def _recover(decoder: _Decoder, window: Window, result: WindowResult, encoded: E
 
 def _batched(decoder: _Decoder, prompt: tuple[int, ...], cancelled: Callable[[], bool],
              ) -> Iterator[Segment]:
-    """VAD windows of at most 30 s, decoded ``batch_size`` at a time.
+    """VAD windows of at most 30 s, decoded ``batch_size`` at a time, with the initial prompt.
 
-    No window gets the text decoded before it (they are decoded together); each gets the
-    initial prompt, and one written without punctuation is decoded again after a punctuated
-    neighbour's text (:func:`_punctuate`). A sentence a window's end cut is joined again
-    (:func:`~whisper_ja.inference.pause_split.join_windows`).
+    A window written without punctuation is decoded again after a punctuated neighbour's text
+    (:func:`_punctuate`); a sentence a window's end cut is joined again (``join_windows``).
     """
     gap = decoder.options.longform.pauses.merge_gap_s
     windows = _batched_windows(decoder, prompt, cancelled)
@@ -320,12 +302,12 @@ def _punctuate(decoder: _Decoder, batch: Sequence[Window], encoded: Encoded,
     """Windows written without punctuation, decoded again after a punctuated neighbour's text.
 
     Batched windows get no previous text, and whisper-base writes some of them with no
-    punctuation at all, its segments then ending at clauses as often as at sentences: nothing
-    tells the two apart there (dev set of ``benchmarks/heldout_longform.py``: P(。) 0.011-0.42
-    at sentence ends, 0.000-0.011 at clause ends). After punctuated text, as in sequential
-    decoding, Whisper punctuates: dev F1 0.855 -> 0.885, CER 17.12% unchanged (src d9499a3).
-    The new reading replaces the first only when it is punctuated, usable and no worse timed
-    (well-formed timestamps); the encoder output is reused.
+    punctuation at all, its segments then ending at clauses as often as at sentences (dev set
+    of ``benchmarks/heldout_longform.py``: P(。) 0.011-0.42 at sentence ends, 0.000-0.011 at
+    clause ends). After punctuated text, as in sequential decoding, Whisper punctuates (dev F1
+    0.855 -> 0.885, CER unchanged). The encoder output is reused; the new reading replaces the
+    first when it is punctuated, usable and well timed, or lends it its sentence ends
+    (:func:`~whisper_ja.inference.punctuation.carry_sentence_ends`).
     """
     if not decoder.options.longform.condition_on_previous_text:
         return
@@ -347,11 +329,11 @@ def _punctuate(decoder: _Decoder, batch: Sequence[Window], encoded: Encoded,
             continue
         if parse.well_formed or first is None or not first.well_formed:
             results[i], parses[i] = again, parse
-        elif end is None or (carried := carry_sentence_ends(first, parse, decoder.text.decode,
-                                                           end)) is None:
+        elif end is not None and (carried := carry_sentence_ends(
+                first, parse, decoder.text.decode, end)) is not None:
+            parses[i] = carried  # the second reading lost its timestamps: the first's kept
+        else:
             continue
-        else:  # the second reading lost its timestamps: its sentence ends go on the first's
-            parses[i] = carried
         decoder.stats.punctuated += 1
 
 

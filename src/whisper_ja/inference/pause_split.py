@@ -44,9 +44,8 @@ import numpy as np
 
 from whisper_ja.inference.backend import Backend, Encoded
 from whisper_ja.inference.options import PauseSettings
-from whisper_ja.inference.punctuation import PUNCTUATION, SENTENCE_ENDS, is_punctuation
 from whisper_ja.inference.timestamps import Segment, SpeechSpan, word_spans
-from whisper_ja.text.sentences import ends_sentence
+from whisper_ja.text.sentences import PUNCTUATION, SENTENCE_ENDS, ends_sentence, is_punctuation
 
 __all__ = ["Cut", "PauseSettings", "apply_cuts", "cut_at_pauses", "end_context",
            "find_cuts", "join_windows", "known_end_probability", "merge_clauses", "plan_cuts",

@@ -1,4 +1,4 @@
-"""Japanese punctuation marks, and sentence ends carried from one reading to another.
+"""Sentence ends carried from one reading of a window to another.
 
 A batched window gets no previous text, and whisper-base writes some windows with no
 punctuation at all; its segments there end at clauses as often as at sentences. Decoded again
@@ -12,27 +12,18 @@ default normalizer, so the text's CER does not move.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable, Sequence
 from difflib import SequenceMatcher
 
 from whisper_ja.inference.timestamps import WindowParse
-from whisper_ja.text.sentences import SENTENCE_ENDS
+from whisper_ja.text.sentences import SENTENCE_ENDS, is_punctuation
 
-__all__ = ["PUNCTUATION", "SENTENCE_ENDS", "carry_sentence_ends", "is_punctuation"]
-
-PUNCTUATION = (*SENTENCE_ENDS, "、", "，", ",")
-"""Marks whose presence shows a window was written with punctuation."""
+__all__ = ["carry_sentence_ends"]
 
 MIN_SHARED = 0.8
 """Share of the first reading's characters the second must also hold for its punctuation to
 be carried over: a second reading that stopped early or heard other words says nothing about
 the first one's boundaries."""
-
-
-def is_punctuation(text: str) -> bool:
-    """Only punctuation and spaces (、。「」 and the like), nothing spoken."""
-    return all(unicodedata.category(c).startswith(("P", "Z")) or c.isspace() for c in text)
 
 
 def _spoken(text: str) -> tuple[str, list[str]]:

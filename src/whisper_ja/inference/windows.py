@@ -20,8 +20,8 @@ from whisper_ja.inference.timestamps import (
     group_words,
 )
 
-__all__ = ["LongformStats", "TextView", "Window", "describe", "uncovered", "window_segments",
-           "window_words"]
+__all__ = ["LongformStats", "TextView", "Window", "describe", "seek_after", "uncovered",
+           "window_segments", "window_words"]
 
 UNCOVERED_MIN_S = 1.5
 """VAD speech that no segment covers for this long is decoded again (a sentence skipped)."""
@@ -116,6 +116,22 @@ def uncovered(window: Window, segments: Sequence[Segment]) -> list[SpeechSpan]:
         if speech.end > cursor:
             pieces.append(SpeechSpan(cursor, speech.end))
     return [p for p in pieces if p.duration >= UNCOVERED_MIN_S]
+
+
+def seek_after(window: Window, found: Sequence[Segment], seek: float) -> float:
+    """Seconds to seek: the model's seek, or its last segment's end when speech follows it.
+
+    OpenAI's rule consumes the whole window when the output ends with a single timestamp;
+    when VAD still hears uncovered speech after the last segment, the next window starts
+    at that segment's end instead, so the speech is decoded rather than skipped.
+    """
+    if not found:
+        return seek
+    last_end = max(s.end for s in found) - window.span.start
+    after = [g for g in uncovered(window, found) if g.start >= window.span.start + last_end]
+    if after and 1.0 <= last_end < seek:
+        return last_end
+    return seek
 
 
 def describe(stats: LongformStats) -> dict[str, Any]:

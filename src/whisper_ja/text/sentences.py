@@ -1,4 +1,4 @@
-"""Whether a Japanese text ends a sentence, by its marks and its last word's grammar.
+"""Japanese punctuation, and whether a text ends a sentence by its marks and last word.
 
 A 。 is not always a sentence end in ASR output. A model fine-tuned on joined sentences
 learns to write 。 at any long pause, and synthetic voices pause at commas: the demo's
@@ -15,18 +15,27 @@ and adverbial particles, nouns (体言止め, common in headlines) and every con
 
 from __future__ import annotations
 
+import unicodedata
+
 from whisper_ja.text.normalize import tagger
 
-__all__ = ["SENTENCE_ENDS", "ends_sentence"]
+__all__ = ["PUNCTUATION", "SENTENCE_ENDS", "ends_sentence", "is_punctuation"]
 
 SENTENCE_ENDS = ("。", "！", "？", "!", "?", "．")
 """Characters that end a Japanese sentence: a text ending otherwise is a clause."""
+PUNCTUATION = (*SENTENCE_ENDS, "、", "，", ",")
+"""Marks whose presence shows a text was written with punctuation."""
 
 _CONJUGATED = ("動詞", "形容詞", "助動詞")
 """Parts of speech whose continuative form (連用形) continues a sentence."""
 _CONTINUING_PARTICLES = ("格助詞", "係助詞")
 """Particles a sentence does not end on (が, を, に, で, は, も ...)."""
 _NOT_SPOKEN = ("補助記号", "空白")
+
+
+def is_punctuation(text: str) -> bool:
+    """Only punctuation and spaces (、。「」 and the like), nothing spoken."""
+    return all(unicodedata.category(c).startswith(("P", "Z")) or c.isspace() for c in text)
 
 
 def ends_sentence(text: str) -> bool:
