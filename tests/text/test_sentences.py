@@ -15,6 +15,9 @@ from whisper_ja.text.sentences import ends_sentence, is_punctuation
     "メアリーと夫婦だった頃。",       # a noun (体言止め)
     "よく行ったっけ。",               # sentence-final particle
     "本当に背が高い。 ",              # trailing space
+    "東京から。",                     # a case particle: an answer in speech
+    "私も。",                         # も
+    "私は？",                         # a question may end on は
 ])
 def test_a_sentence_mark_after_a_word_that_can_end_a_sentence_ends_it(text):
     assert ends_sentence(text)

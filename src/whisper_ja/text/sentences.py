@@ -4,13 +4,13 @@ A 。 is not always a sentence end in ASR output. A model fine-tuned on joined s
 learns to write 。 at any long pause, and synthetic voices pause at commas: the demo's
 adapter wrote "最高気温が37度を超え。" / "この夏一番の暑さとなりました。" as two sentences
 (dev set of ``benchmarks/heldout_longform.py``: 33 extra segments, most of them so). Japanese
-grammar tells such a clause: a written sentence does not end on a continuative form
-(連用形: 超え, 売り出され, 新たに) or on a case or topic particle (私たちは, 公開したを). The
-last word is read with MeCab (unidic-lite, the tagger :mod:`whisper_ja.text.normalize`
-already loads).
+grammar tells such a clause: a sentence does not end on a continuative form (連用形: 超え,
+売り出され, 新たに) or on the topic particle は (私たちは。). The last word is read with MeCab
+(unidic-lite, the tagger :mod:`whisper_ja.text.normalize` already loads).
 
-Kept as sentence ends on purpose: the te-form (待って。, a request in speech), sentence-final
-and adverbial particles, nouns (体言止め, common in headlines) and every conclusive form.
+Kept as sentence ends on purpose, because speech ends sentences so: the te-form (待って。, a
+request), case particles (東京から。, an answer), も (私も。), questions (私は？), sentence-final
+particles, nouns (体言止め) and every conclusive form.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ PUNCTUATION = (*SENTENCE_ENDS, "、", "，", ",")
 
 _CONJUGATED = ("動詞", "形容詞", "助動詞")
 """Parts of speech whose continuative form (連用形) continues a sentence."""
-_CONTINUING_PARTICLES = ("格助詞", "係助詞")
-"""Particles a sentence does not end on (が, を, に, で, は, も ...)."""
+TOPIC = "は"
+"""The particle that opens a sentence's comment: a statement never ends on it."""
 _NOT_SPOKEN = ("補助記号", "空白")
 
 
@@ -49,4 +49,4 @@ def ends_sentence(text: str) -> bool:
     last = words[-1].feature
     if last.pos1 in _CONJUGATED and str(last.cForm).startswith("連用形"):
         return False
-    return not (last.pos1 == "助詞" and last.pos2 in _CONTINUING_PARTICLES)
+    return not (words[-1].surface == TOPIC and last.pos1 == "助詞" and text.endswith("。"))
