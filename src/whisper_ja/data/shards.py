@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from whisper_ja.data.manifest import Utterance
+from whisper_ja.data.skips import note_skip
 from whisper_ja.data.stream_sources import SHARD_INDEX
 
 __all__ = ["ShardReport", "write_clip_shards", "write_shards"]
@@ -67,9 +68,8 @@ def _with_bytes(utterances: Iterable[Utterance], report: ShardReport
         try:
             yield utt, Path(utt.audio).read_bytes()
         except OSError as err:
-            report.skipped["missing audio"] += 1
-            if len(report.named) < 20:
-                report.named.append(f"{utt.id}: {utt.audio}: {err.strerror}")
+            note_skip(report.skipped, report.named, "missing audio",
+                      f"{utt.id}: {utt.audio}: {err.strerror}")
 
 
 def write_clip_shards(clips: Iterable[tuple[Utterance, bytes]], out: Path, clips_per_shard: int,

@@ -30,6 +30,7 @@ from whisper_ja.data.collate import (
 )
 from whisper_ja.data.feature_cache import FeatureCache
 from whisper_ja.data.manifest import Utterance, read_manifest
+from whisper_ja.data.skips import NAMED_KEPT
 from whisper_ja.data.stream_sources import estimated_clips, plan_sources
 from whisper_ja.data.timestamps import LabelMix
 from whisper_ja.text.labels import LabelSettings, count_label_changes
@@ -165,7 +166,8 @@ def build_datasets(config: TrainConfig, processor: Any, accelerator: Any) -> Dat
              else _in_memory(config, processor, accelerator, features))
     return Datasets(train=train, validation=validation,
                     validation_utterances=[u for u in val_utts if u.id not in bad],
-                    validation_skipped=dict(skipped), validation_named=list(bad.values())[:20])
+                    validation_skipped=dict(skipped),
+                    validation_named=list(bad.values())[:NAMED_KEPT])
 
 
 def _collate_fn(config: TrainConfig) -> Callable[[list[Example]], dict[str, torch.Tensor]]:
@@ -210,7 +212,7 @@ def _in_memory(config: TrainConfig, processor: Any, accelerator: Any,
                         [frames_of(u) for u in train_utts], [u.corpus for u in train_utts],
                         _collate_fn(config), accelerator.num_processes, accelerator.process_index)
     steps.skipped, steps.label_changes = dict(skipped), label_changes
-    steps.named = list(bad.values())[:20]
+    steps.named = list(bad.values())[:NAMED_KEPT]
     return steps
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from whisper_ja.data.manifest import Utterance
+from whisper_ja.data.skips import note_skip
 from whisper_ja.data.stream_sources import Source, iter_source, plan_sources
 from whisper_ja.text.metrics import cer
 
@@ -107,7 +108,7 @@ def _label_piece(source: Source, partial: Path, transcribe: Transcriber, teacher
         nonlocal position
         for item in iter_source(source):
             if item.utterance is None:
-                _note(report, item.problem, item.where)
+                note_skip(report.skipped, report.named, item.problem, item.where)
                 continue
             position += 1
             if position > already:  # written before a crash: never decoded twice
@@ -118,19 +119,14 @@ def _label_piece(source: Source, partial: Path, transcribe: Transcriber, teacher
             texts, failed = transcribe(batch)
             for utt, text in zip(batch, texts, strict=True):
                 if text is None:
-                    _note(report, "unreadable audio", failed.get(utt.id, utt.audio))
+                    note_skip(report.skipped, report.named, "unreadable audio",
+                              failed.get(utt.id, utt.audio))
                     handle.write(json.dumps({"skipped": utt.id}) + "\n")  # keeps the count
                     continue
                 handle.write(pseudo_record(utt, text, teacher) + "\n")
                 report.labelled += 1
             handle.flush()
             os.fsync(handle.fileno())
-
-
-def _note(report: LabelReport, reason: str, where: str) -> None:
-    report.skipped[reason] += 1
-    if len(report.named) < 20:
-        report.named.append(f"{reason}: {where}")
 
 
 def join_pieces(out: Path) -> tuple[int, dict[str, Any]]:

@@ -30,13 +30,12 @@ from accelerate.utils import gather_object
 
 from whisper_ja.config import ConfigError
 from whisper_ja.data.collate import IGNORE_INDEX, Example
+from whisper_ja.data.skips import NAMED_KEPT
 from whisper_ja.data.stream_sources import Source
 from whisper_ja.training.stream import ClipStream, Labeled, Labeler, ReaderPlan, StreamBatch
 
 __all__ = ["StreamPosition", "StreamSteps"]
 
-NAMED_KEPT = 20
-"""Bad items named in the run summary (all are counted)."""
 
 
 @dataclass

@@ -19,6 +19,7 @@ import soundfile as sf
 
 from whisper_ja.data.corpora.base import CorpusError
 from whisper_ja.data.manifest import Utterance
+from whisper_ja.data.skips import note_skip
 
 __all__ = ["audio_file", "hub_clips", "is_saved_dataset", "load_splits"]
 
@@ -118,11 +119,11 @@ def hub_clips(source: str, config_name: str | None, split: str, *, text_column: 
                 data = raw or Path(name).read_bytes()
                 duration = float(sf.info(io.BytesIO(data)).duration)
             except (OSError, RuntimeError, sf.LibsndfileError) as err:
-                _skip(skipped, named, "unreadable audio", f"{where}: {err}")
+                note_skip(skipped, named, "unreadable audio", f"{where}: {err}")
                 continue
             text = row.get(text_column)
             if not isinstance(text, str) or not text.strip():
-                _skip(skipped, named, "no transcript", f"{where}: column {text_column!r}")
+                note_skip(skipped, named, "no transcript", f"{where}: column {text_column!r}")
                 continue
             stem = str(row.get("id") or row.get("name") or f"{split}-{index:09d}")
             yield (Utterance(f"{corpus}/{Path(stem).with_suffix('')}",
@@ -130,7 +131,3 @@ def hub_clips(source: str, config_name: str | None, split: str, *, text_column: 
                              extra={"official_split": split}), data)
 
 
-def _skip(skipped: Counter[str], named: list[str], reason: str, where: str) -> None:
-    skipped[reason] += 1
-    if len(named) < 20:
-        named.append(f"{reason}: {where}")
