@@ -15,9 +15,8 @@ from whisper_ja.text.sentences import ends_sentence, is_punctuation
     "メアリーと夫婦だった頃。",       # a noun (体言止め)
     "よく行ったっけ。",               # sentence-final particle
     "本当に背が高い。 ",              # trailing space
-    "東京から。",                     # a case particle: an answer in speech
-    "私も。",                         # も
-    "私は？",                         # a question may end on は
+    "私は？",                         # a question may end on a particle
+    "どこから？",
 ])
 def test_a_sentence_mark_after_a_word_that_can_end_a_sentence_ends_it(text):
     assert ends_sentence(text)
@@ -29,6 +28,7 @@ def test_a_sentence_mark_after_a_word_that_can_end_a_sentence_ends_it(text):
     "この3日間で新たに。",             # continuative of だ
     "私はとても嬉しく。",              # continuative adjective
     "こういう特典に対して、私たちは。",  # topic particle
+    "石川さんは三鷹市の自宅で。",        # case particle
     "最高気温が37度を超え、",          # a comma
     "最高気温が37度を超え",            # no mark at all
 ])

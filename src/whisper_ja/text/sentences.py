@@ -3,14 +3,17 @@
 A 。 is not always a sentence end in ASR output. A model fine-tuned on joined sentences
 learns to write 。 at any long pause, and synthetic voices pause at commas: the demo's
 adapter wrote "最高気温が37度を超え。" / "この夏一番の暑さとなりました。" as two sentences
-(dev set of ``benchmarks/heldout_longform.py``: 33 extra segments, most of them so). Japanese
-grammar tells such a clause: a sentence does not end on a continuative form (連用形: 超え,
-売り出され, 新たに) or on the topic particle は (私たちは。). The last word is read with MeCab
-(unidic-lite, the tagger :mod:`whisper_ja.text.normalize` already loads).
+(dev set of ``benchmarks/heldout_longform.py``: 33 extra segments, most of them so), and
+untouched whisper-base writes "…の自宅で。" at such a pause. Japanese grammar tells such a
+clause: a statement does not end on a continuative form (連用形: 超え, 売り出され, 新たに) or on
+a case or topic particle (自宅で, 私たちは). The last word is read with MeCab (unidic-lite, the
+tagger :mod:`whisper_ja.text.normalize` already loads).
 
-Kept as sentence ends on purpose, because speech ends sentences so: the te-form (待って。, a
-request), case particles (東京から。, an answer), も (私も。), questions (私は？), sentence-final
-particles, nouns (体言止め) and every conclusive form.
+Kept as sentence ends: a question (どこから？), the te-form (待って。, a request in speech),
+conjunctive and sentence-final particles, nouns (体言止め) and every conclusive form. A
+fragment answer of conversation (東京から。) is read as a clause: joined to a sentence that
+follows within a second, the cost is one boundary, where a read sentence cut at its commas
+costs a false one at each.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import unicodedata
 
 from whisper_ja.text.normalize import tagger
 
-__all__ = ["PUNCTUATION", "SENTENCE_ENDS", "ends_sentence", "is_punctuation"]
+__all__ = ["PUNCTUATION", "QUESTION_MARKS", "SENTENCE_ENDS", "ends_sentence", "is_punctuation"]
 
 SENTENCE_ENDS = ("。", "！", "？", "!", "?", "．")
 """Characters that end a Japanese sentence: a text ending otherwise is a clause."""
@@ -28,8 +31,10 @@ PUNCTUATION = (*SENTENCE_ENDS, "、", "，", ",")
 
 _CONJUGATED = ("動詞", "形容詞", "助動詞")
 """Parts of speech whose continuative form (連用形) continues a sentence."""
-TOPIC = "は"
-"""The particle that opens a sentence's comment: a statement never ends on it."""
+_CONTINUING_PARTICLES = ("格助詞", "係助詞")
+"""Particles a statement does not end on (が, を, に, で, から, は, も ...)."""
+QUESTION_MARKS = ("？", "?")
+"""A question may end on a particle (どこから？)."""
 _NOT_SPOKEN = ("補助記号", "空白")
 
 
@@ -49,4 +54,5 @@ def ends_sentence(text: str) -> bool:
     last = words[-1].feature
     if last.pos1 in _CONJUGATED and str(last.cForm).startswith("連用形"):
         return False
-    return not (words[-1].surface == TOPIC and last.pos1 == "助詞" and text.endswith("。"))
+    return not (last.pos1 == "助詞" and last.pos2 in _CONTINUING_PARTICLES
+                and not text.endswith(QUESTION_MARKS))
