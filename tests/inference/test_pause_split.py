@@ -73,7 +73,8 @@ def test_only_pauses_inside_a_segment_are_candidates():
 def test_a_cut_goes_before_the_first_word_after_the_pause_with_words_on_both_sides():
     pause = SpeechSpan(11.3, 11.6)
     (cut,) = find_cuts([_segment()], [(0, pause)], STARTS, TOK)
-    assert cut == Cut(0, 7, 6, pause)  # before この; 。 is asked after なよ (、 dropped)
+    # before この; 。 is asked after なよ (、 dropped), and なよ、 ends a sentence by grammar
+    assert cut == Cut(0, 7, 6, pause, comma_end=True)
     # a pause after every word (the last pause of the window) cuts nothing
     assert find_cuts([_segment()], [(0, SpeechSpan(13.0, 14.0))], STARTS, TOK) == []
     # nor one that would leave only punctuation on one side
@@ -234,3 +235,13 @@ def test_windows_without_punctuation_or_far_apart_are_not_joined():
     assert len(list(join_windows([bare, following], max_gap=1.0))) == 2
     assert len(list(join_windows([marked, far], max_gap=1.0))) == 2
     assert len(list(join_windows([marked, following], max_gap=1.0))) == 1
+
+
+def test_a_comma_after_a_continuative_form_is_no_sentence_end_by_grammar():
+    tok = _Stops()
+    tok.alphabet = "雨で降り、晴れた"
+    ids = tuple(tok.encode("雨で降り、晴れた"))
+    segment = Segment(0.0, 3.0, "雨で降り、晴れた", (), ids)
+    starts = [0.0, 0.2, 0.4, 0.6, 0.8, 1.6, 1.8, 2.0]
+    (cut,) = find_cuts([segment], [(0, SpeechSpan(1.0, 1.5))], starts, tok)
+    assert cut.at == 5 and not cut.comma_end

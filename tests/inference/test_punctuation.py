@@ -57,8 +57,17 @@ def test_small_wording_differences_between_the_readings_do_not_matter():
 
 def test_nothing_is_carried_from_a_reading_of_other_words_or_without_sentence_ends():
     reading = _Reading()
-    first = _parse(reading, "感染が確認されました", "沖縄県によりますと")
+    first = _parse(reading, "感染が確認され", "沖縄県によりますと")
     other = _parse(reading, "今日はとても良い天気ですね。")
-    commas = _parse(reading, "感染が確認されました、沖縄県によりますと、")
+    commas = _parse(reading, "感染が確認され、沖縄県によりますと、")
     assert carry_sentence_ends(first, other, reading.decode, END) is None
     assert carry_sentence_ends(first, commas, reading.decode, END) is None
+
+
+def test_a_comma_after_a_conclusive_form_carries_as_a_sentence_end():
+    reading = _Reading()
+    first = _parse(reading, "証拠は揃った", "アリバイがない")
+    second = _parse(reading, "証拠は揃った、アリバイがない。")
+    carried = carry_sentence_ends(first, second, reading.decode, END)
+    assert carried is not None
+    assert [ids[-1] == END for _, _, ids in carried.segments] == [True, True]

@@ -38,3 +38,16 @@ def test_a_clause_does_not_end_a_sentence_even_with_a_full_stop(text):
 
 def test_punctuation_is_marks_and_spaces_only():
     assert is_punctuation("、。「」 ") and not is_punctuation("、あ")
+
+
+@pytest.mark.parametrize(("text", "ends"), [
+    ("日本人には孤独に見える、", True),       # conclusive (MeCab: attributive) before a comma
+    ("証拠は揃った、", True),
+    ("よく行ったっけ、", True),               # sentence-final particle
+    ("最高気温が37度を超え、", False),        # continuative
+    ("彼は学生だが、", False),                # conjunctive particle
+    ("とても静かな、", False),                # だ's attributive
+    ("徳島県によりますと、", False),
+])
+def test_a_comma_ends_a_sentence_after_a_conclusive_form(text, ends):
+    assert ends_sentence(text) is ends

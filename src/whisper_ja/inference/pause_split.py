@@ -45,7 +45,13 @@ import numpy as np
 from whisper_ja.inference.backend import Backend, Encoded
 from whisper_ja.inference.options import PauseSettings
 from whisper_ja.inference.timestamps import Segment, SpeechSpan, word_spans
-from whisper_ja.text.sentences import PUNCTUATION, SENTENCE_ENDS, ends_sentence, is_punctuation
+from whisper_ja.text.sentences import (
+    CLAUSE_MARKS,
+    PUNCTUATION,
+    SENTENCE_ENDS,
+    ends_sentence,
+    is_punctuation,
+)
 
 __all__ = ["Cut", "PauseSettings", "apply_cuts", "cut_at_pauses", "end_context",
            "find_cuts", "join_windows", "known_end_probability", "merge_clauses", "plan_cuts",
@@ -61,12 +67,15 @@ class Cut:
         context: Tokens of the window's text read before the cut (trailing punctuation
             dropped): P(。) is asked after them.
         pause: The pause (file seconds).
+        comma_end: Whisper wrote a comma there after a conclusive form (見える、): a sentence
+            end by grammar (:func:`~whisper_ja.text.sentences.ends_sentence`), whatever P(。).
     """
 
     segment: int
     at: int
     context: int
     pause: SpeechSpan
+    comma_end: bool = False
 
 
 def _pauses_inside(stretches: Sequence[SpeechSpan], start: float,
@@ -127,7 +136,8 @@ def find_cuts(segments: Sequence[Segment], candidates: Sequence[tuple[int, Speec
         left = tokenizer.decode(list(ids[:at]))
         right = tokenizer.decode(list(ids[at:]))
         if at and not is_punctuation(left) and not is_punctuation(right):
-            cuts.append(Cut(index, at, end_context(text, first + at, tokenizer), pause))
+            cuts.append(Cut(index, at, end_context(text, first + at, tokenizer), pause,
+                            left.rstrip().endswith(CLAUSE_MARKS) and ends_sentence(left)))
     return cuts
 
 
@@ -362,8 +372,8 @@ def cut_at_pauses(backend: Backend, encoded: Encoded, rows: Sequence[int],
                          strict=True))
         cuts = {i: find_cuts(found[i], planned[i], timed[i].starts + offsets[i], tokenizer)
                 for i in needed}
-        known = {(i, j): known_end_probability(texts[i], cut, list(timed[i].probs), end,
-                                               settings.end_probability)
+        known = {(i, j): 1.0 if cut.comma_end else known_end_probability(
+                     texts[i], cut, list(timed[i].probs), end, settings.end_probability)
                  for i in needed for j, cut in enumerate(cuts[i])}
         asked = [key for key, p in known.items() if p is None]
         scored = backend.align(encoded, [rows[i] for i, _ in asked],

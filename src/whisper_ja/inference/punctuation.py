@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from difflib import SequenceMatcher
 
 from whisper_ja.inference.timestamps import WindowParse
-from whisper_ja.text.sentences import SENTENCE_ENDS, is_punctuation
+from whisper_ja.text.sentences import CLAUSE_MARKS, SENTENCE_ENDS, ends_sentence, is_punctuation
 
 __all__ = ["carry_sentence_ends"]
 
@@ -26,29 +26,33 @@ be carried over: a second reading that stopped early or heard other words says n
 the first one's boundaries."""
 
 
-def _spoken(text: str) -> tuple[str, list[str]]:
-    """``text`` without punctuation and spaces, and the marks written after each character."""
+def _spoken(text: str) -> tuple[str, list[str], list[int]]:
+    """``text``'s spoken characters, the marks after each, and where in ``text`` those end."""
     chars: list[str] = []
     after: list[str] = []
-    for c in text:
+    ends: list[int] = []
+    for offset, c in enumerate(text, 1):
         if is_punctuation(c):
             if after:
                 after[-1] += c
+                ends[-1] = offset
         else:
             chars.append(c)
             after.append("")
-    return "".join(chars), after
+            ends.append(offset)
+    return "".join(chars), after, ends
 
 
 def _sentence_end_after(first: str, second: str, ends: Sequence[int]) -> list[bool] | None:
     """For each character offset in ``ends`` of ``first``: does ``second`` end a sentence there?
 
     The texts are matched character by character (spoken characters only); an end counts when
-    the second reading writes a sentence end between the characters matched to the last one
-    before it and the first one after it. None when the readings share too little.
+    the second reading writes a sentence end (or a comma that ends one, see
+    :func:`~whisper_ja.text.sentences.ends_sentence`) between the characters matched to the
+    last one before it and the first one after it. None when the readings share too little.
     """
-    spoken, _ = _spoken(first)
-    other, marks = _spoken(second)
+    spoken = _spoken(first)[0]
+    other, marks, mark_ends = _spoken(second)
     matcher = SequenceMatcher(None, spoken, other, autojunk=False)
     blocks = matcher.get_matching_blocks()
     if not spoken or sum(b.size for b in blocks) < MIN_SHARED * len(spoken):
@@ -62,8 +66,16 @@ def _sentence_end_after(first: str, second: str, ends: Sequence[int]) -> list[bo
             found.append(False)
             continue
         stop = after[0] if after else len(other)
-        found.append(any(c in SENTENCE_ENDS for j in range(before[0], stop) for c in marks[j]))
+        found.append(any(_ends_there(second, marks[j], mark_ends[j])
+                         for j in range(before[0], stop)))
     return found
+
+
+def _ends_there(text: str, marks: str, offset: int) -> bool:
+    """Whether ``marks``, written in ``text`` just before ``offset``, end a sentence."""
+    if any(c in SENTENCE_ENDS for c in marks):
+        return True
+    return any(c in CLAUSE_MARKS for c in marks) and ends_sentence(text[:offset])
 
 
 def carry_sentence_ends(first: WindowParse, second: WindowParse,

@@ -19,6 +19,7 @@ costs a false one at each.
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 from whisper_ja.text.normalize import tagger
 
@@ -26,7 +27,9 @@ __all__ = ["PUNCTUATION", "QUESTION_MARKS", "SENTENCE_ENDS", "ends_sentence", "i
 
 SENTENCE_ENDS = ("。", "！", "？", "!", "?", "．")
 """Characters that end a Japanese sentence: a text ending otherwise is a clause."""
-PUNCTUATION = (*SENTENCE_ENDS, "、", "，", ",")
+CLAUSE_MARKS = ("、", "，", ",")
+"""Commas: a clause ends there, and sometimes (after a conclusive form) a sentence."""
+PUNCTUATION = (*SENTENCE_ENDS, *CLAUSE_MARKS)
 """Marks whose presence shows a text was written with punctuation."""
 
 _CONJUGATED = ("動詞", "形容詞", "助動詞")
@@ -35,6 +38,8 @@ _CONTINUING_PARTICLES = ("格助詞", "係助詞")
 """Particles a statement does not end on (が, を, に, で, から, は, も ...)."""
 QUESTION_MARKS = ("？", "?")
 """A question may end on a particle (どこから？)."""
+_FINAL_FORMS = ("終止形", "連体形")
+"""Conjugated forms that end a sentence when a comma follows (see :func:`ends_sentence`)."""
 _NOT_SPOKEN = ("補助記号", "空白")
 
 
@@ -44,15 +49,33 @@ def is_punctuation(text: str) -> bool:
 
 
 def ends_sentence(text: str) -> bool:
-    """Whether ``text`` ends a sentence: a sentence mark after a word that can end one."""
+    """Whether ``text`` ends a sentence, by its last mark and the word before it.
+
+    A sentence mark ends one unless a clause form precedes it (see the module's text). A comma
+    does when a conclusive form (見える、 揃った、) or a sentence-final particle (行ったっけ、)
+    precedes it: Whisper writes 、 at some sentence ends, and a written clause does not end on
+    those forms. Before a comma MeCab reads a conclusive verb as attributive (連体形: the two
+    are spelled alike), and an attributive form never stands before a comma either.
+    """
     text = text.rstrip()
+    if text.endswith(CLAUSE_MARKS):
+        last = _last_word(text)
+        return last is not None and (
+            (last.pos1 in _CONJUGATED and str(last.cForm).startswith(_FINAL_FORMS)
+             and last.orthBase != "だ")  # 静かな、: だ's attributive is a clause
+            or (last.pos1 == "助詞" and last.pos2 == "終助詞"))
     if not text.endswith(SENTENCE_ENDS):
         return False
-    words = [w for w in tagger()(text) if w.feature.pos1 not in _NOT_SPOKEN]
-    if not words:
+    last = _last_word(text)
+    if last is None:
         return True
-    last = words[-1].feature
     if last.pos1 in _CONJUGATED and str(last.cForm).startswith("連用形"):
         return False
     return not (last.pos1 == "助詞" and last.pos2 in _CONTINUING_PARTICLES
                 and not text.endswith(QUESTION_MARKS))
+
+
+def _last_word(text: str) -> Any:
+    """MeCab's features of the last spoken word of ``text`` (None: nothing spoken)."""
+    words = [w for w in tagger()(text) if w.feature.pos1 not in _NOT_SPOKEN]
+    return words[-1].feature if words else None
