@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -134,6 +136,9 @@ def test_the_timing_pass_settles_a_cut_when_its_token_probabilities_decide_it():
     assert known_end_probability(text, comma, probs, end, 0.1) is None
     assert known_end_probability(text, comma, probs, end, 0.3) is None
     assert known_end_probability(text, comma, probs, end, 0.45) == pytest.approx(0.4)
+    # a comma grammar reads as a sentence end settles the cut whatever the probabilities
+    assert known_end_probability(text, dataclasses.replace(comma, comma_end=True), probs, end,
+                                 0.1) == 1.0
 
 
 def test_starts_and_ends_in_silence_move_onto_speech_when_close():

@@ -26,13 +26,10 @@ from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.data.timestamps import TimestampVocab
 from whisper_ja.errors import ModelError
 from whisper_ja.model.tokens import SpecialTokens, special_tokens
+from whisper_ja.text.sentences import SENTENCE_END
 
 __all__ = ["Alignment", "Backend", "Encoded", "GenerateRequest", "Generated", "Vocabulary",
            "WindowResult", "vocabulary_of"]
-
-SENTENCE_END = "。"
-"""The sentence end that pause cuts ask the model about."""
-
 
 @dataclass(frozen=True)
 class Vocabulary:

@@ -44,7 +44,7 @@ from whisper_ja.inference.windows import (
     window_segments,
     window_words,
 )
-from whisper_ja.text.sentences import PUNCTUATION
+from whisper_ja.text.sentences import has_punctuation
 
 __all__ = ["LongformStats", "long_audio_segments", "short_files_segments"]
 
@@ -109,8 +109,8 @@ class _Decoder:
 
     def punctuated(self, parse: WindowParse | None) -> bool:
         """Whether the window's text holds any punctuation mark."""
-        return parse is not None and any(c in PUNCTUATION for _, _, ids in parse.segments
-                                         for c in self.text.decode(ids))
+        return parse is not None and any(has_punctuation(self.text.decode(ids))
+                                         for _, _, ids in parse.segments)
 
     def dropped(self, result: WindowResult, parse: WindowParse | None) -> bool:
         """The window gave no usable text (silence rule, kept loop, no segment)."""

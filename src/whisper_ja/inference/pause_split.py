@@ -47,9 +47,9 @@ from whisper_ja.inference.options import PauseSettings
 from whisper_ja.inference.timestamps import Segment, SpeechSpan, word_spans
 from whisper_ja.text.sentences import (
     CLAUSE_MARKS,
-    PUNCTUATION,
     SENTENCE_ENDS,
     ends_sentence,
+    has_punctuation,
     is_punctuation,
 )
 
@@ -170,6 +170,7 @@ def known_end_probability(text: Sequence[int], cut: Cut, token_probs: Sequence[f
     there, that is P(。) itself. Otherwise P(。) <= 1 - P(the token it wrote): when that bound
     is under ``threshold`` (a 、 or a word Whisper was sure of) the cut is refused whatever
     the scoring pass would say, and the bound is returned. Only the other cuts need scoring.
+    A comma grammar reads as a sentence end (``cut.comma_end``) settles the cut as 1.0.
 
     Args:
         text: The window's text tokens.
@@ -178,6 +179,8 @@ def known_end_probability(text: Sequence[int], cut: Cut, token_probs: Sequence[f
         end: The id of 。.
         threshold: ``PauseSettings.end_probability``.
     """
+    if cut.comma_end:
+        return 1.0
     written, probability = text[cut.context], float(token_probs[cut.context])
     if written == end:
         return probability
@@ -285,7 +288,7 @@ def merge_clauses(segments: Sequence[Segment], max_gap: float) -> list[Segment]:
     no punctuation at all is left as it is: there a segment's end is the only sentence end
     Whisper gives.
     """
-    if not any(c in PUNCTUATION for s in segments for c in s.text):
+    if not any(has_punctuation(s.text) for s in segments):
         # Whisper writes some windows without punctuation (and a model fine-tuned on
         # unpunctuated labels writes all of them so). Merging there joined whole sentences:
         # dev set of benchmarks/heldout_longform.py, 3 windows of 4-7 sentences each became one
@@ -337,7 +340,7 @@ def join_windows(windows: Iterable[Sequence[Segment]], max_gap: float) -> Iterat
         held = None
         if segments:
             yield from segments[:-1]
-            if any(c in PUNCTUATION for s in segments for c in s.text):
+            if any(has_punctuation(s.text) for s in segments):
                 held = segments[-1]
             else:
                 yield segments[-1]
@@ -372,8 +375,8 @@ def cut_at_pauses(backend: Backend, encoded: Encoded, rows: Sequence[int],
                          strict=True))
         cuts = {i: find_cuts(found[i], planned[i], timed[i].starts + offsets[i], tokenizer)
                 for i in needed}
-        known = {(i, j): 1.0 if cut.comma_end else known_end_probability(
-                     texts[i], cut, list(timed[i].probs), end, settings.end_probability)
+        known = {(i, j): known_end_probability(texts[i], cut, list(timed[i].probs), end,
+                                               settings.end_probability)
                  for i in needed for j, cut in enumerate(cuts[i])}
         asked = [key for key, p in known.items() if p is None]
         scored = backend.align(encoded, [rows[i] for i, _ in asked],

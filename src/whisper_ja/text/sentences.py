@@ -23,9 +23,12 @@ from typing import Any
 
 from whisper_ja.text.normalize import tagger
 
-__all__ = ["PUNCTUATION", "QUESTION_MARKS", "SENTENCE_ENDS", "ends_sentence", "is_punctuation"]
+__all__ = ["CLAUSE_MARKS", "PUNCTUATION", "QUESTION_MARKS", "SENTENCE_END", "SENTENCE_ENDS",
+           "ends_sentence", "has_punctuation", "is_punctuation"]
 
-SENTENCE_ENDS = ("。", "！", "？", "!", "?", "．")
+SENTENCE_END = "。"
+"""The full stop: the sentence end whose probability pause cuts ask the model about."""
+SENTENCE_ENDS = (SENTENCE_END, "！", "？", "!", "?", "．")
 """Characters that end a Japanese sentence: a text ending otherwise is a clause."""
 CLAUSE_MARKS = ("、", "，", ",")
 """Commas: a clause ends there, and sometimes (after a conclusive form) a sentence."""
@@ -41,6 +44,11 @@ QUESTION_MARKS = ("？", "?")
 _FINAL_FORMS = ("終止形", "連体形")
 """Conjugated forms that end a sentence when a comma follows (see :func:`ends_sentence`)."""
 _NOT_SPOKEN = ("補助記号", "空白")
+
+
+def has_punctuation(text: str) -> bool:
+    """Whether ``text`` holds any mark of :data:`PUNCTUATION` (it was written punctuated)."""
+    return any(c in PUNCTUATION for c in text)
 
 
 def is_punctuation(text: str) -> bool:
