@@ -13,6 +13,10 @@ from whisper_ja.text.sentences import ends_sentence, is_punctuation
     "ちょっと待って。",               # te-form: a request in speech
     "新しい彼女か何か？",             # question mark
     "メアリーと夫婦だった頃。",       # a noun (体言止め)
+    "10月7日。",                      # a noun with no particle waiting
+    "日本の首都。",                   # の joins nouns: nothing awaits a predicate
+    "証拠は揃った。アリバイがない。",  # only the last sentence is read
+    "東京では何時？",                 # a question needs no predicate
     "よく行ったっけ。",               # sentence-final particle
     "本当に背が高い。 ",              # trailing space
     "私は？",                         # a question may end on a particle
@@ -31,6 +35,9 @@ def test_a_sentence_mark_after_a_word_that_can_end_a_sentence_ends_it(text):
     "石川さんは三鷹市の自宅で。",        # case particle
     "最高気温が37度を超え、",          # a comma
     "最高気温が37度を超え",            # no mark at all
+    "宮城県新宿区では9月17日。",        # では awaits a predicate: 、最高気温が...
+    "市長は、予算をおよそ386279円。",   # を awaits one (とする案を...)
+    "証拠は揃った。では10月7日。",      # the last sentence awaits one
 ])
 def test_a_clause_does_not_end_a_sentence_even_with_a_full_stop(text):
     assert not ends_sentence(text)

@@ -9,11 +9,16 @@ clause: a statement does not end on a continuative form (連用形: 超え, 売�
 a case or topic particle (自宅で, 私たちは). The last word is read with MeCab (unidic-lite, the
 tagger :mod:`whisper_ja.text.normalize` already loads).
 
+Nor does a statement end on a noun when it has a case-marked or topic word and no predicate
+at all (宮城県新宿区では9月17日。, 市長は、予算をおよそ386万円。): the particle awaits a verb,
+an adjective or a copula still to come. The adapter writes 。 after such a date at a comma
+pause; the noun alone (体言止め: 10月7日。, 夫婦だった頃。) stays a sentence end.
+
 Kept as sentence ends: a question (どこから？), the te-form (待って。, a request in speech),
-conjunctive and sentence-final particles, nouns (体言止め) and every conclusive form. A
-fragment answer of conversation (東京から。) is read as a clause: joined to a sentence that
-follows within a second, the cost is one boundary, where a read sentence cut at its commas
-costs a false one at each.
+conjunctive and sentence-final particles, nouns with no waiting particle, and every conclusive
+form. A fragment answer of conversation (東京から。, 私は学生。) is read as a clause: joined to
+a sentence that follows within a second, the cost is one boundary, where a read sentence cut
+at its commas costs a false one at each.
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ _CONTINUING_PARTICLES = ("格助詞", "係助詞")
 """Particles a statement does not end on (が, を, に, で, から, は, も ...)."""
 QUESTION_MARKS = ("？", "?")
 """A question may end on a particle (どこから？)."""
+_PREDICATES = (*_CONJUGATED, "形状詞")
+"""Words that can close a statement as its predicate (静か counts: 彼は元気。 is one)."""
+_ADNOMINAL = "の"
+"""The case particle that joins two nouns (日本の首都。): it awaits no predicate."""
 _FINAL_FORMS = ("終止形", "連体形")
 """Conjugated forms that end a sentence when a comma follows (see :func:`ends_sentence`)."""
 _NOT_SPOKEN = ("補助記号", "空白")
@@ -74,16 +83,34 @@ def ends_sentence(text: str) -> bool:
             or (last.pos1 == "助詞" and last.pos2 == "終助詞"))
     if not text.endswith(SENTENCE_ENDS):
         return False
-    last = _last_word(text)
-    if last is None:
+    words = _last_sentence(text)
+    if not words:
         return True
+    last = words[-1]
     if last.pos1 in _CONJUGATED and str(last.cForm).startswith("連用形"):
         return False
-    return not (last.pos1 == "助詞" and last.pos2 in _CONTINUING_PARTICLES
-                and not text.endswith(QUESTION_MARKS))
+    if text.endswith(QUESTION_MARKS):
+        return True
+    return not ((last.pos1 == "助詞" and last.pos2 in _CONTINUING_PARTICLES)
+                or _awaits_predicate(words))
+
+
+def _awaits_predicate(words: list[Any]) -> bool:
+    """The last case or topic particle (not の) has no predicate after it: the statement goes on."""
+    marked = [i for i, w in enumerate(words)
+              if w.pos1 == "助詞" and w.pos2 in _CONTINUING_PARTICLES and w.orthBase != _ADNOMINAL]
+    return bool(marked) and not any(w.pos1 in _PREDICATES for w in words[marked[-1]:])
 
 
 def _last_word(text: str) -> Any:
     """MeCab's features of the last spoken word of ``text`` (None: nothing spoken)."""
-    words = [w for w in tagger()(text) if w.feature.pos1 not in _NOT_SPOKEN]
-    return words[-1].feature if words else None
+    words = _last_sentence(text)
+    return words[-1] if words else None
+
+
+def _last_sentence(text: str) -> list[Any]:
+    """MeCab's features of the spoken words after the last sentence mark before the end."""
+    words = [w.feature for w in tagger()(text.rstrip().rstrip("".join(SENTENCE_ENDS)))]
+    cut = max((i + 1 for i, w in enumerate(words) if w.pos1 == "補助記号" and w.pos2 == "句点"),
+              default=0)
+    return [w for w in words[cut:] if w.pos1 not in _NOT_SPOKEN]
