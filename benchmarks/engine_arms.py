@@ -27,6 +27,8 @@ import numpy as np
 
 LongArm = Callable[[np.ndarray], Iterable[Any]]
 """``audio (16 kHz float32) -> segments`` (objects with ``start``, ``end``, ``text``)."""
+FasterArm = Callable[[np.ndarray | str], list[Any]]
+"""faster-whisper's arm: audio or a file's path (it decodes files itself) -> segments."""
 
 
 def whisper_ja_default(model: str, adapter: Path | None = None) -> LongArm:
@@ -129,16 +131,30 @@ def ct2_export(model: str, adapter: Path | None, root: Path, quantization: str =
     return out
 
 
-def faster_whisper_model(ct2: Path, compute_type: str = "int8", threads: int = 2) -> Any:
-    """faster-whisper's ``WhisperModel`` on a CTranslate2 folder (CPU)."""
+def faster_whisper_model(ct2: Path, threads: int = 2) -> Any:
+    """faster-whisper's ``WhisperModel`` on a CTranslate2 folder, where whisper-ja would run.
+
+    The device is ``transcribe``'s default (``auto``: a GPU when one is visible) and the
+    compute type the int8 family it picks there (int8 on a CPU, int8_float16 on a GPU), so the
+    two arms are timed on the same hardware at the same precision.
+    """
     # Imported here: faster-whisper is optional for whisper-ja.
     from faster_whisper import WhisperModel
 
+    device, compute_type = faster_whisper_placement()
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-    return WhisperModel(str(ct2), device="cpu", compute_type=compute_type, cpu_threads=threads)
+    return WhisperModel(str(ct2), device=device, compute_type=compute_type, cpu_threads=threads)
 
 
-def stock_faster_whisper(model: Any, beam_size: int = 1, vad: bool = True) -> LongArm:
+def faster_whisper_placement() -> tuple[str, str]:
+    """``(device, compute type)`` of the faster-whisper arms (see :func:`faster_whisper_model`)."""
+    from whisper_ja.model.device import ct2_device
+
+    device = ct2_device("auto")
+    return device, "int8_float16" if device == "cuda" else "int8"
+
+
+def stock_faster_whisper(model: Any, beam_size: int = 1, vad: bool = True) -> FasterArm:
     """faster-whisper's own ``transcribe``: its defaults but Japanese, VAD on, ``beam_size``.
 
     Greedy (``beam_size=1``) by default: whisper-ja decodes greedily by default, so the

@@ -46,6 +46,7 @@ from engine_arms import (
     LongArm,
     ct2_export,
     faster_whisper_model,
+    faster_whisper_placement,
     stock_faster_whisper,
     whisper_ja_default,
     whisper_ja_mode,
@@ -123,7 +124,7 @@ def make_arms(args: argparse.Namespace, ct2: Path, ct2_adapter: Path | None,
         REFERENCE: lambda: stock_faster_whisper(
             faster_whisper_model(ct2, threads=args.threads), args.fw_beam),
         "faster-whisper (adapter export)": lambda: stock_faster_whisper(
-            faster_whisper_model(ct2_adapter, threads=args.threads), args.fw_beam),
+            faster_whisper_model(_needed(ct2_adapter), threads=args.threads), args.fw_beam),
         "transcribe batched": lambda: whisper_ja_mode(args.model, ct2, "transformers",
                                                       "batched"),
         "transcribe --backend ct2": lambda: whisper_ja_mode(args.model, ct2, "ct2",
@@ -138,6 +139,13 @@ def make_arms(args: argparse.Namespace, ct2: Path, ct2_adapter: Path | None,
     if adapter is None and needs_adapter & set(args.arms):
         raise SystemExit(f"--adapter {args.adapter}: no such folder (run `make demo`)")
     return {name: makers[name]() for name in args.arms}
+
+
+def _needed(ct2_adapter: Path | None) -> Path:
+    """The adapter's export, which :func:`make_arms` checked exists before any arm loads."""
+    if ct2_adapter is None:
+        raise SystemExit("the adapter's CTranslate2 export is missing")
+    return ct2_adapter
 
 
 @dataclass
@@ -261,8 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     adapter = (f", adapter {args.adapter}" if {"transcribe --adapter",
                                                 "faster-whisper (adapter export)"} & set(arms)
                else "")
+    placement = " ".join(faster_whisper_placement())
     header = (f"{stamp}; {machine_line()}; {args.model}{adapter}; "
-              f"faster-whisper int8, VAD, beam {args.fw_beam}; whisper-ja "
+              f"faster-whisper {placement}, VAD, beam {args.fw_beam}; whisper-ja "
               f"{'before the engine (inference.transcribe)' if BEFORE_ENGINE else 'engine'}, "
               f"src at {commit or '?'} when the run started")
     text = header + "\n\n" + "\n\n".join(texts)

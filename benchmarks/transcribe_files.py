@@ -35,6 +35,7 @@ import torch
 from engine_arms import (
     ct2_export,
     faster_whisper_model,
+    faster_whisper_placement,
     stock_faster_whisper,
     whisper_ja_default_files,
 )
@@ -168,10 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts, rounds = timed_rounds(arms, paths, args.repeats)
     seconds = sum(u.duration for u in utts)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    placement = " ".join(faster_whisper_placement())
     title = (f"{stamp}; {machine_line()}; {len(utts)} SYNTHETIC "
              f"files, {seconds:.0f} s of audio ({min(u.duration for u in utts):.1f}-"
              f"{max(u.duration for u in utts):.1f} s); {args.model}"
-             f"{' + ' + str(args.adapter) if args.adapter else ''}; faster-whisper int8, VAD, "
+             f"{' + ' + str(args.adapter) if args.adapter else ''}; "
+             f"faster-whisper {placement}, VAD, "
              f"beam {args.fw_beam}; start-up included; median of {args.repeats} rounds; "
              f"whisper-ja {'before the engine' if BEFORE_ENGINE else 'engine'}, src at "
              f"{commit or '?'} when the run started")
