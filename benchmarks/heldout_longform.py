@@ -7,10 +7,13 @@ training corpus uses), pauses of 0.2-1.5 s, and two faint-noise stretches per re
 voices are neither the demo's training voices (Open JTalk -4/-2/0/+2/+4) nor its test voices
 (Open JTalk +1, Kokoro jf_alpha).
 
-Two sets, different sentences, seeds, voices' order, speaking rates and pause patterns:
+Three sets, different sentences, seeds, voices' order, speaking rates and pause patterns:
 
 - ``dev``: may be looked at while developing;
-- ``heldout``: report only, never tune on it.
+- ``heldout``: report only, never tune on it;
+- ``short``: report only, made later to match the length range the reviewers' set is described
+  with (sentences of 2-12 s, short Tatoeba sentences among them, many pauses under 0.35 s);
+- ``short-dev``: the same length range, to look at and tune on (``short`` stays unseen).
 
 Each set is a manifest in the form ``whisper-ja evaluate --suite longform`` reads (``segments``:
 every sentence's exact start and end, trimmed to its speech with
@@ -61,7 +64,7 @@ class SetSpec:
     """How one set is made (its hash keys the cache).
 
     Attributes:
-        name: ``dev`` or ``heldout``.
+        name: a key of :data:`SETS`.
         seed: Seed of sentence order, pauses, noise and speaking rates.
         voices: One voice per recording.
         pauses: Pause mixture: ``(weight, shortest s, longest s)`` components.
@@ -75,6 +78,7 @@ class SetSpec:
         candidates: Sentences set aside per recording; the first :data:`INCREMENTS` of them
             are synthesized until the recording is long enough (those outside
             ``sentence_seconds`` are dropped and counted).
+        tatoeba_chars: Shortest and longest Tatoeba sentence, in characters (about 0.2 s each).
     """
 
     name: str
@@ -88,10 +92,19 @@ class SetSpec:
     seconds: tuple[float, float] = (150.0, 180.0)
     sentence_seconds: tuple[float, float] = (6.0, 12.0)
     candidates: int = 28
+    tatoeba_chars: tuple[int, int] = (30, 40)
 
     def key(self, exclude: Sequence[Path]) -> str:
-        blob = json.dumps([asdict(self), sorted(str(p) for p in exclude)], sort_keys=True)
+        # Fields added after the first sets were cached count only when set, so those caches
+        # (slow to synthesize again) stay valid.
+        fields = {k: v for k, v in asdict(self).items()
+                  if k not in _LATER_FIELDS or v != _LATER_FIELDS[k]}
+        blob = json.dumps([fields, sorted(str(p) for p in exclude)], sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+_LATER_FIELDS: dict[str, object] = {"tatoeba_chars": (30, 40)}
+"""SetSpec fields added later, with their defaults as :func:`dataclasses.asdict` gives them."""
 
 
 SETS = {
@@ -106,15 +119,28 @@ SETS = {
         voices=("kokoro:jm_kumo", "openjtalk:-1.5", "openjtalk:+3.5"),
         pauses=((0.65, 0.2, 0.45), (0.35, 0.8, 1.5)), speed_range=(1.0, 1.15),
         noise_at=(0.12, 0.85), noise_seconds=(2.0, 4.0)),
+    # Sentences of 2-12 s (short Tatoeba ones among the long), pauses often under 0.35 s.
+    "short": SetSpec(
+        "short", seed=2699,
+        voices=("kokoro:jf_gongitsune", "openjtalk:-5", "openjtalk:+2.5"),
+        pauses=((0.45, 0.2, 0.35), (0.55, 0.35, 1.3)), speed_range=(0.95, 1.2),
+        noise_at=(0.5, 0.9), noise_seconds=(2.5, 3.5), sentence_seconds=(2.0, 12.0),
+        candidates=44, tatoeba_chars=(8, 40)),
+    # short's counterpart to look at: same length range, other voices, seed and pauses.
+    "short-dev": SetSpec(
+        "short-dev", seed=2711,
+        voices=("kokoro:jf_nezumi", "openjtalk:-2.5", "openjtalk:+4.5"),
+        pauses=((0.5, 0.2, 0.4), (0.5, 0.4, 1.4)), speed_range=(0.9, 1.15),
+        noise_at=(0.25, 0.65), noise_seconds=(3.0, 2.0), sentence_seconds=(2.0, 12.0),
+        candidates=44, tatoeba_chars=(8, 40)),
 }
 
 MAX_RECORDINGS = 4
 """Recordings the sentence pool is sized for (fixed, so a set's sentences do not depend on how
 many of its recordings are made)."""
-INCREMENTS = (18, 22, 28, 30, 32, 34, 37, 40)
+INCREMENTS = (18, 22, 28, 30, 32, 34, 37, 40, 44)
 """Sentences synthesized per recording, tried in turn until the recording is long enough (a
 rerun reuses the clips already rendered)."""
-TATOEBA_MIN_CHARS = 30
 NEWS_CHARS = (32, 50)
 """Sentence lengths (characters) that the voices mostly read in 6-12 s (measured: ~0.2 s per
 character for Kokoro jm_kumo and Open JTalk at speed 1)."""
@@ -123,8 +149,9 @@ character for Kokoro jm_kumo and Open JTalk at speed 1)."""
 def sentence_pool(spec: SetSpec, exclude: Sequence[str] = ()) -> list[SourceSentence]:
     """The set's candidate sentences, half Tatoeba, half ``news``, shuffled.
 
-    Both sets draw from one fixed shuffle of each source, ``dev`` from the front and
-    ``heldout`` from after it, so they never share a sentence.
+    ``dev`` and ``heldout`` draw from one fixed shuffle of each source, ``dev`` from the front
+    and ``heldout`` from after it, so they never share a sentence. A later set draws from after
+    both and also refuses their sentences (its Tatoeba lengths differ, so its shuffle does).
 
     Args:
         spec: The set.
@@ -132,20 +159,25 @@ def sentence_pool(spec: SetSpec, exclude: Sequence[str] = ()) -> list[SourceSent
             training items join several Tatoeba sentences).
     """
     wanted = spec.candidates * MAX_RECORDINGS
-    offset = 0 if spec.name == "dev" else 1
-    refused = "\n".join(text_key(t) for t in exclude)
+    offset = list(SETS).index(spec.name)
+    # dev and heldout are disjoint by their slices; a later set refuses theirs outright.
+    earlier = ([s.text for name in list(SETS)[:offset] for s in sentence_pool(SETS[name], exclude)]
+               if offset > 1 else [])
+    refused = "\n".join(text_key(t) for t in [*exclude, *earlier])
 
     def excluded(text: str) -> bool:
         return bool(refused) and text_key(text) in refused
 
-    pool = [s for s in tatoeba.load_sentences(min_chars=TATOEBA_MIN_CHARS, max_chars=40)
+    pool = [s for s in tatoeba.load_sentences(min_chars=spec.tatoeba_chars[0],
+                                              max_chars=spec.tatoeba_chars[1])
             if not excluded(s.text)]
     random.Random(26).shuffle(pool)
     half = wanted // 2
     long_ones = [SourceSentence(str(s.id), s.text, "tatoeba", s.id)
                  for s in pool[offset * half: (offset + 1) * half]]
-    news = generate_sentences("news", 2 * (wanted - half), 26, exclude=lambda text: excluded(
-        text) or not NEWS_CHARS[0] <= len(text) <= NEWS_CHARS[1])
+    news = generate_sentences(
+        "news", max(2, offset + 1) * (wanted - half), 26,
+        exclude=lambda text: excluded(text) or not NEWS_CHARS[0] <= len(text) <= NEWS_CHARS[1])
     chosen = long_ones + news[offset * (wanted - half): (offset + 1) * (wanted - half)]
     random.Random(spec.seed).shuffle(chosen)
     return chosen

@@ -31,6 +31,7 @@ __all__ = [
     "check_not_truncated",
     "is_silent",
     "load_audio",
+    "quiet_stretches",
     "read_sound",
     "resample",
     "split_long_audio",
@@ -229,6 +230,35 @@ def is_silent(audio: np.ndarray, threshold_dbfs: float = SILENCE_DBFS) -> bool:
     if audio.size == 0:
         return True
     return float(_frame_db(audio, SAMPLE_RATE // 40).max()) < threshold_dbfs
+
+
+QUIET_FRAME = SAMPLE_RATE // 100
+"""Frame of :func:`quiet_stretches` (10 ms): fine enough to time a 0.2 s pause."""
+LOUD_PERCENTILE = 95
+"""Frames of a recording this loud or louder are its loud speech (the reference level)."""
+
+
+def quiet_stretches(audio: np.ndarray, below_loud_db: float,
+                    min_seconds: float) -> list[tuple[float, float]]:
+    """``(start, end)`` seconds of every stretch at least ``below_loud_db`` under loud speech.
+
+    The level is relative to the recording's own loud speech (the 95th percentile of its 10 ms
+    frames), so a noisy recording, whose noise floor sits within ``below_loud_db`` of its
+    speech, gives no quiet stretches at all rather than false ones. Only stretches of at least
+    ``min_seconds`` count: shorter dips are stop closures inside words.
+    """
+    if audio.size < QUIET_FRAME:
+        return []
+    # Frame by frame in pieces of ~10 min, so an hour of audio is never squared in one copy.
+    piece = QUIET_FRAME * 60_000
+    levels = np.concatenate([_frame_db(audio[i:i + piece], QUIET_FRAME)
+                             for i in range(0, audio.size - QUIET_FRAME + 1, piece)])
+    quiet = levels < np.percentile(levels, LOUD_PERCENTILE) - below_loud_db
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    seconds = QUIET_FRAME / SAMPLE_RATE
+    return [(float(a * seconds), float(b * seconds)) for a, b in zip(edges[::2], edges[1::2],
+                                                                     strict=True)
+            if (b - a) * seconds >= min_seconds]
 
 
 def split_long_audio(audio: np.ndarray, max_seconds: float = CHUNK_SECONDS,

@@ -92,6 +92,13 @@ class PauseSettings:
     # 100-200 ms cut the same sentences on benchmarks/longform.py, 300 ms lost one; 150 ms
     # stays clear of the ~100 ms closures of geminates (っ) inside words.
     min_pause_ms: int = field(150, help="silence (Silero) that counts as a pause (ms)")
+    # Silero's speech probability decays ~0.1 a 32 ms frame: a pause under ~0.35 s between
+    # sentences never drops below its threshold long enough (benchmarks/heldout_longform.py's
+    # short-dev set: 4 sentences with 0.2-0.3 s pauses in one stretch). 30 dB under loud speech
+    # is -45 dBFS for speech at -15: pauses in quiet rooms, not a noisy recording's floor.
+    quiet_db: float = field(30.0, help="a stretch this many dB under the recording's loud "
+                                       "speech also counts as a pause, for at least "
+                                       "min_pause_ms (0: Silero's pauses only)")
     # measured (whisper-base, float32): at sentence ends 0.14-0.43 (benchmarks/longform.py)
     # and 0.77-0.85 (the demo's long audio); at commas at most 0.005 and 0.009, the demo
     # adapter's 0.053 (a cut that cost it boundary F1 at 0.05)
@@ -114,6 +121,8 @@ class PauseSettings:
         if not 0.0 < self.end_probability <= 1.0:
             raise ConfigError(f"longform.pauses.end_probability: must be in (0, 1], got "
                               f"{self.end_probability}")
+        if self.quiet_db < 0:
+            raise ConfigError(f"longform.pauses.quiet_db: must be >= 0, got {self.quiet_db}")
         if self.snap_s < 0 or self.pad_ms < 0 or self.merge_gap_s < 0:
             raise ConfigError(f"longform.pauses: snap_s, pad_ms and merge_gap_s must be >= 0, "
                               f"got {self.snap_s}, {self.pad_ms}, {self.merge_gap_s}")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from whisper_ja.audio.constants import CHUNK_SECONDS, SAMPLE_RATE
-from whisper_ja.audio.io import is_silent, split_long_audio
+from whisper_ja.audio.io import is_silent, quiet_stretches, split_long_audio
 from whisper_ja.inference.options import PauseSettings, VadSettings
 from whisper_ja.inference.timestamps import SpeechSpan
 
@@ -137,10 +137,31 @@ def pause_stretches(audio: np.ndarray, vad: VadSettings,
                     settings: PauseSettings) -> list[SpeechSpan]:
     """Speech stretches separated by every pause of at least ``settings.min_pause_ms``.
 
+    A pause is Silero's, or a stretch ``settings.quiet_db`` under the loud speech
+    (:func:`~whisper_ja.audio.io.quiet_stretches`): Silero bridges pauses under ~0.35 s.
     Short stretches are kept (``min_speech_ms=0``): dropping a short word would make a
     longer pause out of two.
     """
     fine = VadSettings(threshold=vad.threshold, min_speech_ms=0,
                        min_silence_ms=settings.min_pause_ms, speech_pad_ms=settings.pad_ms,
                        max_gap_s=vad.max_gap_s)
-    return speech_spans(audio, fine)
+    stretches = speech_spans(audio, fine)
+    if settings.quiet_db <= 0:
+        return stretches
+    quiet = quiet_stretches(audio, settings.quiet_db, settings.min_pause_ms / 1000)
+    return _split_at_quiet(stretches, quiet, settings.pad_ms / 1000)
+
+
+def _split_at_quiet(stretches: Sequence[SpeechSpan], quiet: Sequence[tuple[float, float]],
+                    pad: float) -> list[SpeechSpan]:
+    """Each stretch split at the quiet stretches inside it, keeping ``pad`` of each side."""
+    out: list[SpeechSpan] = []
+    for stretch in stretches:
+        start = stretch.start
+        for begin, end in quiet:
+            left, right = begin + pad, end - pad
+            if start < left < right < stretch.end:
+                out.append(SpeechSpan(start, left))
+                start = right
+        out.append(SpeechSpan(start, stretch.end))
+    return out

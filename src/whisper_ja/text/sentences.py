@@ -69,20 +69,20 @@ def ends_sentence(text: str) -> bool:
     """Whether ``text`` ends a sentence, by its last mark and the word before it.
 
     A sentence mark ends one unless a clause form precedes it (see the module's text). A comma
-    does when a conclusive form (見える、 揃った、) or a sentence-final particle (行ったっけ、)
-    precedes it: Whisper writes 、 at some sentence ends, and a written clause does not end on
-    those forms. Before a comma MeCab reads a conclusive verb as attributive (連体形: the two
-    are spelled alike), and an attributive form never stands before a comma either.
+    does when a conclusive form (見える、 揃った、 場所だ、) or a sentence-final particle
+    (行ったっけ、) precedes it: Whisper writes 、 at some sentence ends, and a written clause
+    does not end on those forms. Before a comma MeCab reads a conclusive verb as attributive
+    (連体形: the two are spelled alike), and an attributive form never stands before a comma
+    either. A text with no mark at its end ends a sentence on a conclusive form or a
+    sentence-final particle (祝いました, 言っている): Whisper leaves sentence ends unmarked in
+    stretches it writes without punctuation, and its segments end at pauses, where a clause
+    rarely ends on a conclusive form.
     """
     text = text.rstrip()
     if text.endswith(CLAUSE_MARKS):
-        last = _last_word(text)
-        return last is not None and (
-            (last.pos1 in _CONJUGATED and str(last.cForm).startswith(_FINAL_FORMS)
-             and last.orthBase != "だ")  # 静かな、: だ's attributive is a clause
-            or (last.pos1 == "助詞" and last.pos2 == "終助詞"))
+        return _final_word(text, _FINAL_FORMS)
     if not text.endswith(SENTENCE_ENDS):
-        return False
+        return _final_word(text, ("終止形",))
     words = _last_sentence(text)
     if not words:
         return True
@@ -93,6 +93,18 @@ def ends_sentence(text: str) -> bool:
         return True
     return not ((last.pos1 == "助詞" and last.pos2 in _CONTINUING_PARTICLES)
                 or _awaits_predicate(words))
+
+
+def _final_word(text: str, forms: tuple[str, ...]) -> bool:
+    """The last word is a conjugated word in one of ``forms`` or a sentence-final particle.
+
+    だ's attributive (静かな、) is a clause whatever ``forms`` says.
+    """
+    last = _last_word(text)
+    return last is not None and (
+        (last.pos1 in _CONJUGATED and str(last.cForm).startswith(forms)
+         and not (last.orthBase == "だ" and str(last.cForm).startswith("連体形")))
+        or (last.pos1 == "助詞" and last.pos2 == "終助詞"))
 
 
 def _awaits_predicate(words: list[Any]) -> bool:
