@@ -15,6 +15,7 @@ from whisper_ja.audio.io import (
     audio_duration,
     is_silent,
     load_audio,
+    quiet_stretches,
     read_sound,
     resample,
     split_long_audio,
@@ -119,3 +120,25 @@ def test_a_streamed_wav_of_unknown_length_is_not_called_truncated(tmp_path):
     data[at:at + 4] = (0xFFFFFFFF).to_bytes(4, "little")  # what a pipe writer leaves
     audio, rate = read_sound(io.BytesIO(bytes(data)), "upload.wav")
     assert rate == SAMPLE_RATE and audio.shape[0] > 0
+
+
+def _speech_level(seconds: float, dbfs: float) -> np.ndarray:
+    t = np.arange(round(seconds * 16000)) / 16000
+    return (10 ** (dbfs / 20) * np.sqrt(2) * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def test_quiet_stretches_are_pauses_far_under_loud_speech():
+    rng = np.random.default_rng(0)
+    hush = (10 ** (-55 / 20) * rng.standard_normal(4000)).astype(np.float32)  # 0.25 s
+    blip = (10 ** (-55 / 20) * rng.standard_normal(1280)).astype(np.float32)  # 0.08 s
+    speech = _speech_level(2.0, -15)
+    audio = np.concatenate([speech, hush, speech, blip, speech[:16000]])
+    found = quiet_stretches(audio, below_loud_db=30, min_seconds=0.15)
+    assert len(found) == 1  # the 80 ms dip is a closure, not a pause
+    start, end = found[0]
+    assert abs(start - 2.0) <= 0.011 and abs(end - 2.25) <= 0.011
+    # the same pause 20 dB under the speech (a noisy room) is not quiet enough
+    room = (10 ** (-35 / 20) * rng.standard_normal(4000)).astype(np.float32)
+    noisy = np.concatenate([speech, room, speech])
+    assert quiet_stretches(noisy, below_loud_db=30, min_seconds=0.15) == []
+    assert quiet_stretches(np.zeros(10, np.float32), 30, 0.15) == []

@@ -9,6 +9,7 @@ import pytest
 
 from whisper_ja.audio.io import load_audio
 from whisper_ja.config import ConfigError, load_config
+from whisper_ja.data.longform import speech_bounds
 from whisper_ja.inference.backend import vocabulary_of
 from whisper_ja.inference.options import LongformOptions, PauseSettings, VadSettings
 from whisper_ja.inference.pause_split import (
@@ -178,9 +179,30 @@ def test_the_pause_pass_finds_a_short_pause_that_decoding_vad_bridges(ja_clips):
     fine = pause_stretches(audio, VadSettings(), PauseSettings(min_pause_ms=150))
     gaps = [SpeechSpan(a.end, b.start) for a, b in zip(fine, fine[1:], strict=False)]
     assert any(g.start < middle < g.end for g in gaps), fine
-    # a pause shorter than min_pause_ms is no pause: the stretch runs through it
-    coarse = pause_stretches(audio, VadSettings(), PauseSettings(min_pause_ms=1000))
+    # a pause shorter than min_pause_ms is no pause: the stretch runs through it (the clips'
+    # own edges make the quiet between them ~1 s)
+    coarse = pause_stretches(audio, VadSettings(), PauseSettings(min_pause_ms=1500))
     assert any(s.start < middle < s.end for s in coarse), coarse
+
+
+def test_a_quiet_pause_silero_bridges_is_found_by_its_level(ja_clips):
+    # 0.25 s at -50 dBFS between two sentences: Silero's probability decays too slowly to
+    # drop under its threshold there; the level is 30 dB and more under the speech
+    clips = [load_audio(c.path) for c in ja_clips[:2]]
+    speech = [clip[slice(*speech_bounds(clip))] for clip in clips]  # no silence of their own
+    rng = np.random.default_rng(0)
+    hush = (10 ** (-50 / 20) * rng.standard_normal(4000)).astype(np.float32)
+    audio = np.concatenate([speech[0], hush, speech[1]])
+    middle = (speech[0].size + hush.size / 2) / 16000
+
+    def gaps(settings: PauseSettings) -> list[SpeechSpan]:
+        found = pause_stretches(audio, VadSettings(), settings)
+        return [SpeechSpan(a.end, b.start) for a, b in zip(found, found[1:], strict=False)]
+
+    assert any(g.start < middle < g.end for g in gaps(PauseSettings())), gaps(PauseSettings())
+    assert not any(g.start < middle < g.end for g in gaps(PauseSettings(quiet_db=0)))
+    with pytest.raises(ConfigError, match="quiet_db"):
+        PauseSettings(quiet_db=-1)
 
 
 def test_clauses_are_joined_to_the_segment_that_continues_them():
@@ -201,12 +223,15 @@ def test_clauses_are_joined_to_the_segment_that_continues_them():
 def test_a_window_written_without_punctuation_keeps_whispers_segments():
     from whisper_ja.inference.pause_split import merge_clauses
 
-    first = Segment(0.0, 2.0, "感染が確認されました", token_ids=(1,))
-    second = Segment(2.2, 4.0, "沖縄県によりますと", token_ids=(2,))
+    first = Segment(0.0, 2.0, "雨が降ったので", token_ids=(1,))
+    second = Segment(2.2, 4.0, "家にいました", token_ids=(2,))
     assert merge_clauses([first, second], max_gap=1.0) == [first, second]
     # one mark anywhere in the window shows it is punctuated: the clause is joined
-    marked = Segment(2.2, 4.0, "沖縄県によりますと、", token_ids=(2,))
+    marked = Segment(2.2, 4.0, "家にいました。", token_ids=(2,))
     assert len(merge_clauses([first, marked], max_gap=1.0)) == 1
+    # ...but an unmarked conclusive form ends its sentence there all the same
+    ended = Segment(0.0, 2.0, "感染が確認されました", token_ids=(1,))
+    assert merge_clauses([ended, marked], max_gap=1.0) == [ended, marked]
 
 
 def test_a_full_stop_after_a_continuative_form_does_not_end_the_sentence():

@@ -54,7 +54,21 @@ def test_punctuation_is_marks_and_spaces_only():
     ("最高気温が37度を超え、", False),        # continuative
     ("彼は学生だが、", False),                # conjunctive particle
     ("とても静かな、", False),                # だ's attributive
+    ("ここは夕食をとる場所だ、", True),       # だ's conclusive
     ("徳島県によりますと、", False),
 ])
 def test_a_comma_ends_a_sentence_after_a_conclusive_form(text, ends):
+    assert ends_sentence(text) is ends
+
+
+@pytest.mark.parametrize(("text", "ends"), [
+    ("家族と誕生日を祝いました", True),       # conclusive, no mark (an unpunctuated stretch)
+    ("私たちは万事うまくいっている", True),
+    ("よく行ったっけ", True),                 # sentence-final particle
+    ("最高気温が37度を超え", False),          # continuative
+    ("来年度の予算を", False),                # case particle
+    ("破産したろうに", False),                # conjunctive particle
+    ("", False),
+])
+def test_an_unmarked_end_ends_a_sentence_on_a_conclusive_form(text, ends):
     assert ends_sentence(text) is ends
