@@ -275,3 +275,20 @@ def test_a_comma_after_a_continuative_form_is_no_sentence_end_by_grammar():
     starts = [0.0, 0.2, 0.4, 0.6, 0.8, 1.6, 1.8, 2.0]
     (cut,) = find_cuts([segment], [(0, SpeechSpan(1.0, 1.5))], starts, tok)
     assert cut.at == 5 and not cut.comma_end
+
+
+def test_a_timestamp_stretched_over_an_unwritten_sentence_is_ended_at_the_pause():
+    from whisper_ja.inference.pause_split import trim_stretched_ends
+
+    # Whisper wrote 元気出しなよ、 (tokens 10.0-11.2) and stretched the segment to 13.4 over
+    # speech after the pause (11.3-11.6) that it did not write
+    written = IDS[:7]
+    segment = Segment(10.0, 13.4, TOK.decode(list(written)), (), written)
+    pause = SpeechSpan(11.3, 11.6)
+    (trimmed,) = trim_stretched_ends([segment], [(0, pause)], STARTS[:7], TOK)
+    assert (trimmed.start, trimmed.end, trimmed.text) == (10.0, 11.3, segment.text)
+    # words after the pause: the segment's text reaches there, nothing is trimmed
+    assert trim_stretched_ends([_segment()], [(0, pause)], STARTS, TOK) == [_segment()]
+    # under 1.5 s of speech after the pause: too short to be a skipped sentence
+    short = Segment(10.0, 12.9, segment.text, (), written)
+    assert trim_stretched_ends([short], [(0, pause)], STARTS[:7], TOK) == [short]

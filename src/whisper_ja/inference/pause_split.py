@@ -141,6 +141,33 @@ def find_cuts(segments: Sequence[Segment], candidates: Sequence[tuple[int, Speec
     return cuts
 
 
+def trim_stretched_ends(segments: list[Segment], candidates: Sequence[tuple[int, SpeechSpan]],
+                        starts: Sequence[float] | np.ndarray, tokenizer: Any) -> list[Segment]:
+    """Segments whose text ends before a pause that ends where their last word starts.
+
+    Whisper sometimes leaves a window's last sentence unwritten and stretches the timestamp
+    before it over that speech. Every token of the segment starts before a pause inside it,
+    with at least :data:`STRETCHED_MIN_S` of speech after the pause: the segment is ended at
+    the pause, so the retry of skipped speech (:func:`~whisper_ja.inference.windows.uncovered`)
+    sees the rest.
+    """
+    offsets = np.cumsum([0, *(len(s.token_ids) for s in segments)])
+    out = list(segments)
+    for index, pause in candidates:
+        segment = out[index]
+        spoken = [k for k, t in enumerate(segment.token_ids)
+                  if not is_punctuation(tokenizer.decode([t]))]
+        if not spoken or segment.end - pause.end < STRETCHED_MIN_S:
+            continue
+        if starts[int(offsets[index]) + spoken[-1]] < pause.start and pause.start < segment.end:
+            out[index] = replace(segment, end=round(pause.start, 3))
+    return out
+
+
+STRETCHED_MIN_S = 1.5
+"""Speech after a segment's last word that counts as a sentence Whisper left unwritten."""
+
+
 def _after_written_end(ids: Sequence[int], bounds: Sequence[int], at: int, tokenizer: Any,
                        ) -> int:
     """``at`` moved to just after the nearest 。 (！？...) Whisper wrote within a few words.
@@ -375,6 +402,9 @@ def cut_at_pauses(backend: Backend, encoded: Encoded, rows: Sequence[int],
                          strict=True))
         cuts = {i: find_cuts(found[i], planned[i], timed[i].starts + offsets[i], tokenizer)
                 for i in needed}
+        for i in needed:
+            found[i] = trim_stretched_ends(found[i], planned[i], timed[i].starts + offsets[i],
+                                           tokenizer)
         known = {(i, j): known_end_probability(texts[i], cut, list(timed[i].probs), end,
                                                settings.end_probability)
                  for i in needed for j, cut in enumerate(cuts[i])}
