@@ -147,11 +147,16 @@ def faster_whisper_model(ct2: Path, threads: int = 2) -> Any:
 
 
 def faster_whisper_placement() -> tuple[str, str]:
-    """``(device, compute type)`` of the faster-whisper arms (see :func:`faster_whisper_model`)."""
+    """``(device, compute type)`` of the faster-whisper arms (see :func:`faster_whisper_model`).
+
+    Both come from ``transcribe``'s default runtime settings, by the engine's own rules.
+    """
+    from whisper_ja.inference.engine import ct2_compute_type
+    from whisper_ja.inference.options import RuntimeSettings
     from whisper_ja.model.device import ct2_device
 
-    device = ct2_device("auto")
-    return device, "int8_float16" if device == "cuda" else "int8"
+    runtime = RuntimeSettings()
+    return ct2_device(runtime.device), ct2_compute_type(runtime)
 
 
 def stock_faster_whisper(model: Any, beam_size: int = 1, vad: bool = True) -> FasterArm:

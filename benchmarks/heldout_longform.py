@@ -32,7 +32,7 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from itertools import pairwise
 from pathlib import Path
 
@@ -97,14 +97,15 @@ class SetSpec:
     def key(self, exclude: Sequence[Path]) -> str:
         # Fields added after the first sets were cached count only when set, so those caches
         # (slow to synthesize again) stay valid.
-        fields = {k: v for k, v in asdict(self).items()
-                  if k not in _LATER_FIELDS or v != _LATER_FIELDS[k]}
-        blob = json.dumps([fields, sorted(str(p) for p in exclude)], sort_keys=True)
+        defaults = {f.name: f.default for f in fields(self)}
+        kept = {k: v for k, v in asdict(self).items()
+                if k not in _LATER_FIELDS or v != defaults[k]}
+        blob = json.dumps([kept, sorted(str(p) for p in exclude)], sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-_LATER_FIELDS: dict[str, object] = {"tatoeba_chars": (30, 40)}
-"""SetSpec fields added later, with their defaults as :func:`dataclasses.asdict` gives them."""
+_LATER_FIELDS = ("tatoeba_chars",)
+"""SetSpec fields added after the first sets were cached (keyed only when not the default)."""
 
 
 SETS = {

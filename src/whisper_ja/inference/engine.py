@@ -52,7 +52,8 @@ from whisper_ja.model.ct2 import is_ct2_folder
 from whisper_ja.model.device import resolve_device
 from whisper_ja.model.loading import LoadedWhisper
 
-__all__ = ["Engine", "Transcription", "describe_context", "live_engine", "load_engine",
+__all__ = ["Engine", "Transcription", "ct2_compute_type", "describe_context", "live_engine",
+           "load_engine",
            "needs_snapshot", "one_window_policy", "resolve_backend"]
 
 
@@ -211,7 +212,7 @@ def resolve_backend(runtime: RuntimeSettings) -> str:
     return "ct2"
 
 
-def _compute_type(runtime: RuntimeSettings) -> str:
+def ct2_compute_type(runtime: RuntimeSettings) -> str:
     """The CTranslate2 compute type to load with, checked against the device.
 
     ``auto`` is int8 on a CPU and int8_float16 on a GPU.
@@ -238,7 +239,7 @@ def load_engine(model: str, adapter: str | None, runtime: RuntimeSettings,
     label = model + (f" + {adapter}" if adapter else "")
     resolve_device(runtime.device)  # a GPU that is not there: refused before any work
     if name == "ct2":
-        compute = _compute_type(runtime)  # refused before any conversion
+        compute = ct2_compute_type(runtime)  # refused before any conversion
         folder = model if is_ct2_folder(model) and not adapter else str(cached_ct2(model,
                                                                                    adapter))
         backend: Backend = Ct2Backend.load(folder, compute_type=compute, device=runtime.device,
@@ -270,7 +271,7 @@ def live_engine(model: Any, processor: Any, runtime: RuntimeSettings,
     transformers, the model itself, unchanged.
     """
     if needs_snapshot(runtime):
-        compute = _compute_type(runtime)
+        compute = ct2_compute_type(runtime)
         with ct2_snapshot(model, processor, policy) as folder:
             backend = Ct2Backend.load(folder, compute_type=compute, context=runtime.context,
                                       device=runtime.device, cpu_threads=runtime.cpu_threads)

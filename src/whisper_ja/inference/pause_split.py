@@ -141,9 +141,13 @@ def find_cuts(segments: Sequence[Segment], candidates: Sequence[tuple[int, Speec
     return cuts
 
 
+STRETCHED_MIN_S = 1.5
+"""Speech after a segment's last word that counts as a sentence Whisper left unwritten."""
+
+
 def trim_stretched_ends(segments: list[Segment], candidates: Sequence[tuple[int, SpeechSpan]],
                         starts: Sequence[float] | np.ndarray, tokenizer: Any) -> list[Segment]:
-    """Segments whose text ends before a pause that ends where their last word starts.
+    """The segments, each ended at the first pause after all its words when speech goes on.
 
     Whisper sometimes leaves a window's last sentence unwritten and stretches the timestamp
     before it over that speech. Every token of the segment starts before a pause inside it,
@@ -159,13 +163,9 @@ def trim_stretched_ends(segments: list[Segment], candidates: Sequence[tuple[int,
                   if not is_punctuation(tokenizer.decode([t]))]
         if not spoken or segment.end - pause.end < STRETCHED_MIN_S:
             continue
-        if starts[int(offsets[index]) + spoken[-1]] < pause.start and pause.start < segment.end:
+        if starts[int(offsets[index]) + spoken[-1]] < pause.start:
             out[index] = replace(segment, end=round(pause.start, 3))
     return out
-
-
-STRETCHED_MIN_S = 1.5
-"""Speech after a segment's last word that counts as a sentence Whisper left unwritten."""
 
 
 def _after_written_end(ids: Sequence[int], bounds: Sequence[int], at: int, tokenizer: Any,
