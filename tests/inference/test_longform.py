@@ -216,3 +216,22 @@ def test_speech_after_the_models_last_segment_is_not_skipped(stretches):
     off = list(long_audio_segments(FakeBackend(script), speech(25.0),
                                    _options("batched", retry_dropped=False)))
     assert [s.text for s in off] == [text([1])]
+
+
+def test_a_sentence_split_between_a_window_and_its_filled_gap_is_joined(stretches):
+    # The model writes only the window's first 4 s, a clause with no mark (ぃ); VAD hears
+    # speech to 9 s, and the gap, decoded alone, ends the sentence (い。). The two are one
+    # sentence, joined as a window's own clauses are.
+    stretches.append(SpeechSpan(0.0, 9.0))
+
+    def script(window: np.ndarray, request: GenerateRequest) -> Generated:
+        if _seconds(window) > 8:
+            return Generated((ts(0.0), 1, ts(4.0)), -0.1, 0.0)
+        return Generated((ts(0.0), 2, 99, ts(_seconds(window) - 0.2)), -0.1, 0.0)
+
+    joins = PauseSettings(split=False, snap_s=0.0, merge_gap_s=1.0)
+    options = DecodingOptions(longform=LongformOptions(mode="batched", pauses=joins))
+    segments = list(long_audio_segments(FakeBackend(script), speech(9.0), options))
+    assert [(s.start, s.text) for s in segments] == [(0.0, text([1, 2, 99]))]
+    apart = DecodingOptions(longform=LongformOptions(mode="batched", pauses=NO_PAUSES))
+    assert len(list(long_audio_segments(FakeBackend(script), speech(9.0), apart))) == 2

@@ -77,7 +77,7 @@ def test_a_cut_goes_before_the_first_word_after_the_pause_with_words_on_both_sid
     pause = SpeechSpan(11.3, 11.6)
     (cut,) = find_cuts([_segment()], [(0, pause)], STARTS, TOK)
     # before この; 。 is asked after なよ (、 dropped), and なよ、 ends a sentence by grammar
-    assert cut == Cut(0, 7, 6, pause, comma_end=True)
+    assert cut == Cut(0, 7, 6, pause, written_end=True)
     # a pause after every word (the last pause of the window) cuts nothing
     assert find_cuts([_segment()], [(0, SpeechSpan(13.0, 14.0))], STARTS, TOK) == []
     # nor one that would leave only punctuation on one side
@@ -138,7 +138,7 @@ def test_the_timing_pass_settles_a_cut_when_its_token_probabilities_decide_it():
     assert known_end_probability(text, comma, probs, end, 0.3) is None
     assert known_end_probability(text, comma, probs, end, 0.45) == pytest.approx(0.4)
     # a comma grammar reads as a sentence end settles the cut whatever the probabilities
-    assert known_end_probability(text, dataclasses.replace(comma, comma_end=True), probs, end,
+    assert known_end_probability(text, dataclasses.replace(comma, written_end=True), probs, end,
                                  0.1) == 1.0
 
 
@@ -274,7 +274,7 @@ def test_a_comma_after_a_continuative_form_is_no_sentence_end_by_grammar():
     segment = Segment(0.0, 3.0, "雨で降り、晴れた", (), ids)
     starts = [0.0, 0.2, 0.4, 0.6, 0.8, 1.6, 1.8, 2.0]
     (cut,) = find_cuts([segment], [(0, SpeechSpan(1.0, 1.5))], starts, tok)
-    assert cut.at == 5 and not cut.comma_end
+    assert cut.at == 5 and not cut.written_end
 
 
 def test_a_timestamp_stretched_over_an_unwritten_sentence_is_ended_at_the_pause():
@@ -292,3 +292,43 @@ def test_a_timestamp_stretched_over_an_unwritten_sentence_is_ended_at_the_pause(
     # under 1.5 s of speech after the pause: too short to be a skipped sentence
     short = Segment(10.0, 12.9, segment.text, (), written)
     assert trim_stretched_ends([short], [(0, pause)], STARTS[:7], TOK) == [short]
+
+
+def test_a_space_whisper_wrote_after_a_conclusive_form_is_a_sentence_end_by_grammar():
+    # an unpunctuated stretch: Whisper separates sentences with spaces, P(。) is low there
+    tok = _Stops()
+    tok.alphabet = "確認されました 彼が来た"
+    written = "確認されました 彼が来た"
+    ids = tuple(tok.encode(written))
+    segment = Segment(0.0, 4.0, written, (), ids)
+    starts = [0.2 * k + (0.6 if k >= 7 else 0.0) for k in range(len(ids))]
+    (cut,) = find_cuts([segment], [(0, SpeechSpan(1.5, 1.9))], starts, tok)
+    assert tok.decode(list(ids[:cut.at])).rstrip() == "確認されました" and cut.written_end
+    assert known_end_probability(list(ids), cut, [0.99] * len(ids), 99, 0.1) == 1.0
+    # a space after a continuative form is a clause all the same
+    tok.alphabet = written = "気温が超え 暑さとなった"
+    ids = tuple(tok.encode(written))
+    (cut,) = find_cuts([Segment(0.0, 4.0, written, (), ids)], [(0, SpeechSpan(1.1, 1.5))],
+                       [0.2 * k + (0.6 if k >= 5 else 0.0) for k in range(len(ids))], tok)
+    assert not cut.written_end
+
+
+def test_no_cut_leaves_a_particle_to_start_a_sentence():
+    # Whisper wrote 。 inside a phrase (によります。と、): a sentence never starts with と
+    tok = _Stops()
+    tok.alphabet = written = "県によります。と、新たに"
+    ids = tuple(tok.encode(written))
+    segment = Segment(0.0, 4.0, written, (), ids)
+    starts = [0.2 * k + (0.6 if k >= 7 else 0.0) for k in range(len(ids))]
+    assert find_cuts([segment], [(0, SpeechSpan(1.5, 1.9))], starts, tok) == []
+
+
+def test_a_segment_starting_with_a_particle_is_joined_to_the_one_before():
+    from whisper_ja.inference.pause_split import merge_clauses
+
+    ended = Segment(0.0, 2.0, "宮城県によります。", token_ids=(1,))
+    rest = Segment(2.5, 5.0, "と、新たに52人の感染が確認されました。", token_ids=(2,))
+    sentence = Segment(5.5, 7.0, "でも明日は晴れ。", token_ids=(3,))
+    merged = merge_clauses([ended, rest, sentence], max_gap=1.0)
+    assert [s.text for s in merged] == [
+        "宮城県によります。と、新たに52人の感染が確認されました。", "でも明日は晴れ。"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from whisper_ja.text.sentences import ends_sentence, is_punctuation
+from whisper_ja.text.sentences import continues_sentence, ends_sentence, is_punctuation
 
 
 @pytest.mark.parametrize("text", [
@@ -20,6 +20,8 @@ from whisper_ja.text.sentences import ends_sentence, is_punctuation
     "よく行ったっけ。",               # sentence-final particle
     "本当に背が高い。 ",              # trailing space
     "私は？",                         # a question may end on a particle
+    "行ってみたら？",                 # a conditional asked is a suggestion
+    "だって忙しいから。",             # other conjunctive particles may end spoken sentences
     "どこから？",
 ])
 def test_a_sentence_mark_after_a_word_that_can_end_a_sentence_ends_it(text):
@@ -38,6 +40,9 @@ def test_a_sentence_mark_after_a_word_that_can_end_a_sentence_ends_it(text):
     "宮城県新宿区では9月17日。",        # では awaits a predicate: 、最高気温が...
     "市長は、予算をおよそ386279円。",   # を awaits one (とする案を...)
     "証拠は揃った。では10月7日。",      # the last sentence awaits one
+    "宮城県によりますと。",             # conditional particle: the news follows
+    "もっと早く言えば。",               # conditional particle after the conditional form
+    "あなたの援助がなかったら。",        # conditional form (たら)
 ])
 def test_a_clause_does_not_end_a_sentence_even_with_a_full_stop(text):
     assert not ends_sentence(text)
@@ -72,3 +77,18 @@ def test_a_comma_ends_a_sentence_after_a_conclusive_form(text, ends):
 ])
 def test_an_unmarked_end_ends_a_sentence_on_a_conclusive_form(text, ends):
     assert ends_sentence(text) is ends
+
+
+@pytest.mark.parametrize(("text", "continues"), [
+    ("と、この7日間で新たに", True),         # a particle closes a word before it
+    ("ですね。", True),                      # an auxiliary
+    ("は困っている人に", True),
+    ("でも明日は晴れ。", False),             # conjunctions, though MeCab reads で+も, だ+から
+    ("だから行く。", False),
+    ("で、どうしたの？", False),             # MeCab: 接続詞
+    ("しかし雨が降った。", False),
+    ("明日は雨。", False),
+    ("", False),
+])
+def test_a_text_starting_with_a_particle_continues_the_sentence_before(text, continues):
+    assert continues_sentence(text) is continues

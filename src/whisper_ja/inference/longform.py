@@ -180,7 +180,11 @@ class _Decoder:
         extra, lost = self.decode_pieces(gaps)
         for piece in lost:
             self.give_up(piece)
-        return sorted([*found, *extra], key=lambda s: s.start)
+        segments = sorted([*found, *extra], key=lambda s: s.start)
+        # Each gap is decoded alone, so a sentence split over two gaps (a date, then the rest
+        # after a comma pause) comes back as clauses: they are joined as a window's are.
+        gap = self.options.longform.pauses.merge_gap_s
+        return merge_clauses(segments, gap) if gap > 0 else segments
 
     def give_up(self, window: Window) -> None:
         self.stats.lost_windows += 1

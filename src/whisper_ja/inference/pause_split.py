@@ -48,6 +48,7 @@ from whisper_ja.inference.timestamps import Segment, SpeechSpan, word_spans
 from whisper_ja.text.sentences import (
     CLAUSE_MARKS,
     SENTENCE_ENDS,
+    continues_sentence,
     ends_sentence,
     has_punctuation,
     is_punctuation,
@@ -67,15 +68,16 @@ class Cut:
         context: Tokens of the window's text read before the cut (trailing punctuation
             dropped): P(。) is asked after them.
         pause: The pause (file seconds).
-        comma_end: Whisper wrote a comma there after a conclusive form (見える、): a sentence
-            end by grammar (:func:`~whisper_ja.text.sentences.ends_sentence`), whatever P(。).
+        written_end: Whisper wrote a comma or a space there after a conclusive form (見える、,
+            確認されました␣): a sentence end by grammar
+            (:func:`~whisper_ja.text.sentences.ends_sentence`), whatever P(。).
     """
 
     segment: int
     at: int
     context: int
     pause: SpeechSpan
-    comma_end: bool = False
+    written_end: bool = False
 
 
 def _pauses_inside(stretches: Sequence[SpeechSpan], start: float,
@@ -122,7 +124,8 @@ def find_cuts(segments: Sequence[Segment], candidates: Sequence[tuple[int, Speec
         tokenizer: Anything with ``decode(ids)``.
 
     Returns:
-        Cuts with a spoken word on both sides, in the order of ``candidates``.
+        Cuts with a spoken word on both sides, in the order of ``candidates``; none before a
+        particle or an auxiliary (:func:`~whisper_ja.text.sentences.continues_sentence`).
     """
     offsets = np.cumsum([0, *(len(s.token_ids) for s in segments)])
     text = [t for s in segments for t in s.token_ids]
@@ -135,10 +138,23 @@ def find_cuts(segments: Sequence[Segment], candidates: Sequence[tuple[int, Speec
         at = _after_written_end(ids, bounds, at, tokenizer)
         left = tokenizer.decode(list(ids[:at]))
         right = tokenizer.decode(list(ids[at:]))
-        if at and not is_punctuation(left) and not is_punctuation(right):
+        if (at and not is_punctuation(left) and not is_punctuation(right)
+                and not continues_sentence(right)):
             cuts.append(Cut(index, at, end_context(text, first + at, tokenizer), pause,
-                            left.rstrip().endswith(CLAUSE_MARKS) and ends_sentence(left)))
+                            _separated(left, right) and ends_sentence(left)))
     return cuts
+
+
+def _separated(left: str, right: str) -> bool:
+    """Whisper wrote a comma or a space between ``left`` and ``right``.
+
+    Where Whisper writes a stretch without punctuation it separates Japanese sentences with
+    spaces ("…確認されました 織川市の…", short-dev set of ``benchmarks/heldout_longform.py``);
+    P(。) there is low (0.02-0.07 at four sentence ends, under ``end_probability``), so the
+    space, like a comma, is read by grammar instead.
+    """
+    return (left.rstrip().endswith(CLAUSE_MARKS) or left[-1:].isspace()
+            or right[:1].isspace())
 
 
 STRETCHED_MIN_S = 1.5
@@ -197,7 +213,8 @@ def known_end_probability(text: Sequence[int], cut: Cut, token_probs: Sequence[f
     there, that is P(。) itself. Otherwise P(。) <= 1 - P(the token it wrote): when that bound
     is under ``threshold`` (a 、 or a word Whisper was sure of) the cut is refused whatever
     the scoring pass would say, and the bound is returned. Only the other cuts need scoring.
-    A comma grammar reads as a sentence end (``cut.comma_end``) settles the cut as 1.0.
+    A comma or space grammar reads as a sentence end (``cut.written_end``) settles the cut
+    as 1.0.
 
     Args:
         text: The window's text tokens.
@@ -206,7 +223,7 @@ def known_end_probability(text: Sequence[int], cut: Cut, token_probs: Sequence[f
         end: The id of 。.
         threshold: ``PauseSettings.end_probability``.
     """
-    if cut.comma_end:
+    if cut.written_end:
         return 1.0
     written, probability = text[cut.context], float(token_probs[cut.context])
     if written == end:
@@ -335,10 +352,12 @@ def _continues(clause: Segment, segment: Segment, max_gap: float) -> bool:
     """Whether ``segment`` continues ``clause``: no sentence end between, a short gap.
 
     ``clause`` ends no sentence by :func:`~whisper_ja.text.sentences.ends_sentence` (no 。,
-    or a 。 after a continuative form or a particle) and ``segment`` starts within ``max_gap``
-    seconds of its end.
+    or a 。 after a continuative form or a particle), or ``segment`` starts with a particle or
+    an auxiliary (:func:`~whisper_ja.text.sentences.continues_sentence`), and ``segment``
+    starts within ``max_gap`` seconds of ``clause``'s end.
     """
-    return not ends_sentence(clause.text) and segment.start - clause.end <= max_gap
+    return segment.start - clause.end <= max_gap and (
+        not ends_sentence(clause.text) or continues_sentence(segment.text))
 
 
 def _joined(first: Segment, second: Segment) -> Segment:

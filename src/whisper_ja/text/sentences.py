@@ -14,8 +14,12 @@ at all (宮城県新宿区では9月17日。, 市長は、予算をおよそ386�
 an adjective or a copula still to come. The adapter writes 。 after such a date at a comma
 pause; the noun alone (体言止め: 10月7日。, 夫婦だった頃。) stays a sentence end.
 
+A condition is a clause too: the conditional form (仮定形: 言えば, なかったら) and the
+conditional particles と and ば (宮城県によりますと。) open a consequence still to come; untouched
+whisper-base writes 。 after "…によりますと" at the comma pause of news sentences.
+
 Kept as sentence ends: a question (どこから？), the te-form (待って。, a request in speech),
-conjunctive and sentence-final particles, nouns with no waiting particle, and every conclusive
+the other conjunctive particles (忙しいから。, 行きたいけど。) and sentence-final particles, nouns with no waiting particle, and every conclusive
 form. A fragment answer of conversation (東京から。, 私は学生。) is read as a clause: joined to
 a sentence that follows within a second, the cost is one boundary, where a read sentence cut
 at its commas costs a false one at each.
@@ -29,7 +33,7 @@ from typing import Any
 from whisper_ja.text.normalize import tagger
 
 __all__ = ["CLAUSE_MARKS", "PUNCTUATION", "QUESTION_MARKS", "SENTENCE_END", "SENTENCE_ENDS",
-           "ends_sentence", "has_punctuation", "is_punctuation"]
+           "continues_sentence", "ends_sentence", "has_punctuation", "is_punctuation"]
 
 SENTENCE_END = "。"
 """The full stop: the sentence end whose probability pause cuts ask the model about."""
@@ -50,6 +54,10 @@ _PREDICATES = (*_CONJUGATED, "形状詞")
 """Words that can close a statement as its predicate (静か counts: 彼は元気。 is one)."""
 _ADNOMINAL = "の"
 """The case particle that joins two nouns (日本の首都。): it awaits no predicate."""
+_CONDITIONAL_PARTICLES = ("と", "ば")
+"""Conjunctive particles of a condition (降ると, 言えば): a consequence follows."""
+_CONDITIONAL_FORM = "仮定形"
+"""The conditional form (なかったら, 言え-ば): a consequence follows."""
 _FINAL_FORMS = ("終止形", "連体形")
 """Conjugated forms that end a sentence when a comma follows (see :func:`ends_sentence`)."""
 _NOT_SPOKEN = ("補助記号", "空白")
@@ -91,8 +99,39 @@ def ends_sentence(text: str) -> bool:
         return False
     if text.endswith(QUESTION_MARKS):
         return True
+    if _is_conditional(last):
+        return False
     return not ((last.pos1 == "助詞" and last.pos2 in _CONTINUING_PARTICLES)
                 or _awaits_predicate(words))
+
+
+_TAILS = ("助詞", "助動詞")
+"""Parts of speech no sentence starts with (と、この7日間…, ですね): they close a word before."""
+_CONJUNCTIONS_OF_TAILS = ("でも", "では", "だから", "ですから", "だが", "ですが", "だけど",
+                          "だけれど", "ですけど", "だって", "なので", "なのに", "だったら",
+                          "でしたら", "なら")
+"""Sentence-initial conjunctions MeCab reads as a particle or the copula (で+も, だ+から)."""
+
+
+def continues_sentence(text: str) -> bool:
+    """Whether ``text`` starts with a particle or an auxiliary, so goes on from the text before.
+
+    Whisper sometimes ends a segment inside a phrase and writes 。 there: "宮城県によります。" /
+    "と、この7日間で…" (short-dev set of ``benchmarks/heldout_longform.py``). A sentence-initial
+    conjunction starts one: MeCab reads some as 接続詞 (で、 が、 けど), the others are listed
+    (:data:`_CONJUNCTIONS_OF_TAILS`).
+    """
+    words = [w.feature for w in tagger()(text.lstrip())]
+    spoken = [w for w in words if w.pos1 not in _NOT_SPOKEN]
+    return (bool(spoken) and spoken[0].pos1 in _TAILS
+            and not text.lstrip().startswith(_CONJUNCTIONS_OF_TAILS))
+
+
+def _is_conditional(word: Any) -> bool:
+    """``word`` opens a condition: a conditional form or particle (see the module's text)."""
+    return ((word.pos1 in _CONJUGATED and str(word.cForm).startswith(_CONDITIONAL_FORM))
+            or (word.pos1 == "助詞" and word.pos2 == "接続助詞"
+                and word.orthBase in _CONDITIONAL_PARTICLES))
 
 
 def _final_word(text: str, forms: tuple[str, ...]) -> bool:
