@@ -18,11 +18,14 @@ A condition is a clause too: the conditional form (仮定形: 言えば, なか�
 conditional particles と and ば (宮城県によりますと。) open a consequence still to come; untouched
 whisper-base writes 。 after "…によりますと" at the comma pause of news sentences.
 
+Nor does a sentence start with a particle or an auxiliary (:func:`continues_sentence`).
+
 Kept as sentence ends: a question (どこから？), the te-form (待って。, a request in speech),
-the other conjunctive particles (忙しいから。, 行きたいけど。) and sentence-final particles, nouns with no waiting particle, and every conclusive
-form. A fragment answer of conversation (東京から。, 私は学生。) is read as a clause: joined to
-a sentence that follows within a second, the cost is one boundary, where a read sentence cut
-at its commas costs a false one at each.
+the other conjunctive particles (忙しいから。, 行きたいけど。), sentence-final particles,
+nouns with no waiting particle, and every conclusive form. A fragment answer of
+conversation (東京から。, 私は学生。) is read as a clause: joined to a sentence that follows
+within a second, the cost is one boundary, where a read sentence cut at its commas costs a
+false one at each.
 """
 
 from __future__ import annotations
