@@ -101,9 +101,28 @@ def uncovered(window: Window, segments: Sequence[Segment]) -> list[SpeechSpan]:
     """The window's VAD speech that none of ``segments`` covers, in pieces of at least 1.5 s.
 
     Whisper sometimes writes a window's first sentences and stops, or skips a sentence in the
-    middle: the speech is there (VAD heard it) but no segment covers it.
+    middle: the speech is there (VAD heard it) but no segment covers it. Uncovered stretches
+    with no segment between them are one piece: decoded apart, a sentence split at its comma
+    pauses came back as fragments without context (short-dev set of
+    ``benchmarks/heldout_longform.py``: "2011年10月11日" / "小林ともみさんは。" /
+    "やちおしの自宅で。", 八千代市 misheard).
     """
     covers = sorted((s.start - COVER_PAD_S, s.end + COVER_PAD_S) for s in segments)
+    pieces = _uncovered_pieces(window, covers)
+    joined: list[SpeechSpan] = []
+    for piece in pieces:
+        last = joined[-1] if joined else None
+        if last is not None and not any(start < piece.start and end > last.end
+                                        for start, end in covers):
+            joined[-1] = SpeechSpan(last.start, piece.end)
+        else:
+            joined.append(piece)
+    return [p for p in joined if p.duration >= UNCOVERED_MIN_S]
+
+
+def _uncovered_pieces(window: Window, covers: Sequence[tuple[float, float]],
+                      ) -> list[SpeechSpan]:
+    """Each VAD stretch of ``window`` less the ``covers`` (padded segment spans), in order."""
     pieces = []
     for speech in window.speech:
         cursor = speech.start
@@ -115,7 +134,7 @@ def uncovered(window: Window, segments: Sequence[Segment]) -> list[SpeechSpan]:
             cursor = max(cursor, end)
         if speech.end > cursor:
             pieces.append(SpeechSpan(cursor, speech.end))
-    return [p for p in pieces if p.duration >= UNCOVERED_MIN_S]
+    return pieces
 
 
 def seek_after(window: Window, found: Sequence[Segment], seek: float) -> float:
