@@ -69,7 +69,8 @@ def test_cli_writes_hypotheses_and_consistent_report(tiny_whisper_dir, manifest,
     assert report["by_speaker"]["voice0"]["utterances"] == 3
     # an untouched model: clips at their own length (8 s floor), long audio's windows at 30 s
     assert report["rtf"] > 0 and report["context"] == (
-        "dynamic (batch's longest clip, 8 s floor) for clips, full (30 s) for long audio")
+        "dynamic (batch's longest clip, 8 s floor) for clips, "
+        "full (30 s) for long audio's windows")
     # The default backend (auto) decodes a transformers folder on CTranslate2 (cached
     # conversion), int8 on a CPU.
     assert "CTranslate2 int8" in report["decoding"]

@@ -104,8 +104,9 @@ class Engine:
         backend: The loaded model (transformers or CTranslate2).
         options: The decoding settings.
         source: What was loaded, for reports (``model + adapter, backend precision``).
-        one_window: The encoder's context for recordings of one window (clips, short files);
-            None: the backend's own, as for long audio (:func:`one_window_policy`).
+        one_window: The encoder's context for recordings of one window (clips, short files)
+            and for long audio's speech decoded again in pieces; None: the backend's own, as
+            for long audio's windows (:func:`one_window_policy`).
     """
 
     backend: Backend
@@ -119,7 +120,8 @@ class Engine:
         long_audio = describe_context(self.backend.policy)
         if self.one_window is None:
             return long_audio
-        return f"{describe_context(self.one_window)} for clips, {long_audio} for long audio"
+        return (f"{describe_context(self.one_window)} for clips, {long_audio} for long "
+                f"audio's windows")
 
     def languages(self) -> frozenset[str]:
         """Language codes the model knows."""
@@ -143,7 +145,8 @@ class Engine:
         stats = LongformStats()
         segments = long_audio_segments(self.backend, audio, chosen,
                                        prompt=self.prompt_ids(chosen.initial_prompt),
-                                       stats=stats, cancelled=cancelled)
+                                       stats=stats, cancelled=cancelled,
+                                       piece_policy=self.one_window)
         return Transcription(segments, stats, audio.size / SAMPLE_RATE)
 
     def transcribe_many(self, audios: Sequence[np.ndarray], *,

@@ -71,9 +71,13 @@ class _Decoder:
 
     def __init__(self, backend: Backend, audio: np.ndarray, options: DecodingOptions,
                  stats: LongformStats, single_pass: bool = False,
-                 policy: ContextPolicy | None = None) -> None:
+                 policy: ContextPolicy | None = None,
+                 piece_policy: ContextPolicy | None = None) -> None:
         self.backend, self.audio, self.options, self.stats = backend, audio, options, stats
         self.policy = policy  # the encoder's context (None: the backend's own)
+        # Pieces decoded again are short (a skipped sentence, a dropped window's stretch): at
+        # 30 s the encoder was most of their cost (short-dev long audio: 22% of the time).
+        self.piece_policy = piece_policy or policy
         # Windows never decoded again (batched mode, short files) keep their open text;
         # sequential windows leave it to the next window, which starts there.
         self.single_pass = single_pass or options.longform.mode == "batched"
@@ -93,8 +97,10 @@ class _Decoder:
     # -- one batch of windows -------------------------------------------------------------
 
     def decode(self, windows: Sequence[Window], prompt: tuple[int, ...] = (),
+               pieces: bool = False,
                ) -> tuple[Encoded, list[WindowResult], list[WindowParse | None]]:
-        encoded = self.backend.encode([w.audio for w in windows], self.policy)
+        encoded = self.backend.encode([w.audio for w in windows],
+                                      self.piece_policy if pieces else self.policy)
         results = decode_windows(self.backend, encoded, range(len(windows)), self.options,
                                  timestamps=True, prompt=prompt)
         return encoded, results, [self.parse(w, r) for w, r in zip(windows, results,
@@ -149,7 +155,7 @@ class _Decoder:
         lost: list[Window] = []
         for first in range(0, len(pieces), self.options.batch_size):
             batch = pieces[first:first + self.options.batch_size]
-            encoded, results, parses = self.decode(batch)
+            encoded, results, parses = self.decode(batch, pieces=True)
             for row, (piece, result, parse) in enumerate(zip(batch, results, parses,
                                                              strict=True)):
                 if parse is not None and not self.dropped(result, parse):
@@ -343,7 +349,8 @@ def _punctuate(decoder: _Decoder, batch: Sequence[Window], encoded: Encoded,
 
 def long_audio_segments(backend: Backend, audio: np.ndarray, options: DecodingOptions, *,
                         prompt: Sequence[int] = (), stats: LongformStats | None = None,
-                        cancelled: Callable[[], bool] | None = None) -> Iterator[Segment]:
+                        cancelled: Callable[[], bool] | None = None,
+                        piece_policy: ContextPolicy | None = None) -> Iterator[Segment]:
     """Timed segments of a 16 kHz mono recording of any length, yielded as they are decoded.
 
     Args:
@@ -353,12 +360,15 @@ def long_audio_segments(backend: Backend, audio: np.ndarray, options: DecodingOp
         prompt: Initial previous-text ids (without ``<|startofprev|>``).
         stats: Filled with what happened to the windows (lost speech included).
         cancelled: Asked before each window (batch): True stops decoding.
+        piece_policy: The encoder's context for speech decoded again in pieces (skipped
+            sentences, a dropped window's stretches); None: the backend's own, as windows.
 
     Yields:
         Segments in time order, at file times (seconds).
     """
     decoder = _Decoder(backend, np.asarray(audio, dtype=np.float32), options,
-                       stats if stats is not None else LongformStats())
+                       stats if stats is not None else LongformStats(),
+                       piece_policy=piece_policy)
     stop = cancelled or _never
     if options.longform.mode == "batched":
         yield from _batched(decoder, tuple(prompt), stop)

@@ -216,8 +216,9 @@ class RuntimeSettings:
     cpu_threads: int = field(0, help="ct2 backend: CPU threads (0 = CTranslate2's default)")
     context: Literal["auto", "dynamic", "full"] = field(
         "auto", help="encoder input: auto = dynamic if the model was fine-tuned with dynamic "
-                     "context, else dynamic for clips and short files (8 s floor) and full "
-                     "(30 s) for long audio's windows; dynamic = the batch's longest window "
+                     "context, else dynamic for clips, short files and long audio's pieces "
+                     "decoded again (8 s floor) and full (30 s) for long audio's windows; "
+                     "dynamic = the batch's longest window "
                      "everywhere; full = 30 s everywhere")
 
     def __post_init__(self) -> None:
