@@ -134,6 +134,14 @@ SETS = {
         pauses=((0.5, 0.2, 0.4), (0.5, 0.4, 1.4)), speed_range=(0.9, 1.15),
         noise_at=(0.25, 0.65), noise_seconds=(3.0, 2.0), sentence_seconds=(2.0, 12.0),
         candidates=44, tatoeba_chars=(8, 40)),
+    # A second report-only set of short sentences (added 2026-12-07 20:10, never looked at
+    # sentence by sentence): many 0.2-0.3 s pauses, faster speech, a male Kokoro voice.
+    "short2": SetSpec(
+        "short2", seed=2729,
+        voices=("kokoro:jm_kumo", "openjtalk:-0.5", "openjtalk:+5.5"),
+        pauses=((0.6, 0.2, 0.3), (0.4, 0.5, 1.5)), speed_range=(1.0, 1.2),
+        noise_at=(0.4, 0.8), noise_seconds=(2.0, 3.0), sentence_seconds=(2.0, 12.0),
+        candidates=44, tatoeba_chars=(8, 40)),
 }
 
 MAX_RECORDINGS = 4
