@@ -142,6 +142,14 @@ SETS = {
         pauses=((0.6, 0.2, 0.3), (0.4, 0.5, 1.5)), speed_range=(1.0, 1.2),
         noise_at=(0.4, 0.8), noise_seconds=(2.0, 3.0), sentence_seconds=(2.0, 12.0),
         candidates=44, tatoeba_chars=(8, 40)),
+    # short2's counterpart to look at (added 20:20, after short2 ran 1.26x faster-whisper's
+    # time): the same pause mixture and rates, other seed and voices.
+    "short2-dev": SetSpec(
+        "short2-dev", seed=2741,
+        voices=("kokoro:jf_tebukuro", "openjtalk:-5.5", "openjtalk:+3"),
+        pauses=((0.6, 0.2, 0.3), (0.4, 0.5, 1.5)), speed_range=(1.0, 1.2),
+        noise_at=(0.3, 0.75), noise_seconds=(2.0, 3.0), sentence_seconds=(2.0, 12.0),
+        candidates=44, tatoeba_chars=(8, 40)),
 }
 
 MAX_RECORDINGS = 4

@@ -60,6 +60,26 @@ def test_a_loop_is_cut_and_replaced_by_the_fallback():
     assert [r.temperature for r in backend.requests] == [0.0, 0.2]
 
 
+def test_a_loop_is_kept_over_samples_under_the_log_probability_threshold():
+    # every temperature fails: a sample read at -2.5 is no transcript, the cut loop is kept
+    # (flagged, so long-form decoding decodes the window again in pieces)
+    def script(_: np.ndarray, request: GenerateRequest) -> Generated:
+        if request.temperature == 0:
+            return Generated(LOOP, -0.2, 0.01)
+        return Generated(GOOD, -2.5, 0.01)
+    result = _decode(FakeBackend(script), DecodingOptions(no_speech_threshold=None))
+    assert result.looped and result.ids == LOOP[:3] and result.temperature == 0.0
+    # a sample that failed on its compression ratio alone is still preferred to the loop
+    def repetitive(_: np.ndarray, request: GenerateRequest) -> Generated:
+        if request.temperature == 0:
+            return Generated(LOOP, -0.2, 0.01)
+        return Generated(GOOD, -0.5, 0.01)
+    strict = DecodingOptions(no_speech_threshold=None, guards=GuardSettings(
+        compression_ratio_threshold=0.01))
+    chosen = _decode(FakeBackend(repetitive), strict)
+    assert chosen.ids == GOOD and not chosen.looped
+
+
 def test_without_the_repetition_guard_the_loop_is_kept_whole():
     backend = _backend(LOOP)
     settings = GuardSettings(repetition=False, fallback=False)

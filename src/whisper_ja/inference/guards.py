@@ -201,11 +201,20 @@ def _silent(attempt: _Attempt, options: DecodingOptions) -> bool:
 
 
 def _choose(tries: list[_Attempt], settings: GuardSettings) -> _Attempt:
-    """The first attempt that passes, else the best non-looping one by log-probability."""
+    """The first attempt that passes, else the best by log-probability among, in order:
+    attempts that do not loop and reach ``logprob_threshold``, loops, the rest.
+
+    A sample under the threshold is rarely a transcript: a window whose greedy reading loops
+    at every low temperature gave at 1.0 a reading of average log-probability -2.16 (short2
+    set of ``benchmarks/heldout_longform.py``). A loop, cut where it began, is kept over such
+    a sample and flagged: long-form decoding then decodes the window again in VAD pieces.
+    """
     for attempt in tries:
         if attempt.passes(settings):
             return attempt
-    return max(tries, key=lambda a: (not a.loops, a.avg_logprob))
+    readable = [a for a in tries if not a.loops and a.avg_logprob >= settings.logprob_threshold]
+    looping = [a for a in tries if a.loops]
+    return max(readable or looping or tries, key=lambda a: a.avg_logprob)
 
 
 def decode_windows(backend: Backend, encoded: Encoded, rows: Sequence[int],
