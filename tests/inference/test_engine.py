@@ -8,8 +8,8 @@ import pytest
 
 from tests.inference.fake_backend import FakeBackend, speech, ts
 from whisper_ja.audio.features import ContextPolicy, batch_context_frames
-from whisper_ja.inference.backend import Generated
 from whisper_ja.inference import longform, vad
+from whisper_ja.inference.backend import Generated
 from whisper_ja.inference.engine import Engine, one_window_policy
 from whisper_ja.inference.options import DecodingOptions, LongformOptions, PauseSettings
 from whisper_ja.inference.timestamps import SpeechSpan

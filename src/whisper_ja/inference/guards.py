@@ -201,9 +201,10 @@ def _silent(attempt: _Attempt, options: DecodingOptions) -> bool:
 
 
 def _choose(tries: list[_Attempt], settings: GuardSettings) -> _Attempt:
-    """The first attempt that passes, else the best by log-probability among, in order:
-    attempts that do not loop and reach ``logprob_threshold``, loops, the rest.
+    """The first attempt that passes, else the best of the others by log-probability.
 
+    Those that do not loop and reach ``logprob_threshold`` come first, then loops, then the
+    rest.
     A sample under the threshold is rarely a transcript: a window whose greedy reading loops
     at every low temperature gave at 1.0 a reading of average log-probability -2.16 (short2
     set of ``benchmarks/heldout_longform.py``). A loop, cut where it began, is kept over such
