@@ -205,6 +205,7 @@ def _choose(tries: list[_Attempt], settings: GuardSettings) -> _Attempt:
 
     Those that do not loop and reach ``logprob_threshold`` come first, then loops, then the
     rest.
+
     A sample under the threshold is rarely a transcript: a window whose greedy reading loops
     at every low temperature gave at 1.0 a reading of average log-probability -2.16 (short2
     set of ``benchmarks/heldout_longform.py``). A loop, cut where it began, is kept over such
