@@ -29,9 +29,10 @@ from whisper_ja.audio.constants import SAMPLE_RATE, SAMPLES_PER_CHUNK
 from whisper_ja.audio.features import ContextPolicy
 from whisper_ja.audio.io import is_silent
 from whisper_ja.inference.backend import Backend, Encoded, WindowResult
+from whisper_ja.inference.clauses import join_windows, merge_clauses
 from whisper_ja.inference.guards import decode_windows
 from whisper_ja.inference.options import DecodingOptions
-from whisper_ja.inference.pause_split import cut_at_pauses, join_windows, merge_clauses
+from whisper_ja.inference.pause_split import cut_at_pauses
 from whisper_ja.inference.punctuation import carry_sentence_ends
 from whisper_ja.inference.timestamps import Segment, SpeechSpan, WindowParse, parse_window
 from whisper_ja.inference.vad import batch_windows, merge_spans, pause_stretches, speech_spans

@@ -36,7 +36,7 @@ unpunctuated labels) is never cut; its starts are still snapped.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -50,13 +50,11 @@ from whisper_ja.text.sentences import (
     SENTENCE_ENDS,
     continues_sentence,
     ends_sentence,
-    has_punctuation,
     is_punctuation,
 )
 
 __all__ = ["Cut", "PauseSettings", "apply_cuts", "cut_at_pauses", "end_context",
-           "find_cuts", "join_windows", "known_end_probability", "merge_clauses", "plan_cuts",
-           "snap_segments"]
+           "find_cuts", "known_end_probability", "plan_cuts", "snap_segments"]
 
 @dataclass(frozen=True)
 class Cut:
@@ -321,77 +319,6 @@ def snap_segments(segments: Sequence[Segment], stretches: Sequence[SpeechSpan],
                 end = offset
         out.append(replace(segment, start=round(start, 3), end=round(end, 3)))
     return out
-
-
-def merge_clauses(segments: Sequence[Segment], max_gap: float) -> list[Segment]:
-    """A window's segments with each clause joined to the segment that continues it.
-
-    Whisper often ends a segment at a comma pause (、 or nothing written); a segment that does
-    not end a sentence and is followed within ``max_gap`` seconds is merged with the next, so
-    segments are sentences (what subtitles and boundary scores expect). A window written with
-    no punctuation at all is left as it is: there a segment's end is the only sentence end
-    Whisper gives.
-    """
-    if not any(has_punctuation(s.text) for s in segments):
-        # Whisper writes some windows without punctuation (and a model fine-tuned on
-        # unpunctuated labels writes all of them so). Merging there joined whole sentences:
-        # dev set of benchmarks/heldout_longform.py, 3 windows of 4-7 sentences each became one
-        # segment; left alone, F1 0.835 -> 0.845 (its clause ends cost less than the merges).
-        return list(segments)
-    merged: list[Segment] = []
-    for segment in segments:
-        last = merged[-1] if merged else None
-        if last is not None and _continues(last, segment, max_gap):
-            merged[-1] = _joined(last, segment)
-        else:
-            merged.append(segment)
-    return merged
-
-
-def _continues(clause: Segment, segment: Segment, max_gap: float) -> bool:
-    """Whether ``segment`` continues ``clause``: no sentence end between, a short gap.
-
-    ``clause`` ends no sentence by :func:`~whisper_ja.text.sentences.ends_sentence` (no 。,
-    or a 。 after a continuative form or a particle), or ``segment`` starts with a particle or
-    an auxiliary (:func:`~whisper_ja.text.sentences.continues_sentence`), and ``segment``
-    starts within ``max_gap`` seconds of ``clause``'s end.
-    """
-    return segment.start - clause.end <= max_gap and (
-        not ends_sentence(clause.text) or continues_sentence(segment.text))
-
-
-def _joined(first: Segment, second: Segment) -> Segment:
-    return replace(first, end=second.end, text=first.text + second.text,
-                   words=(*first.words, *second.words),
-                   token_ids=(*first.token_ids, *second.token_ids),
-                   looped=first.looped or second.looped)
-
-
-def join_windows(windows: Iterable[Sequence[Segment]], max_gap: float) -> Iterator[Segment]:
-    """Windows' segments in order, a sentence cut by a window's end joined again.
-
-    A batched window ends at whatever pause the 30 s limit reaches, often a comma's: its last
-    segment ends in 、 or nothing, and the next window's first segment starts mid-sentence
-    (dev set of ``benchmarks/heldout_longform.py``: 4 of 11 extra segments). When a window
-    written with punctuation ends so, that segment is joined to the next window's first one
-    starting within ``max_gap`` seconds, as :func:`merge_clauses` joins them inside a window.
-    """
-    held: Segment | None = None
-    for window in windows:
-        segments = list(window)
-        if held is not None and segments and _continues(held, segments[0], max_gap):
-            segments[0] = _joined(held, segments[0])
-        elif held is not None:
-            yield held
-        held = None
-        if segments:
-            yield from segments[:-1]
-            if any(has_punctuation(s.text) for s in segments):
-                held = segments[-1]
-            else:
-                yield segments[-1]
-    if held is not None:
-        yield held
 
 
 def cut_at_pauses(backend: Backend, encoded: Encoded, rows: Sequence[int],

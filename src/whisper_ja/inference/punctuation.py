@@ -6,7 +6,7 @@ after punctuated text it punctuates, but that second reading often keeps only it
 timestamp (one segment over the whole window). :func:`carry_sentence_ends` keeps the first
 reading's text and times and puts a 。 at the end of each of its segments that the second
 reading ends with a sentence end, so that clause ends can be merged and sentence ends kept
-(:func:`whisper_ja.inference.pause_split.merge_clauses`). Punctuation is not scored by the
+(:func:`whisper_ja.inference.clauses.merge_clauses`). Punctuation is not scored by the
 default normalizer, so the text's CER does not move.
 """
 
