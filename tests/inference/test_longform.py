@@ -235,3 +235,23 @@ def test_a_sentence_split_between_a_window_and_its_filled_gap_is_joined(stretche
     assert [(s.start, s.text) for s in segments] == [(0.0, text([1, 2, 99]))]
     apart = DecodingOptions(longform=LongformOptions(mode="batched", pauses=NO_PAUSES))
     assert len(list(long_audio_segments(FakeBackend(script), speech(9.0), apart))) == 2
+
+
+def test_a_loop_every_retry_repeats_keeps_its_closed_text_and_the_rest_is_decoded_again(
+        stretches):
+    # One VAD stretch (nothing smaller to re-cut): the window loops at every temperature. Its
+    # closed segment stays; the loop, open text cut where it began, is dropped and the speech
+    # after the closed segment is decoded alone.
+    stretches.append(SpeechSpan(0.0, 20.0))
+
+    def script(window: np.ndarray, request: GenerateRequest) -> Generated:
+        if _seconds(window) > 19:
+            return Generated((ts(0.0), 4, ts(3.0), ts(3.0), *(1, 2, 3) * 12), -0.2, 0.0)
+        return Generated((ts(0.0), 5, ts(_seconds(window) - 0.5)), -0.2, 0.0)
+
+    stats = LongformStats()
+    segments = list(long_audio_segments(FakeBackend(script), speech(20.0),
+                                        _options("batched"), stats=stats))
+    assert stats.looped == 1 and stats.filled == 1
+    assert [s.text for s in segments] == [text([4]), text([5])]
+    assert segments[-1].end > 15.0
