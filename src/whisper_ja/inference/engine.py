@@ -53,8 +53,7 @@ from whisper_ja.model.device import resolve_device
 from whisper_ja.model.loading import LoadedWhisper
 
 __all__ = ["Engine", "Transcription", "ct2_compute_type", "describe_context", "live_engine",
-           "load_engine",
-           "needs_snapshot", "one_window_policy", "resolve_backend"]
+           "load_engine", "needs_snapshot", "one_window_policy", "resolve_backend"]
 
 
 def describe_context(policy: ContextPolicy) -> str:

@@ -145,8 +145,12 @@ class _Decoder:
                                   [window.span.start for window in windows], found,
                                   self.stretches, self.options.longform.pauses, self.text,
                                   self.options.language)
+        return [self.merged(segs) for segs in found]
+
+    def merged(self, segments: list[Segment]) -> list[Segment]:
+        """``segments`` with each clause joined to what continues it (``merge_gap_s`` 0: as is)."""
         gap = self.options.longform.pauses.merge_gap_s
-        return [merge_clauses(segs, gap) for segs in found] if gap > 0 else found
+        return merge_clauses(segments, gap) if gap > 0 else segments
 
     # -- retries --------------------------------------------------------------------------
 
@@ -193,11 +197,9 @@ class _Decoder:
         extra, lost = self.decode_pieces(gaps)
         for piece in lost:
             self.give_up(piece)
-        segments = sorted([*found, *extra], key=lambda s: s.start)
         # Each gap is decoded alone, so a sentence split over two gaps (a date, then the rest
         # after a comma pause) comes back as clauses: they are joined as a window's are.
-        gap = self.options.longform.pauses.merge_gap_s
-        return merge_clauses(segments, gap) if gap > 0 else segments
+        return self.merged(sorted([*found, *extra], key=lambda s: s.start))
 
     def give_up(self, window: Window) -> None:
         self.stats.lost_windows += 1

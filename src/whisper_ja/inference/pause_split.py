@@ -171,13 +171,17 @@ def trim_stretched_ends(segments: list[Segment], candidates: Sequence[tuple[int,
     """
     offsets = np.cumsum([0, *(len(s.token_ids) for s in segments)])
     out = list(segments)
+    last_spoken: dict[int, int | None] = {}
     for index, pause in candidates:
         segment = out[index]
-        spoken = [k for k, t in enumerate(segment.token_ids)
-                  if not is_punctuation(tokenizer.decode([t]))]
-        if not spoken or segment.end - pause.end < STRETCHED_MIN_S:
+        if index not in last_spoken:
+            last_spoken[index] = next(
+                (k for k in range(len(segment.token_ids) - 1, -1, -1)
+                 if not is_punctuation(tokenizer.decode([segment.token_ids[k]]))), None)
+        last = last_spoken[index]
+        if last is None or segment.end - pause.end < STRETCHED_MIN_S:
             continue
-        if starts[int(offsets[index]) + spoken[-1]] < pause.start:
+        if starts[int(offsets[index]) + last] < pause.start:
             out[index] = replace(segment, end=round(pause.start, 3))
     return out
 

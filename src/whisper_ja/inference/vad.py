@@ -13,6 +13,7 @@ are contiguous pieces of the original audio, so a time inside one maps back by a
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import numpy as np
@@ -155,10 +156,14 @@ def pause_stretches(audio: np.ndarray, vad: VadSettings,
 def _split_at_quiet(stretches: Sequence[SpeechSpan], quiet: Sequence[tuple[float, float]],
                     pad: float) -> list[SpeechSpan]:
     """Each stretch split at the quiet stretches inside it, keeping ``pad`` of each side."""
+    # Bisection keeps an hour's thousands of quiet stretches out of every stretch's search.
+    ends = [end for _, end in quiet]
     out: list[SpeechSpan] = []
     for stretch in stretches:
         start = stretch.start
-        for begin, end in quiet:
+        first = bisect.bisect_right(ends, stretch.start)
+        last = bisect.bisect_left(quiet, stretch.end, lo=first, key=lambda q: q[0])
+        for begin, end in quiet[first:last]:
             left, right = begin + pad, end - pad
             if start < left < right < stretch.end:
                 out.append(SpeechSpan(start, left))
