@@ -52,6 +52,8 @@ from whisper_ja.text.metrics import ErrorCounts, char_counts
 from whisper_ja.text.normalize import normalize
 
 VOICES = ("openjtalk:-3", "openjtalk:+5", "openjtalk:-1.5", "openjtalk:+3.5")
+DEV_VOICES = ("openjtalk:-4.5", "openjtalk:+0.5", "kokoro:jf_gongitsune", "kokoro:jm_kumo")
+"""``--dev``: a set to look at (other voices, seed and sentences); the default set is reported."""
 ROOT = Path("runs/benchmarks/transcribe_files")
 FilesArm = Callable[[Sequence[Path]], list[str]]
 
@@ -67,14 +69,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--exclude", type=Path, nargs="*", default=list(DEFAULT_EXCLUDE))
     parser.add_argument("--out", type=Path, default=ROOT)
     parser.add_argument("--label", default="")
+    parser.add_argument("--dev", action="store_true",
+                        help="the set to look at: other voices, seed and sentences")
     return parser.parse_args(argv)
 
 
-def build_files(count: int, root: Path, exclude: Sequence[Path]) -> list[Utterance]:
-    """``count`` synthetic clips of 3-10 s (cached; extra candidates cover dropped ones)."""
-    key = hashlib.sha1(json.dumps([count, VOICES, sorted(map(str, exclude))]).encode()
-                       ).hexdigest()[:12]
-    folder = root / f"files-{key}"
+def build_files(count: int, root: Path, exclude: Sequence[Path], dev: bool = False,
+                ) -> list[Utterance]:
+    """``count`` synthetic clips of 3-10 s (cached; extra candidates cover dropped ones).
+
+    ``dev``: the set to look at, its sentences after the reported set's in the same shuffle.
+    """
+    voices, seed = (DEV_VOICES, 41) if dev else (VOICES, 40)
+    parts = [count, voices, sorted(map(str, exclude))]
+    key = hashlib.sha1(json.dumps(parts + ["dev"] if dev else parts).encode()).hexdigest()[:12]
+    folder = root / f"files-{'dev-' if dev else ''}{key}"
     if (folder / "manifest.jsonl").is_file():
         cached = read_manifest(folder / "manifest.jsonl")
         if len(cached) >= count:
@@ -83,9 +92,9 @@ def build_files(count: int, root: Path, exclude: Sequence[Path]) -> list[Utteran
     pool = [s for s in tatoeba.load_sentences(min_chars=16, max_chars=29)
             if not (refused and text_key(s.text) in refused)]
     random.Random(40).shuffle(pool)
-    sentences = [SourceSentence(str(s.id), s.text, "tatoeba", s.id)
-                 for s in pool[: 2 * count]]
-    config = SynthConfig(out=folder, size=len(sentences), seed=40, voices=VOICES,
+    chosen = pool[2 * count:4 * count] if dev else pool[:2 * count]
+    sentences = [SourceSentence(str(s.id), s.text, "tatoeba", s.id) for s in chosen]
+    config = SynthConfig(out=folder, size=len(sentences), seed=seed, voices=voices,
                          speed_range=(0.9, 1.1), sources=("tatoeba",), min_seconds=3.0,
                          max_seconds=10.0, progress=False)
     utts = read_manifest(synthesize_sentences(config, sentences))
@@ -157,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    utts = build_files(args.files, args.out, args.exclude)
+    utts = build_files(args.files, args.out, args.exclude, args.dev)
     paths = [Path(u.audio) for u in utts]
     ct2 = ct2_export(args.model, args.adapter, args.out.parent / "engine_longform")
     arms: dict[str, FilesArm] = {
@@ -170,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = sum(u.duration for u in utts)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     placement = " ".join(faster_whisper_placement())
-    title = (f"{stamp}; {machine_line()}; {len(utts)} SYNTHETIC "
+    title = (f"{stamp}; {machine_line()}; {len(utts)} SYNTHETIC {'dev ' if args.dev else ''}"
              f"files, {seconds:.0f} s of audio ({min(u.duration for u in utts):.1f}-"
              f"{max(u.duration for u in utts):.1f} s); {args.model}"
              f"{' + ' + str(args.adapter) if args.adapter else ''}; "
@@ -180,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"{commit or '?'} when the run started")
     text, results = report(utts, texts, rounds, title)
     print(text)
-    tag = f"-{args.label}" if args.label else ""
+    tag = ("-dev" if args.dev else "") + (f"-{args.label}" if args.label else "")
     (args.out / f"results{tag}.md").write_text(text + "\n", "utf-8")
     (args.out / f"results{tag}.json").write_text(json.dumps(
         {"title": title, "results": results, "ids": [u.id for u in utts]}, indent=1,

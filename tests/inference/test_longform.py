@@ -255,3 +255,26 @@ def test_a_loop_every_retry_repeats_keeps_its_closed_text_and_the_rest_is_decode
     assert stats.looped == 1 and stats.filled == 1
     assert [s.text for s in segments] == [text([4]), text([5])]
     assert segments[-1].end > 15.0
+
+
+@pytest.mark.parametrize("mode", ["sequential", "batched"])
+def test_a_looping_window_is_cut_at_its_longest_pause_instead_of_sampled(stretches, mode):
+    # Greedy decoding loops on the whole 20 s; each half, cut at the 1 s pause, decodes. No
+    # attempt is sampled: on CTranslate2 each sampled loop runs to the token limit.
+    stretches.extend([SpeechSpan(0.0, 9.0), SpeechSpan(10.0, 20.0)])
+
+    def script(window: np.ndarray, request: GenerateRequest) -> Generated:
+        seconds = _seconds(window)
+        if seconds > 15:
+            return Generated((ts(0.0), *(1, 2, 3) * 12), -0.2, 0.0)
+        return Generated((ts(0.0), 4 if seconds < 9.5 else 5, ts(seconds - 0.5)), -0.2, 0.0)
+
+    backend = FakeBackend(script)
+    stats = LongformStats()
+    options = dataclasses.replace(_options(mode, condition_on_previous_text=False),
+                                  vad=dataclasses.replace(DecodingOptions().vad, max_gap_s=2.0))
+    segments = list(long_audio_segments(backend, speech(20.0), options, stats=stats))
+    assert [s.text for s in segments] == [text([4]), text([5])]
+    assert segments[1].start == pytest.approx(10.0)
+    assert {r.temperature for r in backend.requests} == {0.0}
+    assert stats.recovered == 1 and stats.looped == 0 and stats.lost_windows == 0

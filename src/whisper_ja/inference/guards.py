@@ -16,7 +16,10 @@ window whisper-ja decodes, clip or long-form, on transformers or CTranslate2, go
   dropped (OpenAI's ``prompt_reset_on_temperature``);
 - **silence rule** (``no_speech_threshold``): a window whose greedy no-speech probability is
   above the threshold and whose kept text is unconfident is silent: it is not sampled again
-  (OpenAI's rule) and its text is dropped by the caller, which counts it.
+  (OpenAI's rule) and its text is dropped by the caller, which counts it;
+- **splittable rows**: a window whose greedy reading loops and that the caller can decode
+  again in smaller pieces (long audio cuts it at a pause) is not sampled: it comes back
+  flagged ``looped`` and the caller re-cuts it.
 """
 
 from __future__ import annotations
@@ -200,6 +203,11 @@ def _silent(attempt: _Attempt, options: DecodingOptions) -> bool:
             and attempt.avg_logprob < options.guards.logprob_threshold)
 
 
+def _loops(attempt: _Attempt, settings: GuardSettings) -> bool:
+    """The attempt loops: cut by the guard, at the token limit, or repetitive text."""
+    return attempt.loops or attempt.ratio > settings.compression_ratio_threshold
+
+
 def _choose(tries: list[_Attempt], settings: GuardSettings) -> _Attempt:
     """The first attempt that passes, else the best of the others by log-probability.
 
@@ -221,7 +229,8 @@ def _choose(tries: list[_Attempt], settings: GuardSettings) -> _Attempt:
 
 def decode_windows(backend: Backend, encoded: Encoded, rows: Sequence[int],
                    options: DecodingOptions, *, timestamps: bool,
-                   prompt: tuple[int, ...] = ()) -> list[WindowResult]:
+                   prompt: tuple[int, ...] = (),
+                   splittable: Sequence[bool] = ()) -> list[WindowResult]:
     """Decode ``rows`` of an encoded batch with the guards and the silence rule.
 
     Args:
@@ -231,6 +240,11 @@ def decode_windows(backend: Backend, encoded: Encoded, rows: Sequence[int],
         options: Language, beams, token limit, guards and silence threshold.
         timestamps: Generate Whisper's timestamp tokens.
         prompt: Previous-text ids (without ``<|startofprev|>``), shared by the rows.
+        splittable: Per row (empty: none), whether the caller decodes a looping reading's
+            speech again in smaller pieces: such a row is not sampled again. Each sampled
+            attempt at a loop runs to the token limit on CTranslate2, which cannot stop at a
+            repeat (short2 set of ``benchmarks/heldout_longform.py``: one window's five
+            attempts, all looping but the last, unreadable one, took 8 s of 20 s).
 
     Returns:
         One result per row, in order.
@@ -243,8 +257,10 @@ def decode_windows(backend: Backend, encoded: Encoded, rows: Sequence[int],
         stop_repeats=settings.max_ngram if settings.repetition else 0)
     first = _attempts(backend, encoded, rows, request, settings)
     tries = {row: [attempt] for row, attempt in zip(rows, first, strict=True)}
+    split = {row for row, can in zip(rows, splittable, strict=False) if can}
     pending = [row for row, attempt in zip(rows, first, strict=True)
-               if not attempt.passes(settings) and not _silent(attempt, options)]
+               if not attempt.passes(settings) and not _silent(attempt, options)
+               and not (row in split and _loops(attempt, settings))]
     higher = [t for t in settings.temperatures if t > options.temperature]
     for temperature in higher if settings.fallback else ():
         if not pending:
@@ -259,10 +275,11 @@ def decode_windows(backend: Backend, encoded: Encoded, rows: Sequence[int],
     results = []
     for row, greedy in zip(rows, first, strict=True):
         kept = _choose(tries[row], settings)
-        looped = kept.loops or is_looping(kept.ids, settings.max_ngram, eot=eot)
+        looped = ((row in split and _loops(greedy, settings)) or kept.loops
+                  or is_looping(kept.ids, settings.max_ngram, eot=eot))
         results.append(WindowResult(
             ids=kept.ids, avg_logprob=kept.avg_logprob, no_speech_prob=greedy.no_speech_prob,
             temperature=kept.temperature, looped=looped,
-            looped_first=greedy.loops or greedy.ratio > settings.compression_ratio_threshold,
+            looped_first=_loops(greedy, settings),
             silent=_silent(replace(kept, no_speech_prob=greedy.no_speech_prob), options)))
     return results

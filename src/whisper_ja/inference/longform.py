@@ -41,6 +41,7 @@ from whisper_ja.inference.windows import (
     TextView,
     Window,
     seek_after,
+    split_at_pause,
     uncovered,
     window_segments,
     window_words,
@@ -98,12 +99,15 @@ class _Decoder:
     # -- one batch of windows -------------------------------------------------------------
 
     def decode(self, windows: Sequence[Window], prompt: tuple[int, ...] = (),
-               pieces: bool = False,
+               pieces: bool = False, splittable: Sequence[bool] | None = None,
                ) -> tuple[Encoded, list[WindowResult], list[WindowParse | None]]:
+        """Encode and decode ``windows`` together (``splittable``: None = this recording's)."""
         encoded = self.backend.encode([w.audio for w in windows],
                                       self.piece_policy if pieces else self.policy)
+        if splittable is None:
+            splittable = [self.halves(w) is not None for w in windows]
         results = decode_windows(self.backend, encoded, range(len(windows)), self.options,
-                                 timestamps=True, prompt=prompt)
+                                 timestamps=True, prompt=prompt, splittable=splittable)
         return encoded, results, [self.parse(w, r) for w, r in zip(windows, results,
                                                                     strict=True)]
 
@@ -154,8 +158,15 @@ class _Decoder:
 
     # -- retries --------------------------------------------------------------------------
 
+    def halves(self, window: Window) -> tuple[SpeechSpan, SpeechSpan] | None:
+        """The window cut in two at a pause, when it is dropped (None: no pause to cut at)."""
+        longform = self.options.longform
+        if not (longform.vad and longform.retry_dropped):
+            return None
+        return split_at_pause(window.span, self.stretches or self.spans)
+
     def decode_pieces(self, spans: Sequence[SpeechSpan]) -> tuple[list[Segment], list[Window]]:
-        """Stretches of speech, each decoded as its own window.
+        """Stretches of speech, each decoded as its own window (one dropped is cut again).
 
         Returns:
             Their segments, and the pieces that still gave no text.
@@ -171,19 +182,26 @@ class _Decoder:
                                                              strict=True)):
                 if parse is not None and not self.dropped(result, parse):
                     out.extend(self.segments(encoded, [row], [piece], [result], [parse])[0])
+                elif again := self.recut(piece):
+                    out.extend(again)
                 else:
                     lost.append(piece)
         return out, lost
 
     def recut(self, window: Window) -> list[Segment]:
-        """A dropped window's VAD stretches, each decoded alone; what is silent is lost."""
-        if len(window.speech) == 1 and window.speech[0] == window.span:
+        """A dropped window cut in two at its longest pause, each half decoded alone.
+
+        A half that is dropped again is cut again, down to pieces with no pause to cut at;
+        what is then still silent is lost. The halves' clauses are joined as a window's are.
+        """
+        halves = self.halves(window)
+        if halves is None:
             return []  # nothing smaller to try
-        out, lost = self.decode_pieces(window.speech)
+        out, lost = self.decode_pieces(halves)
         if out:  # else the caller counts the whole window as lost
             for piece in lost:
                 self.give_up(piece)
-        return out
+        return self.merged(sorted(out, key=lambda s: s.start))
 
     def fill(self, window: Window, found: list[Segment], before: float = float("inf"),
              ) -> list[Segment]:
@@ -274,8 +292,9 @@ def _recover(decoder: _Decoder, window: Window, result: WindowResult, encoded: E
     if parse is not None and result.looped:
         stats.looped += 1
         closed = decoder.parse(window, result, keep_open=False) or parse
-        return decoder.fill(window, decoder.segments(encoded, [row], [window], [result],
-                                                     [closed])[0])
+        kept = decoder.segments(encoded, [row], [window], [result], [closed])[0]
+        # Cut at a pause, its speech was decoded again already: its halves were silent.
+        return kept if decoder.halves(window) else decoder.fill(window, kept)
     if window.speech_seconds > 0:
         decoder.give_up(window)
     return []
@@ -412,7 +431,9 @@ def short_files_segments(backend: Backend, audios: Sequence[np.ndarray],
     found: list[list[Segment]] = [[] for _ in audios]
     for first in range(0, len(windows), options.batch_size):
         batch = windows[first:first + options.batch_size]
-        encoded, results, parses = decoders[0].decode([w for _, w in batch], prompt)
+        encoded, results, parses = decoders[0].decode(
+            [w for _, w in batch], prompt,
+            splittable=[decoders[owner].halves(w) is not None for owner, w in batch])
         for row, ((owner, window), result, parse) in enumerate(zip(batch, results, parses,
                                                                    strict=True)):
             decoder = decoders[owner]

@@ -20,14 +20,17 @@ from whisper_ja.inference.timestamps import (
     group_words,
 )
 
-__all__ = ["LongformStats", "TextView", "Window", "describe", "seek_after", "uncovered",
-           "window_segments", "window_words"]
+__all__ = ["LongformStats", "TextView", "Window", "describe", "seek_after", "split_at_pause",
+           "uncovered", "window_segments", "window_words"]
 
 UNCOVERED_MIN_S = 1.5
 """VAD speech that no segment covers for this long is decoded again (a sentence skipped)."""
 
 COVER_PAD_S = 0.5
 """A segment covers the speech this far beyond its own times (Whisper's times are coarse)."""
+
+SPLIT_MIN_S = 2.0
+"""Each piece of a window cut at a pause is at least this long (a clause, not a word)."""
 
 
 @dataclass
@@ -135,6 +138,25 @@ def _uncovered_pieces(window: Window, covers: Sequence[tuple[float, float]],
         if speech.end > cursor:
             pieces.append(SpeechSpan(cursor, speech.end))
     return pieces
+
+
+def split_at_pause(span: SpeechSpan, stretches: Sequence[SpeechSpan],
+                   ) -> tuple[SpeechSpan, SpeechSpan] | None:
+    """``span`` in two, cut at its longest pause that leaves ``SPLIT_MIN_S`` each side.
+
+    ``stretches`` are the speech stretches (the pause pass's, else VAD's); None when no pause
+    inside ``span`` leaves two such pieces. The longest pause is the likeliest sentence end, so
+    the pieces keep whole sentences where they can.
+    """
+    inside = [s for s in stretches if s.end > span.start and s.start < span.end]
+    best: tuple[float, SpeechSpan, SpeechSpan] | None = None
+    for left, right in zip(inside, inside[1:], strict=False):
+        end, start = min(left.end, span.end), max(right.start, span.start)
+        if start < end or end - span.start < SPLIT_MIN_S or span.end - start < SPLIT_MIN_S:
+            continue
+        if best is None or start - end > best[0]:
+            best = (start - end, SpeechSpan(span.start, end), SpeechSpan(start, span.end))
+    return None if best is None else (best[1], best[2])
 
 
 def seek_after(window: Window, found: Sequence[Segment], seek: float) -> float:
