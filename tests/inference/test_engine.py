@@ -8,9 +8,10 @@ import pytest
 
 from tests.inference.fake_backend import FakeBackend, speech, ts
 from whisper_ja.audio.features import ContextPolicy, batch_context_frames
-from whisper_ja.inference import longform, vad
+from whisper_ja.inference import vad
 from whisper_ja.inference.backend import Generated
 from whisper_ja.inference.engine import Engine, one_window_policy
+from whisper_ja.inference.longform import decoder
 from whisper_ja.inference.options import DecodingOptions, LongformOptions, PauseSettings
 from whisper_ja.inference.timestamps import SpeechSpan
 
@@ -28,7 +29,7 @@ def test_an_untouched_model_runs_clips_and_short_files_at_their_length_and_long_
         monkeypatch):
     # ...and long audio's skipped speech, decoded again in pieces, at its length too
     heard = [SpeechSpan(0.0, 50.0)]
-    monkeypatch.setattr(longform, "speech_spans", lambda *a, **k: list(heard))
+    monkeypatch.setattr(decoder, "speech_spans", lambda *a, **k: list(heard))
     monkeypatch.setattr(vad, "speech_spans", lambda *a, **k: list(heard))
     engine, backend = _engine(ContextPolicy(dynamic=False), "auto")
     list(engine.transcribe_many([speech(3.0), speech(4.0, seed=1)]))

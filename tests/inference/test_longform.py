@@ -14,10 +14,11 @@ import pytest
 
 from tests.inference.fake_backend import FakeBackend, speech, text, ts
 from whisper_ja.audio.constants import SAMPLE_RATE
-from whisper_ja.inference import longform, vad
+from whisper_ja.inference import vad
 from whisper_ja.inference.backend import Generated, GenerateRequest
 from whisper_ja.inference.longform import (
     LongformStats,
+    decoder,
     long_audio_segments,
     short_files_segments,
 )
@@ -34,7 +35,7 @@ def stretches(monkeypatch):
 
     def fake(audio, settings=None, max_seconds=float("inf")):
         return list(found)
-    monkeypatch.setattr(longform, "speech_spans", fake)
+    monkeypatch.setattr(decoder, "speech_spans", fake)
     monkeypatch.setattr(vad, "speech_spans", fake)
     return found
 
