@@ -15,7 +15,8 @@ from whisper_ja.audio.constants import SAMPLE_RATE
 from whisper_ja.audio.features import ContextPolicy, batch_context_frames
 from whisper_ja.errors import ConfigError
 from whisper_ja.inference.backend import Backend, GenerateRequest
-from whisper_ja.inference.backends.hf import HfBackend, HfEncoded, RepetitionStop
+from whisper_ja.inference.backends.hf import HfBackend, HfEncoded
+from whisper_ja.inference.backends.hf_generation import RepetitionStop
 from whisper_ja.model import LoadedWhisper, special_tokens
 from whisper_ja.model.context import enable_dynamic_context
 from whisper_ja.model.processor import build_generation_config

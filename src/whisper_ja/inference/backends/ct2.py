@@ -13,7 +13,6 @@ CTranslate2 cannot stop a row mid-generation from Python: ``stop_repeats`` is no
 from __future__ import annotations
 
 import math
-import re
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from whisper_ja.inference.backend import (
     Vocabulary,
     vocabulary_of,
 )
+from whisper_ja.inference.backends.ct2_tokenizer import TokenizerView
 from whisper_ja.inference.faster import (
     check_compute_type,
     check_ct2_folder,
@@ -49,56 +49,8 @@ __all__ = ["Ct2Backend", "Ct2Encoded"]
 
 ContextMode = Literal["auto", "dynamic", "full"]
 
-_TIMESTAMP = re.compile(r"<\|\d+\.\d\d\|>")
-
 MAX_POSITIONS = 448
 """Decoder positions of every Whisper; CTranslate2 does not expose the model's own count."""
-
-
-class _TokenizerView:
-    """faster-whisper's ``tokenizers.Tokenizer`` under the transformers names the lookups read.
-
-    :func:`~whisper_ja.inference.backend.vocabulary_of` asks ``convert_tokens_to_ids``,
-    ``convert_ids_to_tokens``, ``unk_token_id``, ``len()`` and ``encode``; the raw tokenizer
-    has ``token_to_id`` (None for a missing token) and ``id_to_token``. A timestamp token the
-    tokenizer lacks is looked up in the model's own vocabulary (``vocabulary.txt`` / ``.json``,
-    written by CTranslate2's converter): stock faster-whisper exports ship a
-    ``tokenizer.json`` without the timestamp tokens that their model generates.
-
-    Args:
-        tokenizer: faster-whisper's ``hf_tokenizer``.
-        model_vocabulary: The model's tokens by id (empty when the export has no file).
-    """
-
-    unk_token_id = None  # the raw tokenizer answers None, never an unknown id
-
-    def __init__(self, tokenizer: Any, model_vocabulary: Sequence[str] = ()) -> None:
-        self._tokenizer = tokenizer
-        self._known = int(tokenizer.get_vocab_size(with_added_tokens=True))
-        self._extra = list(model_vocabulary)
-        self._extra_ids = {token: i for i, token in enumerate(self._extra)
-                           if i >= self._known and _TIMESTAMP.fullmatch(token)}
-
-    def convert_tokens_to_ids(self, token: str) -> int | None:
-        """The id of ``token``, or None."""
-        found = self._tokenizer.token_to_id(token)
-        return self._extra_ids.get(token) if found is None else int(found)
-
-    def convert_ids_to_tokens(self, token_id: int) -> str | None:
-        """The token of ``token_id``, or None."""
-        found = self._tokenizer.id_to_token(token_id)
-        if found is None and self._known <= token_id < len(self._extra):
-            token = self._extra[token_id]
-            return token if token in self._extra_ids else None
-        return None if found is None else str(found)
-
-    def __len__(self) -> int:
-        return max(self._known, len(self._extra))
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        """Text ids of ``text``."""
-        encoded = self._tokenizer.encode(text, add_special_tokens=add_special_tokens)
-        return [int(t) for t in encoded.ids]
 
 
 @dataclass(frozen=True)
@@ -195,7 +147,7 @@ def _vocabulary(tokenizer: Any, folder: Path) -> Vocabulary:
     """The export's :class:`Vocabulary` (a bad ``tokenizer.json`` is named)."""
     model_vocabulary = read_ct2_vocabulary(folder)
     try:
-        vocabulary = vocabulary_of(_TokenizerView(tokenizer, model_vocabulary))
+        vocabulary = vocabulary_of(TokenizerView(tokenizer, model_vocabulary))
     except ModelError as err:
         raise Ct2Error(f"{folder / 'tokenizer.json'}: {err}") from err
     specials = vocabulary.specials

@@ -21,16 +21,14 @@ layers too.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessorList
 from transformers.modeling_outputs import BaseModelOutput
-from transformers.utils import logging as hf_logging
 
 from whisper_ja.audio.constants import SAMPLE_RATE, SAMPLES_PER_CHUNK, TOKENS_PER_SECOND
 from whisper_ja.audio.features import FULL_CONTEXT_FRAMES, ContextPolicy, batch_context_frames
@@ -44,7 +42,7 @@ from whisper_ja.inference.backend import (
     Vocabulary,
     vocabulary_of,
 )
-from whisper_ja.inference.guards import tail_repeat
+from whisper_ja.inference.backends.hf_generation import RepetitionStop, quiet_transformers
 from whisper_ja.model import LoadedWhisper, load_model
 from whisper_ja.model.context import (
     apply_saved_context,
@@ -55,56 +53,11 @@ from whisper_ja.model.context import (
 )
 from whisper_ja.model.device import resolve_device, resolve_dtype
 
-__all__ = ["ContextMode", "HfBackend", "HfEncoded", "RepetitionStop"]
+__all__ = ["ContextMode", "HfBackend", "HfEncoded"]
 
 ContextMode = Literal["auto", "dynamic", "full"]
 """Encoder input: ``auto`` (as the model was trained), ``dynamic`` (the batch's frames) or
 ``full`` (Whisper's 30 s)."""
-
-
-class RepetitionStop(LogitsProcessor):
-    """Forces end-of-text on rows whose text tokens end in a back-to-back repeat.
-
-    The repetition guard's stop (:func:`whisper_ja.inference.guards.tail_repeat` decides what
-    a repeat is): a looping row ends at once instead of running to the token limit.
-
-    Args:
-        start_id: ``<|startoftranscript|>``; text tokens are the ones after its last copy.
-        eot_id: ``<|endoftext|>``; ids at or above it (special tokens) are not text.
-        max_ngram: Longest repeated unit looked for.
-    """
-
-    def __init__(self, start_id: int, eot_id: int, max_ngram: int = 32) -> None:
-        self.start_id = start_id
-        self.eot_id = eot_id
-        self.max_ngram = max_ngram
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor
-                 ) -> torch.FloatTensor:
-        """End (force end-of-text on) every unfinished row whose text ends in a loop."""
-        for row, ids in enumerate(input_ids.tolist()):
-            if ids and ids[-1] == self.eot_id:
-                continue  # finished (padded with end-of-text)
-            start = len(ids) - ids[::-1].index(self.start_id) if self.start_id in ids else 0
-            text = [t for t in ids[start:] if t < self.eot_id]
-            if tail_repeat(text, self.max_ngram):
-                scores[row] = float("-inf")
-                scores[row, self.eot_id] = 0.0
-        return scores
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' per-call generate warnings, which would repeat every batch.
-
-    They concern max_length vs max_new_tokens and Whisper's own suppress-token arguments.
-    """
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(previous)
 
 
 def _base(model: Any) -> Any:
@@ -303,7 +256,7 @@ class HfBackend:
             kwargs["logits_processor"] = LogitsProcessorList(
                 [RepetitionStop(specials.sot, specials.eot, request.stop_repeats)])
         devices = [hidden.device] if hidden.device.type == "cuda" else []
-        with _quiet_transformers(), torch.random.fork_rng(devices=devices):
+        with quiet_transformers(), torch.random.fork_rng(devices=devices):
             # Seeded inside a forked generator: the same call samples the same ids, and the
             # caller's random stream is left as it was.
             torch.manual_seed(request.seed)
