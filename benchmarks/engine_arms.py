@@ -8,7 +8,8 @@
 - :func:`stock_faster_whisper`: faster-whisper as its users run it (``WhisperModel``, int8,
   ``vad_filter=True``, Japanese), in-process, on the CTranslate2 export of the same model
   (:func:`ct2_export`, cached).
-- :func:`whisper_ja_mode`: the other current ``transcribe`` modes (batched, ct2), optional arms.
+- :func:`whisper_ja_mode`, :func:`whisper_ja_beams`: other ``transcribe`` settings (mode,
+  backend, beam width), optional arms.
 """
 
 from __future__ import annotations
@@ -62,6 +63,18 @@ def whisper_ja_default_files(paths: Sequence[Path], model: str,
     texts = {json.loads(line)["audio"]: json.loads(line)["text"]
              for line in out.getvalue().splitlines()}
     return [texts[str(p)] for p in paths]
+
+
+def whisper_ja_beams(model: str, beams: int) -> LongArm:
+    """``whisper-ja transcribe --beams N``, otherwise the default (faster-whisper uses 5)."""
+    from whisper_ja.commands.transcribe import TranscribeConfig
+    from whisper_ja.inference.engine import load_engine
+    from whisper_ja.inference.options import DecodingOptions
+
+    config = TranscribeConfig(audio=("benchmark",), model=model,
+                              decoding=DecodingOptions(beams=beams))
+    engine = load_engine(config.model, config.adapter, config.runtime, config.decoding)
+    return lambda audio: engine.transcribe(audio).segments
 
 
 def whisper_ja_mode(model: str, ct2: Path, backend: str, mode: str) -> LongArm:

@@ -48,6 +48,7 @@ from engine_arms import (
     faster_whisper_model,
     faster_whisper_placement,
     stock_faster_whisper,
+    whisper_ja_beams,
     whisper_ja_default,
     whisper_ja_mode,
 )
@@ -67,7 +68,7 @@ BEFORE_ENGINE = importlib.util.find_spec("whisper_ja.inference.engine") is None
 DEFAULT_ARMS = ("transcribe", "transcribe --adapter", REFERENCE,
                 "faster-whisper (adapter export)")
 OPTIONAL_ARMS = ("transcribe batched", "transcribe --backend ct2",
-                 "transcribe --backend ct2 batched")
+                 "transcribe --backend ct2 batched", "transcribe --beams 5")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -131,6 +132,7 @@ def make_arms(args: argparse.Namespace, ct2: Path, ct2_adapter: Path | None,
                                                             "sequential"),
         "transcribe --backend ct2 batched": lambda: whisper_ja_mode(args.model, ct2, "ct2",
                                                                     "batched"),
+        "transcribe --beams 5": lambda: whisper_ja_beams(args.model, 5),
     }
     unknown = sorted(set(args.arms) - set(makers))
     if unknown:

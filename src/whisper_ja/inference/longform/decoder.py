@@ -139,8 +139,14 @@ class WindowDecoder:
             return None
         return split_at_pause(window.span, self.stretches or self.spans)
 
-    def decode_pieces(self, spans: Sequence[SpeechSpan]) -> tuple[list[Segment], list[Window]]:
-        """Stretches of speech, each decoded as its own window (one dropped is cut again).
+    def decode_pieces(self, spans: Sequence[SpeechSpan], split: bool = True,
+                      ) -> tuple[list[Segment], list[Window]]:
+        """Stretches of speech, each decoded as its own window.
+
+        Args:
+            spans: The stretches.
+            split: A piece that is dropped may be cut in two (:meth:`recut`); False for the
+                halves of a cut, so speech is cut at most once.
 
         Returns:
             Their segments, and the pieces that still gave no text.
@@ -151,12 +157,13 @@ class WindowDecoder:
         lost: list[Window] = []
         for first in range(0, len(pieces), self.options.batch_size):
             batch = pieces[first:first + self.options.batch_size]
-            encoded, results, parses = self.decode(batch, pieces=True)
+            encoded, results, parses = self.decode(
+                batch, pieces=True, splittable=None if split else [False] * len(batch))
             for row, (piece, result, parse) in enumerate(zip(batch, results, parses,
                                                              strict=True)):
                 if parse is not None and not self.dropped(result, parse):
                     out.extend(self.segments(encoded, [row], [piece], [result], [parse])[0])
-                elif again := self.recut(piece):
+                elif split and (again := self.recut(piece)):
                     out.extend(again)
                 else:
                     lost.append(piece)
@@ -165,13 +172,15 @@ class WindowDecoder:
     def recut(self, window: Window) -> list[Segment]:
         """A dropped window cut in two at its longest pause, each half decoded alone.
 
-        A half that is dropped again is cut again, down to pieces with no pause to cut at;
-        what is then still silent is lost. The halves' clauses are joined as a window's are.
+        The halves get every guard (a half that loops is sampled) but are not cut again: a
+        model that loops on every piece would otherwise cost a greedy attempt at each of
+        ever more pieces. What stays silent is lost. The halves' clauses are joined as a
+        window's are.
         """
         halves = self.halves(window)
         if halves is None:
             return []  # nothing smaller to try
-        out, lost = self.decode_pieces(halves)
+        out, lost = self.decode_pieces(halves, split=False)
         if out:  # else the caller counts the whole window as lost
             for piece in lost:
                 self.give_up(piece)
