@@ -9,8 +9,8 @@ on one machine, these arms (``--arms`` picks; names as in the table):
 - ``faster-whisper``: stock faster-whisper (int8, VAD, greedy unless ``--fw-beam``) in-process on
   ``whisper-ja export --to ct2 --quantization int8`` of the untouched model: the reference;
 - ``faster-whisper (adapter export)``: the same on the adapter's merged export;
-- optional: ``transcribe batched`` (``longform.mode=batched``), ``transcribe --backend ct2``
-  and ``transcribe --backend ct2 batched`` (on the int8 export).
+- optional: ``transcribe batched`` (``longform.mode=batched``), ``transcribe --backend ct2``,
+  ``transcribe --backend ct2 batched`` (on the int8 export) and ``transcribe --beams 5``.
 
 Per arm: CER, deleted characters (deletions / reference characters, from the edit alignment),
 segment-start F1 at ±0.5 s (:mod:`whisper_ja.evaluation.longform`'s metric), characters over
@@ -19,7 +19,8 @@ per arm) and its ratio to faster-whisper's. With ``--repeats N`` every recording
 times by every arm, the arms' order rotating per recording and round, and the median round
 is reported. The CER difference to faster-whisper has a paired 95% bootstrap interval over
 sentences: each reference sentence owns the edits aligned to its characters (insertions go to
-the sentence before them), so the sentences' counts add up to the recording's.
+the sentence before them), so the sentences' counts add up to the recording's. With several
+sets, a last table pools their sentences (``--pool RESULTS.json`` prints it for a saved run).
 
     .venv/bin/python benchmarks/engine_longform.py --sets dev heldout --repeats 2
 """
@@ -85,6 +86,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="as heldout_longform.py (keys the cached sets)")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/engine_longform"))
     parser.add_argument("--label", default="", help="tag of this run's output files")
+    parser.add_argument("--pool", type=Path, default=None, metavar="RESULTS.json",
+                        help="only print the pooled table of a saved run's sets")
     return parser.parse_args(argv)
 
 
@@ -186,15 +189,21 @@ def _as_segment(item: Any) -> Segment:
     return Segment(float(item.start), float(item.end), str(item.text).strip())
 
 
-def score_set(utts: list[Utterance], decoded: Decoded) -> dict[str, Any]:
-    """Per arm: the longform suite's summary, wall times, sentence counts and paired CI."""
+def arm_counts(utts: list[Utterance], segments: list[list[Segment]]) -> list[ErrorCounts]:
+    """One arm's edits on a set, per reference sentence."""
+    return [c for u, s in zip(utts, segments, strict=True)
+            for c in sentence_counts(u, "".join(x.text for x in s))]
+
+
+def score_set(utts: list[Utterance], decoded: Decoded,
+              ) -> tuple[dict[str, Any], dict[str, list[ErrorCounts]]]:
+    """Per arm: the longform suite's summary, wall times and paired CI; its sentence counts."""
     results: dict[str, Any] = {}
     counts: dict[str, list[ErrorCounts]] = {}
     for name, found in decoded.segments.items():
         segments = [[_as_segment(s) for s in f] for f in found]
         scores = [score_file(u, s) for u, s in zip(utts, segments, strict=True)]
-        counts[name] = [c for u, s in zip(utts, segments, strict=True)
-                        for c in sentence_counts(u, "".join(x.text for x in s))]
+        counts[name] = arm_counts(utts, segments)
         results[name] = {**summarize(scores, 1000), "wall_s": float(np.median(
             decoded.rounds[name])), "wall_rounds_s": decoded.rounds[name],
             "hypotheses": [score.hypothesis for score in scores]}
@@ -205,7 +214,38 @@ def score_set(utts: list[Utterance], decoded: Decoded) -> dict[str, Any]:
                                           "high": paired.high, "sentences": paired.n_utterances}
         if REFERENCE in results:
             result["wall_ratio"] = result["wall_s"] / results[REFERENCE]["wall_s"]
-    return results
+    return results, counts
+
+
+def pooled_table(counts: dict[str, list[ErrorCounts]], sets: Sequence[str]) -> str:
+    """CER and deletions of every arm over all the sets' sentences, paired CI to the reference."""
+    first = next(iter(counts.values()), [])
+    lines = [f"**Pooled** over {', '.join(sets)}: {len(first)} sentences, "
+             f"{sum(c.reference_length for c in first)} characters", "",
+             "| arm | CER | deleted chars | CER - faster-whisper (paired 95% CI, sentences) |",
+             "|---" * 4 + "|"]
+    for name, found in counts.items():
+        total: ErrorCounts = sum(found, ErrorCounts())
+        diff = "-"
+        if REFERENCE in counts and name != REFERENCE:
+            paired = paired_bootstrap_counts(counts[REFERENCE], found, "cer", 2000, 0)
+            diff = (f"{100 * paired.delta:+.2f} ({100 * paired.low:+.2f}..."
+                    f"{100 * paired.high:+.2f})")
+        lines.append(f"| {name} | {100 * total.errors / total.reference_length:.2f}% | "
+                     f"{100 * total.deletions / total.reference_length:.2f}% | {diff} |")
+    return "\n".join(lines)
+
+
+def pool_saved(path: Path, exclude: Sequence[Path]) -> str:
+    """The pooled table of a saved run (its segments, the sets' cached manifests)."""
+    saved = json.loads(path.read_text("utf-8"))["sets"]
+    counts: dict[str, list[ErrorCounts]] = {}
+    for name, found in saved.items():
+        utts = read_manifest(build_set(SETS[name], ROOT, exclude))
+        for arm, files in found["segments"].items():
+            segments = [[Segment(a, b, text) for a, b, text in f] for f in files]
+            counts.setdefault(arm, []).extend(arm_counts(utts, segments))
+    return pooled_table(counts, list(saved))
 
 
 def table(results: dict[str, Any], title: str) -> str:
@@ -240,6 +280,9 @@ def machine_line() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.pool is not None:
+        print(pool_saved(args.pool, args.exclude))
+        return 0
     commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", "src"], capture_output=True,
                             text=True).stdout.strip()
     torch.set_num_threads(args.threads)
@@ -254,11 +297,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         list(arm(warm))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     texts, everything = [], {}
+    pooled: dict[str, list[ErrorCounts]] = {}
     for name, manifest in manifests.items():
         utts = read_manifest(manifest)
         print(describe(manifest), flush=True)
         decoded = run_arms(arms, [load_audio(u.audio) for u in utts], args.repeats)
-        results = score_set(utts, decoded)
+        results, counts = score_set(utts, decoded)
+        for arm_name, found in counts.items():
+            pooled.setdefault(arm_name, []).extend(found)
         minutes = sum(u.duration for u in utts) / 60
         texts.append(table(results, f"**{name}** set (SYNTHETIC speech): {len(utts)} "
                                     f"recordings, {minutes:.1f} min, "
@@ -276,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"faster-whisper {placement}, VAD, beam {args.fw_beam}; whisper-ja "
               f"{'before the engine (inference.transcribe)' if BEFORE_ENGINE else 'engine'}, "
               f"src at {commit or '?'} when the run started")
+    if len(manifests) > 1:
+        texts.append(pooled_table(pooled, list(manifests)))
     text = header + "\n\n" + "\n\n".join(texts)
     print(text)
     tag = f"-{args.label}" if args.label else ""

@@ -257,7 +257,8 @@ def decode_windows(backend: Backend, encoded: Encoded, rows: Sequence[int],
         stop_repeats=settings.max_ngram if settings.repetition else 0)
     first = _attempts(backend, encoded, rows, request, settings)
     tries = {row: [attempt] for row, attempt in zip(rows, first, strict=True)}
-    split = {row for row, can in zip(rows, splittable, strict=False) if can}
+    split = {row for row, can in zip(rows, splittable or [False] * len(rows), strict=True)
+             if can}
     pending = [row for row, attempt in zip(rows, first, strict=True)
                if not attempt.passes(settings) and not _silent(attempt, options)
                and not (row in split and _loops(attempt, settings))]

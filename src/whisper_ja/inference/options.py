@@ -155,7 +155,8 @@ class LongformOptions:
     retry_dropped: bool = field(
         True, help="a window whose text was dropped (no-speech, a guard, malformed timestamps) "
                    "while VAD heard speech there is decoded again: without the previous text, "
-                   "then cut at VAD pauses; what is still lost is counted")
+                   "then cut in two at its longest pause (a window whose greedy reading loops "
+                   "is cut so before any sampling); what is still lost is counted")
     pauses: PauseSettings = field(
         default_factory=PauseSettings,
         help="segments cut at sentence pauses and snapped onto speech")
