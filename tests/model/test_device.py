@@ -14,6 +14,7 @@ from whisper_ja.config import load_config
 from whisper_ja.errors import ConfigError
 from whisper_ja.model.device import (
     check_device,
+    cpu_has_bf16,
     describe_machine,
     resolve_device,
     resolve_dtype,
@@ -26,12 +27,22 @@ no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-on
 @pytest.mark.parametrize("bf16", [True, False])
 def test_the_machine_line_names_the_cpu_cores_kernels_and_bf16(monkeypatch, bf16):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: bf16)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     line = describe_machine()
     cores = f", {len(os.sched_getaffinity(0))} CPU cores, "
     assert cores in line
     assert line.split(cores)[0] not in ("", "unknown CPU")  # the CPU's name comes first
     assert f", torch CPU kernels {torch.backends.cpu.get_cpu_capability()}, " in line
     assert f", bf16 on the CPU: {'yes' if bf16 else 'no'}" in line
+
+
+@pytest.mark.parametrize(("kernels", "fast"), [("AVX512", True), ("AVX2", False),
+                                               ("DEFAULT", False)])
+def test_bf16_counts_as_fast_only_where_torch_kernels_use_avx512(monkeypatch, kernels, fast):
+    # ATEN_CPU_CAPABILITY=avx2 on an AVX512-bf16 CPU: bf16 would be emulated, slower than fp32
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: kernels)
+    assert cpu_has_bf16() is fast
 
 
 def test_auto_is_the_gpu_when_present_else_the_cpu():

@@ -325,6 +325,7 @@ def test_precision_setting_follows_the_hardware(monkeypatch, cuda, cuda_bf16, cp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: cpu_bf16)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     assert resolve_precision("auto") == auto
     assert resolve_precision("fp32") == "no"
     if not cuda:
