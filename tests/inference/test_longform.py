@@ -279,6 +279,7 @@ def test_a_looping_window_is_cut_at_its_longest_pause_instead_of_sampled(stretch
     assert segments[1].start == pytest.approx(10.0)
     assert {r.temperature for r in backend.requests} == {0.0}
     assert stats.recovered == 1 and stats.looped == 0 and stats.lost_windows == 0
+    assert stats.cut_at_pause == 1
 
 
 def test_a_window_is_cut_once_and_a_half_that_loops_again_is_sampled(stretches):

@@ -42,6 +42,8 @@ class LongformStats:
         filled: Windows whose text skipped speech VAD heard, decoded again there.
         retried: Windows whose text was dropped and that were decoded again.
         recovered: Of those, windows whose retry gave text.
+        cut_at_pause: Windows (or pieces) decoded again in two halves cut at a pause: dropped,
+            or looping at greedy decoding (then not sampled).
         lost_windows: Windows whose text is still dropped although VAD heard speech.
         lost_speech_s: Seconds of VAD speech in those windows.
         looped: Windows whose kept text still loops (a likely hallucination).
@@ -53,6 +55,7 @@ class LongformStats:
     filled: int = 0
     retried: int = 0
     recovered: int = 0
+    cut_at_pause: int = 0
     lost_windows: int = 0
     lost_speech_s: float = 0.0
     looped: int = 0
@@ -178,7 +181,7 @@ def seek_after(window: Window, found: Sequence[Segment], seek: float) -> float:
 def describe(stats: LongformStats) -> dict[str, Any]:
     """The stats as the JSON output and reports write them."""
     return {"windows": stats.windows, "filled": stats.filled, "retried": stats.retried,
-            "recovered": stats.recovered,
+            "recovered": stats.recovered, "cut_at_pause": stats.cut_at_pause,
             "lost_windows": stats.lost_windows, "lost_speech_s": round(stats.lost_speech_s, 2),
             "lost_at_s": list(stats.lost_at), "looped_windows": stats.looped,
             "punctuated_again": stats.punctuated}

@@ -180,6 +180,7 @@ class WindowDecoder:
         halves = self.halves(window)
         if halves is None:
             return []  # nothing smaller to try
+        self.stats.cut_at_pause += 1
         out, lost = self.decode_pieces(halves, split=False)
         if out:  # else the caller counts the whole window as lost
             for piece in lost:
