@@ -150,6 +150,15 @@ SETS = {
         pauses=((0.6, 0.2, 0.3), (0.4, 0.5, 1.5)), speed_range=(1.0, 1.2),
         noise_at=(0.3, 0.75), noise_seconds=(2.0, 3.0), sentence_seconds=(2.0, 12.0),
         candidates=44, tatoeba_chars=(8, 40)),
+    # A third report-only set of short sentences (added 2026-12-07 23:45, after every change
+    # of that day; never looked at sentence by sentence): pauses spread over 0.2-1.5 s as in
+    # the set, a blended Kokoro voice no other set or the demo uses.
+    "short3": SetSpec(
+        "short3", seed=2767,
+        voices=("kokoro:jf_gongitsune*0.5+jm_kumo*0.5", "openjtalk:-3.5", "openjtalk:+1.5"),
+        pauses=((0.5, 0.2, 0.6), (0.5, 0.6, 1.5)), speed_range=(0.95, 1.15),
+        noise_at=(0.2, 0.6), noise_seconds=(2.5, 2.5), sentence_seconds=(2.0, 12.0),
+        candidates=44, tatoeba_chars=(8, 40)),
 }
 
 MAX_RECORDINGS = 4
