@@ -82,12 +82,12 @@ def test_a_loop_is_kept_over_samples_under_the_log_probability_threshold():
 
 def test_a_loop_the_caller_can_split_is_not_sampled_and_comes_back_flagged():
     backend = _backend(LOOP)
-    result = _decode(backend, splittable=[True])
+    result = _decode(backend, splittable=lambda _: True)
     assert result.looped and result.looped_first and result.temperature == 0.0
     assert [r.temperature for r in backend.requests] == [0.0]
     # a row that merely fails the log-probability threshold is sampled as before
     unsure = _backend(GOOD, logprob=-1.5)
-    _decode(unsure, DecodingOptions(no_speech_threshold=None), splittable=[True])
+    _decode(unsure, DecodingOptions(no_speech_threshold=None), splittable=lambda _: True)
     assert [r.temperature for r in unsure.requests] == [0.0, *GuardSettings().temperatures]
 
 

@@ -28,7 +28,7 @@ def merge_clauses(segments: Sequence[Segment], max_gap: float) -> list[Segment]:
     no punctuation at all is left as it is: there a segment's end is the only sentence end
     Whisper gives.
     """
-    if not any(has_punctuation(s.text) for s in segments):
+    if not _punctuated(segments):
         # Whisper writes some windows without punctuation (and a model fine-tuned on
         # unpunctuated labels writes all of them so). Merging there joined whole sentences:
         # dev set of benchmarks/heldout_longform.py, 3 windows of 4-7 sentences each became one
@@ -54,6 +54,11 @@ def _continues(clause: Segment, segment: Segment, max_gap: float) -> bool:
     """
     return segment.start - clause.end <= max_gap and (
         not ends_sentence(clause.text) or continues_sentence(segment.text))
+
+
+def _punctuated(segments: Sequence[Segment]) -> bool:
+    """Whether Whisper wrote any punctuation (else segment ends are its only sentence ends)."""
+    return any(has_punctuation(s.text) for s in segments)
 
 
 def _joined(first: Segment, second: Segment) -> Segment:
@@ -82,7 +87,7 @@ def join_windows(windows: Iterable[Sequence[Segment]], max_gap: float) -> Iterat
         held = None
         if segments:
             yield from segments[:-1]
-            if any(has_punctuation(s.text) for s in segments):
+            if _punctuated(segments):
                 held = segments[-1]
             else:
                 yield segments[-1]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from whisper_ja.inference.backend import Backend, Encoded, GenerateRequest, WindowResult
@@ -230,7 +230,7 @@ def _choose(tries: list[_Attempt], settings: GuardSettings) -> _Attempt:
 def decode_windows(backend: Backend, encoded: Encoded, rows: Sequence[int],
                    options: DecodingOptions, *, timestamps: bool,
                    prompt: tuple[int, ...] = (),
-                   splittable: Sequence[bool] = ()) -> list[WindowResult]:
+                   splittable: Callable[[int], bool] | None = None) -> list[WindowResult]:
     """Decode ``rows`` of an encoded batch with the guards and the silence rule.
 
     Args:
@@ -240,11 +240,12 @@ def decode_windows(backend: Backend, encoded: Encoded, rows: Sequence[int],
         options: Language, beams, token limit, guards and silence threshold.
         timestamps: Generate Whisper's timestamp tokens.
         prompt: Previous-text ids (without ``<|startofprev|>``), shared by the rows.
-        splittable: Per row (empty: none), whether the caller decodes a looping reading's
-            speech again in smaller pieces: such a row is not sampled again. Each sampled
-            attempt at a loop runs to the token limit on CTranslate2, which cannot stop at a
-            repeat (short2 set of ``benchmarks/heldout_longform.py``: one window's five
-            attempts, all looping but the last, unreadable one, took 8 s of 20 s).
+        splittable: Asked only for a row whose greedy reading loops (with the row's index in
+            ``rows``): whether the caller decodes its speech again in smaller pieces; such a
+            row is not sampled again (None: no row is). Each sampled attempt at a loop runs
+            to the token limit on CTranslate2, which cannot stop at a repeat (short2 set of
+            ``benchmarks/heldout_longform.py``: one window's five attempts, all looping but
+            the last, unreadable one, took 8 s of 20 s).
 
     Returns:
         One result per row, in order.
@@ -257,11 +258,11 @@ def decode_windows(backend: Backend, encoded: Encoded, rows: Sequence[int],
         stop_repeats=settings.max_ngram if settings.repetition else 0)
     first = _attempts(backend, encoded, rows, request, settings)
     tries = {row: [attempt] for row, attempt in zip(rows, first, strict=True)}
-    split = {row for row, can in zip(rows, splittable or [False] * len(rows), strict=True)
-             if can}
+    split = {row for index, (row, attempt) in enumerate(zip(rows, first, strict=True))
+             if splittable is not None and _loops(attempt, settings) and splittable(index)}
     pending = [row for row, attempt in zip(rows, first, strict=True)
                if not attempt.passes(settings) and not _silent(attempt, options)
-               and not (row in split and _loops(attempt, settings))]
+               and row not in split]
     higher = [t for t in settings.temperatures if t > options.temperature]
     for temperature in higher if settings.fallback else ():
         if not pending:
@@ -276,8 +277,7 @@ def decode_windows(backend: Backend, encoded: Encoded, rows: Sequence[int],
     results = []
     for row, greedy in zip(rows, first, strict=True):
         kept = _choose(tries[row], settings)
-        looped = ((row in split and _loops(greedy, settings)) or kept.loops
-                  or is_looping(kept.ids, settings.max_ngram, eot=eot))
+        looped = row in split or kept.loops or is_looping(kept.ids, settings.max_ngram, eot=eot)
         results.append(WindowResult(
             ids=kept.ids, avg_logprob=kept.avg_logprob, no_speech_prob=greedy.no_speech_prob,
             temperature=kept.temperature, looped=looped,

@@ -7,7 +7,7 @@ clause merge) and decodes again what they dropped or skipped; both long-form mod
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -73,15 +73,20 @@ class WindowDecoder:
     # -- one batch of windows -------------------------------------------------------------
 
     def decode(self, windows: Sequence[Window], prompt: tuple[int, ...] = (),
-               pieces: bool = False, splittable: Sequence[bool] | None = None,
+               pieces: bool = False, splittable: Callable[[int], bool] | None = None,
                ) -> tuple[Encoded, list[WindowResult], list[WindowParse | None]]:
-        """Encode and decode ``windows`` together (``splittable``: None = this recording's)."""
+        """Encode and decode ``windows`` together.
+
+        ``splittable``: whether the window at an index, if its greedy reading loops, is cut
+        at a pause rather than sampled (None: whether this recording's :meth:`halves` can).
+        """
         encoded = self.backend.encode([w.audio for w in windows],
                                       self.piece_policy if pieces else self.policy)
-        if splittable is None:
-            splittable = [self.halves(w) is not None for w in windows]
+        def own(index: int) -> bool:
+            return self.halves(windows[index]) is not None
+
         results = decode_windows(self.backend, encoded, range(len(windows)), self.options,
-                                 timestamps=True, prompt=prompt, splittable=splittable)
+                                 timestamps=True, prompt=prompt, splittable=splittable or own)
         return encoded, results, [self.parse(w, r) for w, r in zip(windows, results,
                                                                     strict=True)]
 
@@ -132,10 +137,14 @@ class WindowDecoder:
 
     # -- retries --------------------------------------------------------------------------
 
+    @property
+    def retries(self) -> bool:
+        """Speech is decoded again where text missed it: asked for, and VAD says where."""
+        return self.options.longform.vad and self.options.longform.retry_dropped
+
     def halves(self, window: Window) -> tuple[SpeechSpan, SpeechSpan] | None:
         """The window cut in two at a pause, when it is dropped (None: no pause to cut at)."""
-        longform = self.options.longform
-        if not (longform.vad and longform.retry_dropped):
+        if not self.retries:
             return None
         return split_at_pause(window.span, self.stretches or self.spans)
 
@@ -158,7 +167,7 @@ class WindowDecoder:
         for first in range(0, len(pieces), self.options.batch_size):
             batch = pieces[first:first + self.options.batch_size]
             encoded, results, parses = self.decode(
-                batch, pieces=True, splittable=None if split else [False] * len(batch))
+                batch, pieces=True, splittable=None if split else _never_split)
             for row, (piece, result, parse) in enumerate(zip(batch, results, parses,
                                                              strict=True)):
                 if parse is not None and not self.dropped(result, parse):
@@ -169,17 +178,21 @@ class WindowDecoder:
                     lost.append(piece)
         return out, lost
 
-    def recut(self, window: Window) -> list[Segment]:
+    def recut(self, window: Window) -> list[Segment] | None:
         """A dropped window cut in two at its longest pause, each half decoded alone.
 
         The halves get every guard (a half that loops is sampled) but are not cut again: a
         model that loops on every piece would otherwise cost a greedy attempt at each of
         ever more pieces. What stays silent is lost. The halves' clauses are joined as a
         window's are.
+
+        Returns:
+            The halves' segments (empty: both silent), or None when there is no pause to cut
+            at (or retries are off).
         """
         halves = self.halves(window)
         if halves is None:
-            return []  # nothing smaller to try
+            return None
         self.stats.cut_at_pause += 1
         out, lost = self.decode_pieces(halves, split=False)
         if out:  # else the caller counts the whole window as lost
@@ -190,7 +203,7 @@ class WindowDecoder:
     def fill(self, window: Window, found: list[Segment], before: float = float("inf"),
              ) -> list[Segment]:
         """``found`` with the window's speech they skipped (before ``before``) decoded again."""
-        if not (self.options.longform.vad and self.options.longform.retry_dropped):
+        if not self.retries:
             return found  # without VAD nothing says where the speech is
         gaps = [g for g in uncovered(window, found) if g.start < before]
         if not gaps:
@@ -210,6 +223,10 @@ class WindowDecoder:
         self.stats.lost_at.append(round(window.span.start, 2))
 
 
+def _never_split(index: int) -> bool:
+    return False
+
+
 def prompt_room(backend: Backend, options: DecodingOptions) -> int:
     """Previous-text tokens a window may carry: OpenAI's 223, fewer if the decoder is full."""
     return max(0, min(MAX_PROMPT_TOKENS, backend.max_positions - options.max_new_tokens - 5))
@@ -226,7 +243,7 @@ def recover(decoder: WindowDecoder, window: Window, result: WindowResult, encode
     was never retried.
     """
     stats = decoder.stats
-    found = decoder.recut(window) if decoder.options.longform.retry_dropped else []
+    found = decoder.recut(window)
     if decoder.options.longform.retry_dropped and not retried:
         stats.retried += 1
     if found:
@@ -237,7 +254,7 @@ def recover(decoder: WindowDecoder, window: Window, result: WindowResult, encode
         closed = decoder.parse(window, result, keep_open=False) or parse
         kept = decoder.segments(encoded, [row], [window], [result], [closed])[0]
         # Cut at a pause, its speech was decoded again already: its halves were silent.
-        return kept if decoder.halves(window) else decoder.fill(window, kept)
+        return kept if found is not None else decoder.fill(window, kept)
     if window.speech_seconds > 0:
         decoder.give_up(window)
     return []

@@ -73,8 +73,7 @@ def _sequential(decoder: WindowDecoder, prompt: list[int], cancelled: Callable[[
                 continue
             found = decoder.segments(encoded, [0], [window], [result], [parse])[0]
             stats.looped += result.looped
-            advance = (seek_after(window, found, parse.seek)
-                       if options.longform.vad and options.longform.retry_dropped else parse.seek)
+            advance = seek_after(window, found, parse.seek) if decoder.retries else parse.seek
             found = decoder.fill(window, found, before=window.span.start + advance)
             yield from found
             prompt = [] if result.looped else [*prompt, *(t for s in found for t in s.token_ids)]

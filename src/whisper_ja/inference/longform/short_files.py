@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from whisper_ja.inference.longform.decoder import WindowDecoder, recover
 from whisper_ja.inference.options import DecodingOptions
 from whisper_ja.inference.timestamps import Segment
 from whisper_ja.inference.vad import batch_windows
-from whisper_ja.inference.windows import LongformStats
+from whisper_ja.inference.windows import LongformStats, Window
 
 __all__ = ["short_files_segments"]
 
@@ -49,7 +49,7 @@ def short_files_segments(backend: Backend, audios: Sequence[np.ndarray],
         batch = windows[first:first + options.batch_size]
         encoded, results, parses = decoders[0].decode(
             [w for _, w in batch], prompt,
-            splittable=[decoders[owner].halves(w) is not None for owner, w in batch])
+            splittable=_splittable(decoders, batch))
         for row, ((owner, window), result, parse) in enumerate(zip(batch, results, parses,
                                                                    strict=True)):
             decoder = decoders[owner]
@@ -62,3 +62,9 @@ def short_files_segments(backend: Backend, audios: Sequence[np.ndarray],
                 found[owner].extend(recover(decoder, window, result, encoded, parse, False,
                                              row))
     return [sorted(segments, key=lambda s: s.start) for segments in found]
+
+
+def _splittable(decoders: Sequence[WindowDecoder], batch: Sequence[tuple[int, Window]],
+                ) -> Callable[[int], bool]:
+    """Whether a batch row's window can be cut at a pause, asked of its own recording."""
+    return lambda index: decoders[batch[index][0]].halves(batch[index][1]) is not None
