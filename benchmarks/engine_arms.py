@@ -36,11 +36,18 @@ def whisper_ja_default(model: str, adapter: Path | None = None) -> LongArm:
     """``whisper-ja transcribe [--adapter A]`` with no other flag: load once, then per file."""
     try:
         from whisper_ja.commands.transcribe import TranscribeConfig
-        from whisper_ja.inference.engine import load_engine
+        from whisper_ja.inference.engine import load_engine  # noqa: F401 (the engine's tree)
     except ImportError:  # a checkout from before the engine: issue 26's "before" figures
         return _before_engine(model, adapter)
     config = TranscribeConfig(audio=("benchmark",), model=model,
                               adapter=str(adapter) if adapter else None)
+    return _engine_arm(config)
+
+
+def _engine_arm(config: Any) -> LongArm:
+    """The engine ``transcribe`` loads for ``config`` (a ``TranscribeConfig``), as an arm."""
+    from whisper_ja.inference.engine import load_engine
+
     engine = load_engine(config.model, config.adapter, config.runtime, config.decoding)
     return lambda audio: engine.transcribe(audio).segments
 
@@ -68,20 +75,18 @@ def whisper_ja_default_files(paths: Sequence[Path], model: str,
 def whisper_ja_beams(model: str, beams: int) -> LongArm:
     """``whisper-ja transcribe --beams N``, otherwise the default (faster-whisper uses 5)."""
     from whisper_ja.commands.transcribe import TranscribeConfig
-    from whisper_ja.inference.engine import load_engine
     from whisper_ja.inference.options import DecodingOptions
 
     config = TranscribeConfig(audio=("benchmark",), model=model,
                               decoding=DecodingOptions(beams=beams))
-    engine = load_engine(config.model, config.adapter, config.runtime, config.decoding)
-    return lambda audio: engine.transcribe(audio).segments
+    return _engine_arm(config)
 
 
 def whisper_ja_mode(model: str, ct2: Path, backend: str, mode: str) -> LongArm:
     """Another ``transcribe`` mode (``--backend ct2`` runs on the int8 export ``ct2``)."""
     try:
         from whisper_ja.commands.transcribe import TranscribeConfig
-        from whisper_ja.inference.engine import load_engine
+        from whisper_ja.inference.engine import load_engine  # noqa: F401 (the engine's tree)
         from whisper_ja.inference.options import (
             DecodingOptions,
             LongformOptions,
@@ -93,8 +98,7 @@ def whisper_ja_mode(model: str, ct2: Path, backend: str, mode: str) -> LongArm:
         audio=("benchmark",), model=str(ct2) if backend == "ct2" else model,
         runtime=RuntimeSettings(backend=backend),  # type: ignore[arg-type]
         decoding=DecodingOptions(longform=LongformOptions(mode=mode)))  # type: ignore[arg-type]
-    engine = load_engine(config.model, config.adapter, config.runtime, config.decoding)
-    return lambda audio: engine.transcribe(audio).segments
+    return _engine_arm(config)
 
 
 # The front door before the engine (main at 6ebbbad): inference.transcribe's Transcriber.

@@ -217,6 +217,11 @@ def score_set(utts: list[Utterance], decoded: Decoded,
     return results, counts
 
 
+def _difference(delta: float, low: float, high: float) -> str:
+    """A CER difference and its interval, in points."""
+    return f"{100 * delta:+.2f} ({100 * low:+.2f}...{100 * high:+.2f})"
+
+
 def pooled_table(counts: dict[str, list[ErrorCounts]], sets: Sequence[str]) -> str:
     """CER and deletions of every arm over all the sets' sentences, paired CI to the reference."""
     first = next(iter(counts.values()), [])
@@ -229,8 +234,7 @@ def pooled_table(counts: dict[str, list[ErrorCounts]], sets: Sequence[str]) -> s
         diff = "-"
         if REFERENCE in counts and name != REFERENCE:
             paired = paired_bootstrap_counts(counts[REFERENCE], found, "cer", 2000, 0)
-            diff = (f"{100 * paired.delta:+.2f} ({100 * paired.low:+.2f}..."
-                    f"{100 * paired.high:+.2f})")
+            diff = _difference(paired.delta, paired.low, paired.high)
         lines.append(f"| {name} | {100 * total.errors / total.reference_length:.2f}% | "
                      f"{100 * total.deletions / total.reference_length:.2f}% | {diff} |")
     return "\n".join(lines)
@@ -257,8 +261,7 @@ def table(results: dict[str, Any], title: str) -> str:
         rounds = ", ".join(f"{w:.0f}" for w in r["wall_rounds_s"])
         ratio = f"{r['wall_ratio']:.2f}x" if "wall_ratio" in r else "-"
         delta = r.get("cer_vs_reference")
-        diff = (f"{100 * delta['delta']:+.2f} ({100 * delta['low']:+.2f}..."
-                f"{100 * delta['high']:+.2f})" if delta else "-")
+        diff = _difference(delta["delta"], delta["low"], delta["high"]) if delta else "-"
         lines.append(f"| {name} | {100 * r['cer']:.2f}% | {100 * r['deletion_rate']:.2f}% | "
                      f"{r['boundary_f1']:.2f} | {r['segments']} / {r['reference_segments']} | "
                      f"{r['chars_over_noise']} | {r['wall_s']:.0f} ({rounds}) | {ratio} | "
